@@ -1,0 +1,684 @@
+package bot
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	mrand "math/rand/v2"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/time/rate"
+	"mellium.im/xmlstream"
+	"mellium.im/xmpp/jid"
+	"mellium.im/xmpp/ping"
+	"mellium.im/xmpp/stanza"
+
+	"crier/internal/config"
+	"crier/rules"
+	"crier/transport"
+)
+
+// Errors of the bot package.
+var (
+	ErrReloadRefused = errors.New("bot: reload refused")
+	ErrNotModerator  = errors.New("bot: not a moderator in the room")
+)
+
+// Options are the knobs a caller (the command line, a test) may turn; the
+// zero value is right for production.
+type Options struct {
+	Logger  *slog.Logger
+	Version string
+	// RootCAs, when set, is trusted in addition to config's ca_file (the
+	// embedded server's certificate in demo mode).
+	RootCAs *x509.CertPool
+	// MinBackoff and MaxBackoff bound the reconnect delay (defaults 500ms
+	// and 60s); the first retry comes after about MinBackoff.
+	MinBackoff, MaxBackoff time.Duration
+	// SelfPing is the interval of XEP-0410 self-pings to each room
+	// (default 5m; negative disables).
+	SelfPing time.Duration
+	// JoinTimeout is how long a room join may go unanswered (default 30s).
+	JoinTimeout time.Duration
+}
+
+// settings is what the bot derives from a config; it is swapped whole on a
+// reload.
+type settings struct {
+	cfg           *config.Config
+	subscriptions string
+	maxBody       int
+}
+
+// Bot is the daemon: one XMPP identity, its rooms, its rules.
+type Bot struct {
+	opts    Options
+	log     *slog.Logger
+	version string
+	jid     jid.JID
+	met     *metrics
+	out     *Outbox
+	rooms   *rooms
+	engine  atomic.Pointer[rules.Engine]
+	cron    *rules.Scheduler
+	cronMu  sync.Mutex
+	cfg     atomic.Pointer[settings]
+	tlsConf *tls.Config
+
+	connMu sync.Mutex
+	conn   *transport.Conn
+
+	reloadMu sync.Mutex
+	idPrefix string
+	idSeq    atomic.Uint64
+	wg       sync.WaitGroup // goroutines of the current session
+}
+
+// New checks cfg and builds a bot; nothing is started yet.
+func New(cfg *config.Config, opts Options) (*Bot, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.MinBackoff <= 0 {
+		opts.MinBackoff = 500 * time.Millisecond
+	}
+	if opts.MaxBackoff <= 0 {
+		opts.MaxBackoff = 60 * time.Second
+	}
+	if opts.SelfPing == 0 {
+		opts.SelfPing = 5 * time.Minute
+	}
+	if opts.Version == "" {
+		opts.Version = "devel"
+	}
+	b := &Bot{opts: opts, log: opts.Logger, version: opts.Version, jid: cfg.XMPP.Addr()}
+	var p [4]byte
+	_, _ = rand.Read(p[:])
+	b.idPrefix = hex.EncodeToString(p[:])
+
+	tc, err := tlsConfig(cfg, opts.RootCAs)
+	if err != nil {
+		return nil, err
+	}
+	b.tlsConf = tc
+
+	b.out = newOutbox(outboxConfig{
+		Queue:     cfg.Limits.OutboxQueue,
+		RoomQueue: cfg.Limits.RoomQueue,
+		Rate:      perSecond(cfg.Limits.OutboxRate),
+	}, outboxHooks{
+		dropped: func(reason string) {
+			b.met.dropped.WithLabelValues(reason).Inc()
+			b.log.Warn("outbox dropped a stanza", "reason", reason)
+		},
+		failed: func(err error) {
+			b.log.Debug("write failed; waiting for a new session", "err", err)
+		},
+	})
+	b.met = newMetrics(func() float64 { return float64(b.out.Depth()) })
+	b.rooms = newRooms(b.out, b.log.With("component", "rooms"), b.met, b.backoff)
+	if opts.JoinTimeout > 0 {
+		b.rooms.joinTTL = opts.JoinTimeout
+	}
+	b.rooms.event = b.occupantEvent
+
+	eng, jobs, err := b.compile(cfg)
+	if err != nil {
+		return nil, err
+	}
+	b.engine.Store(eng)
+	b.cron = rules.NewScheduler(jobs, b.cronAction)
+	b.cfg.Store(newSettings(cfg))
+	b.rooms.Set(roomConfigs(cfg))
+	return b, nil
+}
+
+func newSettings(cfg *config.Config) *settings {
+	return &settings{cfg: cfg, subscriptions: cfg.XMPP.Subscriptions, maxBody: cfg.Limits.MaxBodyBytes}
+}
+
+func perSecond(r rules.Rate) rate.Limit {
+	if r.IsZero() {
+		return 0
+	}
+	return rate.Limit(float64(r.N) / r.Per.Seconds())
+}
+
+func roomConfigs(cfg *config.Config) []RoomConfig {
+	out := make([]RoomConfig, 0, len(cfg.Rooms))
+	for _, r := range cfg.Rooms {
+		out = append(out, RoomConfig{JID: r.Addr().Bare().String(), Nick: r.Nick, Password: r.Password.Reveal()})
+	}
+	return out
+}
+
+// compile builds the rule engine and cron jobs of cfg.
+func (b *Bot) compile(cfg *config.Config) (*rules.Engine, []*rules.CronJob, error) {
+	eng, errs := rules.Compile(cfg.Rules, rules.Options{SenderLimit: cfg.Limits.SenderReplies, Logger: b.log.With("component", "rules")})
+	jobs, cerrs := rules.CompileCron(cfg.Cron)
+	errs.Merge(cerrs)
+	if err := errs.Err(); err != nil {
+		return nil, nil, err
+	}
+	return eng, jobs, nil
+}
+
+func tlsConfig(cfg *config.Config, extra *x509.CertPool) (*tls.Config, error) {
+	tc := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: cfg.XMPP.InsecureSkipVerify}
+	if cfg.XMPP.CAFile == "" && extra == nil {
+		return tc, nil
+	}
+	pool, err := x509.SystemCertPool()
+	if err != nil || pool == nil {
+		pool = x509.NewCertPool()
+	}
+	if extra != nil {
+		pool = extra.Clone()
+	}
+	if cfg.XMPP.CAFile != "" {
+		pem, err := os.ReadFile(cfg.XMPP.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("bot: ca_file: %w", err)
+		}
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("bot: ca_file %s: no PEM certificate in it", cfg.XMPP.CAFile)
+		}
+	}
+	tc.RootCAs = pool
+	return tc, nil
+}
+
+// backoff returns the delay before retry number try (0-based): exponential
+// from MinBackoff, capped at MaxBackoff, with full jitter in the upper half
+// so that many bots restarted together do not reconnect in lockstep.
+func (b *Bot) backoff(try int) time.Duration {
+	d := float64(b.opts.MinBackoff) * math.Pow(2, float64(min(try, 30)))
+	d = min(d, float64(b.opts.MaxBackoff))
+	return time.Duration(d/2 + mrand.Float64()*d/2)
+}
+
+// Run connects and keeps the bot connected until ctx ends, then shuts down
+// gracefully: no new triggers, the outbox flushed, rooms left with
+// unavailable presence, the stream closed. It returns nil after a graceful
+// shutdown.
+func (b *Bot) Run(ctx context.Context) error {
+	if b.cfg.Load().cfg.XMPP.InsecureSkipVerify {
+		b.log.Warn("TLS certificate verification is OFF (insecure_skip_verify = true)")
+	}
+	outCtx, stopOut := context.WithCancel(context.Background())
+	outDone := make(chan struct{})
+	go func() {
+		defer close(outDone)
+		b.out.Run(outCtx)
+	}()
+	defer func() {
+		stopOut()
+		<-outDone
+	}()
+	b.cronMu.Lock()
+	b.cron.Start()
+	b.cronMu.Unlock()
+	defer func() {
+		b.cronMu.Lock()
+		b.cron.Stop()
+		b.cronMu.Unlock()
+	}()
+
+	try := 0
+	for ctx.Err() == nil {
+		up, err := b.session(ctx)
+		if ctx.Err() != nil {
+			break
+		}
+		reason := transport.Reason(err)
+		b.met.reconnects.WithLabelValues(reason).Inc()
+		if up > 30*time.Second {
+			try = 0
+		}
+		d := b.backoff(try)
+		try++
+		if up > 0 {
+			b.log.Warn("session lost; reconnecting", "reason", reason, "err", err, "in", d.Round(time.Millisecond))
+		} else {
+			b.log.Error("cannot connect; retrying", "reason", reason, "err", err, "in", d.Round(time.Millisecond))
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(d):
+		}
+	}
+	return nil
+}
+
+// session runs one connection from dial to its end. It returns how long the
+// session was up (0 when it never came up) and why it ended.
+func (b *Bot) session(ctx context.Context) (time.Duration, error) {
+	st := b.cfg.Load()
+	x := st.cfg.XMPP
+	conn, err := transport.Connect(ctx, transport.Options{
+		JID:       b.jid,
+		Password:  x.Password.Reveal(),
+		Resource:  x.Resource,
+		Transport: x.Transport,
+		Address:   x.Address,
+		TLS:       x.TLS,
+		BOSHURL:   x.BOSHURL,
+		TLSConfig: b.tlsConf,
+		Timeout:   x.ConnectTimeout.Std(),
+		Tap:       transport.TapFunc(b.tap),
+		Logger:    b.log.With("component", "transport"),
+	})
+	if err != nil {
+		return 0, err
+	}
+	started := time.Now()
+	b.log.Info("connected", "jid", conn.JID.String(), "transport", conn.Transport, "server", conn.Server, "sasl", conn.Mechanism)
+	b.met.connects.Inc()
+	b.met.connected.Set(1)
+	b.connMu.Lock()
+	b.conn = conn
+	b.connMu.Unlock()
+
+	h := b.newHandler(conn.JID)
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- conn.Session.Serve(h) }()
+
+	sctx, cancel := context.WithCancel(ctx)
+	b.out.Attach(conn.Session)
+	_ = b.out.Enqueue(&Item{Kind: "presence", Priority: High})
+	b.rooms.Online()
+	b.cronMu.Lock()
+	b.cron.Reconnected()
+	b.cronMu.Unlock()
+	b.wg.Add(2)
+	go b.keepalive(sctx, conn, x.Keepalive.Std(), x.KeepaliveTimeout.Std())
+	go b.selfPing(sctx, conn)
+
+	select {
+	case err = <-serveErr:
+		if err == nil {
+			err = errors.New("bot: server closed the stream")
+		}
+	case <-ctx.Done():
+		b.shutdownSession(conn)
+		select {
+		case <-serveErr:
+		case <-time.After(3 * time.Second):
+		}
+	}
+	cancel()
+	b.out.Attach(nil)
+	b.rooms.Offline()
+	b.cronMu.Lock()
+	b.cron.Disconnected()
+	b.cronMu.Unlock()
+	_ = conn.Close()
+	b.wg.Wait()
+	b.connMu.Lock()
+	b.conn = nil
+	b.connMu.Unlock()
+	b.met.connected.Set(0)
+	return time.Since(started), err
+}
+
+// shutdownSession is the lame-duck part of a graceful stop.
+func (b *Bot) shutdownSession(conn *transport.Conn) {
+	b.cronMu.Lock()
+	b.cron.Stop()
+	b.cronMu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	if err := b.out.Flush(ctx); err != nil {
+		b.log.Warn("outbox not empty at shutdown", "waiting", b.out.Depth())
+	}
+	b.rooms.LeaveAll()
+	_ = b.out.Enqueue(&Item{Kind: "presence", Type: "unavailable", Priority: High})
+	_ = b.out.Flush(ctx)
+	b.log.Info("left rooms, closing the stream")
+	_ = conn.Close()
+}
+
+// keepalive pings the server; a ping that goes unanswered drops the
+// connection, so a server that went deaf is noticed.
+func (b *Bot) keepalive(ctx context.Context, conn *transport.Conn, every, timeout time.Duration) {
+	defer b.wg.Done()
+	if every <= 0 {
+		return
+	}
+	if timeout <= 0 {
+		timeout = 15 * time.Second
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		pctx, cancel := context.WithTimeout(ctx, timeout)
+		err := ping.Send(pctx, conn.Session, b.jid.Domain())
+		cancel()
+		if ctx.Err() != nil {
+			return
+		}
+		var se stanza.Error
+		if err != nil && !errors.As(err, &se) {
+			b.log.Warn("server did not answer a ping; dropping the connection", "timeout", timeout, "err", err)
+			if c := conn.Session.Conn(); c != nil {
+				_ = c.Close()
+			}
+			return
+		}
+	}
+}
+
+// selfPing checks every joined room with an XEP-0410 self-ping.
+func (b *Bot) selfPing(ctx context.Context, conn *transport.Conn) {
+	defer b.wg.Done()
+	if b.opts.SelfPing < 0 {
+		return
+	}
+	t := time.NewTicker(b.opts.SelfPing)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		for _, tg := range b.rooms.joinedTargets() {
+			to, err := jid.Parse(tg.occupant)
+			if err != nil {
+				continue
+			}
+			pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			err = ping.Send(pctx, conn.Session, to)
+			cancel()
+			if ctx.Err() != nil {
+				return
+			}
+			var se stanza.Error
+			switch {
+			case err == nil:
+			case errors.As(err, &se):
+				switch se.Condition {
+				case stanza.ServiceUnavailable, stanza.FeatureNotImplemented:
+					// joined; the ping was answered by a client that lacks it
+				case stanza.RemoteServerNotFound, stanza.RemoteServerTimeout:
+					// indeterminate
+				default:
+					b.rooms.selfPingResult(tg.room, tg.gen, false, string(se.Condition))
+				}
+			}
+		}
+	}
+}
+
+// tap counts every top-level element on the stream.
+func (b *Bot) tap(dir transport.Direction, name xml.Name, raw []byte) {
+	kind := name.Local
+	switch kind {
+	case "message", "presence", "iq":
+	default:
+		kind = "other"
+	}
+	b.met.stanzas.WithLabelValues(dir.String(), kind).Inc()
+}
+
+// nextID returns a fresh stanza id.
+func (b *Bot) nextID() string {
+	return fmt.Sprintf("%s-%d", b.idPrefix, b.idSeq.Add(1))
+}
+
+func (b *Bot) baseMessage() rules.Message {
+	return rules.Message{Kind: "message", BotJID: b.jid.Bare().String()}
+}
+
+// dispatch runs the chain (moderator, commands, rules) on one message and
+// carries out the actions.
+func (b *Bot) dispatch(m rules.Message) {
+	if m.Room != "" && m.BotNick == "" {
+		m.BotNick = b.rooms.nick(m.Room)
+	}
+	eng := b.engine.Load()
+	if eng == nil {
+		return
+	}
+	for _, a := range eng.Evaluate(m) {
+		b.met.ruleHits.WithLabelValues(a.Rule).Inc()
+		b.do(a)
+	}
+}
+
+// cronAction carries out an action of a cron job.
+func (b *Bot) cronAction(a rules.Action) {
+	b.met.ruleHits.WithLabelValues(a.Rule).Inc()
+	b.do(a)
+}
+
+// do carries out one action.
+func (b *Bot) do(a rules.Action) {
+	switch a.Kind {
+	case rules.ActReply, rules.ActSend, rules.ActHeadline:
+		b.sendText(a.To, a.Type, a.Text, a.Subject)
+	case rules.ActSubject:
+		room := firstNonEmpty(a.Room, a.To)
+		_ = b.out.Enqueue(&Item{Kind: "message", To: room, Type: "groupchat", Subject: cleanText(a.Subject + a.Text), ID: b.nextID(), Room: room})
+	case rules.ActKick, rules.ActBan, rules.ActVoice, rules.ActDevoice:
+		b.moderate(a)
+	case rules.ActInvite:
+		room := a.Room
+		invitee, reason := a.To, cleanText(a.Text)
+		_ = b.out.Enqueue(&Item{Kind: "message", To: room, ID: b.nextID(), Payload: func() xml.TokenReader {
+			var inner xml.TokenReader
+			if reason != "" {
+				inner = textElem("reason", reason)
+			}
+			inv := xmlstream.Wrap(inner, xml.StartElement{Name: xml.Name{Local: "invite"}, Attr: []xml.Attr{{Name: xml.Name{Local: "to"}, Value: invitee}}})
+			return xmlstream.Wrap(inv, xml.StartElement{Name: xml.Name{Space: nsMUCUser, Local: "x"}})
+		}})
+	case rules.ActPublish:
+		b.log.Warn("rule wants to publish to NATS, but no NATS relay is running", "rule", a.Rule, "subject", a.To)
+	case rules.ActLog:
+		b.log.Info("rule", "rule", a.Rule, "text", a.Text)
+	default:
+		b.log.Warn("unknown action", "rule", a.Rule, "kind", a.Kind)
+	}
+}
+
+func firstNonEmpty(s ...string) string {
+	for _, v := range s {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+// sendText queues a message, split under the body byte limit.
+func (b *Bot) sendText(to, typ, text, subject string) {
+	if to == "" {
+		return
+	}
+	text = cleanText(text)
+	room := ""
+	if typ == "groupchat" {
+		if j, err := jid.Parse(to); err == nil {
+			room = j.Bare().String()
+		}
+	}
+	parts := splitBody(text, b.cfg.Load().maxBody)
+	for i, p := range parts {
+		it := &Item{Kind: "message", To: to, Type: typ, Body: p, ID: b.nextID(), Room: room}
+		if i == 0 {
+			it.Subject = cleanText(subject)
+		}
+		if err := b.out.Enqueue(it); err != nil {
+			return // counted by the outbox
+		}
+	}
+}
+
+// moderate sends a muc#admin request for kick, ban, voice or devoice. It
+// needs the right role; without it the action is refused with a clear log.
+func (b *Bot) moderate(a rules.Action) {
+	room := firstNonEmpty(a.Room, a.To)
+	role, aff, joined := b.rooms.selfRole(room)
+	if !joined || !a.Permitted(role, aff) {
+		b.log.Warn("rule action refused: the bot lacks the rights in the room", "rule", a.Rule, "action", a.Kind, "room", room, "role", role, "affiliation", aff, "err", ErrNotModerator)
+		b.met.rejected.WithLabelValues("not_moderator").Inc()
+		return
+	}
+	attr := xml.Attr{Name: xml.Name{Local: "role"}}
+	switch a.Kind {
+	case rules.ActKick:
+		attr.Value = "none"
+	case rules.ActVoice:
+		attr.Value = "participant"
+	case rules.ActDevoice:
+		attr.Value = "visitor"
+	case rules.ActBan:
+		attr = xml.Attr{Name: xml.Name{Local: "affiliation"}, Value: "outcast"}
+	}
+	itemAttrs := []xml.Attr{attr}
+	if a.Kind == rules.ActBan {
+		occ, ok := b.rooms.occupantOf(room, a.Nick)
+		if !ok || occ.realJID == "" {
+			b.log.Warn("cannot ban: the occupant's real JID is not known", "rule", a.Rule, "room", room, "nick", a.Nick)
+			return
+		}
+		itemAttrs = append(itemAttrs, xml.Attr{Name: xml.Name{Local: "jid"}, Value: occ.realJID})
+	} else {
+		itemAttrs = append(itemAttrs, xml.Attr{Name: xml.Name{Local: "nick"}, Value: a.Nick})
+	}
+	reason := cleanText(a.Text)
+	to, err := jid.Parse(room)
+	if err != nil {
+		return
+	}
+	b.connMu.Lock()
+	conn := b.conn
+	b.connMu.Unlock()
+	if conn == nil {
+		return
+	}
+	var inner xml.TokenReader
+	if reason != "" {
+		inner = textElem("reason", reason)
+	}
+	payload := xmlstream.Wrap(
+		xmlstream.Wrap(inner, xml.StartElement{Name: xml.Name{Local: "item"}, Attr: itemAttrs}),
+		xml.StartElement{Name: xml.Name{Space: nsMUCAdmin, Local: "query"}},
+	)
+	// SendIQ waits for the answer, which the session's reader delivers: it
+	// must not run on the handler goroutine.
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		resp, err := conn.Session.SendIQ(ctx, stanza.IQ{To: to, Type: stanza.SetIQ, ID: b.nextID()}.Wrap(payload))
+		if err == nil {
+			err = iqError(resp)
+		}
+		if err != nil {
+			b.log.Warn("moderation request failed", "rule", a.Rule, "action", a.Kind, "room", room, "nick", a.Nick, "err", err)
+			return
+		}
+		b.log.Info("moderation done", "rule", a.Rule, "action", a.Kind, "room", room, "nick", a.Nick)
+	}()
+}
+
+// iqError reads an iq response and returns its stanza error, if any.
+func iqError(r xmlstream.TokenReadCloser) error {
+	defer r.Close()
+	d := xml.NewTokenDecoder(r)
+	var iq struct {
+		Type  string       `xml:"type,attr"`
+		Error *stanzaError `xml:"error"`
+	}
+	if err := d.Decode(&iq); err != nil {
+		return err
+	}
+	if iq.Type == "error" {
+		cond := "undefined-condition"
+		if iq.Error != nil {
+			cond = iq.Error.Condition
+		}
+		return fmt.Errorf("bot: server answered %s", cond)
+	}
+	return nil
+}
+
+// Ready reports whether the session is bound and every room joined, with a
+// line per room.
+func (b *Bot) Ready() (bool, []string) {
+	b.connMu.Lock()
+	up := b.conn != nil
+	b.connMu.Unlock()
+	all, lines := b.rooms.status()
+	if !up {
+		return false, append([]string{"session: not connected"}, lines...)
+	}
+	return all, append([]string{"session: bound"}, lines...)
+}
+
+// Reload applies cfg to the running bot: rooms joined or left by the
+// difference, rules and cron jobs swapped atomically. A change that needs a
+// restart, or a config whose rules do not compile, is refused and the old
+// configuration keeps running.
+func (b *Bot) Reload(cfg *config.Config) error {
+	b.reloadMu.Lock()
+	defer b.reloadMu.Unlock()
+	old := b.cfg.Load().cfg
+	if err := config.Diff(old, cfg); err != nil {
+		b.reloadFailed(err)
+		return fmt.Errorf("%w: %w", ErrReloadRefused, err)
+	}
+	eng, jobs, err := b.compile(cfg)
+	if err != nil {
+		b.reloadFailed(err)
+		return fmt.Errorf("%w: %w", ErrReloadRefused, err)
+	}
+	eng.Adopt(b.engine.Load())
+	b.engine.Store(eng)
+	b.cronMu.Lock()
+	b.cron.Stop()
+	b.cron = rules.NewScheduler(jobs, b.cronAction)
+	b.cron.Start()
+	b.cronMu.Unlock()
+	b.cfg.Store(newSettings(cfg))
+	b.rooms.Set(roomConfigs(cfg))
+	b.met.reloads.WithLabelValues("ok").Inc()
+	b.met.reloadFailed.Set(0)
+	b.log.Info("configuration reloaded", "rules", eng.Len(), "rooms", len(cfg.Rooms), "cron", len(jobs))
+	return nil
+}
+
+func (b *Bot) reloadFailed(err error) {
+	b.met.reloads.WithLabelValues("refused").Inc()
+	b.met.reloadFailed.Set(1)
+	b.log.Error("reload refused; the old configuration keeps running", "err", err)
+}
+
+// ReloadFile loads the config at path and reloads it.
+func (b *Bot) ReloadFile(path string) error {
+	cfg, err := config.Load(path)
+	if err != nil {
+		b.reloadFailed(err)
+		return fmt.Errorf("%w: %w", ErrReloadRefused, err)
+	}
+	return b.Reload(cfg)
+}
+
+// Config returns the configuration in force.
+func (b *Bot) Config() *config.Config { return b.cfg.Load().cfg }

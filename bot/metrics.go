@@ -1,0 +1,49 @@
+package bot
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// metrics are the daemon's Prometheus series. Each Bot has its own registry,
+// so that tests can run several bots in one process.
+type metrics struct {
+	reg          *prometheus.Registry
+	connected    prometheus.Gauge
+	connects     prometheus.Counter
+	reconnects   *prometheus.CounterVec
+	stanzas      *prometheus.CounterVec
+	roomsJoined  prometheus.Gauge
+	roomsWanted  prometheus.Gauge
+	outboxDepth  prometheus.GaugeFunc
+	dropped      *prometheus.CounterVec
+	ruleHits     *prometheus.CounterVec
+	rejected     *prometheus.CounterVec
+	reloads      *prometheus.CounterVec
+	reloadFailed prometheus.Gauge
+	rejoins      *prometheus.CounterVec
+}
+
+func newMetrics(depth func() float64) *metrics {
+	m := &metrics{reg: prometheus.NewRegistry()}
+	f := func(c prometheus.Collector) { m.reg.MustRegister(c) }
+	m.connected = prometheus.NewGauge(prometheus.GaugeOpts{Name: "crier_connected", Help: "1 while an XMPP session is bound, else 0."})
+	m.connects = prometheus.NewCounter(prometheus.CounterOpts{Name: "crier_connects_total", Help: "XMPP sessions established."})
+	m.reconnects = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "crier_disconnects_total", Help: "XMPP sessions lost or failed to start, by reason."}, []string{"reason"})
+	m.stanzas = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "crier_stanzas_total", Help: "Top-level elements on the stream, by direction (in/out) and kind."}, []string{"direction", "kind"})
+	m.roomsJoined = prometheus.NewGauge(prometheus.GaugeOpts{Name: "crier_rooms_joined", Help: "Rooms the bot is in now."})
+	m.roomsWanted = prometheus.NewGauge(prometheus.GaugeOpts{Name: "crier_rooms_configured", Help: "Rooms the bot is configured to be in."})
+	m.outboxDepth = prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "crier_outbox_depth", Help: "Stanzas waiting in the outbox."}, depth)
+	m.dropped = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "crier_outbox_dropped_total", Help: "Stanzas the outbox had to drop, by reason."}, []string{"reason"})
+	m.ruleHits = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "crier_rule_hits_total", Help: "Actions produced by each rule."}, []string{"rule"})
+	m.rejected = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "crier_rejected_total", Help: "Incoming stanzas rejected, by reason."}, []string{"reason"})
+	m.reloads = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "crier_reloads_total", Help: "Configuration reloads, by result."}, []string{"result"})
+	m.reloadFailed = prometheus.NewGauge(prometheus.GaugeOpts{Name: "crier_config_last_reload_failed", Help: "1 when the last reload was refused and the old configuration still runs."})
+	m.rejoins = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "crier_room_rejoins_total", Help: "Room rejoins scheduled, by reason."}, []string{"reason"})
+	for _, c := range []prometheus.Collector{m.connected, m.connects, m.reconnects, m.stanzas, m.roomsJoined, m.roomsWanted, m.outboxDepth, m.dropped, m.ruleHits, m.rejected, m.reloads, m.reloadFailed, m.rejoins} {
+		f(c)
+	}
+	f(collectors.NewGoCollector())
+	f(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}

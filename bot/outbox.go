@@ -1,0 +1,536 @@
+package bot
+
+import (
+	"context"
+	"encoding/xml"
+	"errors"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+	"mellium.im/xmlstream"
+	"mellium.im/xmpp/stanza"
+)
+
+// Priority orders the outbox: High items (presence, room joins) always go
+// before Bulk items (messages).
+type Priority int
+
+// Priorities.
+const (
+	Bulk Priority = iota
+	High
+)
+
+// Item is one stanza waiting in the outbox. The outbox builds the XML when it
+// sends, so an item costs a few strings while it waits.
+type Item struct {
+	Kind     string // "message" or "presence"
+	To       string // full or bare JID
+	Type     string // message or presence type ("" = normal / available)
+	Body     string
+	Subject  string
+	ID       string
+	Room     string // bare room JID: a groupchat item waits until the bot is in the room
+	Priority Priority
+	// Payload adds child elements (a MUC join <x/>, an invite, an origin-id).
+	Payload func() xml.TokenReader
+	// Done, when set, is called once: with nil after the stanza was written,
+	// or with the reason it was dropped.
+	Done func(error)
+
+	attempts  int
+	notBefore time.Time
+}
+
+// Outbox errors.
+var (
+	ErrQueueFull = errors.New("bot: outbox queue full")
+	ErrRoomQueue = errors.New("bot: room queue full")
+	ErrGaveUp    = errors.New("bot: server kept refusing the stanza")
+	ErrClosed    = errors.New("bot: outbox closed")
+)
+
+// sender is what the outbox writes to: the current session.
+type sender interface {
+	Send(ctx context.Context, r xml.TokenReader) error
+}
+
+// outboxConfig holds the outbox's limits.
+type outboxConfig struct {
+	Queue     int        // bulk items waiting at most
+	RoomQueue int        // items waiting for one room to be joined
+	Rate      rate.Limit // stanzas/s to the server, 0 = unlimited
+	RoomRate  rate.Limit // stanzas/s into one room, 0 = unlimited
+	Burst     int
+	Write     time.Duration // write timeout for one stanza
+}
+
+// outboxHooks reports what happens to items, for metrics and logs.
+type outboxHooks struct {
+	dropped func(reason string)
+	sent    func(it *Item)
+	failed  func(err error) // a write failed: the connection is probably gone
+}
+
+// Outbox is the one send path for everything the bot says: rule replies,
+// cron posts, relayed events, presence. It is a bounded queue drained by one
+// goroutine, so stanzas leave in order and a slow server (TCP pushback, a
+// shaper) makes items wait instead of being lost. Answers to iq requests are
+// the one exception: mellium requires them to be written by the handler that
+// read the request, inline on the stream, which also gives them priority over
+// everything queued here.
+type Outbox struct {
+	cfg   outboxConfig
+	hooks outboxHooks
+
+	mu       sync.Mutex
+	wake     chan struct{} // poked (non-blocking) whenever something changes
+	high     []*Item
+	bulk     []*Item
+	rooms    map[string]*roomGate // pending items per room
+	slow     map[string]*slowdown // per-target backoff after resource-constraint
+	sent     map[string]*Item     // recently sent messages by id, for error replies
+	sentFIFO []string
+	s        sender
+	gen      uint64 // changes with each attached session
+	closed   bool
+	inflight int // items taken by the writer and not yet settled
+
+	global *rate.Limiter
+	perRm  map[string]*rate.Limiter
+}
+
+type roomGate struct {
+	joined  bool
+	pending []*Item
+}
+
+type slowdown struct {
+	until time.Time
+	delay time.Duration
+}
+
+const (
+	sentMemory   = 2048 // message ids remembered for error replies
+	maxAttempts  = 6    // resends after resource-constraint before giving up
+	firstSlow    = time.Second
+	maxSlow      = 30 * time.Second
+	highQueueCap = 4096
+)
+
+func newOutbox(cfg outboxConfig, hooks outboxHooks) *Outbox {
+	if cfg.Queue <= 0 {
+		cfg.Queue = 1000
+	}
+	if cfg.RoomQueue <= 0 {
+		cfg.RoomQueue = 100
+	}
+	if cfg.Write <= 0 {
+		cfg.Write = 30 * time.Second
+	}
+	if cfg.Burst <= 0 {
+		cfg.Burst = 10
+	}
+	o := &Outbox{
+		cfg:   cfg,
+		hooks: hooks,
+		wake:  make(chan struct{}, 1),
+		rooms: make(map[string]*roomGate),
+		slow:  make(map[string]*slowdown),
+		sent:  make(map[string]*Item),
+		perRm: make(map[string]*rate.Limiter),
+	}
+	if cfg.Rate > 0 {
+		o.global = rate.NewLimiter(cfg.Rate, cfg.Burst)
+	}
+	return o
+}
+
+func (o *Outbox) poke() {
+	select {
+	case o.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Enqueue adds it to the outbox without blocking. It fails (and counts a
+// drop) only when the queue is full.
+func (o *Outbox) Enqueue(it *Item) error {
+	o.mu.Lock()
+	err := o.enqueueLocked(it)
+	o.mu.Unlock()
+	if err != nil {
+		o.drop(it, err, reasonOf(err))
+		return err
+	}
+	o.poke()
+	return nil
+}
+
+func reasonOf(err error) string {
+	switch {
+	case errors.Is(err, ErrRoomQueue):
+		return "room_queue_full"
+	case errors.Is(err, ErrQueueFull):
+		return "queue_full"
+	case errors.Is(err, ErrGaveUp):
+		return "refused"
+	case errors.Is(err, ErrClosed):
+		return "closed"
+	}
+	return "other"
+}
+
+func (o *Outbox) enqueueLocked(it *Item) error {
+	if o.closed {
+		return ErrClosed
+	}
+	if it.Priority == High {
+		if len(o.high) >= highQueueCap {
+			return ErrQueueFull
+		}
+		o.high = append(o.high, it)
+		return nil
+	}
+	if it.Room != "" {
+		g := o.gate(it.Room)
+		if !g.joined {
+			if len(g.pending) >= o.cfg.RoomQueue {
+				return ErrRoomQueue
+			}
+			g.pending = append(g.pending, it)
+			return nil
+		}
+	}
+	if len(o.bulk) >= o.cfg.Queue {
+		return ErrQueueFull
+	}
+	o.bulk = append(o.bulk, it)
+	return nil
+}
+
+func (o *Outbox) gate(room string) *roomGate {
+	g := o.rooms[room]
+	if g == nil {
+		g = &roomGate{}
+		o.rooms[room] = g
+	}
+	return g
+}
+
+// SetRoomJoined opens (joined) or closes the gate of a room. Items that
+// waited for the room move to the front of the bulk queue in their order.
+func (o *Outbox) SetRoomJoined(room string, joined bool) {
+	o.mu.Lock()
+	g := o.gate(room)
+	g.joined = joined
+	if joined && len(g.pending) > 0 {
+		o.bulk = append(g.pending, o.bulk...)
+		g.pending = nil
+	}
+	o.mu.Unlock()
+	o.poke()
+}
+
+// ForgetRoom drops a room the bot left for good, with its waiting items.
+func (o *Outbox) ForgetRoom(room string) {
+	o.mu.Lock()
+	g := o.rooms[room]
+	delete(o.rooms, room)
+	delete(o.perRm, room)
+	o.mu.Unlock()
+	if g != nil {
+		for _, it := range g.pending {
+			o.drop(it, ErrClosed, "room_left")
+		}
+	}
+}
+
+// Attach gives the outbox a session to write to; nil detaches. High items
+// queued for an earlier session (presence, joins) are dropped on attach: the
+// bot sends fresh ones after each connect.
+func (o *Outbox) Attach(s sender) {
+	o.mu.Lock()
+	o.s = s
+	o.gen++
+	var stale []*Item
+	if s != nil {
+		stale = o.high
+		o.high = nil
+	}
+	for _, g := range o.rooms {
+		if s == nil {
+			g.joined = false
+		}
+	}
+	o.mu.Unlock()
+	for _, it := range stale {
+		o.drop(it, ErrClosed, "stale")
+	}
+	o.poke()
+}
+
+// Depth is the number of items waiting (all queues).
+func (o *Outbox) Depth() int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	n := len(o.high) + len(o.bulk)
+	for _, g := range o.rooms {
+		n += len(g.pending)
+	}
+	return n
+}
+
+// HandleError is called with the id and condition of an error reply to a
+// message the bot sent. resource-constraint and policy-violation (a room or
+// server saying "too fast") slow that target down and send the message again;
+// it reports whether the error was taken care of that way.
+func (o *Outbox) HandleError(id string, cond stanza.Condition) bool {
+	if id == "" {
+		return false
+	}
+	o.mu.Lock()
+	it := o.sent[id]
+	delete(o.sent, id)
+	if it == nil || (cond != stanza.ResourceConstraint && cond != stanza.PolicyViolation) {
+		o.mu.Unlock()
+		return false
+	}
+	sd := o.slow[it.To]
+	if sd == nil {
+		sd = &slowdown{delay: firstSlow}
+		o.slow[it.To] = sd
+	} else {
+		sd.delay = min(sd.delay*2, maxSlow)
+	}
+	sd.until = time.Now().Add(sd.delay)
+	it.attempts++
+	if it.attempts > maxAttempts {
+		o.mu.Unlock()
+		o.drop(it, ErrGaveUp, "refused")
+		return true
+	}
+	it.notBefore = sd.until
+	o.bulk = append([]*Item{it}, o.bulk...)
+	o.mu.Unlock()
+	o.poke()
+	return true
+}
+
+// Close stops accepting items; Run returns once the queue is empty or its
+// context ends.
+func (o *Outbox) Close() {
+	o.mu.Lock()
+	o.closed = true
+	o.mu.Unlock()
+	o.poke()
+}
+
+// Flush waits until every queued item was written (or ctx ends). Items
+// waiting for a room that is not joined do not count.
+func (o *Outbox) Flush(ctx context.Context) error {
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	for {
+		o.mu.Lock()
+		n := len(o.high) + len(o.bulk) + o.inflight
+		o.mu.Unlock()
+		if n == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+}
+
+// next picks the next item to send, or how long to wait for one.
+func (o *Outbox) next(now time.Time) (it *Item, s sender, gen uint64, wait time.Duration) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.s == nil {
+		return nil, nil, 0, -1
+	}
+	if len(o.high) > 0 {
+		it = o.high[0]
+		o.high = o.high[1:]
+		o.inflight++
+		return it, o.s, o.gen, 0
+	}
+	wait = -1
+	for i, c := range o.bulk {
+		ready := c.notBefore
+		if sd := o.slow[c.To]; sd != nil && sd.until.After(ready) {
+			ready = sd.until
+		}
+		if ready.After(now) {
+			if d := ready.Sub(now); wait < 0 || d < wait {
+				wait = d
+			}
+			continue // another target may go first
+		}
+		o.bulk = append(o.bulk[:i], o.bulk[i+1:]...)
+		o.inflight++
+		return c, o.s, o.gen, 0
+	}
+	return nil, nil, 0, wait
+}
+
+// Run drains the outbox until ctx ends, or until Close was called and the
+// queue is empty.
+func (o *Outbox) Run(ctx context.Context) {
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		it, s, gen, wait := o.next(time.Now())
+		if it == nil {
+			o.mu.Lock()
+			done := o.closed && len(o.high)+len(o.bulk) == 0
+			o.mu.Unlock()
+			if done {
+				return
+			}
+			if wait < 0 {
+				wait = time.Hour
+			}
+			timer.Reset(wait)
+			select {
+			case <-ctx.Done():
+				return
+			case <-o.wake:
+			case <-timer.C:
+			}
+			continue
+		}
+		o.send(ctx, it, s, gen)
+	}
+}
+
+func (o *Outbox) limiterFor(room string) *rate.Limiter {
+	if o.cfg.RoomRate <= 0 || room == "" {
+		return nil
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	l := o.perRm[room]
+	if l == nil {
+		l = rate.NewLimiter(o.cfg.RoomRate, o.cfg.Burst)
+		o.perRm[room] = l
+	}
+	return l
+}
+
+func (o *Outbox) send(ctx context.Context, it *Item, s sender, gen uint64) {
+	if it.Priority == Bulk {
+		if o.global != nil {
+			if err := o.global.Wait(ctx); err != nil {
+				o.requeueFront(it, gen)
+				return
+			}
+		}
+		if l := o.limiterFor(it.Room); l != nil {
+			if err := l.Wait(ctx); err != nil {
+				o.requeueFront(it, gen)
+				return
+			}
+		}
+	}
+	wctx, cancel := context.WithTimeout(ctx, o.cfg.Write)
+	err := s.Send(wctx, it.tokens())
+	cancel()
+	if err != nil {
+		o.requeueFront(it, gen)
+		if o.hooks.failed != nil {
+			o.hooks.failed(err)
+		}
+		return
+	}
+	o.mu.Lock()
+	o.inflight--
+	if it.Kind == "message" && it.ID != "" {
+		o.rememberLocked(it)
+	}
+	o.mu.Unlock()
+	if o.hooks.sent != nil {
+		o.hooks.sent(it)
+	}
+	if it.Done != nil {
+		it.Done(nil)
+	}
+}
+
+// requeueFront puts an item that could not be written back at the head of
+// its queue, unless it was a High item of a session that is gone.
+func (o *Outbox) requeueFront(it *Item, gen uint64) {
+	o.mu.Lock()
+	o.inflight--
+	stale := it.Priority == High && gen != o.gen
+	if !stale {
+		if it.Priority == High {
+			o.high = append([]*Item{it}, o.high...)
+		} else {
+			o.bulk = append([]*Item{it}, o.bulk...)
+		}
+	}
+	o.mu.Unlock()
+	if stale {
+		o.drop(it, ErrClosed, "stale")
+		return
+	}
+	// Wait for the supervisor to attach a new session: the writer spins
+	// otherwise on a dead one.
+	time.Sleep(50 * time.Millisecond)
+}
+
+func (o *Outbox) rememberLocked(it *Item) {
+	o.sent[it.ID] = it
+	o.sentFIFO = append(o.sentFIFO, it.ID)
+	if len(o.sentFIFO) > sentMemory {
+		old := o.sentFIFO[0]
+		o.sentFIFO = o.sentFIFO[1:]
+		delete(o.sent, old)
+	}
+}
+
+func (o *Outbox) drop(it *Item, err error, reason string) {
+	if o.hooks.dropped != nil {
+		o.hooks.dropped(reason)
+	}
+	if it.Done != nil {
+		it.Done(err)
+	}
+}
+
+// tokens renders the item as a stanza. Text goes through the XML encoder
+// as character data, so it is escaped and never spliced into markup.
+func (it *Item) tokens() xml.TokenReader {
+	attrs := make([]xml.Attr, 0, 3)
+	if it.To != "" {
+		attrs = append(attrs, xml.Attr{Name: xml.Name{Local: "to"}, Value: it.To})
+	}
+	if it.Type != "" {
+		attrs = append(attrs, xml.Attr{Name: xml.Name{Local: "type"}, Value: it.Type})
+	}
+	if it.ID != "" {
+		attrs = append(attrs, xml.Attr{Name: xml.Name{Local: "id"}, Value: it.ID})
+	}
+	var inner []xml.TokenReader
+	if it.Subject != "" {
+		inner = append(inner, textElem("subject", it.Subject))
+	}
+	if it.Body != "" {
+		inner = append(inner, textElem("body", it.Body))
+	}
+	if it.Payload != nil {
+		inner = append(inner, it.Payload())
+	}
+	start := xml.StartElement{Name: xml.Name{Space: stanza.NSClient, Local: it.Kind}, Attr: attrs}
+	return xmlstream.Wrap(xmlstream.MultiReader(inner...), start)
+}
+
+func textElem(name, v string) xml.TokenReader {
+	return xmlstream.Wrap(xmlstream.Token(xml.CharData(v)), xml.StartElement{Name: xml.Name{Local: name}})
+}

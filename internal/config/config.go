@@ -1,0 +1,276 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/BurntSushi/toml"
+	"mellium.im/xmpp/jid"
+
+	"crier/internal/diag"
+	"crier/rules"
+)
+
+// Values of XMPP.Transport.
+const (
+	TransportTCP  = "tcp"
+	TransportBOSH = "bosh"
+)
+
+// Values of XMPP.TLS.
+const (
+	TLSStartTLS = "starttls"
+	TLSDirect   = "direct"
+	TLSNone     = "none"
+)
+
+// Values of XMPP.Subscriptions.
+const (
+	SubscribeDomain = "domain"
+	SubscribeAll    = "all"
+	SubscribeNone   = "none"
+)
+
+// Defaults for keys that are not written in the file.
+const (
+	DefaultResource         = "crier"
+	DefaultKeepalive        = 30 * time.Second
+	DefaultKeepaliveTimeout = 15 * time.Second
+	DefaultConnectTimeout   = 20 * time.Second
+	DefaultEmbeddedHTTP     = "127.0.0.1:5280"
+	DefaultNATSURL          = "nats://127.0.0.1:4222"
+	DefaultOutboxQueue      = 1000
+	DefaultMaxBodyBytes     = 3000
+	DefaultRoomQueue        = 100
+)
+
+// PasswordEnv is the environment variable that, when set, overrides
+// xmpp.password and xmpp.password_file.
+const PasswordEnv = "CRIER_XMPP_PASSWORD"
+
+// Config is a loaded, validated config file. Relative file names in it
+// (password_file, ca_file, creds_file, nkey_file) are already resolved
+// against the directory of the file.
+type Config struct {
+	// Path is the file the config was read from, as given to Load.
+	Path string `toml:"-"`
+
+	XMPP     XMPP             `toml:"xmpp"`
+	HTTP     HTTP             `toml:"http"`
+	Embedded Embedded         `toml:"embedded"`
+	Limits   Limits           `toml:"limits"`
+	Rooms    []Room           `toml:"rooms"`
+	Rules    []rules.Spec     `toml:"rules"`
+	Cron     []rules.CronSpec `toml:"cron"`
+	NATS     NATS             `toml:"nats"`
+}
+
+// XMPP is the [xmpp] table: the bot's account and how to reach its server.
+type XMPP struct {
+	JID string `toml:"jid"`
+	// Password is resolved from password, password_file or the
+	// CRIER_XMPP_PASSWORD environment variable.
+	Password     Secret `toml:"password"`
+	PasswordFile string `toml:"password_file"`
+	Resource     string `toml:"resource"`
+	// Transport is TransportTCP or TransportBOSH.
+	Transport string `toml:"transport"`
+	// Address is host:port for tcp; empty means an SRV lookup.
+	Address string `toml:"address"`
+	// TLS is TLSStartTLS, TLSDirect or TLSNone (tcp only).
+	TLS                string `toml:"tls"`
+	BOSHURL            string `toml:"bosh_url"`
+	CAFile             string `toml:"ca_file"`
+	InsecureSkipVerify bool   `toml:"insecure_skip_verify"`
+	// Keepalive is the interval between pings to the server; 0 is off.
+	Keepalive Duration `toml:"keepalive"`
+	// KeepaliveTimeout is how long a ping may go unanswered.
+	KeepaliveTimeout Duration `toml:"keepalive_timeout"`
+	// ConnectTimeout bounds one connection attempt, login included.
+	ConnectTimeout Duration `toml:"connect_timeout"`
+	// Subscriptions says whose presence subscription requests are accepted:
+	// SubscribeDomain (the bot's own domain), SubscribeAll or SubscribeNone.
+	Subscriptions string `toml:"subscriptions"`
+}
+
+// Addr returns the bot's bare JID. It is valid in a loaded Config.
+func (x XMPP) Addr() jid.JID {
+	j, _ := jid.Parse(x.JID)
+	return j
+}
+
+// HTTP is the [http] table: the operations listener.
+type HTTP struct {
+	// Listen is host:port for /metrics, /-/healthy, /-/ready and /-/reload;
+	// empty is off.
+	Listen string `toml:"listen"`
+}
+
+// Embedded is the [embedded] table: in-process servers for demos and tests.
+type Embedded struct {
+	// XMPP starts the mini XMPP server on xmpp.address.
+	XMPP bool `toml:"xmpp"`
+	// NATS starts a NATS server on nats.url.
+	NATS bool `toml:"nats"`
+	// HTTP is the embedded XMPP server's HTTP listener (BOSH and web chat).
+	HTTP string `toml:"http"`
+	// TLSAddress is an optional direct TLS listener of the embedded server.
+	TLSAddress string    `toml:"tls_address"`
+	Accounts   []Account `toml:"accounts"`
+}
+
+// Account is one [[embedded.accounts]] table: a user of the embedded server.
+type Account struct {
+	JID      string `toml:"jid"`
+	Password Secret `toml:"password"`
+
+	Pos diag.Pos `toml:"-"`
+}
+
+// Limits is the [limits] table.
+type Limits struct {
+	// SenderReplies caps the replies to one sender per window; zero is off.
+	SenderReplies rules.Rate `toml:"sender_replies"`
+	// OutboxRate caps the stanzas sent to the server; zero is off.
+	OutboxRate rules.Rate `toml:"outbox_rate"`
+	// OutboxQueue is how many stanzas may wait to be sent.
+	OutboxQueue int `toml:"outbox_queue"`
+	// MaxBodyBytes is the longest body sent in one message; longer bodies
+	// are split.
+	MaxBodyBytes int `toml:"max_body_bytes"`
+	// RoomQueue is how many messages may wait for a room to be joined.
+	RoomQueue int `toml:"room_queue"`
+}
+
+// Room is one [[rooms]] table: a multi-user chat the bot joins.
+type Room struct {
+	JID string `toml:"jid"`
+	// Nick defaults to the localpart of the bot's JID.
+	Nick     string `toml:"nick"`
+	Password Secret `toml:"password"`
+
+	Pos diag.Pos `toml:"-"`
+}
+
+// Addr returns the room's bare JID. It is valid in a loaded Config.
+func (r Room) Addr() jid.JID {
+	j, _ := jid.Parse(r.JID)
+	return j
+}
+
+// NATS is the [nats] table.
+type NATS struct {
+	// URL is one server URL or a comma-separated list.
+	URL  string `toml:"url"`
+	User string `toml:"user"`
+	// Password is resolved from password or password_file.
+	Password     Secret  `toml:"password"`
+	PasswordFile string  `toml:"password_file"`
+	Token        Secret  `toml:"token"`
+	CredsFile    string  `toml:"creds_file"`
+	NKeyFile     string  `toml:"nkey_file"`
+	CAFile       string  `toml:"ca_file"`
+	Relay        []Relay `toml:"relay"`
+}
+
+// Relay is one [[nats.relay]] table: NATS messages forwarded to XMPP.
+type Relay struct {
+	Subject string   `toml:"subject"`
+	To      []string `toml:"to"`
+	// Type is the message type; empty means groupchat for rooms, chat
+	// otherwise.
+	Type string `toml:"type"`
+	// Stream, when set, consumes from JetStream with at-least-once delivery.
+	Stream   string `toml:"stream"`
+	Durable  string `toml:"durable"`
+	Template string `toml:"template"`
+
+	Pos diag.Pos `toml:"-"`
+}
+
+// Dir returns the directory of the config file, against which relative
+// file names are resolved.
+func (c *Config) Dir() string {
+	if c.Path == "" {
+		return "."
+	}
+	return filepath.Dir(c.Path)
+}
+
+// String returns c as TOML with every secret redacted; it is safe to log.
+func (c *Config) String() string { return c.Redacted() }
+
+// Redacted returns c as TOML with every secret printed as "[redacted]".
+func (c *Config) Redacted() string {
+	var b bytes.Buffer
+	if err := toml.NewEncoder(&b).Encode(c); err != nil {
+		// Secret redacts itself under every fmt verb too.
+		return fmt.Sprintf("%+v", *c)
+	}
+	return b.String()
+}
+
+// defaults returns a Config holding the default of every key.
+func defaults() *Config {
+	return &Config{
+		XMPP: XMPP{
+			Resource:         DefaultResource,
+			Transport:        TransportTCP,
+			TLS:              TLSStartTLS,
+			Keepalive:        Duration(DefaultKeepalive),
+			KeepaliveTimeout: Duration(DefaultKeepaliveTimeout),
+			ConnectTimeout:   Duration(DefaultConnectTimeout),
+			Subscriptions:    SubscribeDomain,
+		},
+		Limits: Limits{
+			SenderReplies: rules.Rate{N: 60, Per: time.Minute},
+			OutboxQueue:   DefaultOutboxQueue,
+			MaxBodyBytes:  DefaultMaxBodyBytes,
+			RoomQueue:     DefaultRoomQueue,
+		},
+	}
+}
+
+// Load reads, decodes and validates the config file at path. The error, if
+// any, is a diag.List naming every problem as FILE:LINE: message.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		msg := err.Error()
+		var pe *os.PathError
+		if errors.As(err, &pe) {
+			msg = pe.Err.Error()
+		}
+		return nil, diag.List{{File: path, Msg: "cannot read config: " + msg}}
+	}
+	return LoadBytes(path, data)
+}
+
+// LoadBytes decodes and validates data as the contents of file, which names
+// the file in messages and anchors relative file names. The error, if any,
+// is a diag.List naming every problem as FILE:LINE: message.
+func LoadBytes(file string, data []byte) (*Config, error) {
+	return load(file, data, os.Getenv)
+}
+
+// load is LoadBytes with the environment given.
+func load(file string, data []byte, getenv func(string) string) (*Config, error) {
+	c := defaults()
+	c.Path = file
+	d := &decoder{file: file}
+	if d.decode(data, c) {
+		// Validate even after type errors, so that every problem shows at
+		// once; keys that failed to decode are not reported twice.
+		v := &validator{c: c, idx: d.idx, getenv: getenv, failed: d.failed}
+		v.validate()
+		d.errs.Merge(v.errs)
+	}
+	if err := d.errs.Err(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}

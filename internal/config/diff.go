@@ -1,0 +1,63 @@
+package config
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// Diff returns nil when a reload may apply next to a daemon running with
+// prev. Otherwise it returns an error wrapping ErrRestart that names every
+// changed field the daemon cannot change while it runs: the XMPP account
+// and server (jid, resource, transport, address, tls, bosh_url, ca_file,
+// insecure_skip_verify), everything under [embedded], http.listen and the
+// NATS connection (url and credentials).
+//
+// Rooms, rules, cron, limits, keepalive and timeouts, subscriptions and
+// nats.relay may change. The XMPP password may change too; it is used from
+// the next login.
+func Diff(prev, next *Config) error {
+	if prev == nil || next == nil {
+		return nil
+	}
+	var fields []string
+	check := func(name string, changed bool) {
+		if changed {
+			fields = append(fields, name)
+		}
+	}
+	a, b := prev.XMPP, next.XMPP
+	check("xmpp.jid", a.JID != b.JID)
+	check("xmpp.resource", a.Resource != b.Resource)
+	check("xmpp.transport", a.Transport != b.Transport)
+	check("xmpp.address", a.Address != b.Address)
+	check("xmpp.tls", a.TLS != b.TLS)
+	check("xmpp.bosh_url", a.BOSHURL != b.BOSHURL)
+	check("xmpp.ca_file", a.CAFile != b.CAFile)
+	check("xmpp.insecure_skip_verify", a.InsecureSkipVerify != b.InsecureSkipVerify)
+
+	e, f := prev.Embedded, next.Embedded
+	check("embedded.xmpp", e.XMPP != f.XMPP)
+	check("embedded.nats", e.NATS != f.NATS)
+	check("embedded.http", e.HTTP != f.HTTP)
+	check("embedded.tls_address", e.TLSAddress != f.TLSAddress)
+	check("embedded.accounts", !slices.EqualFunc(e.Accounts, f.Accounts, func(x, y Account) bool {
+		return x.JID == y.JID && x.Password == y.Password
+	}))
+
+	check("http.listen", prev.HTTP.Listen != next.HTTP.Listen)
+
+	n, m := prev.NATS, next.NATS
+	check("nats.url", n.URL != m.URL)
+	check("nats.user", n.User != m.User)
+	check("nats.password", n.Password != m.Password)
+	check("nats.token", n.Token != m.Token)
+	check("nats.creds_file", n.CredsFile != m.CredsFile)
+	check("nats.nkey_file", n.NKeyFile != m.NKeyFile)
+	check("nats.ca_file", n.CAFile != m.CAFile)
+
+	if len(fields) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%w: %s", ErrRestart, strings.Join(fields, ", "))
+}

@@ -1,0 +1,527 @@
+package config
+
+import (
+	"crypto/x509"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"mellium.im/xmpp/jid"
+
+	"crier/internal/diag"
+)
+
+// File size limits: a password or key file is small, and a path such as
+// /dev/zero must not make Load read forever.
+const (
+	maxSecretFile = 64 << 10
+	maxCAFile     = 4 << 20
+	minBodyBytes  = 64
+)
+
+// validator checks a decoded Config, fills the defaults that depend on
+// other keys and resolves passwords and file names.
+type validator struct {
+	c      *Config
+	idx    lineIndex
+	getenv func(string) string
+	failed map[string]bool // paths that did not decode: already reported
+	errs   diag.List
+}
+
+// indexSuffix matches the array index at the end of a path.
+var indexSuffix = regexp.MustCompile(`\[[0-9]+\]$`)
+
+// lineOf returns the line of path, or of the nearest enclosing table that
+// was written in the file.
+func (v *validator) lineOf(path string) int {
+	for path != "" {
+		if l := v.idx.line(path); l > 0 {
+			return l
+		}
+		if loc := indexSuffix.FindStringIndex(path); loc != nil {
+			path = path[:loc[0]]
+		} else if i := strings.LastIndexByte(path, '.'); i >= 0 {
+			path = path[:i]
+		} else {
+			path = ""
+		}
+	}
+	return 0
+}
+
+// errorf reports a problem with the key at path, unless that key already
+// failed to decode.
+func (v *validator) errorf(path, format string, args ...any) {
+	if v.failed[path] {
+		return
+	}
+	v.errs.Addf(v.c.Path, v.lineOf(path), "%s: %s", display(path), fmt.Sprintf(format, args...))
+}
+
+// written reports whether path was written in the file.
+func (v *validator) written(path string) bool { return v.idx.line(path) > 0 }
+
+// display drops array indexes from a path for messages; the line already
+// says which element it is.
+func display(path string) string {
+	var b strings.Builder
+	skip := false
+	for _, r := range path {
+		switch {
+		case r == '[':
+			skip = true
+		case r == ']':
+			skip = false
+		case !skip:
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
+}
+
+// at returns path[i].
+func at(path string, i int) string { return path + "[" + strconv.Itoa(i) + "]" }
+
+func (v *validator) validate() {
+	v.xmpp()
+	v.embedded()
+	v.http()
+	v.limits()
+	v.rooms()
+	v.nats()
+}
+
+func (v *validator) xmpp() {
+	x := &v.c.XMPP
+	bot, ok := v.bareJID("xmpp.jid", x.JID)
+	if ok {
+		x.JID = bot.String()
+	}
+	v.xmppPassword()
+	if x.Resource == "" {
+		v.errorf("xmpp.resource", "must not be empty")
+	} else if _, err := jid.New("a", "example.org", x.Resource); err != nil {
+		v.errorf("xmpp.resource", "%q is not a valid resource: %v", x.Resource, err)
+	}
+	switch x.Transport {
+	case TransportTCP, TransportBOSH:
+	default:
+		v.errorf("xmpp.transport", "must be %q or %q, not %q", TransportTCP, TransportBOSH, x.Transport)
+	}
+	switch x.TLS {
+	case TLSStartTLS, TLSDirect, TLSNone:
+	default:
+		v.errorf("xmpp.tls", "must be %q, %q or %q, not %q", TLSStartTLS, TLSDirect, TLSNone, x.TLS)
+	}
+	if x.Address != "" {
+		v.hostPort("xmpp.address", x.Address, false)
+	} else if v.c.Embedded.XMPP && x.Transport == TransportTCP {
+		v.errorf("xmpp.address", "must be set when embedded.xmpp is on: the embedded server listens there")
+	}
+	if x.Transport == TransportTCP && x.TLS == TLSNone && !v.c.Embedded.XMPP && !loopbackHostPort(x.Address) {
+		v.errorf("xmpp.tls", `"none" sends the password in clear; it is allowed only to a loopback address, not %s`, orSRV(x.Address))
+	}
+	switch {
+	case x.BOSHURL != "":
+		v.boshURL(x.BOSHURL)
+	case x.Transport == TransportBOSH:
+		v.errorf("xmpp.bosh_url", `must be set when transport is "bosh"`)
+	}
+	if x.CAFile != "" {
+		x.CAFile = v.resolve(x.CAFile)
+		v.caFile("xmpp.ca_file", x.CAFile)
+	}
+	v.duration("xmpp.keepalive", x.Keepalive, false)
+	v.duration("xmpp.keepalive_timeout", x.KeepaliveTimeout, x.Keepalive > 0)
+	v.duration("xmpp.connect_timeout", x.ConnectTimeout, true)
+	switch x.Subscriptions {
+	case SubscribeDomain, SubscribeAll, SubscribeNone:
+	default:
+		v.errorf("xmpp.subscriptions", "must be %q, %q or %q, not %q", SubscribeDomain, SubscribeAll, SubscribeNone, x.Subscriptions)
+	}
+}
+
+// xmppPassword resolves the bot's password: CRIER_XMPP_PASSWORD, else
+// password_file, else password.
+func (v *validator) xmppPassword() {
+	x := &v.c.XMPP
+	if x.Password != "" && x.PasswordFile != "" {
+		v.errorf("xmpp.password_file", "set password or password_file, not both")
+	}
+	if x.PasswordFile != "" {
+		x.PasswordFile = v.resolve(x.PasswordFile)
+	}
+	if env := v.getenv(PasswordEnv); env != "" {
+		x.Password = Secret(env)
+		return
+	}
+	if x.PasswordFile != "" && x.Password == "" {
+		s, err := readSecretFile(x.PasswordFile)
+		if err != nil {
+			v.errorf("xmpp.password_file", "%v", err)
+			return
+		}
+		x.Password = s
+	}
+	if x.Password == "" && !v.c.Embedded.XMPP && !v.failed["xmpp.password"] {
+		v.errorf("xmpp", "a password is required: set password or password_file, or %s", PasswordEnv)
+	}
+}
+
+func (v *validator) boshURL(raw string) {
+	u, err := url.Parse(raw)
+	switch {
+	case err != nil:
+		v.errorf("xmpp.bosh_url", "%q is not a URL: %v", raw, err)
+	case u.Scheme != "http" && u.Scheme != "https":
+		v.errorf("xmpp.bosh_url", "%q must be an http or https URL", raw)
+	case u.Host == "":
+		v.errorf("xmpp.bosh_url", "%q has no host", raw)
+	case u.Scheme == "http" && !loopbackHost(u.Hostname()):
+		v.errorf("xmpp.bosh_url", "plain http to %s would send the password in clear; use https (http is allowed to loopback only)", u.Host)
+	}
+}
+
+func (v *validator) embedded() {
+	e := &v.c.Embedded
+	if e.XMPP && e.HTTP == "" && !v.written("embedded.http") {
+		e.HTTP = DefaultEmbeddedHTTP
+	}
+	if e.HTTP != "" {
+		v.hostPort("embedded.http", e.HTTP, true)
+	}
+	if e.TLSAddress != "" {
+		v.hostPort("embedded.tls_address", e.TLSAddress, true)
+	}
+	if e.NATS && v.c.NATS.URL == "" && !v.written("nats.url") {
+		v.c.NATS.URL = DefaultNATSURL
+	}
+	seen := make(map[string]int)
+	for i := range e.Accounts {
+		a := &e.Accounts[i]
+		p := at("embedded.accounts", i)
+		if j, ok := v.bareJID(p+".jid", a.JID); ok {
+			a.JID = j.String()
+			if first, dup := seen[a.JID]; dup {
+				v.errorf(p+".jid", "account %s is already defined at line %d", a.JID, first)
+			} else {
+				seen[a.JID] = v.lineOf(p + ".jid")
+			}
+		}
+		if a.Password == "" {
+			v.errorf(p+".password", "must not be empty")
+		}
+	}
+}
+
+func (v *validator) http() {
+	if l := v.c.HTTP.Listen; l != "" {
+		v.hostPort("http.listen", l, true)
+	}
+}
+
+func (v *validator) limits() {
+	l := &v.c.Limits
+	if l.OutboxQueue <= 0 {
+		v.errorf("limits.outbox_queue", "must be positive, not %d", l.OutboxQueue)
+	}
+	if l.MaxBodyBytes < minBodyBytes {
+		v.errorf("limits.max_body_bytes", "must be at least %d, not %d", minBodyBytes, l.MaxBodyBytes)
+	}
+	if l.RoomQueue < 0 {
+		v.errorf("limits.room_queue", "must not be negative, not %d", l.RoomQueue)
+	}
+}
+
+func (v *validator) rooms() {
+	nick := v.c.XMPP.Addr().Localpart()
+	seen := make(map[string]int)
+	for i := range v.c.Rooms {
+		r := &v.c.Rooms[i]
+		p := at("rooms", i)
+		room, ok := v.bareJID(p+".jid", r.JID)
+		if ok {
+			r.JID = room.String()
+			if first, dup := seen[r.JID]; dup {
+				v.errorf(p+".jid", "room %s is already listed at line %d", r.JID, first)
+			} else {
+				seen[r.JID] = v.lineOf(p + ".jid")
+			}
+		}
+		switch {
+		case r.Nick == "" && v.written(p+".nick"):
+			v.errorf(p+".nick", "must not be empty")
+		case r.Nick == "":
+			r.Nick = nick
+		}
+		if r.Nick != "" && ok {
+			if _, err := room.WithResource(r.Nick); err != nil {
+				v.errorf(p+".nick", "%q is not a valid nickname: %v", r.Nick, err)
+			}
+		}
+	}
+}
+
+func (v *validator) nats() {
+	n := &v.c.NATS
+	if n.URL != "" {
+		v.natsURL(n.URL)
+	} else if len(n.Relay) > 0 {
+		v.errorf("nats.url", "must be set when nats.relay is used")
+	}
+	if n.Password != "" && n.PasswordFile != "" {
+		v.errorf("nats.password_file", "set password or password_file, not both")
+	}
+	if n.PasswordFile != "" {
+		n.PasswordFile = v.resolve(n.PasswordFile)
+		if n.Password == "" {
+			s, err := readSecretFile(n.PasswordFile)
+			if err != nil {
+				v.errorf("nats.password_file", "%v", err)
+			} else {
+				n.Password = s
+			}
+		}
+	}
+	if n.User != "" && n.Password == "" {
+		v.errorf("nats.user", "needs a password (password or password_file)")
+	}
+	if n.User == "" && (n.Password != "" || n.PasswordFile != "") {
+		v.errorf(firstWritten(v, "nats.password", "nats.password_file"), "needs nats.user")
+	}
+	var methods []string
+	for _, m := range []struct {
+		key string
+		set bool
+	}{
+		{"user", n.User != ""},
+		{"token", n.Token != ""},
+		{"creds_file", n.CredsFile != ""},
+		{"nkey_file", n.NKeyFile != ""},
+	} {
+		if m.set {
+			methods = append(methods, m.key)
+		}
+	}
+	if len(methods) > 1 {
+		v.errorf("nats."+methods[1], "choose one way to log in to NATS, not %s", strings.Join(methods, " and "))
+	}
+	for _, f := range []struct {
+		key  string
+		name *string
+	}{
+		{"creds_file", &n.CredsFile},
+		{"nkey_file", &n.NKeyFile},
+	} {
+		if *f.name != "" {
+			*f.name = v.resolve(*f.name)
+			if _, err := readFileLimit(*f.name, maxSecretFile); err != nil {
+				v.errorf("nats."+f.key, "%v", err)
+			}
+		}
+	}
+	if n.CAFile != "" {
+		n.CAFile = v.resolve(n.CAFile)
+		v.caFile("nats.ca_file", n.CAFile)
+	}
+	for i := range n.Relay {
+		v.relay(at("nats.relay", i), &n.Relay[i])
+	}
+}
+
+func (v *validator) natsURL(raw string) {
+	for part := range strings.SplitSeq(raw, ",") {
+		part = strings.TrimSpace(part)
+		u, err := url.Parse(part)
+		switch {
+		case err != nil:
+			v.errorf("nats.url", "%q is not a URL: %v", part, err)
+		case u.Scheme != "nats" && u.Scheme != "tls" && u.Scheme != "ws" && u.Scheme != "wss":
+			v.errorf("nats.url", "%q must be a nats://, tls://, ws:// or wss:// URL", part)
+		case u.Host == "":
+			v.errorf("nats.url", "%q has no host", part)
+		}
+	}
+}
+
+// natsSubject is a NATS subject: dot-separated tokens without blanks, '>'
+// only as the last token.
+var natsSubject = regexp.MustCompile(`^([^.\s>]+\.)*([^.\s>]+|>)$`)
+
+// messageTypes are the values of nats.relay.type.
+var messageTypes = map[string]bool{"": true, "chat": true, "groupchat": true, "headline": true, "normal": true}
+
+func (v *validator) relay(p string, r *Relay) {
+	switch {
+	case r.Subject == "":
+		v.errorf(p+".subject", "must be set")
+	case !natsSubject.MatchString(r.Subject):
+		v.errorf(p+".subject", "%q is not a valid NATS subject", r.Subject)
+	}
+	if len(r.To) == 0 {
+		v.errorf(p+".to", "must name at least one JID")
+	}
+	for i, to := range r.To {
+		j, err := jid.Parse(to)
+		if err != nil || to == "" {
+			v.errorf(p+".to", "%q is not a valid JID", to)
+			continue
+		}
+		r.To[i] = j.String()
+	}
+	if !messageTypes[r.Type] {
+		v.errorf(p+".type", `must be "chat", "groupchat", "headline" or "normal", not %q`, r.Type)
+	}
+	if r.Durable != "" && r.Stream == "" {
+		v.errorf(p+".durable", "needs stream: durable consumers are JetStream only")
+	}
+}
+
+// bareJID checks that s is a bare JID with a localpart.
+func (v *validator) bareJID(path, s string) (jid.JID, bool) {
+	if s == "" {
+		if !v.failed[path] {
+			v.errorf(path, "must be set")
+		}
+		return jid.JID{}, false
+	}
+	j, err := jid.Parse(s)
+	switch {
+	case err != nil:
+		v.errorf(path, "%q is not a valid JID: %v", s, err)
+	case j.Resourcepart() != "":
+		v.errorf(path, "%q must be a bare JID, without /%s", s, j.Resourcepart())
+	case j.Localpart() == "":
+		v.errorf(path, "%q needs a localpart (name@%s)", s, j.Domainpart())
+	default:
+		return j, true
+	}
+	return jid.JID{}, false
+}
+
+// hostPort checks a host:port; port 0 is allowed for listeners only.
+func (v *validator) hostPort(path, s string, listen bool) {
+	_, port, err := net.SplitHostPort(s)
+	if err != nil {
+		v.errorf(path, "%q is not host:port", s)
+		return
+	}
+	n, err := strconv.Atoi(port)
+	if err != nil || n < 0 || n > 65535 || (n == 0 && !listen) {
+		v.errorf(path, "%q has an invalid port", s)
+	}
+}
+
+func (v *validator) duration(path string, d Duration, positive bool) {
+	switch {
+	case d < 0:
+		v.errorf(path, "must not be negative, not %s", d)
+	case d == 0 && positive:
+		v.errorf(path, "must be positive")
+	}
+}
+
+func (v *validator) caFile(path, name string) {
+	pem, err := readFileLimit(name, maxCAFile)
+	if err != nil {
+		v.errorf(path, "%v", err)
+		return
+	}
+	if !x509.NewCertPool().AppendCertsFromPEM(pem) {
+		v.errorf(path, "%s holds no PEM certificate", name)
+	}
+}
+
+// resolve makes a file name relative to the config file's directory.
+func (v *validator) resolve(name string) string {
+	if filepath.IsAbs(name) {
+		return name
+	}
+	return filepath.Join(v.c.Dir(), name)
+}
+
+func firstWritten(v *validator, paths ...string) string {
+	for _, p := range paths {
+		if v.written(p) {
+			return p
+		}
+	}
+	return paths[0]
+}
+
+// readSecretFile reads a password file, without its trailing newline.
+func readSecretFile(name string) (Secret, error) {
+	b, err := readFileLimit(name, maxSecretFile)
+	if err != nil {
+		return "", err
+	}
+	s := strings.TrimRight(string(b), "\r\n")
+	if s == "" {
+		return "", fmt.Errorf("%s is empty", name)
+	}
+	return Secret(s), nil
+}
+
+// readFileLimit reads a regular file of at most limit bytes.
+func readFileLimit(name string, limit int64) ([]byte, error) {
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, fmt.Errorf("cannot read %s: %w", name, unwrapPath(err))
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("cannot read %s: %w", name, unwrapPath(err))
+	}
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s is not a regular file", name)
+	}
+	b, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		return nil, fmt.Errorf("cannot read %s: %w", name, unwrapPath(err))
+	}
+	if int64(len(b)) > limit {
+		return nil, fmt.Errorf("%s is larger than %d bytes", name, limit)
+	}
+	return b, nil
+}
+
+// unwrapPath drops the "open NAME:" part of an *os.PathError, which the
+// message names already.
+func unwrapPath(err error) error {
+	if pe, ok := err.(*os.PathError); ok {
+		return pe.Err
+	}
+	return err
+}
+
+// loopbackHostPort reports whether a host:port names a loopback host.
+func loopbackHostPort(hp string) bool {
+	host, _, err := net.SplitHostPort(hp)
+	return err == nil && loopbackHost(host)
+}
+
+// loopbackHost reports whether host is localhost or a loopback IP.
+func loopbackHost(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
+}
+
+// orSRV describes an empty address.
+func orSRV(addr string) string {
+	if addr == "" {
+		return "the SRV lookup of the domain"
+	}
+	return addr
+}

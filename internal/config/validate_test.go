@@ -1,0 +1,431 @@
+package config
+
+import (
+	"strings"
+	"testing"
+)
+
+// TestValidation runs one file per check. Each "# ERR: text" comment says
+// that exactly one problem is reported at that line, containing text.
+func TestValidation(t *testing.T) {
+	tests := []struct {
+		name string
+		src  string
+	}{
+		{"valid minimal", `
+[xmpp]
+jid = "bot@example.org"
+password = "pw"
+`},
+		{"jid missing", `
+[xmpp] # ERR: xmpp.jid: must be set
+password = "pw"
+`},
+		{"jid not bare", `
+[xmpp]
+jid = "bot@example.org/res" # ERR: must be a bare JID
+password = "pw"
+`},
+		{"jid without localpart", `
+[xmpp]
+jid = "example.org" # ERR: needs a localpart
+password = "pw"
+`},
+		{"jid invalid", `
+[xmpp]
+jid = "a@b@c" # ERR: not a valid JID
+password = "pw"
+`},
+		{"password missing", `
+[xmpp] # ERR: a password is required
+jid = "bot@example.org"
+`},
+		{"password missing is fine when embedded", `
+[xmpp]
+jid = "bot@localhost"
+address = "127.0.0.1:5222"
+[embedded]
+xmpp = true
+`},
+		{"resource empty", `
+[xmpp]
+jid = "bot@example.org"
+password = "pw"
+resource = "" # ERR: xmpp.resource: must not be empty
+`},
+		{"transport enum", `
+[xmpp]
+jid = "bot@example.org"
+password = "pw"
+transport = "udp" # ERR: must be "tcp" or "bosh", not "udp"
+`},
+		{"tls enum", `
+[xmpp]
+jid = "bot@example.org"
+password = "pw"
+tls = "ssl" # ERR: must be "starttls", "direct" or "none"
+`},
+		{"tls none to a remote host", `
+[xmpp]
+jid = "bot@example.org"
+password = "pw"
+address = "example.org:5222"
+tls = "none" # ERR: allowed only to a loopback address
+`},
+		{"tls none with SRV lookup", `
+[xmpp]
+jid = "bot@example.org"
+password = "pw"
+tls = "none" # ERR: not the SRV lookup
+`},
+		{"tls none to loopback", `
+[xmpp]
+jid = "bot@example.org"
+password = "pw"
+address = "[::1]:5222"
+tls = "none"
+`},
+		{"tls none to localhost", `
+[xmpp]
+jid = "bot@example.org"
+password = "pw"
+address = "localhost:5222"
+tls = "none"
+`},
+		{"tls none when embedded", `
+[xmpp]
+jid = "bot@example.org"
+password = "pw"
+address = "0.0.0.0:5222"
+tls = "none"
+[embedded]
+xmpp = true
+`},
+		{"address not host:port", `
+[xmpp]
+jid = "bot@example.org"
+password = "pw"
+address = "example.org" # ERR: not host:port
+`},
+		{"address port 0", `
+[xmpp]
+jid = "bot@example.org"
+password = "pw"
+address = "example.org:0" # ERR: invalid port
+`},
+		{"embedded needs address", `
+[xmpp] # ERR: xmpp.address: must be set when embedded.xmpp is on
+jid = "bot@example.org"
+password = "pw"
+[embedded]
+xmpp = true
+`},
+		{"bosh needs bosh_url", `
+[xmpp] # ERR: xmpp.bosh_url: must be set when transport is "bosh"
+jid = "bot@example.org"
+password = "pw"
+transport = "bosh"
+`},
+		{"bosh over https", `
+[xmpp]
+jid = "bot@example.org"
+password = "pw"
+transport = "bosh"
+bosh_url = "https://example.org/http-bind"
+`},
+		{"bosh plain http to remote", `
+[xmpp]
+jid = "bot@example.org"
+password = "pw"
+transport = "bosh"
+bosh_url = "http://example.org/http-bind" # ERR: use https
+`},
+		{"bosh plain http to loopback", `
+[xmpp]
+jid = "bot@example.org"
+password = "pw"
+transport = "bosh"
+bosh_url = "http://127.0.0.1:5280/http-bind"
+`},
+		{"bosh url scheme", `
+[xmpp]
+jid = "bot@example.org"
+password = "pw"
+transport = "bosh"
+bosh_url = "ftp://example.org/" # ERR: must be an http or https URL
+`},
+		{"ca_file missing", `
+[xmpp]
+jid = "bot@example.org"
+password = "pw"
+ca_file = "nope.pem" # ERR: cannot read
+`},
+		{"ca_file not PEM", `
+[xmpp]
+jid = "bot@example.org"
+password = "pw"
+ca_file = "junk.pem" # ERR: holds no PEM certificate
+`},
+		{"ca_file good", `
+[xmpp]
+jid = "bot@example.org"
+password = "pw"
+ca_file = "ca.pem"
+insecure_skip_verify = true
+`},
+		{"durations", `
+[xmpp]
+jid = "bot@example.org"
+password = "pw"
+keepalive = "-1s" # ERR: must not be negative
+connect_timeout = 0 # ERR: must be positive
+`},
+		{"keepalive timeout needed when keepalive on", `
+[xmpp]
+jid = "bot@example.org"
+password = "pw"
+keepalive_timeout = "0s" # ERR: must be positive
+`},
+		{"keepalive off", `
+[xmpp]
+jid = "bot@example.org"
+password = "pw"
+keepalive = 0
+keepalive_timeout = 0
+`},
+		{"bad duration", `
+[xmpp]
+jid = "bot@example.org"
+password = "pw"
+keepalive = "soon" # ERR: xmpp.keepalive: duration must look like
+`},
+		{"subscriptions enum", `
+[xmpp]
+jid = "bot@example.org"
+password = "pw"
+subscriptions = "friends" # ERR: must be "domain", "all" or "none"
+`},
+		{"http listen", `
+[xmpp]
+jid = "bot@example.org"
+password = "pw"
+[http]
+listen = "9090" # ERR: http.listen: "9090" is not host:port
+`},
+		{"http listen port 0", `
+[xmpp]
+jid = "bot@example.org"
+password = "pw"
+[http]
+listen = "127.0.0.1:0"
+`},
+		{"embedded addresses and accounts", `
+[xmpp]
+jid = "bot@localhost"
+password = "pw"
+address = "127.0.0.1:5222"
+[embedded]
+xmpp = true
+http = "nowhere" # ERR: embedded.http: "nowhere" is not host:port
+tls_address = "x:99999" # ERR: invalid port
+[[embedded.accounts]]
+jid = "alice@localhost"
+password = "alice"
+[[embedded.accounts]]
+jid = "alice@localhost" # ERR: already defined at line 10
+password = "" # ERR: embedded.accounts.password: must not be empty
+[[embedded.accounts]]
+jid = "localhost" # ERR: needs a localpart
+password = "x"
+`},
+		{"limits", `
+[xmpp]
+jid = "bot@example.org"
+password = "pw"
+[limits]
+sender_replies = "many" # ERR: rate must be
+outbox_rate = "10/1s"
+outbox_queue = 0 # ERR: limits.outbox_queue: must be positive
+max_body_bytes = 10 # ERR: at least 64
+room_queue = -1 # ERR: must not be negative
+`},
+		{"rooms", `
+[xmpp]
+jid = "bot@example.org"
+password = "pw"
+[[rooms]]
+jid = "lobby@conference.example.org"
+[[rooms]]
+jid = "lobby@conference.example.org" # ERR: already listed at line 5
+[[rooms]]
+jid = "other@conference.example.org/nick" # ERR: must be a bare JID
+[[rooms]]
+jid = "conference.example.org" # ERR: needs a localpart
+[[rooms]] # ERR: rooms.jid: must be set
+nick = "x"
+[[rooms]]
+jid = "x@conference.example.org"
+nick = "" # ERR: rooms.nick: must not be empty
+`},
+		{"inline rooms", `
+[xmpp]
+jid = "bot@example.org"
+password = "pw"
+rooms = 3 # ERR: unknown key xmpp.rooms
+[[rooms]]
+jid = "a@conference.example.org"
+`},
+		{"nats", `
+[xmpp]
+jid = "bot@example.org"
+password = "pw"
+[nats]
+url = "http://x" # ERR: must be a nats://
+user = "me" # ERR: needs a password
+token = "t" # ERR: choose one way to log in to NATS, not user and token
+creds_file = "missing.creds" # ERR: cannot read
+[[nats.relay]]
+subject = "a..b" # ERR: not a valid NATS subject
+to = ["ops@example.org", "@@"] # ERR: "@@" is not a valid JID
+type = "fax" # ERR: must be "chat"
+durable = "d" # ERR: needs stream
+[[nats.relay]] # ERR: nats.relay.subject: must be set
+to = [] # ERR: must name at least one JID
+`},
+		{"nats relay needs url", `
+[xmpp]
+jid = "bot@example.org"
+password = "pw"
+[[nats.relay]] # ERR: nats.url: must be set when nats.relay is used
+subject = "alerts.>"
+to = ["ops@example.org"]
+`},
+		{"nats password without user", `
+[xmpp]
+jid = "bot@example.org"
+password = "pw"
+[nats]
+url = "nats://127.0.0.1:4222, tls://example.org:4443"
+password = "p" # ERR: nats.password: needs nats.user
+`},
+		{"nats good", `
+[xmpp]
+jid = "bot@example.org"
+password = "pw"
+[nats]
+url = "nats://127.0.0.1:4222"
+user = "crier"
+password_file = "nats.pass"
+ca_file = "ca.pem"
+[[nats.relay]]
+subject = "alerts.>"
+to = ["ops@example.org"]
+type = "headline"
+stream = "ALERTS"
+durable = "crier-alerts"
+template = "{{.Data}}"
+`},
+	}
+	dir := t.TempDir()
+	writeFile(t, dir, "ca.pem", testCA(t))
+	writeFile(t, dir, "junk.pem", "not a certificate\n")
+	writeFile(t, dir, "nats.pass", "natspw\n")
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			src := strings.TrimPrefix(tt.src, "\n")
+			checkMarked(t, loadErrs(t, dir, src, noEnv), src)
+		})
+	}
+}
+
+func TestDefaults(t *testing.T) {
+	c := mustLoad(t, t.TempDir(), `
+[xmpp]
+jid = "Bot@Example.org"
+password = "pw"
+address = "127.0.0.1:5222"
+[embedded]
+xmpp = true
+nats = true
+[[rooms]]
+jid = "lobby@conference.example.org"
+`)
+	x := c.XMPP
+	checks := []struct {
+		name      string
+		got, want any
+	}{
+		{"jid normalized", x.JID, "bot@example.org"},
+		{"resource", x.Resource, DefaultResource},
+		{"transport", x.Transport, TransportTCP},
+		{"tls", x.TLS, TLSStartTLS},
+		{"keepalive", x.Keepalive.Std(), DefaultKeepalive},
+		{"keepalive_timeout", x.KeepaliveTimeout.Std(), DefaultKeepaliveTimeout},
+		{"connect_timeout", x.ConnectTimeout.Std(), DefaultConnectTimeout},
+		{"subscriptions", x.Subscriptions, SubscribeDomain},
+		{"embedded.http", c.Embedded.HTTP, DefaultEmbeddedHTTP},
+		{"nats.url", c.NATS.URL, DefaultNATSURL},
+		{"http.listen", c.HTTP.Listen, ""},
+		{"sender_replies", c.Limits.SenderReplies.String(), "60/1m0s"},
+		{"outbox_rate off", c.Limits.OutboxRate.IsZero(), true},
+		{"outbox_queue", c.Limits.OutboxQueue, DefaultOutboxQueue},
+		{"max_body_bytes", c.Limits.MaxBodyBytes, DefaultMaxBodyBytes},
+		{"room_queue", c.Limits.RoomQueue, DefaultRoomQueue},
+		{"room nick is the bot's localpart", c.Rooms[0].Nick, "bot"},
+		{"room addr", c.Rooms[0].Addr().String(), "lobby@conference.example.org"},
+		{"bot addr", x.Addr().Localpart(), "bot"},
+	}
+	for _, ch := range checks {
+		if ch.got != ch.want {
+			t.Errorf("%s = %v, want %v", ch.name, ch.got, ch.want)
+		}
+	}
+}
+
+func TestDurationForms(t *testing.T) {
+	c := mustLoad(t, t.TempDir(), `
+[xmpp]
+jid = "bot@example.org"
+password = "pw"
+keepalive = 45
+keepalive_timeout = 2.5
+connect_timeout = "1m30s"
+`)
+	if got := c.XMPP.Keepalive.String(); got != "45s" {
+		t.Errorf("keepalive = %s, want 45s", got)
+	}
+	if got := c.XMPP.KeepaliveTimeout.String(); got != "2.5s" {
+		t.Errorf("keepalive_timeout = %s, want 2.5s", got)
+	}
+	if got := c.XMPP.ConnectTimeout.String(); got != "1m30s" {
+		t.Errorf("connect_timeout = %s, want 1m30s", got)
+	}
+}
+
+func TestParseDuration(t *testing.T) {
+	tests := []struct {
+		in   string
+		want string
+		ok   bool
+	}{
+		{"30s", "30s", true},
+		{"1h", "1h0m0s", true},
+		{"30", "30s", true},
+		{"0.5", "500ms", true},
+		{"-2", "-2s", true},
+		{"", "", false},
+		{"abc", "", false},
+		{"NaN", "", false},
+		{"1e300", "", false},
+	}
+	for _, tt := range tests {
+		d, err := ParseDuration(tt.in)
+		if (err == nil) != tt.ok {
+			t.Errorf("ParseDuration(%q) error = %v, want ok=%v", tt.in, err, tt.ok)
+			continue
+		}
+		if tt.ok && d.String() != tt.want {
+			t.Errorf("ParseDuration(%q) = %s, want %s", tt.in, d, tt.want)
+		}
+	}
+}

@@ -1,0 +1,431 @@
+package transport
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/xml"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"mellium.im/xmpp/stream"
+
+	"crier/internal/xmlsplit"
+)
+
+// Direction says which way an element travelled.
+type Direction int
+
+// The two directions of a stream.
+const (
+	In  Direction = iota // from the server to us
+	Out                  // from us to the server
+)
+
+// String returns "in" or "out".
+func (d Direction) String() string {
+	if d == Out {
+		return "out"
+	}
+	return "in"
+}
+
+// Tap observes every top-level element of the stream once it is encrypted
+// (after STARTTLS, from the first byte of direct TLS or BOSH): stanzas and
+// nonzas in both directions, including the SASL exchange, the stream
+// features and the iq results that mellium consumes itself.
+//
+// Element is called from the goroutine reading or writing the connection,
+// in stream order for each direction. It must not block and must not keep
+// raw after returning unless it copies it. The name carries the resolved
+// namespace (jabber:client for stanzas without their own xmlns). The stream
+// header and end are not reported.
+//
+// The payloads of SASL <auth/> and <response/> are replaced by
+// "[redacted]" in raw, so that a tap which logs cannot leak a password.
+type Tap interface {
+	Element(dir Direction, name xml.Name, raw []byte)
+}
+
+// TapFunc adapts a function to the Tap interface.
+type TapFunc func(dir Direction, name xml.Name, raw []byte)
+
+// Element calls f.
+func (f TapFunc) Element(dir Direction, name xml.Name, raw []byte) { f(dir, name, raw) }
+
+const (
+	nsStream   = "http://etherx.jabber.org/streams"
+	nsSASL     = "urn:ietf:params:xml:ns:xmpp-sasl"
+	nsTLS      = "urn:ietf:params:xml:ns:xmpp-tls"
+	nsBind     = "urn:ietf:params:xml:ns:xmpp-bind"
+	nsClient   = "jabber:client"
+	maxElement = 16 << 20 // the tap stops observing (the stream goes on) past this size
+)
+
+// tapConn is the net.Conn handed to mellium. It passes bytes through
+// unchanged, cuts both directions into elements for the Tap and for error
+// classification, and is where elements can be injected between the ones
+// mellium writes.
+//
+// It deliberately has no ConnectionState method: without it mellium never
+// offers SCRAM-*-PLUS, whose channel binding fails against some servers
+// over TLS 1.3.
+type tapConn struct {
+	net.Conn
+	tap Tap
+	log *slog.Logger
+	obs *observed
+
+	// Reads go through one bufio.Reader owned by the connection rather than
+	// by mellium's decoder: mellium builds a new decoder after each stream
+	// restart, and read-ahead kept here survives that. ReadByte makes
+	// encoding/xml use this reader directly.
+	r      *bufio.Reader
+	in     xmlsplit.Splitter // touched only by the reading goroutine
+	inNS   string
+	inDead bool
+
+	// wmu serialises writes: mellium's, and injected elements, which may
+	// only go out when mellium's last write ended on an element boundary.
+	wmu     sync.Mutex
+	out     xmlsplit.Splitter
+	outNS   string
+	outDead bool
+	pending [][]byte // injected elements waiting for a boundary
+
+	ended     chan struct{} // closed when the server ends its stream or reads fail
+	endOnce   sync.Once
+	closeOnce sync.Once
+	closed    chan struct{}
+}
+
+func newTapConn(c net.Conn, tap Tap, log *slog.Logger) *tapConn {
+	tc := &tapConn{
+		Conn:   c,
+		tap:    tap,
+		log:    log,
+		obs:    &observed{},
+		inNS:   nsClient,
+		outNS:  nsClient,
+		ended:  make(chan struct{}),
+		closed: make(chan struct{}),
+	}
+	tc.in.Max = maxElement
+	tc.out.Max = maxElement
+	tc.r = bufio.NewReader(rawReader{tc})
+	return tc
+}
+
+// rawReader feeds every chunk read from the socket to the inbound splitter
+// before bufio hands it on.
+type rawReader struct{ tc *tapConn }
+
+func (r rawReader) Read(p []byte) (int, error) {
+	n, err := r.tc.Conn.Read(p)
+	if n > 0 {
+		r.tc.observeIn(p[:n])
+	}
+	if err != nil {
+		r.tc.endOnce.Do(func() { close(r.tc.ended) })
+	}
+	return n, err
+}
+
+// Read reads from the connection.
+func (tc *tapConn) Read(p []byte) (int, error) { return tc.r.Read(p) }
+
+// ReadByte reads one byte; with it encoding/xml reads without read-ahead
+// of its own.
+func (tc *tapConn) ReadByte() (byte, error) { return tc.r.ReadByte() }
+
+// Write writes p unchanged, then any injected elements if p ended on an
+// element boundary.
+func (tc *tapConn) Write(p []byte) (int, error) {
+	tc.wmu.Lock()
+	defer tc.wmu.Unlock()
+	n, err := tc.Conn.Write(p)
+	if n > 0 {
+		tc.observeOut(p[:n])
+	}
+	if err != nil {
+		return n, err
+	}
+	if len(tc.pending) > 0 && tc.atBoundary() {
+		if err := tc.flushPending(); err != nil {
+			return n, err
+		}
+	}
+	return n, nil
+}
+
+// atBoundary reports whether the outgoing stream is between elements.
+// The caller holds wmu.
+func (tc *tapConn) atBoundary() bool { return !tc.outDead && tc.out.Buffered() == 0 }
+
+// flushPending writes the queued injected elements. The caller holds wmu.
+func (tc *tapConn) flushPending() error {
+	for len(tc.pending) > 0 {
+		raw := tc.pending[0]
+		tc.pending = tc.pending[1:]
+		if _, err := tc.Conn.Write(raw); err != nil {
+			return err
+		}
+		tc.observeOut(raw)
+	}
+	return nil
+}
+
+// inject queues one complete element and writes it at once if the stream
+// is between elements; otherwise the Write that completes mellium's
+// current element sends it. The write itself may block like any write.
+func (tc *tapConn) inject(raw []byte) error {
+	select {
+	case <-tc.closed:
+		return ErrClosed
+	default:
+	}
+	if err := checkElement(raw); err != nil {
+		return err
+	}
+	tc.wmu.Lock()
+	defer tc.wmu.Unlock()
+	if tc.outDead {
+		return fmt.Errorf("%w: the outgoing stream could not be followed", ErrProtocol)
+	}
+	tc.pending = append(tc.pending, bytes.Clone(raw))
+	if tc.atBoundary() {
+		return tc.flushPending()
+	}
+	return nil
+}
+
+// checkElement verifies raw holds exactly one complete element.
+func checkElement(raw []byte) error {
+	var s xmlsplit.Splitter
+	if _, err := s.Feed([]byte("<stream:stream xmlns:stream='" + nsStream + "'>")); err != nil {
+		return err
+	}
+	evs, err := s.Feed(raw)
+	if err != nil || s.Buffered() != 0 || len(evs) != 1 || evs[0].Kind != xmlsplit.Element {
+		return fmt.Errorf("%w: inject needs exactly one complete element", ErrConfig)
+	}
+	return nil
+}
+
+// Close closes the socket once.
+func (tc *tapConn) Close() error {
+	var err error
+	tc.closeOnce.Do(func() {
+		close(tc.closed)
+		err = tc.Conn.Close()
+	})
+	return err
+}
+
+func (tc *tapConn) observeIn(p []byte) {
+	if tc.inDead {
+		return
+	}
+	evs, err := tc.in.Feed(p)
+	for _, ev := range evs {
+		switch ev.Kind {
+		case xmlsplit.StreamStart:
+			tc.inNS = defaultNS(ev.Attr)
+		case xmlsplit.StreamEnd:
+			tc.endOnce.Do(func() { close(tc.ended) })
+		case xmlsplit.Element:
+			name := resolve(ev.Name, ev.Attr, tc.inNS)
+			tc.obs.see(name, ev.Raw)
+			if tc.tap != nil {
+				tc.tap.Element(In, name, ev.Raw)
+			}
+			if name.Space == nsSASL && name.Local == "success" {
+				// Both sides restart their streams after SASL success: the
+				// next bytes each way are new stream headers. Nothing else
+				// can travel in between, so resetting here is exact.
+				tc.in.Reset()
+				tc.wmu.Lock()
+				tc.out.Reset()
+				tc.wmu.Unlock()
+			}
+		}
+	}
+	if err != nil {
+		tc.inDead = true
+		tc.log.Warn("tap stopped following the incoming stream", "err", err)
+	}
+}
+
+// observeOut runs with wmu held.
+func (tc *tapConn) observeOut(p []byte) {
+	if tc.outDead {
+		return
+	}
+	evs, err := tc.out.Feed(p)
+	for _, ev := range evs {
+		switch ev.Kind {
+		case xmlsplit.StreamStart:
+			tc.outNS = defaultNS(ev.Attr)
+		case xmlsplit.Element:
+			name := resolve(ev.Name, ev.Attr, tc.outNS)
+			if tc.tap != nil {
+				tc.tap.Element(Out, name, redact(name, ev.Raw))
+			}
+		}
+	}
+	if err != nil {
+		tc.outDead = true
+		tc.log.Warn("tap stopped following the outgoing stream", "err", err)
+	}
+}
+
+// defaultNS returns the default namespace declared on a stream header.
+func defaultNS(attrs []xml.Attr) string {
+	for _, a := range attrs {
+		if a.Name.Space == "" && a.Name.Local == "xmlns" {
+			return a.Value
+		}
+	}
+	return nsClient
+}
+
+// resolve turns a raw (prefixed) element name into its namespace-qualified
+// form, using the element's own declarations, then the stream's.
+func resolve(raw xml.Name, attrs []xml.Attr, def string) xml.Name {
+	if raw.Space == "" {
+		for _, a := range attrs {
+			if a.Name.Space == "" && a.Name.Local == "xmlns" {
+				return xml.Name{Space: a.Value, Local: raw.Local}
+			}
+		}
+		return xml.Name{Space: def, Local: raw.Local}
+	}
+	for _, a := range attrs {
+		if a.Name.Space == "xmlns" && a.Name.Local == raw.Space {
+			return xml.Name{Space: a.Value, Local: raw.Local}
+		}
+	}
+	if raw.Space == "stream" {
+		return xml.Name{Space: nsStream, Local: raw.Local}
+	}
+	return raw
+}
+
+// redact hides the payload of the SASL elements that carry credentials.
+func redact(name xml.Name, raw []byte) []byte {
+	if name.Space != nsSASL || (name.Local != "auth" && name.Local != "response") {
+		return raw
+	}
+	end := bytes.IndexByte(raw, '>')
+	if end < 0 || raw[end-1] == '/' {
+		return raw
+	}
+	closing := bytes.LastIndexByte(raw, '<')
+	if closing <= end {
+		return raw
+	}
+	out := make([]byte, 0, end+1+len("[redacted]")+len(raw)-closing)
+	out = append(out, raw[:end+1]...)
+	out = append(out, "[redacted]"...)
+	return append(out, raw[closing:]...)
+}
+
+// observed records what classification needs from the incoming stream:
+// the SASL mechanisms offered and a SASL failure condition.
+type observed struct {
+	mu        sync.Mutex
+	mechs     []string
+	failure   string
+	selected  string
+	streamErr *stream.Error
+}
+
+func (o *observed) see(name xml.Name, raw []byte) {
+	switch {
+	case name.Space == nsStream && name.Local == "features":
+		var f struct {
+			Mechs []string `xml:"urn:ietf:params:xml:ns:xmpp-sasl mechanisms>mechanism"`
+		}
+		if xml.Unmarshal(raw, &f) == nil && len(f.Mechs) > 0 {
+			o.mu.Lock()
+			o.mechs = f.Mechs
+			o.mu.Unlock()
+		}
+	case name.Space == nsStream && name.Local == "error":
+		var se stream.Error
+		if xml.Unmarshal(raw, &se) == nil {
+			o.mu.Lock()
+			o.streamErr = &se
+			o.mu.Unlock()
+		}
+	case name.Space == nsSASL && name.Local == "failure":
+		cond := "failure"
+		var f struct {
+			Any []struct{ XMLName xml.Name } `xml:",any"`
+		}
+		if xml.Unmarshal(raw, &f) == nil {
+			for _, c := range f.Any {
+				if c.XMLName.Local != "text" {
+					cond = c.XMLName.Local
+					break
+				}
+			}
+		}
+		o.mu.Lock()
+		o.failure = cond
+		o.mu.Unlock()
+	}
+}
+
+func (o *observed) saslFailure() string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.failure
+}
+
+func (o *observed) streamError() *stream.Error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.streamErr
+}
+
+func (o *observed) offered() []string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return append([]string(nil), o.mechs...)
+}
+
+func (o *observed) setSelected(m string) {
+	o.mu.Lock()
+	o.selected = m
+	o.mu.Unlock()
+}
+
+func (o *observed) mechanism() string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.selected
+}
+
+// noCommonMechanism reports whether the server offered mechanisms but
+// none was started.
+func (o *observed) noCommonMechanism() bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return len(o.mechs) > 0 && o.selected == ""
+}
+
+// waitEnded waits until the server ended its stream, reads failed, or d
+// passed.
+func (tc *tapConn) waitEnded(d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-tc.ended:
+		return true
+	case <-t.C:
+		return false
+	}
+}

@@ -1,0 +1,278 @@
+package transport
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"sync"
+	"time"
+
+	"mellium.im/xmpp"
+	"mellium.im/xmpp/jid"
+
+	"crier/transport/bosh"
+)
+
+// Transport and TLS modes accepted in Options.
+const (
+	TransportTCP  = "tcp"
+	TransportBOSH = "bosh"
+
+	TLSStartTLS = "starttls"
+	TLSDirect   = "direct"
+	TLSNone     = "none"
+)
+
+const (
+	defaultTimeout = 20 * time.Second
+	// closeGrace bounds how long Close waits for the server to end its
+	// stream before dropping the socket.
+	closeGrace = 2 * time.Second
+)
+
+// Options says where to connect and how to log in. The zero values of the
+// optional fields give the defaults documented on each.
+type Options struct {
+	// JID is the account's bare JID; a resourcepart here is ignored.
+	JID jid.JID
+	// Password is the account's password. It is never logged.
+	Password string
+	// Resource is the resource to bind; it really is requested from the
+	// server. Empty lets the server choose one.
+	Resource string
+	// Transport is "tcp" (the default) or "bosh".
+	Transport string
+	// Address is the TCP "host:port" to dial. Empty means an SRV lookup of
+	// the JID's domain (falling back to domain:5222, and for TLS "direct"
+	// to the _xmpps-client records and domain:5223).
+	Address string
+	// TLS is "starttls" (the default; the server must offer it), "direct"
+	// (XEP-0368, TLS from the first byte) or "none" (accepted only when
+	// Address is on the loopback interface).
+	TLS string
+	// BOSHURL is the BOSH endpoint when Transport is "bosh". http:// is
+	// accepted only towards a loopback host.
+	BOSHURL string
+	// TLSConfig holds the caller's TLS settings (extra roots, client
+	// certificates, InsecureSkipVerify). It is cloned; ServerName defaults
+	// to the JID's domain for TCP (to the URL's host for BOSH) and
+	// MinVersion to TLS 1.2. Nil means the system roots.
+	TLSConfig *tls.Config
+	// Timeout bounds the whole of Connect: resolution, dialing, TLS, SASL
+	// and binding. Zero means 20 seconds.
+	Timeout time.Duration
+	// Tap, if set, observes every element of the encrypted stream.
+	Tap Tap
+	// Logger receives debug and warning records; nil discards them.
+	Logger *slog.Logger
+}
+
+// Conn is an established, authenticated and bound XMPP session.
+type Conn struct {
+	// Session is the mellium session, ready for Serve and Send.
+	Session *xmpp.Session
+	// JID is the full JID the server bound.
+	JID jid.JID
+	// Transport is "tcp" or "bosh".
+	Transport string
+	// Mechanism is the SASL mechanism that authenticated the session.
+	Mechanism string
+	// Secure is true when the bytes on the wire are encrypted.
+	Secure bool
+	// Server is the address of the peer (host:port, or the BOSH URL).
+	Server string
+
+	tc        *tapConn
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// Inject writes raw, which must be exactly one complete element (such as
+// <r xmlns='urn:xmpp:sm:3'/>), into the outgoing stream. It goes out at
+// once if the stream is between two elements, or else right after the
+// element being written; it never splits one. The Tap sees it as an Out
+// element. Inject may block while the connection is writing; it is safe
+// for concurrent use and returns ErrClosed after Close.
+func (c *Conn) Inject(raw []byte) error {
+	return c.tc.inject(raw)
+}
+
+// Close ends the stream politely (</stream:stream>), waits briefly for the
+// server to end its side, then closes the socket. The server's answer is
+// only noticed while something reads the session (Serve); otherwise Close
+// waits the full grace period of two seconds. Close is safe to call more
+// than once; later calls return the first result.
+func (c *Conn) Close() error {
+	c.closeOnce.Do(func() {
+		_ = c.tc.SetWriteDeadline(time.Now().Add(closeGrace))
+		err := c.Session.Close()
+		if err == nil {
+			c.tc.waitEnded(closeGrace)
+		}
+		if cerr := c.tc.Close(); err == nil && cerr != nil && !errors.Is(cerr, net.ErrClosed) {
+			err = cerr
+		}
+		if err != nil {
+			c.closeErr = fmt.Errorf("transport: close: %w", err)
+		}
+	})
+	return c.closeErr
+}
+
+// Connect dials the server, secures the connection, authenticates with
+// SASL and binds the resource, all within o.Timeout. Errors wrap one of the
+// package's sentinel errors (see Reason).
+func Connect(ctx context.Context, o Options) (*Conn, error) {
+	o, err := o.normalize()
+	if err != nil {
+		return nil, err
+	}
+	log := o.Logger
+	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
+	defer cancel()
+
+	if o.TLSConfig.InsecureSkipVerify {
+		log.Warn("TLS certificate verification is DISABLED; the connection can be intercepted", "domain", o.JID.Domainpart())
+	}
+
+	var (
+		raw    net.Conn
+		secure bool
+		server string
+	)
+	switch o.Transport {
+	case TransportBOSH:
+		raw, secure, err = dialBOSH(ctx, o)
+		server = o.BOSHURL
+	default:
+		raw, secure, err = dialTCP(ctx, o)
+		if raw != nil {
+			server = raw.RemoteAddr().String()
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	log.Debug("connected", "transport", o.Transport, "server", server, "secure", secure)
+
+	tc := newTapConn(raw, o.Tap, log)
+	allowPlain := secure || o.TLS == TLSNone
+	mechs := mechanisms(allowPlain, tc.obs)
+	features := []xmpp.StreamFeature{
+		xmpp.SASL("", o.Password, mechs...),
+		bindFeature(o.Resource, log),
+	}
+	neg := xmpp.NewNegotiator(func(*xmpp.Session, *xmpp.StreamConfig) xmpp.StreamConfig {
+		return xmpp.StreamConfig{Lang: "en", Features: features}
+	})
+	// The connection is marked Secure even for tls "none" (loopback only,
+	// checked above): mellium refuses SASL otherwise, and PLAIN is already
+	// kept out by mechanisms.
+	sess, err := xmpp.NewSession(ctx, o.JID.Domain(), o.JID, tc, xmpp.Secure, neg)
+	if err != nil {
+		tc.Close()
+		return nil, classify(ctx, phaseNegotiate, err, tc.obs)
+	}
+	if err := ctx.Err(); err != nil {
+		tc.Close()
+		return nil, classify(ctx, phaseNegotiate, err, tc.obs)
+	}
+	c := &Conn{
+		Session:   sess,
+		JID:       sess.LocalAddr(),
+		Transport: o.Transport,
+		Mechanism: tc.obs.mechanism(),
+		Secure:    secure,
+		Server:    server,
+		tc:        tc,
+	}
+	log.Debug("session ready", "jid", c.JID.String(), "mechanism", c.Mechanism)
+	return c, nil
+}
+
+// normalize checks o and fills in the defaults.
+func (o Options) normalize() (Options, error) {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = defaultTimeout
+	}
+	if o.JID.Domainpart() == "" {
+		return o, fmt.Errorf("%w: no JID", ErrConfig)
+	}
+	if o.JID.Localpart() == "" {
+		return o, fmt.Errorf("%w: JID %s has no localpart", ErrConfig, o.JID)
+	}
+	o.JID = o.JID.Bare()
+	if o.Resource != "" {
+		if _, err := o.JID.WithResource(o.Resource); err != nil {
+			return o, fmt.Errorf("%w: resource %q: %w", ErrConfig, o.Resource, err)
+		}
+	}
+	switch o.Transport {
+	case "":
+		o.Transport = TransportTCP
+	case TransportTCP, TransportBOSH:
+	default:
+		return o, fmt.Errorf("%w: transport %q (want tcp or bosh)", ErrConfig, o.Transport)
+	}
+	switch o.TLS {
+	case "":
+		o.TLS = TLSStartTLS
+	case TLSStartTLS, TLSDirect, TLSNone:
+	default:
+		return o, fmt.Errorf("%w: tls %q (want starttls, direct or none)", ErrConfig, o.TLS)
+	}
+	if o.Transport == TransportBOSH && o.BOSHURL == "" {
+		return o, fmt.Errorf("%w: transport bosh needs a BOSH URL", ErrConfig)
+	}
+	if o.TLSConfig == nil {
+		o.TLSConfig = &tls.Config{}
+	} else {
+		o.TLSConfig = o.TLSConfig.Clone()
+	}
+	if o.TLSConfig.MinVersion == 0 {
+		o.TLSConfig.MinVersion = tls.VersionTLS12
+	}
+	if o.TLSConfig.ServerName == "" && o.Transport == TransportTCP {
+		o.TLSConfig.ServerName = o.JID.Domainpart()
+	}
+	return o, nil
+}
+
+// dialBOSH opens a BOSH session through the bosh package.
+func dialBOSH(ctx context.Context, o Options) (net.Conn, bool, error) {
+	u, err := url.Parse(o.BOSHURL)
+	if err != nil || u.Host == "" {
+		return nil, false, fmt.Errorf("%w: BOSH URL %q is not an absolute URL", ErrConfig, o.BOSHURL)
+	}
+	var secure bool
+	switch u.Scheme {
+	case "https":
+		secure = true
+	case "http":
+		if err := requireLoopback(ctx, u.Hostname()); err != nil {
+			return nil, false, err
+		}
+	default:
+		return nil, false, fmt.Errorf("%w: BOSH URL scheme %q (want https)", ErrConfig, u.Scheme)
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.Proxy = http.ProxyFromEnvironment
+	tr.TLSClientConfig = o.TLSConfig
+	c, err := bosh.Dial(ctx, bosh.Config{
+		URL:    o.BOSHURL,
+		Domain: o.JID.Domainpart(),
+		Client: &http.Client{Transport: tr},
+	})
+	if err != nil {
+		return nil, false, classify(ctx, phaseDial, err, nil)
+	}
+	return c, secure, nil
+}
