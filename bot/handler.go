@@ -198,7 +198,7 @@ func (h *handler) HandleXMPP(t xmlstream.TokenReadEncoder, start *xml.StartEleme
 		return nil
 	case "message", "presence":
 		var st inStanza
-		if err := xml.NewTokenDecoder(t).DecodeElement(&st, start); err != nil {
+		if err := xml.NewTokenDecoder(xmlstream.MultiReader(xmlstream.Token(*start), t)).Decode(&st); err != nil {
 			h.b.log.Warn("malformed stanza dropped", "stanza", start.Name.Local, "err", err)
 			h.b.met.rejected.WithLabelValues("malformed").Inc()
 			return nil

@@ -323,13 +323,15 @@ func (c *compiler) rule(s Spec, label string, at func(key, format string, args .
 
 	r.cond = *c.cond(specCond(s), "", atf)
 	if s.Not != nil {
+		notFailed := false
 		r.not = c.cond(*s.Not, "not.", func(key, format string, args ...any) {
 			if _, ok := s.Pos.Keys[key]; !ok {
 				key = "not"
 			}
+			notFailed = true
 			atf(key, format, args...)
 		})
-		if r.not.empty() {
+		if r.not.empty() && !notFailed {
 			atf("not", "not has no condition")
 		}
 	}
@@ -416,7 +418,7 @@ func (c *compiler) rule(s Spec, label string, at func(key, format string, args .
 		}
 		r.actions = append(r.actions, act)
 	}
-	if len(r.actions) == 0 && !s.Stop {
+	if s.Reply == "" && len(s.Actions) == 0 && !s.Stop {
 		atf("name", "the rule does nothing: set reply, actions or stop")
 	}
 

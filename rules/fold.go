@@ -8,7 +8,7 @@ import (
 	"golang.org/x/text/unicode/norm"
 )
 
-// lowerASCIIFast lowers s, allocating only when s has an upper-case letter or
+// lowerText lowers s, allocating only when s has an upper-case letter or
 // is not ASCII.
 func lowerText(s string) string {
 	for i := 0; i < len(s); i++ {
@@ -23,26 +23,39 @@ func lowerText(s string) string {
 	return s
 }
 
-// fold lowers s and strips its diacritics ("Café" -> "cafe"), the form in
-// which keywords are compared.
+// fold lowers s, strips its diacritics and turns each run of white space
+// into one space ("Café  au lait" -> "cafe au lait"): the form in which
+// keywords and mentions are compared.
 func fold(s string) string {
-	ascii := true
-	for i := 0; i < len(s); i++ {
-		if s[i] >= utf8.RuneSelf {
-			ascii = false
-			break
+	simple := true
+	for i := 0; i < len(s) && simple; i++ {
+		c := s[i]
+		switch {
+		case c >= utf8.RuneSelf, c == '\t', c == '\n', c == '\r', c == '\v', c == '\f':
+			simple = false
+		case c == ' ' && i+1 < len(s) && s[i+1] == ' ':
+			simple = false
 		}
 	}
-	if ascii {
+	if simple {
 		return lowerText(s)
 	}
 	d := norm.NFD.String(s)
 	var b strings.Builder
 	b.Grow(len(d))
+	space := false
 	for _, r := range d {
-		if unicode.Is(unicode.Mn, r) {
+		switch {
+		case unicode.Is(unicode.Mn, r):
+			continue
+		case unicode.IsSpace(r):
+			if !space {
+				b.WriteByte(' ')
+			}
+			space = true
 			continue
 		}
+		space = false
 		b.WriteRune(unicode.ToLower(r))
 	}
 	return norm.NFC.String(b.String())

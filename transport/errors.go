@@ -13,6 +13,8 @@ import (
 
 	"mellium.im/xmpp/stanza"
 	"mellium.im/xmpp/stream"
+
+	"crier/transport/bosh"
 )
 
 // Errors returned by Connect. Each failure wraps exactly one of ErrAuth,
@@ -123,6 +125,9 @@ func classify(ctx context.Context, ph phase, err error, obs *observed) error {
 	if cause := tlsCause(err); cause != nil {
 		return fmt.Errorf("%w: %w", ErrTLS, cause)
 	}
+	if errors.Is(err, bosh.ErrConfig) {
+		return fmt.Errorf("%w: %w", ErrConfig, err)
+	}
 	var dnsErr *net.DNSError
 	if errors.As(err, &dnsErr) {
 		if dnsErr.IsTimeout && ctx.Err() != nil {
@@ -130,10 +135,15 @@ func classify(ctx context.Context, ph phase, err error, obs *observed) error {
 		}
 		return fmt.Errorf("%w: %w", ErrResolve, err)
 	}
-	if ctx.Err() == context.Canceled {
+	if ctx.Err() == context.Canceled || errors.Is(err, context.Canceled) {
 		return fmt.Errorf("transport: connect canceled: %w", context.Canceled)
 	}
 	deadline := ctx.Err() == context.DeadlineExceeded || errors.Is(err, os.ErrDeadlineExceeded)
+	if !deadline && dialFailure(err) {
+		// BOSH dials lazily, so a refused connection shows up while
+		// negotiating, too.
+		return fmt.Errorf("%w: %w", ErrConnect, err)
+	}
 	if ph == phaseDial {
 		if deadline {
 			return fmt.Errorf("%w: %w: %w", ErrConnect, ErrTimeout, err)
@@ -149,10 +159,23 @@ func classify(ctx context.Context, ph phase, err error, obs *observed) error {
 	if obs != nil && obs.noCommonMechanism() {
 		return fmt.Errorf("%w: no SASL mechanism in common, server offers %v", ErrAuth, obs.offered())
 	}
+	if errors.Is(err, bosh.ErrHTTP) {
+		return fmt.Errorf("%w: %w", ErrConnect, err)
+	}
 	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET) {
 		return fmt.Errorf("%w: server closed the connection during negotiation: %w", ErrProtocol, err)
 	}
 	return fmt.Errorf("%w: %w", ErrProtocol, err)
+}
+
+// dialFailure reports whether err is a failure to open a connection.
+func dialFailure(err error) bool {
+	var op *net.OpError
+	if errors.As(err, &op) && op.Op == "dial" {
+		return true
+	}
+	return errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.EHOSTUNREACH) ||
+		errors.Is(err, syscall.ENETUNREACH)
 }
 
 // tlsCause returns the certificate or handshake error inside err, if any.

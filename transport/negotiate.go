@@ -127,18 +127,25 @@ func bind(s *xmpp.Session, resource string) (jid.JID, error) {
 			return jid.JID{}, fmt.Errorf("%w: expected the bind result, got <%s>", ErrProtocol, start.Name.Local)
 		}
 		var resp struct {
-			Type string       `xml:"type,attr"`
-			ID   string       `xml:"id,attr"`
-			JID  string       `xml:"urn:ietf:params:xml:ns:xmpp-bind bind>jid"`
-			Err  stanza.Error `xml:"error"`
+			Type string        `xml:"type,attr"`
+			ID   string        `xml:"id,attr"`
+			JID  string        `xml:"urn:ietf:params:xml:ns:xmpp-bind bind>jid"`
+			Err  *stanza.Error `xml:"error"`
+			// mellium's server side puts the error inside <bind/>.
+			BindErr *stanza.Error `xml:"urn:ietf:params:xml:ns:xmpp-bind bind>error"`
 		}
 		if err := d.DecodeElement(&resp, &start); err != nil {
 			return jid.JID{}, err
 		}
+		if resp.Err == nil {
+			resp.Err = resp.BindErr
+		}
 		switch {
 		case resp.ID != id:
 			return jid.JID{}, fmt.Errorf("%w: bind result has id %q, want %q", ErrProtocol, resp.ID, id)
-		case resp.Type == "error":
+		case resp.Type == "error" || resp.Err != nil:
+			// An error counts even in a "result": mellium's server side
+			// sends it that way.
 			return jid.JID{}, fmt.Errorf("%w: resource binding refused: %s", ErrProtocol, condition(resp.Err))
 		case resp.Type != "result":
 			return jid.JID{}, fmt.Errorf("%w: bind answered with type %q", ErrProtocol, resp.Type)
@@ -152,8 +159,8 @@ func bind(s *xmpp.Session, resource string) (jid.JID, error) {
 	return jid.JID{}, fmt.Errorf("%w: no bind result", ErrProtocol)
 }
 
-func condition(e stanza.Error) string {
-	if e.Condition == "" {
+func condition(e *stanza.Error) string {
+	if e == nil || e.Condition == "" {
 		return "undefined-condition"
 	}
 	return string(e.Condition)

@@ -82,8 +82,11 @@ type tapConn struct {
 	// by mellium's decoder: mellium builds a new decoder after each stream
 	// restart, and read-ahead kept here survives that. ReadByte makes
 	// encoding/xml use this reader directly.
+	// rmu serialises readers, so that Close can drain the connection
+	// itself when nothing else is reading.
+	rmu    sync.Mutex
 	r      *bufio.Reader
-	in     xmlsplit.Splitter // touched only by the reading goroutine
+	in     xmlsplit.Splitter // touched only under rmu
 	inNS   string
 	inDead bool
 
@@ -134,11 +137,19 @@ func (r rawReader) Read(p []byte) (int, error) {
 }
 
 // Read reads from the connection.
-func (tc *tapConn) Read(p []byte) (int, error) { return tc.r.Read(p) }
+func (tc *tapConn) Read(p []byte) (int, error) {
+	tc.rmu.Lock()
+	defer tc.rmu.Unlock()
+	return tc.r.Read(p)
+}
 
 // ReadByte reads one byte; with it encoding/xml reads without read-ahead
 // of its own.
-func (tc *tapConn) ReadByte() (byte, error) { return tc.r.ReadByte() }
+func (tc *tapConn) ReadByte() (byte, error) {
+	tc.rmu.Lock()
+	defer tc.rmu.Unlock()
+	return tc.r.ReadByte()
+}
 
 // Write writes p unchanged, then any injected elements if p ended on an
 // element boundary.
@@ -417,15 +428,30 @@ func (o *observed) noCommonMechanism() bool {
 	return len(o.mechs) > 0 && o.selected == ""
 }
 
-// waitEnded waits until the server ended its stream, reads failed, or d
-// passed.
-func (tc *tapConn) waitEnded(d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-tc.ended:
-		return true
-	case <-t.C:
-		return false
+// awaitEnd waits at most d for the server to end its stream. If another
+// goroutine (Serve) is blocked reading, it will see the end and this only
+// waits; if nothing is reading, awaitEnd reads and discards itself.
+func (tc *tapConn) awaitEnd(d time.Duration) {
+	if !tc.rmu.TryLock() {
+		t := time.NewTimer(d)
+		defer t.Stop()
+		select {
+		case <-tc.ended:
+		case <-t.C:
+		}
+		return
+	}
+	defer tc.rmu.Unlock()
+	_ = tc.Conn.SetReadDeadline(time.Now().Add(d))
+	buf := make([]byte, 4096)
+	for range 4096 { // the read deadline ends this loop long before
+		select {
+		case <-tc.ended:
+			return
+		default:
+		}
+		if _, err := tc.r.Read(buf); err != nil {
+			return
+		}
 	}
 }

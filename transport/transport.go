@@ -102,17 +102,17 @@ func (c *Conn) Inject(raw []byte) error {
 	return c.tc.inject(raw)
 }
 
-// Close ends the stream politely (</stream:stream>), waits briefly for the
-// server to end its side, then closes the socket. The server's answer is
-// only noticed while something reads the session (Serve); otherwise Close
-// waits the full grace period of two seconds. Close is safe to call more
-// than once; later calls return the first result.
+// Close ends the stream politely (</stream:stream>), waits up to two
+// seconds for the server to end its side, then closes the socket. If Serve
+// is blocked reading, it sees the server's end and returns; if nothing is
+// reading, Close reads and discards until the end itself. Close is safe to
+// call more than once; later calls return the first result.
 func (c *Conn) Close() error {
 	c.closeOnce.Do(func() {
 		_ = c.tc.SetWriteDeadline(time.Now().Add(closeGrace))
 		err := c.Session.Close()
 		if err == nil {
-			c.tc.waitEnded(closeGrace)
+			c.tc.awaitEnd(closeGrace)
 		}
 		if cerr := c.tc.Close(); err == nil && cerr != nil && !errors.Is(cerr, net.ErrClosed) {
 			err = cerr
@@ -270,6 +270,7 @@ func dialBOSH(ctx context.Context, o Options) (net.Conn, bool, error) {
 		URL:    o.BOSHURL,
 		Domain: o.JID.Domainpart(),
 		Client: &http.Client{Transport: tr},
+		Logger: o.Logger.With("component", "bosh"),
 	})
 	if err != nil {
 		return nil, false, classify(ctx, phaseDial, err, nil)

@@ -99,14 +99,14 @@ func (d *decoder) field(f reflect.Value, prim toml.Primitive, path string) {
 		d.field(f.Elem(), prim, path)
 	case isTable(t):
 		var keys map[string]toml.Primitive
-		if err := d.md.PrimitiveDecode(prim, &keys); err != nil {
+		if !d.isKind(prim, false) || d.md.PrimitiveDecode(prim, &keys) != nil {
 			d.typeError(prim, path, "a table")
 			return
 		}
 		d.table(f, keys, path)
 	case t.Kind() == reflect.Slice && isTable(t.Elem()):
 		var elems []map[string]toml.Primitive
-		if err := d.md.PrimitiveDecode(prim, &elems); err != nil {
+		if !d.isKind(prim, true) || d.md.PrimitiveDecode(prim, &elems) != nil {
 			d.typeError(prim, path, "an array of tables")
 			return
 		}
@@ -130,6 +130,33 @@ func (d *decoder) field(f reflect.Value, prim toml.Primitive, path string) {
 		}
 		f.Set(v.Elem())
 	}
+}
+
+// isKind reports whether prim holds a table, or an array of tables when
+// array is set. The toml package decodes a value of another type into a
+// map as an empty table, so this is checked first.
+func (d *decoder) isKind(prim toml.Primitive, array bool) bool {
+	var raw any
+	if d.md.PrimitiveDecode(prim, &raw) != nil {
+		return false
+	}
+	switch v := raw.(type) {
+	case map[string]any:
+		return !array
+	case []map[string]any:
+		return array
+	case []any:
+		if !array {
+			return false
+		}
+		for _, e := range v {
+			if _, ok := e.(map[string]any); !ok {
+				return false
+			}
+		}
+		return true
+	}
+	return false
 }
 
 // typeError reports a value of the wrong TOML type at path.
@@ -237,6 +264,11 @@ func suggest(t reflect.Type, name string) string {
 	for _, k := range keyNames(t) {
 		if strings.EqualFold(k, name) {
 			return k
+		}
+		lk, ln := strings.ToLower(k), strings.ToLower(name)
+		if len(k) >= 3 && len(name) >= 3 && (strings.HasPrefix(lk, ln) || strings.HasPrefix(ln, lk)) && bestDist > 1 {
+			best, bestDist = k, 1
+			continue
 		}
 		if dist := editDistance(strings.ToLower(k), strings.ToLower(name)); dist < bestDist {
 			best, bestDist = k, dist

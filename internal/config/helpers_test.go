@@ -52,11 +52,11 @@ func loadErrs(t *testing.T, dir, src string, getenv func(string) string) diag.Li
 }
 
 // marked returns what the "# ERR: text" comments of src expect: one error
-// at each such line whose message contains text.
+// at that line whose message contains text, for each such comment.
 func marked(src string) []diag.Error {
 	var want []diag.Error
 	for i, line := range strings.Split(src, "\n") {
-		if _, text, ok := strings.Cut(line, "# ERR: "); ok {
+		for _, text := range strings.Split(line, "# ERR: ")[1:] {
 			want = append(want, diag.Error{Line: i + 1, Msg: strings.TrimSpace(text)})
 		}
 	}

@@ -19,6 +19,9 @@ import (
 // end of the line, and it never fails. The decoder reports syntax errors.
 type lineIndex struct {
 	lines map[string]int
+	// elems holds, for each array element path ("rules[2]"), the lines of
+	// the paths below it, keyed relative to it.
+	elems map[string]map[string]int
 }
 
 // line returns the line of path, or 0 when it was not seen.
@@ -38,6 +41,14 @@ func (x lineIndex) first(paths ...string) int {
 // under("rules[0]") gives {"match": 7, "actions[0].reply": 9}.
 func (x lineIndex) under(prefix string) map[string]int {
 	out := make(map[string]int)
+	if strings.HasSuffix(prefix, "]") {
+		// The common case, precomputed: a scan per element would make a
+		// file with many [[rules]] quadratic.
+		for k, l := range x.elems[prefix] {
+			out[k] = l
+		}
+		return out
+	}
 	p := prefix + "."
 	for k, l := range x.lines {
 		if rel, ok := strings.CutPrefix(k, p); ok {
@@ -45,6 +56,25 @@ func (x lineIndex) under(prefix string) map[string]int {
 		}
 	}
 	return out
+}
+
+// groupElems fills x.elems from x.lines.
+func (x *lineIndex) groupElems() {
+	x.elems = make(map[string]map[string]int)
+	for path, l := range x.lines {
+		for i := 0; i+2 < len(path); i++ {
+			if path[i] != ']' || path[i+1] != '.' {
+				continue
+			}
+			elem := path[:i+1]
+			m := x.elems[elem]
+			if m == nil {
+				m = make(map[string]int)
+				x.elems[elem] = m
+			}
+			m[path[i+2:]] = l
+		}
+	}
 }
 
 // indexLines scans src and returns its line index.
@@ -60,7 +90,9 @@ func indexLines(src []byte) lineIndex {
 		}
 	}
 	s.run()
-	return lineIndex{lines: s.lines}
+	x := lineIndex{lines: s.lines}
+	x.groupElems()
+	return x
 }
 
 // lineScanner walks a TOML document once, recording where keys stand.

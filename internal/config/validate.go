@@ -60,10 +60,27 @@ func (v *validator) lineOf(path string) int {
 // errorf reports a problem with the key at path, unless that key already
 // failed to decode.
 func (v *validator) errorf(path, format string, args ...any) {
-	if v.failed[path] {
+	if v.failedAt(path) {
 		return
 	}
 	v.errs.Addf(v.c.Path, v.lineOf(path), "%s: %s", display(path), fmt.Sprintf(format, args...))
+}
+
+// failedAt reports whether path or a table holding it failed to decode.
+func (v *validator) failedAt(path string) bool {
+	for path != "" {
+		if v.failed[path] {
+			return true
+		}
+		if loc := indexSuffix.FindStringIndex(path); loc != nil {
+			path = path[:loc[0]]
+		} else if i := strings.LastIndexByte(path, '.'); i >= 0 {
+			path = path[:i]
+		} else {
+			path = ""
+		}
+	}
+	return false
 }
 
 // written reports whether path was written in the file.
@@ -171,7 +188,7 @@ func (v *validator) xmppPassword() {
 		}
 		x.Password = s
 	}
-	if x.Password == "" && !v.c.Embedded.XMPP && !v.failed["xmpp.password"] {
+	if x.Password == "" && !v.c.Embedded.XMPP && !v.failedAt("xmpp.password") {
 		v.errorf("xmpp", "a password is required: set password or password_file, or %s", PasswordEnv)
 	}
 }
@@ -388,9 +405,7 @@ func (v *validator) relay(p string, r *Relay) {
 // bareJID checks that s is a bare JID with a localpart.
 func (v *validator) bareJID(path, s string) (jid.JID, bool) {
 	if s == "" {
-		if !v.failed[path] {
-			v.errorf(path, "must be set")
-		}
+		v.errorf(path, "must be set")
 		return jid.JID{}, false
 	}
 	j, err := jid.Parse(s)
@@ -472,18 +487,19 @@ func readSecretFile(name string) (Secret, error) {
 
 // readFileLimit reads a regular file of at most limit bytes.
 func readFileLimit(name string, limit int64) ([]byte, error) {
-	f, err := os.Open(name)
-	if err != nil {
-		return nil, fmt.Errorf("cannot read %s: %w", name, unwrapPath(err))
-	}
-	defer f.Close()
-	st, err := f.Stat()
+	// Stat before opening: opening a named pipe would block.
+	st, err := os.Stat(name)
 	if err != nil {
 		return nil, fmt.Errorf("cannot read %s: %w", name, unwrapPath(err))
 	}
 	if !st.Mode().IsRegular() {
 		return nil, fmt.Errorf("%s is not a regular file", name)
 	}
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, fmt.Errorf("cannot read %s: %w", name, unwrapPath(err))
+	}
+	defer f.Close()
 	b, err := io.ReadAll(io.LimitReader(f, limit+1))
 	if err != nil {
 		return nil, fmt.Errorf("cannot read %s: %w", name, unwrapPath(err))

@@ -44,9 +44,11 @@ type saltEntry struct {
 // authState is what one connection learned while negotiating.
 type authState struct {
 	mu    sync.Mutex
-	user  string // authenticated localpart
-	tried bool   // authentication was attempted
-	bound jid.JID
+	user   string // authenticated localpart
+	tried  bool   // authentication was attempted
+	client *client
+	tc     *trackedConn
+	lc     *limitConn
 }
 
 func (a *authState) setUser(u string) {
@@ -88,7 +90,7 @@ func (s *Server) handle(raw net.Conn, m mode) {
 	case modeSecure:
 		state = xmpp.Secure
 	}
-	a := &authState{}
+	a := &authState{tc: tc, lc: lc}
 	var features []xmpp.StreamFeature
 	if m == modeStartTLS {
 		features = append(features, xmpp.StartTLS(s.tls.starttls))
@@ -117,10 +119,18 @@ func (s *Server) handle(raw net.Conn, m mode) {
 	}))
 	cancel()
 	a.mu.Lock()
-	bound, tried := a.bound, a.tried
+	c, tried := a.client, a.tried
 	a.mu.Unlock()
+	if err != nil || c == nil {
+		if c != nil {
+			s.mu.Lock()
+			s.detachLocked(c)
+			s.mu.Unlock()
+			c.kill()
+		}
+	}
 	if err != nil {
-		if tried && bound.String() == "" {
+		if tried && c == nil {
 			s.stats.authFailures.Add(1)
 		}
 		s.log.Debug("negotiation failed", "remote", raw.RemoteAddr(), "err", err)
@@ -133,22 +143,14 @@ func (s *Server) handle(raw net.Conn, m mode) {
 		}
 		return
 	}
-	if bound.String() == "" {
+	if c == nil {
 		return
 	}
-	c := &client{
-		srv:   s,
-		sess:  sess,
-		conn:  sess.Conn(),
-		tc:    tc,
-		lc:    lc,
-		full:  bound,
-		bare:  bound.Bare().String(),
-		out:   make(chan []byte, outQueue),
-		quit:  make(chan struct{}),
-		wdone: make(chan struct{}),
-	}
-	s.register(c)
+	// The session was registered at bind time so that stanzas for it are
+	// queued from the moment the client learns its JID; writing starts now
+	// that the bind result is out.
+	c.sess = sess
+	c.conn = sess.Conn()
 	go c.writeLoop()
 	c.readLoop()
 	s.mu.Lock()
@@ -298,7 +300,18 @@ func (s *Server) bind(a *authState, res string) (jid.JID, error) {
 			return jid.JID{}, err
 		}
 	}
-	a.bound = j
+	c := &client{
+		srv:   s,
+		tc:    a.tc,
+		lc:    a.lc,
+		full:  j,
+		bare:  j.Bare().String(),
+		out:   make(chan []byte, outQueue),
+		quit:  make(chan struct{}),
+		wdone: make(chan struct{}),
+	}
+	a.client = c
+	s.register(c)
 	return j, nil
 }
 

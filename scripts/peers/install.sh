@@ -3,13 +3,17 @@
 # scripts use, only when they are missing. Runs apt-get update at most once,
 # and only when something has to be installed. Safe to run again.
 #
-# Usage: scripts/peers/install.sh [--with-chromium]
+# Usage: scripts/peers/install.sh [--with-chromium] [--without-peers]
+#   --with-chromium   also install Debian's chromium (browser tests)
+#   --without-peers   skip Prosody and ejabberd
 set -euo pipefail
 
 with_chromium=0
+with_peers=1
 for arg in "$@"; do
 	case "$arg" in
 	--with-chromium) with_chromium=1 ;;
+	--without-peers) with_peers=0 ;;
 	*)
 		echo "install.sh: unknown argument: $arg" >&2
 		exit 2
@@ -19,12 +23,14 @@ done
 
 # need maps a command to the Debian package that provides it.
 declare -A need=(
-	[prosody]=prosody
-	[prosodyctl]=prosody
-	[ejabberdctl]=ejabberd
 	[curl]=curl
 	[openssl]=openssl
 )
+if [[ $with_peers == 1 ]]; then
+	need[prosody]=prosody
+	need[prosodyctl]=prosody
+	need[ejabberdctl]=ejabberd
+fi
 if [[ $with_chromium == 1 ]]; then
 	need[chromium]=chromium
 fi
@@ -36,7 +42,8 @@ for cmd in "${!need[@]}"; do
 	fi
 done
 # lua-event gives Prosody its libevent backend; it has no command to probe.
-if ! dpkg-query -W -f='${Status}' lua-event 2>/dev/null | grep -q 'install ok installed'; then
+if [[ $with_peers == 1 ]] &&
+	! dpkg-query -W -f='${Status}' lua-event 2>/dev/null | grep -q 'install ok installed'; then
 	missing+=(lua-event)
 fi
 

@@ -112,6 +112,34 @@ func TestPeersHarness(t *testing.T) {
 				})
 			})
 
+			t.Run("owner-kicks", func(t *testing.T) {
+				a := dial(t, alice, "starttls", "owner")
+				b := dial(t, bob, "starttls", "kicked")
+				room := fmt.Sprintf("harness-kick-%d@%s", time.Now().UnixNano(), p.MUC)
+				if err := a.Join(room, "alice"); err != nil {
+					t.Fatalf("alice creates %s: %v", room, err)
+				}
+				if err := b.Join(room, "bob"); err != nil {
+					t.Fatalf("bob joins %s: %v", room, err)
+				}
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				defer cancel()
+				_, err := a.IQ(ctx, room, "set", "<query xmlns='http://jabber.org/protocol/muc#admin'>"+
+					"<item nick='bob' role='none'><reason>harness</reason></item></query>")
+				if err != nil {
+					t.Fatalf("alice (owner) kicks bob: %v", err)
+				}
+				got := b.Expect(t, 10*time.Second, func(s xmpptest.Stanza) bool {
+					return s.Name == "presence" && s.From == room+"/bob" && s.Type == "unavailable"
+				})
+				if !got.HasStatus("307") || !got.HasStatus("110") {
+					t.Errorf("bob's kick presence codes = %v, want 307 and 110: %s", got.StatusCodes(), got.Raw)
+				}
+				if err := b.Join(room, "bob"); err != nil {
+					t.Errorf("bob rejoins after the kick: %v", err)
+				}
+			})
+
 			t.Run("restart", func(t *testing.T) {
 				c := dial(t, alice, "starttls", "before")
 				start := time.Now()

@@ -1,0 +1,209 @@
+package bot
+
+import (
+	"bytes"
+	"context"
+	"encoding/xml"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"mellium.im/xmlstream"
+	"mellium.im/xmpp/stanza"
+)
+
+// fakeSender records what the outbox writes; it can be told to block or fail.
+type fakeSender struct {
+	mu    sync.Mutex
+	got   []string
+	block chan struct{} // when non-nil, Send waits on it
+	fail  bool
+}
+
+func (f *fakeSender) Send(ctx context.Context, r xml.TokenReader) error {
+	f.mu.Lock()
+	block, fail := f.block, f.fail
+	f.mu.Unlock()
+	if block != nil {
+		select {
+		case <-block:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	if fail {
+		return errors.New("broken pipe")
+	}
+	var buf bytes.Buffer
+	e := xml.NewEncoder(&buf)
+	if _, err := xmlstream.Copy(e, r); err != nil {
+		return err
+	}
+	if err := e.Flush(); err != nil {
+		return err
+	}
+	f.mu.Lock()
+	f.got = append(f.got, buf.String())
+	f.mu.Unlock()
+	return nil
+}
+
+func (f *fakeSender) sent() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]string(nil), f.got...)
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+func runOutbox(t *testing.T, cfg outboxConfig, hooks outboxHooks) *Outbox {
+	o := newOutbox(cfg, hooks)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { o.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return o
+}
+
+func TestOutboxPriorityAndEscaping(t *testing.T) {
+	o := runOutbox(t, outboxConfig{}, outboxHooks{})
+	f := &fakeSender{block: make(chan struct{})}
+	o.Attach(f)
+	for i := 0; i < 3; i++ {
+		_ = o.Enqueue(&Item{Kind: "message", To: "a@b", Type: "chat", Body: "bulk <&>"})
+	}
+	// The writer holds the first message; the presence queued now must
+	// overtake the two other messages.
+	waitFor(t, "writer busy", func() bool { return o.Depth() == 2 })
+	_ = o.Enqueue(&Item{Kind: "presence", Priority: High})
+	for i := 0; i < 4; i++ {
+		f.block <- struct{}{}
+	}
+	waitFor(t, "4 stanzas", func() bool { return len(f.sent()) == 4 })
+	got := f.sent()
+	if !strings.HasPrefix(got[1], "<presence") {
+		t.Fatalf("presence did not overtake the queued messages: %q", got)
+	}
+	if !strings.Contains(got[0], "bulk &lt;&amp;&gt;") {
+		t.Fatalf("body not escaped: %s", got[0])
+	}
+}
+
+func TestOutboxRoomGate(t *testing.T) {
+	o := runOutbox(t, outboxConfig{RoomQueue: 2}, outboxHooks{})
+	f := &fakeSender{}
+	o.Attach(f)
+	var drops []error
+	var mu sync.Mutex
+	for i := 0; i < 3; i++ {
+		_ = o.Enqueue(&Item{Kind: "message", To: "r@muc", Type: "groupchat", Body: "x", Room: "r@muc", Done: func(err error) {
+			mu.Lock()
+			drops = append(drops, err)
+			mu.Unlock()
+		}})
+	}
+	time.Sleep(50 * time.Millisecond)
+	if n := len(f.sent()); n != 0 {
+		t.Fatalf("%d messages went to a room that is not joined", n)
+	}
+	mu.Lock()
+	if len(drops) != 1 || !errors.Is(drops[0], ErrRoomQueue) {
+		t.Fatalf("third message: want ErrRoomQueue, got %v", drops)
+	}
+	mu.Unlock()
+	o.SetRoomJoined("r@muc", true)
+	waitFor(t, "2 room messages", func() bool { return len(f.sent()) == 2 })
+}
+
+func TestOutboxQueueFullCounted(t *testing.T) {
+	dropped := 0
+	var mu sync.Mutex
+	o := newOutbox(outboxConfig{Queue: 5}, outboxHooks{dropped: func(string) { mu.Lock(); dropped++; mu.Unlock() }})
+	errs := 0
+	for i := 0; i < 8; i++ {
+		if err := o.Enqueue(&Item{Kind: "message", To: "a@b", Body: "x"}); err != nil {
+			errs++
+		}
+	}
+	if errs != 3 || dropped != 3 || o.Depth() != 5 {
+		t.Fatalf("errs=%d dropped=%d depth=%d, want 3 3 5", errs, dropped, o.Depth())
+	}
+}
+
+func TestOutboxSlowServerLosesNothing(t *testing.T) {
+	o := runOutbox(t, outboxConfig{Queue: 100}, outboxHooks{})
+	f := &fakeSender{block: make(chan struct{})}
+	o.Attach(f)
+	for i := 0; i < 50; i++ {
+		if err := o.Enqueue(&Item{Kind: "message", To: "a@b", Body: "x"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The server takes one stanza at a time, slowly.
+	for i := 0; i < 50; i++ {
+		f.block <- struct{}{}
+	}
+	waitFor(t, "all 50", func() bool { return len(f.sent()) == 50 })
+}
+
+func TestOutboxWriteFailureKeepsItem(t *testing.T) {
+	o := runOutbox(t, outboxConfig{}, outboxHooks{})
+	bad := &fakeSender{fail: true}
+	o.Attach(bad)
+	_ = o.Enqueue(&Item{Kind: "message", To: "a@b", Body: "keep me"})
+	time.Sleep(100 * time.Millisecond)
+	o.Attach(nil)
+	good := &fakeSender{}
+	o.Attach(good)
+	waitFor(t, "the kept message", func() bool { return len(good.sent()) == 1 })
+	if !strings.Contains(good.sent()[0], "keep me") {
+		t.Fatalf("wrong message: %v", good.sent())
+	}
+}
+
+func TestOutboxResourceConstraintRetries(t *testing.T) {
+	o := runOutbox(t, outboxConfig{}, outboxHooks{})
+	f := &fakeSender{}
+	o.Attach(f)
+	_ = o.Enqueue(&Item{Kind: "message", To: "r@muc", Type: "groupchat", Body: "again", ID: "m1"})
+	waitFor(t, "first copy", func() bool { return len(f.sent()) == 1 })
+	start := time.Now()
+	if !o.HandleError("m1", stanza.ResourceConstraint) {
+		t.Fatalf("resource-constraint not taken")
+	}
+	waitFor(t, "resend", func() bool { return len(f.sent()) == 2 })
+	if d := time.Since(start); d < firstSlow/2 {
+		t.Fatalf("resent after %v: no slow-down", d)
+	}
+	if o.HandleError("unknown", stanza.ResourceConstraint) {
+		t.Fatalf("unknown id taken")
+	}
+	if o.HandleError("m1", stanza.ItemNotFound) {
+		t.Fatalf("other conditions must not resend")
+	}
+}
+
+func TestOutboxRateLimit(t *testing.T) {
+	o := runOutbox(t, outboxConfig{Rate: 50, Burst: 1}, outboxHooks{})
+	f := &fakeSender{}
+	o.Attach(f)
+	start := time.Now()
+	for i := 0; i < 11; i++ {
+		_ = o.Enqueue(&Item{Kind: "message", To: "a@b", Body: "x"})
+	}
+	waitFor(t, "11 sent", func() bool { return len(f.sent()) == 11 })
+	if d := time.Since(start); d < 150*time.Millisecond {
+		t.Fatalf("11 stanzas at 50/s took only %v", d)
+	}
+}

@@ -1,0 +1,236 @@
+package rules
+
+import (
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"crier/internal/diag"
+)
+
+func TestCronNext(t *testing.T) {
+	paris, err := time.LoadLocation("Europe/Paris")
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := time.Date(2024, 3, 29, 12, 0, 0, 0, time.UTC) // a Friday
+	tests := []struct {
+		schedule, tz string
+		want         time.Time
+	}{
+		{"0 9 * * *", "UTC", time.Date(2024, 3, 30, 9, 0, 0, 0, time.UTC)},
+		{"0 9 * * *", "Europe/Paris", time.Date(2024, 3, 30, 9, 0, 0, 0, paris)},
+		{"30 0 9 * * *", "UTC", time.Date(2024, 3, 30, 9, 0, 30, 0, time.UTC)},
+		{"*/15 * * * *", "UTC", time.Date(2024, 3, 29, 12, 15, 0, 0, time.UTC)},
+		{"0 9 * * mon-fri", "UTC", time.Date(2024, 4, 1, 9, 0, 0, 0, time.UTC)},
+		{"0 0 1 jan *", "UTC", time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)},
+		{"0 0 13 * 5", "UTC", time.Date(2024, 4, 5, 0, 0, 0, 0, time.UTC)}, // day 13 or a Friday
+		{"@daily", "UTC", time.Date(2024, 3, 30, 0, 0, 0, 0, time.UTC)},
+		{"@hourly", "UTC", time.Date(2024, 3, 29, 13, 0, 0, 0, time.UTC)},
+		{"@weekly", "UTC", time.Date(2024, 3, 31, 0, 0, 0, 0, time.UTC)},
+		{"@every 90s", "UTC", base.Add(90 * time.Second)},
+		{"30 2 * * *", "Europe/Paris", time.Date(2024, 3, 30, 2, 30, 0, 0, paris)},
+		// 02:30 does not exist in Paris on 31 March 2024: that run is skipped.
+		{"30 2 31 3 *", "Europe/Paris", time.Date(2025, 3, 31, 2, 30, 0, 0, paris)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.schedule+"/"+tt.tz, func(t *testing.T) {
+			jobs, errs := CompileCron([]CronSpec{{Name: "j", Schedule: tt.schedule, Timezone: tt.tz, To: "x@example.org", Body: "hi"}})
+			if len(errs) > 0 {
+				t.Fatal(errs)
+			}
+			got := jobs[0].Next(base)
+			if !got.Equal(tt.want) {
+				t.Errorf("Next = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestCompileCronErrors(t *testing.T) {
+	pos := diag.Pos{File: "c.toml", Line: 1, Keys: map[string]int{"schedule": 3, "timezone": 4, "body": 5, "jitter": 6, "missed": 7, "to": 8, "type": 9}}
+	specs := []CronSpec{
+		{Name: "a", Schedule: "61 * * * *", To: "x", Body: "b", Pos: pos},
+		{Name: "b", Schedule: "@daily", Timezone: "Mars/Olympus", To: "x", Body: "b", Pos: pos},
+		{Name: "c", Schedule: "@daily", To: "x", Body: "{{.Nmae}}", Pos: pos},
+		{Name: "d", Schedule: "@daily", To: "x", Body: "b", Jitter: "soon", Missed: "twice", Pos: pos},
+		{Name: "e", Schedule: "0 0 30 2 *", Body: "b", Type: "fax", Pos: pos},
+		{Name: "f", Schedule: "CRON_TZ=UTC 0 9 * * *", To: "x", Body: "b", Pos: pos},
+	}
+	want := []string{
+		`c.toml:3: cron "a": schedule "61 * * * *": value 61 out of range`,
+		`c.toml:4: cron "b": unknown time zone "Mars/Olympus"`,
+		`c.toml:5: cron "c": body template`,
+		`c.toml:6: cron "d": jitter "soon"`,
+		`c.toml:7: cron "d": unknown missed "twice"`,
+		`c.toml:3: cron "e": schedule "0 0 30 2 *" never fires`,
+		`c.toml:8: cron "e": to is required`,
+		`c.toml:9: cron "e": unknown type "fax"`,
+		`c.toml:3: cron "f": schedule "CRON_TZ=UTC 0 9 * * *": set the zone with the timezone key`,
+	}
+	jobs, errs := CompileCron(specs)
+	if jobs != nil {
+		t.Error("jobs returned despite errors")
+	}
+	text := errs.Error()
+	for _, w := range want {
+		if !strings.Contains(text, w) {
+			t.Errorf("missing %q in:\n%s", w, text)
+		}
+	}
+	if len(errs) != len(want) {
+		t.Errorf("got %d errors, want %d:\n%s", len(errs), len(want), text)
+	}
+}
+
+// fakeClock fires its timers when advanced.
+type fakeClock struct {
+	mu      sync.Mutex
+	now     time.Time
+	waiters []fakeTimer
+	changed chan struct{}
+}
+
+type fakeTimer struct {
+	at time.Time
+	ch chan time.Time
+}
+
+func newFakeClock(t time.Time) *fakeClock {
+	return &fakeClock{now: t, changed: make(chan struct{}, 100)}
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) After(d time.Duration) <-chan time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ch := make(chan time.Time, 1)
+	c.waiters = append(c.waiters, fakeTimer{c.now.Add(d), ch})
+	c.changed <- struct{}{}
+	return ch
+}
+
+// waitTimers blocks until n timers are pending.
+func (c *fakeClock) waitTimers(t *testing.T, n int) {
+	t.Helper()
+	deadline := time.After(5 * time.Second)
+	for {
+		c.mu.Lock()
+		got := len(c.waiters)
+		c.mu.Unlock()
+		if got >= n {
+			return
+		}
+		select {
+		case <-c.changed:
+		case <-deadline:
+			t.Fatalf("timed out waiting for %d timers (have %d)", n, got)
+		}
+	}
+}
+
+// advance moves the clock and fires the timers that are due.
+func (c *fakeClock) advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+	kept := c.waiters[:0]
+	for _, w := range c.waiters {
+		if !w.at.After(c.now) {
+			w.ch <- c.now
+			continue
+		}
+		kept = append(kept, w)
+	}
+	c.waiters = kept
+}
+
+func TestSchedulerFakeClock(t *testing.T) {
+	start := time.Date(2024, 5, 6, 8, 59, 0, 0, time.UTC)
+	clk := newFakeClock(start)
+	jobs, errs := CompileCron([]CronSpec{
+		{Name: "greeting", Schedule: "0 9 * * *", Timezone: "UTC", To: lobby, Body: "Good morning ({{.Time.Format \"15:04\"}})"},
+		{Name: "catchup", Schedule: "*/10 * * * *", Timezone: "UTC", To: "ops@example.org", Body: "tick", Missed: "once", Type: "headline"},
+		{Name: "skipper", Schedule: "*/10 * * * *", Timezone: "UTC", To: "ops@example.org", Body: "skip"},
+	})
+	if len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	got := make(chan Action, 10)
+	s := NewScheduler(jobs, func(a Action) { got <- a }, WithClock(clk), WithRooms(lobby))
+	s.Start()
+	defer s.Stop()
+
+	expect := func(want ...string) {
+		t.Helper()
+		seen := map[string]bool{}
+		for range want {
+			select {
+			case a := <-got:
+				seen[a.Rule+": "+a.Type+": "+a.Text] = true
+			case <-time.After(5 * time.Second):
+				t.Fatalf("timed out; saw %v, want %v", seen, want)
+			}
+		}
+		for _, w := range want {
+			if !seen[w] {
+				t.Errorf("missing %q in %v", w, seen)
+			}
+		}
+		select {
+		case a := <-got:
+			t.Errorf("unexpected extra action %+v", a)
+		default:
+		}
+	}
+
+	clk.waitTimers(t, 3)
+	clk.advance(time.Minute) // 09:00
+	expect("greeting: groupchat: Good morning (09:00)", "catchup: headline: tick", "skipper: chat: skip")
+
+	clk.waitTimers(t, 3)
+	s.Disconnected()
+	clk.advance(10 * time.Minute) // 09:10, missed by both 10-minute jobs
+	clk.waitTimers(t, 3)
+	clk.advance(10 * time.Minute) // 09:20, missed again
+	clk.waitTimers(t, 3)
+	expect()
+	s.Reconnected()
+	expect("catchup: headline: tick") // once, not twice; skipper stays quiet
+	clk.waitTimers(t, 3)
+}
+
+func TestSchedulerRealTime(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs for about two seconds")
+	}
+	jobs, errs := CompileCron([]CronSpec{{Name: "tick", Schedule: "@every 1s", To: "x@example.org", Body: "tick {{.Name}}"}})
+	if len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	var mu sync.Mutex
+	var n int
+	s := NewScheduler(jobs, func(a Action) {
+		mu.Lock()
+		n++
+		mu.Unlock()
+		if a.Text != "tick tick" || a.Type != TypeChat {
+			t.Errorf("action %+v", a)
+		}
+	})
+	s.Start()
+	time.Sleep(2500 * time.Millisecond)
+	s.Stop()
+	s.Stop() // safe twice
+	mu.Lock()
+	defer mu.Unlock()
+	if n < 1 || n > 3 {
+		t.Errorf("ran %d times in 2.5s, want 2 (1 to 3)", n)
+	}
+}
