@@ -2,7 +2,6 @@ package rules
 
 import (
 	"regexp"
-	"strings"
 	"testing"
 )
 
@@ -38,9 +37,6 @@ func FuzzCompile(f *testing.F) {
 		}
 		if want := re.MatchString(body); matched != want {
 			t.Errorf("regex %q on %q: engine matched %v, regexp %v", expr, body, matched, want)
-		}
-		if strings.Contains(body, "\n") {
-			return
 		}
 	})
 }

@@ -35,7 +35,7 @@ func buildVersion() string {
 				v += "+" + s.Value[:12]
 			}
 		}
-		if v != "" {
+		if v != "" && v != "(devel)" {
 			return v
 		}
 	}

@@ -65,7 +65,9 @@ func cmdRun(args []string, stderr io.Writer) error {
 
 	var roots *x509.CertPool
 	if cfg.Embedded.XMPP {
-		srv, err := startEmbedded(ctx, cfg, log)
+		// The embedded server outlives the bot's graceful shutdown (the
+		// bot still leaves its rooms), so it does not share ctx.
+		srv, err := startEmbedded(context.Background(), cfg, log)
 		if err != nil {
 			return &exitError{code: 1, err: fmt.Errorf("crier: embedded server: %w", err)}
 		}
@@ -118,7 +120,7 @@ func startEmbedded(ctx context.Context, cfg *config.Config, log *slog.Logger) (*
 		HTTPAddr: cfg.Embedded.HTTP,
 		Accounts: accounts,
 		Web:      webFS(),
-		Logger:   log.With("component", "miniserver"),
+		Logger:   log,
 	})
 	if err != nil {
 		return nil, err

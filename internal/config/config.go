@@ -17,35 +17,52 @@ import (
 
 // Values of XMPP.Transport.
 const (
-	TransportTCP  = "tcp"
+	// TransportTCP is XMPP over TCP, with STARTTLS or direct TLS.
+	TransportTCP = "tcp"
+	// TransportBOSH is XMPP over HTTP (XEP-0124/XEP-0206) at xmpp.bosh_url.
 	TransportBOSH = "bosh"
 )
 
 // Values of XMPP.TLS.
 const (
+	// TLSStartTLS upgrades the connection with STARTTLS, which is required.
 	TLSStartTLS = "starttls"
-	TLSDirect   = "direct"
-	TLSNone     = "none"
+	// TLSDirect speaks TLS from the first byte (XEP-0368).
+	TLSDirect = "direct"
+	// TLSNone is plain text, allowed to loopback addresses only.
+	TLSNone = "none"
 )
 
 // Values of XMPP.Subscriptions.
 const (
+	// SubscribeDomain accepts subscription requests from the bot's domain.
 	SubscribeDomain = "domain"
-	SubscribeAll    = "all"
-	SubscribeNone   = "none"
+	// SubscribeAll accepts every subscription request.
+	SubscribeAll = "all"
+	// SubscribeNone refuses every subscription request.
+	SubscribeNone = "none"
 )
 
 // Defaults for keys that are not written in the file.
 const (
-	DefaultResource         = "crier"
-	DefaultKeepalive        = 30 * time.Second
+	// DefaultResource is xmpp.resource.
+	DefaultResource = "crier"
+	// DefaultKeepalive is xmpp.keepalive.
+	DefaultKeepalive = 30 * time.Second
+	// DefaultKeepaliveTimeout is xmpp.keepalive_timeout.
 	DefaultKeepaliveTimeout = 15 * time.Second
-	DefaultConnectTimeout   = 20 * time.Second
-	DefaultEmbeddedHTTP     = "127.0.0.1:5280"
-	DefaultNATSURL          = "nats://127.0.0.1:4222"
-	DefaultOutboxQueue      = 1000
-	DefaultMaxBodyBytes     = 3000
-	DefaultRoomQueue        = 100
+	// DefaultConnectTimeout is xmpp.connect_timeout.
+	DefaultConnectTimeout = 20 * time.Second
+	// DefaultEmbeddedHTTP is embedded.http when embedded.xmpp is on.
+	DefaultEmbeddedHTTP = "127.0.0.1:5280"
+	// DefaultNATSURL is nats.url when embedded.nats is on.
+	DefaultNATSURL = "nats://127.0.0.1:4222"
+	// DefaultOutboxQueue is limits.outbox_queue.
+	DefaultOutboxQueue = 1000
+	// DefaultMaxBodyBytes is limits.max_body_bytes.
+	DefaultMaxBodyBytes = 3000
+	// DefaultRoomQueue is limits.room_queue.
+	DefaultRoomQueue = 100
 )
 
 // PasswordEnv is the environment variable that, when set, overrides

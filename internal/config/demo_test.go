@@ -1,10 +1,12 @@
 package config
 
 import (
+	"fmt"
 	"os"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestDemoConfig loads the config.toml shipped at the top of the module.
@@ -65,5 +67,35 @@ func TestLoadMissingFile(t *testing.T) {
 	_, err := Load("does/not/exist.toml")
 	if err == nil || !strings.HasPrefix(err.Error(), "does/not/exist.toml: cannot read config:") {
 		t.Fatalf("Load = %v", err)
+	}
+}
+
+func BenchmarkLoadDemo(b *testing.B) {
+	data, err := os.ReadFile("../../config.toml")
+	if err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		if _, err := load("config.toml", data, noEnv); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// TestManyRules guards against work quadratic in the number of tables.
+func TestManyRules(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("[xmpp]\njid = \"b@example.org\"\npassword = \"pw\"\n")
+	const n = 5000
+	for i := range n {
+		fmt.Fprintf(&b, "[[rules]]\nname = \"r%d\"\nmatch = \"x\"\nreply = \"y\"\n", i)
+	}
+	start := time.Now()
+	c := mustLoad(t, t.TempDir(), b.String())
+	if len(c.Rules) != n || c.Rules[n-1].Pos.Keys["reply"] != 4+4*(n-1)+3 {
+		t.Fatalf("got %d rules, last Pos %+v", len(c.Rules), c.Rules[n-1].Pos)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("loading %d rules took %v", n, d)
 	}
 }

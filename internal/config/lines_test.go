@@ -85,6 +85,25 @@ password = "pw"
 [rooms] # ERR: rooms: expected an array of tables, found a table
 jid = "a@b"
 `},
+		{"array of non-tables", `
+[xmpp]
+jid = "bot@example.org"
+password = "pw"
+rooms_ok = 1 # ERR: unknown key xmpp.rooms_ok
+[embedded]
+accounts = [1, 2] # ERR: embedded.accounts: expected an array of tables, found an array
+`},
+		{"inline array of tables", `
+[xmpp]
+jid = "bot@example.org"
+password = "pw"
+[nats]
+url = "nats://127.0.0.1:4222"
+relay = [
+  { subject = "a", to = ["x@y"] },
+  { subject = "b b", to = ["x@y"] }, # ERR: nats.relay.subject: "b b" is not a valid NATS subject
+]
+`},
 		{"errors after a multi-line string keep their lines", `
 [xmpp]
 jid = "bot@example.org"

@@ -75,6 +75,7 @@ func (s *Server) handle(raw net.Conn, m mode) {
 	defer func() {
 		// Hostile input must never take the server down.
 		if r := recover(); r != nil {
+			s.stats.panics.Add(1)
 			s.log.Error("connection handler panicked", "err", r)
 		}
 	}()

@@ -329,3 +329,15 @@ func isPres(from, typ string) func(*el) bool {
 		return e.Name.Local == "presence" && e.attr("from") == from && e.attr("type") == typ
 	}
 }
+
+// eventually polls cond until it holds or the wait ends.
+func eventually(t testing.TB, desc string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(waitFor)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting until %s", desc)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}

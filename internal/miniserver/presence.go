@@ -147,6 +147,9 @@ func (s *Server) presenceLocked(c *client, e *el, to jid.JID) {
 			s.mucPresenceLocked(c, e, to)
 		case s.isAccount(to):
 			s.directedPresenceLocked(e, to)
+		case to.Domainpart() != s.domain && typ == "":
+			// Not ours: probably a room on a service that does not exist.
+			s.mucError(c, e, "cancel", "remote-server-not-found")
 		}
 	case "subscribe", "subscribed", "unsubscribe", "unsubscribed":
 		if !s.isAccount(to) || to.Bare().String() == c.bare {

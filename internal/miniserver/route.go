@@ -14,6 +14,7 @@ func (s *Server) process(c *client, e *el) (ok bool) {
 	defer s.mu.Unlock()
 	defer func() {
 		if r := recover(); r != nil {
+			s.stats.panics.Add(1)
 			s.log.Error("stanza handler panicked", "err", r, "jid", c.full.String())
 			c.closeStream("internal-server-error")
 			ok = false

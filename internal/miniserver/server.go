@@ -90,6 +90,7 @@ type Stats struct {
 type counters struct {
 	accepted, refused, logins, authFailures       atomic.Int64
 	stanzasIn, routed, rejected, streamErr, drops atomic.Int64
+	panics                                        atomic.Int64
 }
 
 // Server is a running embedded XMPP server. Its methods are safe for
