@@ -517,3 +517,76 @@ func contains(list []string, s string) bool {
 	}
 	return false
 }
+
+func TestHistoryAndLoopsIgnored(t *testing.T) {
+	srv := startServer(t)
+	cfg := botConfig(t, srv, `
+[[rules]]
+name = "all"
+match = "^say (.*)$"
+reply = "said {{index .Match 1}}"
+`)
+	cfg.Limits.SenderReplies.N, cfg.Limits.SenderReplies.Per = 3, time.Minute
+	h := startBot(t, srv, cfg, Options{})
+	h.waitReady(5 * time.Second)
+	alice := h.user("alice")
+	if err := alice.Join(room, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	// A delayed (history) message never triggers anything.
+	if err := alice.Send(ctx, "<message to='"+room+"' type='groupchat'><body>!ping</body><delay xmlns='urn:xmpp:delay' stamp='2020-01-01T00:00:00Z'/></message>"); err != nil {
+		t.Fatal(err)
+	}
+	// Ten triggers from one sender: the loop breaker lets three through.
+	for i := 0; i < 10; i++ {
+		_ = alice.SendMessage(room, "groupchat", fmt.Sprintf("say %d", i))
+	}
+	time.Sleep(500 * time.Millisecond)
+	replies := 0
+	for _, s := range alice.Drain() {
+		if s.Name == "message" && s.From == room+"/crier" {
+			if strings.HasPrefix(s.Body, "pong") {
+				t.Fatalf("answered a delayed message: %s", s.Raw)
+			}
+			replies++
+		}
+	}
+	if replies != 3 {
+		t.Fatalf("got %d replies to 10 messages with a 3/1m sender limit", replies)
+	}
+}
+
+func TestSubscriptionPolicy(t *testing.T) {
+	srv := startServer(t)
+	h := startBot(t, srv, botConfig(t, srv, ""), Options{})
+	h.waitReady(5 * time.Second)
+	alice := h.user("alice")
+	if err := alice.Send(context.Background(), "<presence to='crier@localhost' type='subscribe'/>"); err != nil {
+		t.Fatal(err)
+	}
+	alice.Expect(t, 5*time.Second, func(s xmpptest.Stanza) bool {
+		return s.Name == "presence" && s.Type == "subscribed" && strings.HasPrefix(s.From, "crier@localhost")
+	})
+}
+
+func TestNonexistentRoomRetries(t *testing.T) {
+	srv := startServer(t)
+	cfg := botConfig(t, srv, "")
+	cfg.Rooms[0].JID = "lobby@nowhere.localhost"
+	h := startBot(t, srv, cfg, Options{})
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		ok, lines := h.bot.Ready()
+		if !ok && strings.Contains(strings.Join(lines, " "), "join error") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("join error not reported: %v\n%s", lines, h.logs.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got := counter(t, h.bot, "crier_room_rejoins_total"); got < 1 {
+		t.Fatalf("no rejoin scheduled: %v", got)
+	}
+}

@@ -43,7 +43,7 @@ type saltEntry struct {
 
 // authState is what one connection learned while negotiating.
 type authState struct {
-	mu    sync.Mutex
+	mu     sync.Mutex
 	user   string // authenticated localpart
 	tried  bool   // authentication was attempted
 	client *client
