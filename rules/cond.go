@@ -30,8 +30,8 @@ func (c *cond) empty() bool {
 
 // window is a time-of-week condition.
 type window struct {
-	days  uint8     // bit i: time.Weekday(i); 0 = every day
-	spans [][2]int  // minutes of the day [start, end); end < start wraps past midnight
+	days  uint8    // bit i: time.Weekday(i); 0 = every day
+	spans [][2]int // minutes of the day [start, end); end < start wraps past midnight
 	loc   *time.Location
 }
 

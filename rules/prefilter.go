@@ -16,8 +16,8 @@ const maxLiteralSet = 16
 //
 // Lowering makes one set serve both case-sensitive and (?i) expressions:
 // "Foo" in a text means "foo" in the lowered text. A case-folded literal is
-// kept only when lowering is exactly its fold (not so for 's' and 'ſ', or
-// 'k' and the Kelvin sign).
+// cut down to its parts where lowering is exactly its fold (not so for 's'
+// and 'ſ').
 func requiredLiterals(expr string) []string {
 	re, err := syntax.Parse(expr, syntax.Perl)
 	if err != nil {
@@ -39,11 +39,14 @@ func requiredLiterals(expr string) []string {
 func literalSet(re *syntax.Regexp) []string {
 	switch re.Op {
 	case syntax.OpLiteral:
-		s := string(re.Rune)
-		if re.Flags&syntax.FoldCase != 0 && !lowerIsFold(re.Rune) {
-			return nil
+		rs := re.Rune
+		if re.Flags&syntax.FoldCase != 0 {
+			rs = longestFoldSafe(rs)
+			if len(rs) == 0 {
+				return nil
+			}
 		}
-		return []string{strings.ToLower(s)}
+		return []string{strings.ToLower(string(rs))}
 	case syntax.OpCapture:
 		return literalSet(re.Sub[0])
 	case syntax.OpPlus:
@@ -97,16 +100,31 @@ func minLen(set []string) int {
 	return m
 }
 
-// lowerIsFold reports whether every rune's case-fold orbit lowers to one
-// rune, so that a case-insensitive match of rs is a substring match in the
-// lowered text.
-func lowerIsFold(rs []rune) bool {
-	for _, r := range rs {
-		low := unicode.ToLower(r)
-		for f := unicode.SimpleFold(r); f != r; f = unicode.SimpleFold(f) {
-			if unicode.ToLower(f) != low {
-				return false
+// longestFoldSafe returns the longest run of rs made of fold-safe runes: a
+// case-insensitive match of such a run is a substring match in the lowered
+// text. Any part of a required literal is required too, so "(?i)tests"
+// still gives "te".
+func longestFoldSafe(rs []rune) []rune {
+	var best []rune
+	start := 0
+	for i := 0; i <= len(rs); i++ {
+		if i == len(rs) || !foldSafe(rs[i]) {
+			if i-start > len(best) {
+				best = rs[start:i]
 			}
+			start = i + 1
+		}
+	}
+	return best
+}
+
+// foldSafe reports whether every rune of r's case-fold orbit lowers to the
+// same rune (not so for 's' and 'ſ': ToLower('ſ') is 'ſ').
+func foldSafe(r rune) bool {
+	low := unicode.ToLower(r)
+	for f := unicode.SimpleFold(r); f != r; f = unicode.SimpleFold(f) {
+		if unicode.ToLower(f) != low {
+			return false
 		}
 	}
 	return true

@@ -1,7 +1,11 @@
 package main
 
-import "io/fs"
+import (
+	"io/fs"
 
-// webFS is the web chat served by the embedded server in demo mode (nil
-// until the web chat example is built in).
-func webFS() fs.FS { return nil }
+	"crier/examples/webchat"
+)
+
+// webFS returns the web chat that the embedded server serves at / on its
+// HTTP listener in demo mode, beside the BOSH endpoint /http-bind.
+func webFS() fs.FS { return webchat.FS }
