@@ -24,6 +24,7 @@ import (
 	"mellium.im/xmpp/stanza"
 
 	"crier/internal/config"
+	"crier/plugins"
 	"crier/rules"
 	"crier/transport"
 )
@@ -77,6 +78,14 @@ type Bot struct {
 
 	connMu sync.Mutex
 	conn   *transport.Conn
+
+	plugins []plugins.Plugin
+	subMu   sync.Mutex
+	subs    []func(plugins.Event)
+	doneMu  sync.Mutex
+	// pluginsStop makes stopping plugins happen once: at the start of a
+	// graceful shutdown (no new triggers) or when Run returns.
+	pluginsStop sync.Once
 
 	reloadMu sync.Mutex
 	idPrefix string
@@ -140,6 +149,9 @@ func New(cfg *config.Config, opts Options) (*Bot, error) {
 	b.cron = rules.NewScheduler(jobs, b.cronAction)
 	b.cfg.Store(newSettings(cfg))
 	b.rooms.Set(roomConfigs(cfg))
+	if b.plugins, err = plugins.Build(cfg); err != nil {
+		return nil, err
+	}
 	return b, nil
 }
 
@@ -225,6 +237,10 @@ func (b *Bot) Run(ctx context.Context) error {
 		stopOut()
 		<-outDone
 	}()
+	if err := b.startPlugins(ctx); err != nil {
+		return fmt.Errorf("bot: %w", err)
+	}
+	defer b.stopPlugins()
 	b.cronMu.Lock()
 	b.cron.Start()
 	b.cronMu.Unlock()
@@ -333,6 +349,7 @@ func (b *Bot) session(ctx context.Context) (time.Duration, error) {
 
 // shutdownSession is the lame-duck part of a graceful stop.
 func (b *Bot) shutdownSession(conn *transport.Conn) {
+	b.stopPlugins()
 	b.cronMu.Lock()
 	b.cron.Stop()
 	b.cronMu.Unlock()

@@ -331,6 +331,7 @@ func (b *Bot) onMessage(st *inStanza) {
 	if !hasBody || delayed {
 		return
 	}
+	b.publishEvent(m, st.ID)
 	b.dispatch(m)
 }
 

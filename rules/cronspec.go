@@ -26,7 +26,8 @@ func (e every) next(t time.Time) time.Time {
 	return t.Add(time.Duration(e) - time.Duration(t.Nanosecond()))
 }
 
-// fieldSpec is one cron field: bit i set when value i is allowed.
+// specSchedule is a field-based schedule: in each field, bit i is set when
+// value i is allowed.
 type specSchedule struct {
 	sec, min, hour, dom, month, dow uint64
 	domStar, dowStar                bool

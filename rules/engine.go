@@ -206,7 +206,7 @@ func (c *compiler) keywordIDs(words []string) ([]int32, error) {
 	return ids, nil
 }
 
-// condKeys is a Spec's or a not-table's condition keys.
+// specCond gathers the condition keys of a Spec.
 func specCond(s Spec) Cond {
 	return Cond{
 		Match: s.Match, Keywords: s.Keywords, Mention: s.Mention, From: s.From, Nick: s.Nick, Room: s.Room,

@@ -87,6 +87,10 @@ func (t tmpl) render(data any) (out string, err error) {
 	if err := t.t.Execute(w, data); err != nil {
 		return "", err
 	}
+	if w.left == 0 {
+		// The cut may have split a character.
+		return strings.ToValidUTF8(buf.String(), ""), nil
+	}
 	return buf.String(), nil
 }
 

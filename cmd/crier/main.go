@@ -4,6 +4,7 @@
 //	crier run   [-c FILE] [-log-format text|json] [-log-level info]
 //	crier check [-c FILE]
 //	crier rules test -c FILE [--room ROOM] [--nick NICK] [--from JID] [--role ROLE] --body TEXT
+//	crier send  [-c FILE] --to JID [--type headline|chat|normal|groupchat] [--subject S] [BODY|-]
 //	crier version
 //
 // Exit codes: 0 ok, 1 runtime failure, 2 bad usage or bad config.
@@ -59,6 +60,7 @@ const usage = `usage:
   crier run   [-c FILE] [-log-format text|json] [-log-level debug|info|warn|error]
   crier check [-c FILE]
   crier rules test -c FILE [--room ROOM] [--nick NICK] [--from JID] [--role ROLE] --body TEXT
+  crier send  [-c FILE] --to JID [--type headline|chat|normal|groupchat] [--subject S] [BODY|-]
   crier version
 `
 
@@ -83,6 +85,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		} else {
 			err = cmdRulesTest(args[2:], stdout)
 		}
+	case "send":
+		err = cmdSend(args[1:], os.Stdin, stderr)
 	case "version", "-version", "--version":
 		fmt.Fprintf(stdout, "crier %s\n", buildVersion())
 	case "help", "-h", "-help", "--help":

@@ -73,6 +73,11 @@ func cmdRun(args []string, stderr io.Writer) error {
 		}
 		defer srv.Close()
 		roots = srv.CertPool()
+		if p, err := writeEmbeddedCA(srv.CACertPEM()); err != nil {
+			log.Warn("cannot save the embedded server's certificate for crier send", "err", err)
+		} else {
+			log.Info("embedded server certificate saved (trusted by crier send with this config)", "path", p)
+		}
 	}
 
 	b, err := bot.New(cfg, bot.Options{Logger: log, Version: buildVersion(), RootCAs: roots})

@@ -64,7 +64,27 @@
     joined: false, // the room confirmed our presence (status 110)
     occupants: new Set(),
     lastCondition: '', // why the current connection failed, for the next DISCONNECTED
+    seen: [], // {nick, body, time} of the last room messages shown
   };
+
+  // A room replays its recent history on every join, so after a reconnect
+  // the page would show again what it already showed. A delayed message with
+  // the sender and body of a message shown at about the same time is one of
+  // those and is skipped.
+  const SEEN_MAX = 100;
+  const SEEN_SLACK_MS = 5000;
+
+  function alreadySeen(nick, body, time) {
+    return state.seen.some((m) =>
+      m.nick === nick && m.body === body && Math.abs(m.time - time) <= SEEN_SLACK_MS);
+  }
+
+  function remember(nick, body, time) {
+    state.seen.push({ nick: nick, body: body, time: time.getTime() });
+    if (state.seen.length > SEEN_MAX) {
+      state.seen.shift();
+    }
+  }
 
   // ---- helpers ---------------------------------------------------------
 
@@ -256,6 +276,10 @@
         }
         return true;
       }
+      if (delayed && alreadySeen(nick, body, time.getTime())) {
+        return true;
+      }
+      remember(nick, body, time);
       kinds.push('msg-groupchat');
       if (inRoom && nick === state.room.nick) {
         kinds.push('msg-self');
