@@ -306,11 +306,11 @@ func (r *rooms) gaugeLocked() {
 
 // mucPresence is the part of a presence the MUC manager reads.
 type mucPresence struct {
-	From    jid.JID
-	Type    string
+	From     jid.JID
+	Type     string
 	Statuses []int
-	Item    mucItem
-	Err     *stanzaError
+	Item     mucItem
+	Err      *stanzaError
 }
 
 // handlePresence takes presence from a room. It reports false when the

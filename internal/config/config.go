@@ -192,19 +192,55 @@ type NATS struct {
 	NKeyFile     string  `toml:"nkey_file"`
 	CAFile       string  `toml:"ca_file"`
 	Relay        []Relay `toml:"relay"`
+	// DeadLetter is the subject malformed relay messages are published to,
+	// for every relay that does not set its own; empty means
+	// "crier.deadletter".
+	DeadLetter string `toml:"dead_letter"`
+	// Publish, when set, is a text/template rendering the subject that
+	// every message the bot receives is published to as a JSON event (the
+	// XMPP to NATS direction), for example "xmpp.{{.Room}}.{{.Nick}}".
+	Publish string `toml:"publish"`
+	// Request, when set, is a subject on which NATS requests holding
+	// {"to","type","body","subject"} are sent as XMPP messages; the reply
+	// comes once the XMPP server has the message.
+	Request string `toml:"request"`
 }
 
 // Relay is one [[nats.relay]] table: NATS messages forwarded to XMPP.
 type Relay struct {
 	Subject string   `toml:"subject"`
 	To      []string `toml:"to"`
-	// Type is the message type; empty means groupchat for rooms, chat
-	// otherwise.
+	// Type is the message type for users; empty means headline. Rooms get
+	// groupchat whatever Type says, and Type "groupchat" makes every
+	// recipient a room.
 	Type string `toml:"type"`
 	// Stream, when set, consumes from JetStream with at-least-once delivery.
-	Stream   string `toml:"stream"`
-	Durable  string `toml:"durable"`
+	Stream  string `toml:"stream"`
+	Durable string `toml:"durable"`
+	// Template is a text/template rendering the message body; empty means
+	// the payload itself for format "text" and a one-line summary for
+	// format "json".
 	Template string `toml:"template"`
+	// Format is how the payload is read: "text" (the default) or "json".
+	Format string `toml:"format"`
+	// Rooms lists further recipients' JIDs that are rooms, besides those on
+	// a "conference." domain and the [[rooms]] the bot joins.
+	Rooms []string `toml:"rooms"`
+	// DeadLetter is the subject malformed messages are published to; empty
+	// means nats.dead_letter.
+	DeadLetter string `toml:"dead_letter"`
+	// MaxBytes is the largest payload relayed; larger ones are dead
+	// letters. Zero means 64 KiB.
+	MaxBytes int `toml:"max_bytes"`
+	// MaxAckPending bounds the JetStream messages in flight; zero means
+	// 256.
+	MaxAckPending int `toml:"max_ack_pending"`
+	// AckWait is how long JetStream waits for an ack before redelivering;
+	// zero means 30s.
+	AckWait Duration `toml:"ack_wait"`
+	// NakDelay is how long JetStream waits before redelivering a message
+	// that could not be sent; zero means 5s.
+	NakDelay Duration `toml:"nak_delay"`
 
 	Pos diag.Pos `toml:"-"`
 }
@@ -253,7 +289,10 @@ func defaults() *Config {
 }
 
 // Load reads, decodes and validates the config file at path. The error, if
-// any, is a diag.List naming every problem as FILE:LINE: message.
+// any, is a diag.List naming every problem as FILE:LINE: message. When the
+// file parsed but has problems, Load returns the decoded config together
+// with the error, so that a checker can report the rules' problems in the
+// same run; such a config must not be run.
 func Load(path string) (*Config, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -279,7 +318,8 @@ func load(file string, data []byte, getenv func(string) string) (*Config, error)
 	c := defaults()
 	c.Path = file
 	d := &decoder{file: file}
-	if d.decode(data, c) {
+	parsed := d.decode(data, c)
+	if parsed {
 		// Validate even after type errors, so that every problem shows at
 		// once; keys that failed to decode are not reported twice.
 		v := &validator{c: c, idx: d.idx, getenv: getenv, failed: d.failed}
@@ -287,6 +327,9 @@ func load(file string, data []byte, getenv func(string) string) (*Config, error)
 		d.errs.Merge(v.errs)
 	}
 	if err := d.errs.Err(); err != nil {
+		if parsed {
+			return c, err
+		}
 		return nil, err
 	}
 	return c, nil

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"crier/internal/diag"
 	"os"
 	"testing"
 )
@@ -23,9 +24,10 @@ func FuzzLoad(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		c, err := load("fuzz.toml", data, noEnv)
 		if err != nil {
-			if c != nil {
-				t.Fatal("config and error both returned")
+			if _, ok := err.(diag.List); !ok {
+				t.Fatalf("error is %T, want diag.List", err)
 			}
+			_ = c // a parsed file with problems still returns its config for checkers
 			if err.Error() == "" {
 				t.Fatal("empty error message")
 			}

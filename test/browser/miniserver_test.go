@@ -146,7 +146,7 @@ func (d *demo) waitBotReady(t *testing.T) {
 // survives the server dropping every connection.
 func TestMiniServerWebChat(t *testing.T) {
 	d := startDemo(t)
-	url := "http://" + d.srv.HTTPAddr() + "/"
+	url := "http://" + d.srv.HTTPAddr() + "/?debug=1"
 	p := openPage(t, url)
 
 	// The page defaults to the BOSH endpoint of the server that served it.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"net/http"
 	"net/http/httptest"
 	"runtime"
@@ -165,7 +166,7 @@ func login(t testing.TB, url, user, pass string, cfg bosh.Config) *client {
 	}
 	me := jid.MustParse(user + "@" + domain + "/bot")
 	s, err := xmpp.NewSession(ctx, jid.MustParse(domain), me, nc, xmpp.Secure, xmpp.NewNegotiator(func(*xmpp.Session, *xmpp.StreamConfig) xmpp.StreamConfig {
-		return xmpp.StreamConfig{Features: []xmpp.StreamFeature{xmpp.SASL("", pass, sasl.Plain), xmpp.BindResource()}}
+		return xmpp.StreamConfig{TeeIn: os.Stderr, TeeOut: os.Stderr, Features: []xmpp.StreamFeature{xmpp.SASL("", pass, sasl.Plain), xmpp.BindResource()}}
 	}))
 	if err != nil {
 		_ = nc.Close()

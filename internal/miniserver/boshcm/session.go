@@ -75,6 +75,7 @@ func newSession(h *Handler, sid string, rid uint64, wait, hold int, b *body) *se
 	}
 	s.mu.init()
 	s.conn = newServerConn(s)
+	s.conn.push([]byte(s.streamHeader()))
 	return s
 }
 

@@ -1,0 +1,145 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"strings"
+)
+
+// Targets that the subject bot is held to, relative to the base bot or
+// absolute.
+const (
+	minThroughputRatio = 0.9
+	maxCPURatio        = 1.5
+	maxIdleRSSMB       = 15
+	maxStartToJoinedMs = 150
+)
+
+// summarize reads the JSON lines of several runs and prints, per bot and
+// mode, the median of each measure, then the subject's ratios to the base
+// and whether they meet the targets.
+func summarize(args []string, w io.Writer) error {
+	fs := flag.NewFlagSet("summarize", flag.ContinueOnError)
+	base := fs.String("base", "echobot", "the label of the baseline bot")
+	subject := fs.String("subject", "crier", "the label of the bot compared with it")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() == 0 {
+		return fmt.Errorf("summarize: name at least one file of JSON lines")
+	}
+	type key struct{ label, mode string }
+	groups := map[key][]Result{}
+	var order []key
+	failed := 0
+	for _, path := range fs.Args() {
+		f, err := os.Open(path)
+		if err != nil {
+			return err
+		}
+		sc := bufio.NewScanner(f)
+		for n := 1; sc.Scan(); n++ {
+			line := strings.TrimSpace(sc.Text())
+			if line == "" {
+				continue
+			}
+			var r Result
+			if err := json.Unmarshal([]byte(line), &r); err != nil {
+				f.Close()
+				return fmt.Errorf("%s:%d: %w", path, n, err)
+			}
+			if r.Error != "" {
+				failed++
+				fmt.Fprintf(w, "failed run excluded: %s %s: %s\n", r.Label, r.Mode, r.Error)
+				continue
+			}
+			k := key{r.Label, r.Mode}
+			if _, ok := groups[k]; !ok {
+				order = append(order, k)
+			}
+			groups[k] = append(groups[k], r)
+		}
+		err = sc.Err()
+		f.Close()
+		if err != nil {
+			return err
+		}
+	}
+	if failed > 0 {
+		fmt.Fprintln(w)
+	}
+	med := map[key]Result{}
+	fmt.Fprintln(w, "| bot | mode | runs | replies/s | p50 ms | p99 ms | CPU-s/1000 replies | idle RSS MB | start→joined ms |")
+	fmt.Fprintln(w, "|---|---|---:|---:|---:|---:|---:|---:|---:|")
+	for _, k := range order {
+		rs := groups[k]
+		m := Result{
+			Label:           k.label,
+			Mode:            k.mode,
+			RepliesPerSec:   median(rs, func(r Result) float64 { return r.RepliesPerSec }),
+			P50ms:           median(rs, func(r Result) float64 { return r.P50ms }),
+			P99ms:           median(rs, func(r Result) float64 { return r.P99ms }),
+			CPUPer1000:      median(rs, func(r Result) float64 { return r.CPUPer1000 }),
+			IdleRSSMB:       median(rs, func(r Result) float64 { return r.IdleRSSMB }),
+			StartToJoinedMs: median(rs, func(r Result) float64 { return r.StartToJoinedMs }),
+		}
+		med[k] = m
+		fmt.Fprintf(w, "| %s | %s | %d | %.0f | %.1f | %.1f | %.3f | %.1f | %.0f |\n", k.label, k.mode, len(rs),
+			m.RepliesPerSec, m.P50ms, m.P99ms, m.CPUPer1000, m.IdleRSSMB, m.StartToJoinedMs)
+	}
+
+	fmt.Fprintf(w, "\n| mode | %[1]s/%[2]s replies/s (>= %[3]g) | %[1]s/%[2]s CPU per reply (<= %[4]g) | %[1]s idle RSS MB (<= %[5]d) | %[1]s start→joined ms (<= %[6]d) |\n",
+		*subject, *base, minThroughputRatio, maxCPURatio, maxIdleRSSMB, maxStartToJoinedMs)
+	fmt.Fprintln(w, "|---|---:|---:|---:|---:|")
+	verdict := func(ok bool) string {
+		if ok {
+			return "ok"
+		}
+		return "MISSED"
+	}
+	for _, mode := range []string{"room", "chat"} {
+		b, okB := med[key{*base, mode}]
+		s, okS := med[key{*subject, mode}]
+		if !okB || !okS {
+			continue
+		}
+		tp := ratio(s.RepliesPerSec, b.RepliesPerSec)
+		cpu := ratio(s.CPUPer1000, b.CPUPer1000)
+		fmt.Fprintf(w, "| %s | %.2f %s | %.2f %s | %.1f %s | %.0f %s |\n", mode,
+			tp, verdict(tp >= minThroughputRatio),
+			cpu, verdict(cpu <= maxCPURatio),
+			s.IdleRSSMB, verdict(s.IdleRSSMB <= maxIdleRSSMB),
+			s.StartToJoinedMs, verdict(s.StartToJoinedMs <= maxStartToJoinedMs))
+	}
+	return nil
+}
+
+// median returns the median of f over rs, ignoring zeros (not measured).
+func median(rs []Result, f func(Result) float64) float64 {
+	var v []float64
+	for _, r := range rs {
+		if x := f(r); x != 0 {
+			v = append(v, x)
+		}
+	}
+	if len(v) == 0 {
+		return 0
+	}
+	slices.Sort(v)
+	if len(v)%2 == 1 {
+		return v[len(v)/2]
+	}
+	return (v[len(v)/2-1] + v[len(v)/2]) / 2
+}
+
+func ratio(a, b float64) float64 {
+	if b == 0 {
+		return 0
+	}
+	return a / b
+}
