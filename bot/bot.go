@@ -146,7 +146,7 @@ func New(cfg *config.Config, opts Options) (*Bot, error) {
 		return nil, err
 	}
 	b.engine.Store(eng)
-	b.cron = rules.NewScheduler(jobs, b.cronAction)
+	b.cron = b.newScheduler(cfg, jobs)
 	b.cfg.Store(newSettings(cfg))
 	b.rooms.Set(roomConfigs(cfg))
 	if b.plugins, err = plugins.Build(cfg); err != nil {
@@ -166,6 +166,20 @@ func perSecond(r rules.Rate) rate.Limit {
 	return rate.Limit(float64(r.N) / r.Per.Seconds())
 }
 
+// roomJIDs lists the configured rooms' bare JIDs: a rule or cron job that
+// sends to one of them sends groupchat.
+func roomJIDs(cfg *config.Config) []string {
+	out := make([]string, 0, len(cfg.Rooms))
+	for _, r := range cfg.Rooms {
+		out = append(out, r.Addr().Bare().String())
+	}
+	return out
+}
+
+func (b *Bot) newScheduler(cfg *config.Config, jobs []*rules.CronJob) *rules.Scheduler {
+	return rules.NewScheduler(jobs, b.cronAction, rules.WithRooms(roomJIDs(cfg)...), rules.WithLogger(b.log.With("component", "cron")))
+}
+
 func roomConfigs(cfg *config.Config) []RoomConfig {
 	out := make([]RoomConfig, 0, len(cfg.Rooms))
 	for _, r := range cfg.Rooms {
@@ -176,7 +190,7 @@ func roomConfigs(cfg *config.Config) []RoomConfig {
 
 // compile builds the rule engine and cron jobs of cfg.
 func (b *Bot) compile(cfg *config.Config) (*rules.Engine, []*rules.CronJob, error) {
-	eng, errs := rules.Compile(cfg.Rules, rules.Options{SenderLimit: cfg.Limits.SenderReplies, Logger: b.log.With("component", "rules")})
+	eng, errs := rules.Compile(cfg.Rules, rules.Options{SenderLimit: cfg.Limits.SenderReplies, Rooms: roomJIDs(cfg), Logger: b.log.With("component", "rules")})
 	jobs, cerrs := rules.CompileCron(cfg.Cron)
 	errs.Merge(cerrs)
 	if err := errs.Err(); err != nil {
@@ -670,7 +684,7 @@ func (b *Bot) Reload(cfg *config.Config) error {
 	b.engine.Store(eng)
 	b.cronMu.Lock()
 	b.cron.Stop()
-	b.cron = rules.NewScheduler(jobs, b.cronAction)
+	b.cron = b.newScheduler(cfg, jobs)
 	b.cron.Start()
 	b.cronMu.Unlock()
 	b.cfg.Store(newSettings(cfg))

@@ -208,7 +208,7 @@ func TestMiniServerWebChat(t *testing.T) {
 		`<subject>Disk almost full</subject><body>/var is at 95% &amp; rising</body></message>`); err != nil {
 		t.Fatalf("sending a headline: %v", err)
 	}
-	p.waitLine(1, "li.msg-headline.msg-bot", "", "/var is at 95% & rising")
+	p.waitLine(1, "li.msg-headline.msg-bot", "crier", "/var is at 95% & rising")
 	if got := eval[string](p, `document.querySelector('#messages li.msg-headline .msg-subject').textContent`); got != "Disk almost full" {
 		t.Errorf("headline subject = %q, want %q", got, "Disk almost full")
 	}

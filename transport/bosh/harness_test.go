@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"os"
 	"net/http"
 	"net/http/httptest"
 	"runtime"
@@ -47,19 +46,21 @@ func (h *hub) serve(c net.Conn) {
 	defer c.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	var bound jid.JID
+	var user string
 	s, err := xmpp.ReceiveSession(ctx, c, xmpp.Secure, xmpp.NewNegotiator(func(*xmpp.Session, *xmpp.StreamConfig) xmpp.StreamConfig {
 		return xmpp.StreamConfig{Features: []xmpp.StreamFeature{
 			xmpp.SASLServer(func(n *sasl.Negotiator) bool {
-				user, pass, _ := n.Credentials()
-				want, ok := h.accounts[string(user)]
+				u, pass, _ := n.Credentials()
+				want, ok := h.accounts[string(u)]
+				user = string(u)
 				return ok && want == string(pass)
 			}, sasl.Plain),
-			xmpp.BindCustom(func(j jid.JID, res string) (jid.JID, error) {
+			xmpp.BindCustom(func(_ jid.JID, res string) (jid.JID, error) {
 				if res == "" {
 					res = "r1"
 				}
 				var err error
-				bound, err = j.WithResource(res)
+				bound, err = jid.New(user, domain, res)
 				return bound, err
 			}),
 		}}
@@ -84,9 +85,11 @@ func (h *hub) serve(c net.Conn) {
 				stanza.Message
 				Body string `xml:"body"`
 			}
-			if err := xml.NewTokenDecoder(t).DecodeElement(&m, start); err != nil {
+			if err := xml.NewTokenDecoder(xmlstream.MultiReader(xmlstream.Token(*start), t)).Decode(&m); err != nil {
+				h.t.Logf("hub: bad message: %v", err)
 				return nil
 			}
+			h.t.Logf("hub: %s -> %s: %q", bound, m.To, m.Body)
 			m.From = bound
 			h.route(m.To, m.Message, m.Body)
 		case "iq":
@@ -166,7 +169,7 @@ func login(t testing.TB, url, user, pass string, cfg bosh.Config) *client {
 	}
 	me := jid.MustParse(user + "@" + domain + "/bot")
 	s, err := xmpp.NewSession(ctx, jid.MustParse(domain), me, nc, xmpp.Secure, xmpp.NewNegotiator(func(*xmpp.Session, *xmpp.StreamConfig) xmpp.StreamConfig {
-		return xmpp.StreamConfig{TeeIn: os.Stderr, TeeOut: os.Stderr, Features: []xmpp.StreamFeature{xmpp.SASL("", pass, sasl.Plain), xmpp.BindResource()}}
+		return xmpp.StreamConfig{Features: []xmpp.StreamFeature{xmpp.SASL("", pass, sasl.Plain), xmpp.BindResource()}}
 	}))
 	if err != nil {
 		_ = nc.Close()
@@ -181,7 +184,7 @@ func login(t testing.TB, url, user, pass string, cfg bosh.Config) *client {
 			var m struct {
 				Body string `xml:"body"`
 			}
-			if err := xml.NewTokenDecoder(t).DecodeElement(&m, start); err == nil && m.Body != "" {
+			if err := xml.NewTokenDecoder(xmlstream.MultiReader(xmlstream.Token(*start), t)).Decode(&m); err == nil && m.Body != "" {
 				c.msgs <- m.Body
 			}
 			return nil

@@ -295,10 +295,17 @@
         return true;
       }
       kinds.push('msg-headline');
-      if (fromBare === botJid() || (inRoom && resource(from) === botNick())) {
+      let who = fromBare;
+      if (fromBare === botJid()) {
         kinds.push('msg-bot');
+        who = localpart(from);
+      } else if (inRoom) {
+        who = resource(from) || fromBare;
+        if (who === botNick()) {
+          kinds.push('msg-bot');
+        }
       }
-      addLine(kinds, from, body, { time: time, subject: subject || '(no subject)', where: 'headline' });
+      addLine(kinds, who, body, { time: time, subject: subject || '(no subject)', where: 'headline' });
       return true;
     }
     // chat and normal messages

@@ -1,0 +1,81 @@
+package bot
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestSelfPingNoticesLostMembership(t *testing.T) {
+	srv := startServer(t)
+	h := startBot(t, srv, botConfig(t, srv, ""), Options{SelfPing: 100 * time.Millisecond})
+	h.waitReady(5 * time.Second)
+	if err := srv.Forget(room, "crier"); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for !contains(srv.Occupants(room), "crier") {
+		if time.Now().After(deadline) {
+			t.Fatalf("silently lost membership not repaired; log:\n%s", h.logs.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got := counter(t, h.bot, "crier_room_rejoins_total"); got < 1 {
+		t.Fatalf("no self-ping rejoin counted")
+	}
+	if !strings.Contains(h.logs.String(), "self-ping") {
+		t.Fatalf("self-ping rejoin not logged")
+	}
+}
+
+// TestHostileServerInput feeds the bot what a broken or hostile server could
+// send. Stanzas the bot can read but not use are dropped and counted; a
+// stream that is not XML any more ends the session, and the bot reconnects.
+func TestHostileServerInput(t *testing.T) {
+	srv := startServer(t)
+	h := startBot(t, srv, botConfig(t, srv, ""), Options{})
+	h.waitReady(5 * time.Second)
+	bot := "crier@localhost/crier"
+	alice := h.user("alice")
+
+	stanzas := []string{
+		// Not ours, odd, or hostile but well-formed: each is ignored.
+		"<message from='nobody' type='chat'><body>!ping</body></message>",
+		"<message from='" + room + "/ghost' type='groupchat'><body>" + strings.Repeat("A", maxInBody+1) + "</body></message>",
+		"<presence from='" + room + "/x' type='error'/>",
+		"<message from='alice@localhost/x' type='error' id='nope'><error type='wait'><resource-constraint xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></message>",
+		"<iq from='alice@localhost/x' type='get' id='q1'><unknown xmlns='urn:example:x'/></iq>",
+		"<foo xmlns='jabber:client'/>",
+	}
+	for _, s := range stanzas {
+		if err := srv.SendRaw(bot, []byte(s)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The session is still the first one and still answers.
+	_ = alice.SendMessage(bot, "chat", "!ping")
+	alice.Expect(t, 5*time.Second, isBody(bot, "pong alice"))
+	if got := counter(t, h.bot, "crier_connects_total"); got != 1 {
+		t.Fatalf("well-formed junk cost a reconnect: connects=%v\n%s", got, h.logs.String())
+	}
+	if got := counter(t, h.bot, "crier_rejected_total"); got < 2 { // the oversized body and the unknown element
+		t.Fatalf("rejected_total = %v, want the junk counted", got)
+	}
+
+	// Broken XML and invalid UTF-8 end the stream; the bot comes back.
+	for i, raw := range [][]byte{[]byte("<message><body>unclosed</wrong></message>"), []byte("<message><body>\xff\xfe</body></message>")} {
+		if err := srv.SendRaw(bot, raw); err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(5 * time.Second)
+		for counter(t, h.bot, "crier_connects_total") < float64(i+2) {
+			if time.Now().After(deadline) {
+				t.Fatalf("no reconnect after malformed input %d\n%s", i, h.logs.String())
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		h.waitReady(5 * time.Second)
+	}
+	_ = alice.SendMessage(bot, "chat", "!ping")
+	alice.Expect(t, 5*time.Second, isBody(bot, "pong alice"))
+}
