@@ -2,7 +2,6 @@ package bot
 
 import (
 	"encoding/xml"
-	"fmt"
 	"runtime"
 	"runtime/debug"
 	"time"
@@ -348,10 +347,6 @@ func (b *Bot) occupantEvent(kind, room, nick string, occ occupant, subject strin
 	// The MUC manager calls this with its lock held: the rules run
 	// without it, after the presence was handled.
 	go b.dispatch(m)
-}
-
-func describe(it *Item) string {
-	return fmt.Sprintf("%s to %s", it.Kind, it.To)
 }
 
 var _ xmpp.Handler = (*handler)(nil)

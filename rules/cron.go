@@ -143,23 +143,6 @@ func CompileCron(specs []CronSpec) ([]*CronJob, diag.List) {
 	return jobs, nil
 }
 
-// parseSchedule parses a cron spec in loc. A zone prefix is refused (the
-// timezone key says it).
-func parseSchedule(spec string, loc *time.Location) (schedule, error) {
-	spec = strings.TrimSpace(spec)
-	if spec == "" {
-		return nil, fmt.Errorf("schedule is required")
-	}
-	if strings.HasPrefix(spec, "TZ=") || strings.HasPrefix(spec, "CRON_TZ=") {
-		return nil, fmt.Errorf("schedule %q: set the zone with the timezone key", spec)
-	}
-	s, err := parseCron(spec, loc)
-	if err != nil {
-		return nil, fmt.Errorf("schedule %q: %v", spec, err)
-	}
-	return s, nil
-}
-
 // Clock is the time source of a Scheduler; tests substitute a fake one.
 type Clock interface {
 	Now() time.Time

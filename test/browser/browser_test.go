@@ -207,6 +207,11 @@ func (p *page) do(what string, steps ...chromedp.Action[chromedp.Void]) {
 	}
 }
 
+// chromedpClick clicks the element that the CSS selector finds.
+func chromedpClick(sel string) chromedp.Action[chromedp.Void] {
+	return chromedp.Click(chromedp.CSS(sel))
+}
+
 // fill replaces the value of an input field.
 func (p *page) fill(id, value string) {
 	p.t.Helper()

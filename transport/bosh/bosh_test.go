@@ -1,8 +1,23 @@
 package bosh_test
 
 import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"regexp"
 	"runtime"
+	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
+
+	"mellium.im/xmpp/stream"
 
 	"crier/internal/miniserver/boshcm"
 	"crier/transport/bosh"
@@ -27,4 +42,280 @@ func TestLoginAndMessages(t *testing.T) {
 	_ = cm.Close()
 	srv.Close()
 	checkGoroutines(t, before)
+}
+
+func TestBatchingAndPush(t *testing.T) {
+	before := runtime.NumGoroutine()
+	h := newHub(t)
+	srv, cm := startCM(t, h, boshcm.Config{}, nil)
+	alice := login(t, srv.URL, "alice", "apass", bosh.Config{})
+	bob := login(t, srv.URL, "bob", "bpass", bosh.Config{})
+
+	// Push: bob only has his long poll pending when alice's message comes.
+	time.Sleep(100 * time.Millisecond)
+	bobReqs := bob.conn.Stats().Requests
+	alice.send(t, "bob@"+domain, "pushed")
+	bob.expect(t, "pushed")
+	if got := bob.conn.Stats().Requests - bobReqs; got > 1 {
+		t.Errorf("bob needed %d requests to receive one push, want at most 1 (the next long poll)", got)
+	}
+
+	// Batching: many stanzas written while requests are in flight share bodies.
+	const n = 60
+	start := alice.conn.Stats()
+	var want []string
+	for i := range n {
+		body := fmt.Sprintf("m%03d", i)
+		want = append(want, body)
+		alice.send(t, "bob@"+domain, body)
+	}
+	bob.expect(t, want...)
+	st := alice.conn.Stats()
+	reqs := st.Requests - start.Requests
+	stanzas := st.StanzasSent - start.StanzasSent
+	if stanzas != n {
+		t.Errorf("StanzasSent grew by %d, want %d", stanzas, n)
+	}
+	if reqs >= n/2 {
+		t.Errorf("%d stanzas took %d requests: no batching", n, reqs)
+	}
+	t.Logf("%d stanzas in %d requests (%.2f requests/stanza)", n, reqs, float64(reqs)/float64(n))
+	if bob.conn.Stats().StanzasReceived < n {
+		t.Errorf("bob StanzasReceived = %d, want >= %d", bob.conn.Stats().StanzasReceived, n)
+	}
+	_ = alice.stop(t)
+	_ = bob.stop(t)
+	_ = cm.Close()
+	srv.Close()
+	checkGoroutines(t, before)
+}
+
+// dropper answers the first request whose body contains mark to the
+// connection manager, then drops the HTTP connection instead of answering.
+type dropper struct {
+	next    http.Handler
+	mark    string
+	dropped atomic.Int32
+	rids    chan string
+}
+
+func (d *dropper) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	data, _ := io.ReadAll(r.Body)
+	r.Body = io.NopCloser(bytes.NewReader(data))
+	if strings.Contains(string(data), d.mark) {
+		select {
+		case d.rids <- ridOf(data):
+		default:
+		}
+		if d.dropped.Add(1) == 1 {
+			rec := httptest.NewRecorder()
+			d.next.ServeHTTP(rec, r)
+			conn, _, err := w.(http.Hijacker).Hijack()
+			if err == nil {
+				_ = conn.Close()
+			}
+			return
+		}
+	}
+	d.next.ServeHTTP(w, r)
+}
+
+var ridRE = regexp.MustCompile(`rid='(\d+)'`)
+
+func ridOf(b []byte) string {
+	m := ridRE.FindSubmatch(b)
+	if m == nil {
+		return ""
+	}
+	return string(m[1])
+}
+
+func TestRetrySameRID(t *testing.T) {
+	before := runtime.NumGoroutine()
+	h := newHub(t)
+	d := &dropper{mark: "drop-me", rids: make(chan string, 4)}
+	srv, cm := startCM(t, h, boshcm.Config{}, func(next http.Handler) http.Handler { d.next = next; return d })
+	alice := login(t, srv.URL, "alice", "apass", bosh.Config{Wait: 1, RetryDelay: 20 * time.Millisecond})
+	bob := login(t, srv.URL, "bob", "bpass", bosh.Config{Wait: 1})
+	alice.send(t, "bob@"+domain, "drop-me")
+	bob.expect(t, "drop-me")
+	alice.send(t, "bob@"+domain, "after")
+	bob.expect(t, "after")
+	select {
+	case extra := <-bob.msgs:
+		t.Fatalf("message delivered twice: %q", extra)
+	case <-time.After(300 * time.Millisecond):
+	}
+	if err := waitFor(5*time.Second, func() bool { return alice.conn.Stats().Retries >= 1 }); err != nil {
+		t.Fatalf("no retry counted: %v", err)
+	}
+	r1, r2 := <-d.rids, <-d.rids
+	if r1 == "" || r1 != r2 {
+		t.Errorf("retry used rid %s, first attempt %s", r2, r1)
+	}
+	_ = alice.stop(t)
+	_ = bob.stop(t)
+	_ = cm.Close()
+	srv.Close()
+	checkGoroutines(t, before)
+}
+
+// terminator answers every request after arm() with the given status and
+// body.
+type terminator struct {
+	next   http.Handler
+	armed  atomic.Bool
+	status int
+	body   string
+}
+
+func (x *terminator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if x.armed.Load() {
+		w.Header().Set("Content-Type", "text/xml; charset=utf-8")
+		w.WriteHeader(x.status)
+		_, _ = io.WriteString(w, x.body)
+		return
+	}
+	x.next.ServeHTTP(w, r)
+}
+
+func TestTerminateConditions(t *testing.T) {
+	const ns = "xmlns='http://jabber.org/protocol/httpbind'"
+	for _, tc := range []struct {
+		name, body, boshCond, streamCond string
+		status                           int
+	}{
+		{"item-not-found", "<body type='terminate' condition='item-not-found' " + ns + "/>", "item-not-found", "connection-timeout", 404},
+		{"policy-violation-bare-403", "", "policy-violation", "policy-violation", 403},
+		{"host-unknown", "<body type='terminate' condition='host-unknown' " + ns + "/>", "host-unknown", "host-unknown", 200},
+		{"system-shutdown", "<body type='terminate' condition='system-shutdown' " + ns + "/>", "system-shutdown", "system-shutdown", 200},
+		{"other-request", "<body type='terminate' condition='other-request' " + ns + "/>", "other-request", "conflict", 200},
+		{"remote-stream-error", "<body type='terminate' condition='remote-stream-error' " + ns +
+			" xmlns:stream='http://etherx.jabber.org/streams'><stream:error><conflict xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error></body>",
+			"remote-stream-error", "conflict", 200},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := runtime.NumGoroutine()
+			h := newHub(t)
+			x := &terminator{status: tc.status, body: tc.body}
+			srv, cm := startCM(t, h, boshcm.Config{}, func(next http.Handler) http.Handler { x.next = next; return x })
+			alice := login(t, srv.URL, "alice", "apass", bosh.Config{Wait: 1})
+			x.armed.Store(true)
+			var err error
+			select {
+			case err = <-alice.done:
+			case <-time.After(10 * time.Second):
+				t.Fatal("Serve did not end after the terminate")
+			}
+			var se stream.Error
+			if !errors.As(err, &se) || se.Err != tc.streamCond {
+				t.Fatalf("Serve returned %v, want stream error %s", err, tc.streamCond)
+			}
+			if got := alice.conn.Stats().Condition; got != tc.boshCond {
+				t.Errorf("Stats().Condition = %q, want %q", got, tc.boshCond)
+			}
+			_ = alice.conn.Close()
+			_ = cm.Close()
+			srv.Close()
+			checkGoroutines(t, before)
+		})
+	}
+}
+
+func TestShutdownOfConnectionManager(t *testing.T) {
+	h := newHub(t)
+	srv, cm := startCM(t, h, boshcm.Config{}, nil)
+	alice := login(t, srv.URL, "alice", "apass", bosh.Config{Wait: 5})
+	_ = cm.Close()
+	select {
+	case err := <-alice.done:
+		if !errors.Is(err, stream.SystemShutdown) {
+			t.Fatalf("Serve returned %v, want system-shutdown", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Serve did not end when the connection manager closed")
+	}
+	_ = alice.conn.Close()
+}
+
+func TestDeadlinesAndClose(t *testing.T) {
+	before := runtime.NumGoroutine()
+	nc, err := bosh.Dial(context.Background(), bosh.Config{URL: "http://127.0.0.1:1/http-bind", Domain: domain})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A deadline in the future times out a blocked Read.
+	_ = nc.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+	start := time.Now()
+	_, err = nc.Read(make([]byte, 10))
+	var ne net.Error
+	if !errors.As(err, &ne) || !ne.Timeout() {
+		t.Fatalf("Read: %v, want a timeout", err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("Read took %v", d)
+	}
+	// Moving the deadline to the past unblocks a pending Read.
+	_ = nc.SetReadDeadline(time.Time{})
+	errc := make(chan error, 1)
+	go func() {
+		_, err := nc.(io.ByteReader).ReadByte()
+		errc <- err
+	}()
+	time.Sleep(50 * time.Millisecond)
+	_ = nc.SetDeadline(time.Now().Add(-time.Second))
+	select {
+	case err := <-errc:
+		if !errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Fatalf("ReadByte: %v, want deadline exceeded", err)
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("SetDeadline did not unblock ReadByte")
+	}
+	if _, err := nc.Write([]byte("<x/>")); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("Write past the deadline: %v", err)
+	}
+	// Close unblocks a pending Read.
+	_ = nc.SetDeadline(time.Time{})
+	go func() {
+		_, err := nc.Read(make([]byte, 1))
+		errc <- err
+	}()
+	time.Sleep(50 * time.Millisecond)
+	_ = nc.Close()
+	select {
+	case err := <-errc:
+		if !errors.Is(err, net.ErrClosed) {
+			t.Fatalf("Read after Close: %v", err)
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("Close did not unblock Read")
+	}
+	checkGoroutines(t, before)
+}
+
+func TestUnreachableServer(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := "http://" + l.Addr().String() + "/http-bind"
+	_ = l.Close()
+	nc, err := bosh.Dial(context.Background(), bosh.Config{URL: url, Domain: domain, RetryDelay: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	if _, err := io.WriteString(nc, "<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' version='1.0' to='example.test'>"); err != nil {
+		t.Fatal(err)
+	}
+	_ = nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+	_, err = nc.Read(make([]byte, 10))
+	var oe *net.OpError
+	if !errors.Is(err, bosh.ErrHTTP) || !errors.As(err, &oe) {
+		t.Fatalf("Read: %v, want ErrHTTP wrapping the dial error", err)
+	}
+	if st := nc.(*bosh.Conn).Stats(); st.Retries != 3 || st.Requests != 4 {
+		t.Errorf("stats %+v: want 3 retries of 4 requests", st)
+	}
 }
