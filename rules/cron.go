@@ -182,6 +182,12 @@ func WithRand(f func(n int64) int64) SchedulerOption { return func(s *Scheduler)
 // job's goroutine, and the next run is computed after it returns, so runs
 // that fall while emit blocks are skipped.
 //
+// Schedules are parsed and their next activations computed by
+// robfig/cron; the loop that waits for them is this one rather than
+// robfig/cron's runner, because that runner reads the real clock (tests
+// drive this one with a fake Clock) and knows neither jitter nor holding
+// runs back while the session is down.
+//
 // A new Scheduler is connected. While disconnected (between Disconnected
 // and Reconnected), runs are not emitted; a job with missed = "once" then
 // runs once on Reconnected, however many runs it missed.

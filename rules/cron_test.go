@@ -31,6 +31,13 @@ func TestCronNext(t *testing.T) {
 		{"@weekly", "UTC", time.Date(2024, 3, 31, 0, 0, 0, 0, time.UTC)},
 		{"@every 90s", "UTC", base.Add(90 * time.Second)},
 		{"30 2 * * *", "Europe/Paris", time.Date(2024, 3, 30, 2, 30, 0, 0, paris)},
+		{"*/2 * * * * *", "UTC", base.Add(2 * time.Second)},
+		{"0 0 12 * * ?", "UTC", time.Date(2024, 3, 30, 12, 0, 0, 0, time.UTC)},
+		{"@monthly", "UTC", time.Date(2024, 4, 1, 0, 0, 0, 0, time.UTC)},
+		{"@yearly", "Europe/Paris", time.Date(2025, 1, 1, 0, 0, 0, 0, paris)},
+		{"@midnight", "Europe/Paris", time.Date(2024, 3, 30, 0, 0, 0, 0, paris)},
+		{"@every 1m30s", "UTC", base.Add(90 * time.Second)},
+		{"0 18 * * sun", "Asia/Tokyo", time.Date(2024, 3, 31, 18, 0, 0, 0, time.FixedZone("JST", 9*3600))},
 		// 02:30 does not exist in Paris on 31 March 2024: that run is skipped.
 		{"30 2 31 3 *", "Europe/Paris", time.Date(2025, 3, 31, 2, 30, 0, 0, paris)},
 	}
@@ -59,7 +66,7 @@ func TestCompileCronErrors(t *testing.T) {
 		{Name: "f", Schedule: "CRON_TZ=UTC 0 9 * * *", To: "x", Body: "b", Pos: pos},
 	}
 	want := []string{
-		`c.toml:3: cron "a": schedule "61 * * * *": value 61 out of range`,
+		`c.toml:3: cron "a": schedule "61 * * * *": end of range (61) above maximum (59)`,
 		`c.toml:4: cron "b": unknown time zone "Mars/Olympus"`,
 		`c.toml:5: cron "c": body template`,
 		`c.toml:6: cron "d": jitter "soon"`,
@@ -82,6 +89,88 @@ func TestCompileCronErrors(t *testing.T) {
 	if len(errs) != len(want) {
 		t.Errorf("got %d errors, want %d:\n%s", len(errs), len(want), text)
 	}
+}
+
+// TestCronScheduleErrors checks that each kind of bad schedule is refused at
+// the line of the schedule key, with robfig/cron's reason or ours.
+func TestCronScheduleErrors(t *testing.T) {
+	tests := []struct{ schedule, want string }{
+		{"", `cron "j": schedule is required`},
+		{"   ", `cron "j": schedule is required`},
+		{"* * * *", `schedule "* * * *": expected 5 to 6 fields, found 4`},
+		{"0 0 0 1 1 1 1", `expected 5 to 6 fields, found 7`},
+		{"60 * * * * *", `end of range (60) above maximum (59)`},
+		{"0 25 * * *", `end of range (25) above maximum (23)`},
+		{"0 0 0 * *", `beginning of range (0) below minimum (1)`},
+		{"5-1 * * * *", `beginning of range (5) beyond end of range (1)`},
+		{"*/0 * * * *", `step of range should be a positive number`},
+		{"0 9 * * mon-fry", `failed to parse int from fry`},
+		{"@fortnightly", `unrecognized descriptor: @fortnightly`},
+		{"@every", `@every wants a positive duration`},
+		{"@every -5s", `@every wants a positive duration`},
+		{"@every 0s", `@every wants a positive duration`},
+		{"@every soon", `@every wants a positive duration`},
+		{"TZ=UTC", `set the zone with the timezone key`},
+		{"CRON_TZ=Europe/Paris @daily", `set the zone with the timezone key`},
+		{"0 0 31 2 *", `schedule "0 0 31 2 *" never fires`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.schedule, func(t *testing.T) {
+			pos := diag.Pos{File: "c.toml", Line: 10, Keys: map[string]int{"schedule": 12}}
+			jobs, errs := CompileCron([]CronSpec{{Name: "j", Schedule: tt.schedule, To: "x@example.org", Body: "b", Pos: pos}})
+			if jobs != nil || len(errs) != 1 {
+				t.Fatalf("got jobs %v and %d errors, want one error: %v", jobs, len(errs), errs)
+			}
+			text := errs.Error()
+			if !strings.HasPrefix(text, `c.toml:12: cron "j": `) || !strings.Contains(text, tt.want) {
+				t.Errorf("error = %q, want it at c.toml:12 and containing %q", text, tt.want)
+			}
+		})
+	}
+}
+
+// TestCronNextKeepsZone checks that Next reads the spec on the job's wall
+// clock whatever the zone of the time it is given, and answers in that zone.
+func TestCronNextKeepsZone(t *testing.T) {
+	jobs, errs := CompileCron([]CronSpec{{Name: "j", Schedule: "0 9 * * *", Timezone: "America/New_York", To: "x@example.org", Body: "b"}})
+	if len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	tokyo := time.FixedZone("JST", 9*3600)
+	from := time.Date(2024, 7, 1, 12, 0, 0, 0, tokyo) // 23:00 on 30 June in New York
+	got := jobs[0].Next(from)
+	want := time.Date(2024, 7, 1, 13, 0, 0, 0, time.UTC) // 09:00 EDT on 1 July
+	if !got.Equal(want) {
+		t.Errorf("Next = %v, want %v", got, want)
+	}
+	if got.Location() != tokyo {
+		t.Errorf("Next is in %v, want the caller's zone %v", got.Location(), tokyo)
+	}
+}
+
+// FuzzParseSchedule checks that any schedule text is either refused with an
+// error or gives activations that move strictly forward, on whole seconds.
+func FuzzParseSchedule(f *testing.F) {
+	for _, s := range []string{"0 9 * * *", "*/2 * * * * *", "@every 90s", "@daily", "0 0 13 * 5", "TZ=UTC", "1-5/2,7 * * jan-mar mon", "@every", "? ? ? ? ? ?"} {
+		f.Add(s)
+	}
+	from := time.Date(2024, 3, 29, 12, 0, 0, 500, time.UTC)
+	f.Fuzz(func(t *testing.T, spec string) {
+		s, err := parseSchedule(spec, time.UTC)
+		if err != nil {
+			return
+		}
+		n := s.next(from)
+		if n.IsZero() {
+			return
+		}
+		if !n.After(from) || n.Nanosecond() != 0 {
+			t.Fatalf("%q: next(%v) = %v, want a later whole second", spec, from, n)
+		}
+		if n2 := s.next(n); !n2.IsZero() && !n2.After(n) {
+			t.Fatalf("%q: next(%v) = %v does not move forward", spec, n, n2)
+		}
+	})
 }
 
 // fakeClock fires its timers when advanced.

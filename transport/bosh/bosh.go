@@ -331,9 +331,11 @@ func (c *Conn) consume(n int) {
 func (c *Conn) waitReadable() error {
 	for {
 		switch {
-		case c.closed:
+		case c.closed && !c.eof:
 			return net.ErrClosed
 		case c.roff < len(c.rbuf):
+			// After the stream ended, even a closed Conn lets the reader
+			// drain it up to </stream:stream>.
 			return nil
 		case c.fatal != nil:
 			return c.fatal

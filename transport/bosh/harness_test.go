@@ -89,7 +89,6 @@ func (h *hub) serve(c net.Conn) {
 				h.t.Logf("hub: bad message: %v", err)
 				return nil
 			}
-			h.t.Logf("hub: %s -> %s: %q", bound, m.To, m.Body)
 			m.From = bound
 			h.route(m.To, m.Message, m.Body)
 		case "iq":
@@ -106,19 +105,25 @@ func (h *hub) serve(c net.Conn) {
 }
 
 // route delivers a chat message to every session of the addressee.
+// A session registers only after its bind result went out, so a message
+// may briefly find its addressee missing: route waits up to 2s for it.
 func (h *hub) route(to jid.JID, m stanza.Message, body string) {
-	h.mu.Lock()
 	var targets []*xmpp.Session
-	for k, s := range h.conns {
-		if k == to.String() || strings.HasPrefix(k, to.Bare().String()+"/") {
-			targets = append(targets, s)
+	for range 100 {
+		h.mu.Lock()
+		for k, s := range h.conns {
+			if k == to.String() || strings.HasPrefix(k, to.Bare().String()+"/") {
+				targets = append(targets, s)
+			}
 		}
+		h.mu.Unlock()
+		if len(targets) > 0 {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
-	h.mu.Unlock()
 	for _, s := range targets {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		_ = s.Send(ctx, m.Wrap(xmlstream.Wrap(xmlstream.Token(xml.CharData(body)), xml.StartElement{Name: xml.Name{Local: "body"}})))
-		cancel()
+		_ = s.Send(context.Background(), m.Wrap(xmlstream.Wrap(xmlstream.Token(xml.CharData(body)), xml.StartElement{Name: xml.Name{Local: "body"}})))
 	}
 }
 
@@ -196,9 +201,9 @@ func login(t testing.TB, url, user, pass string, cfg bosh.Config) *client {
 func (c *client) send(t testing.TB, to, body string) {
 	t.Helper()
 	m := stanza.Message{To: jid.MustParse(to), Type: stanza.ChatMessage}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := c.s.Send(ctx, m.Wrap(xmlstream.Wrap(xmlstream.Token(xml.CharData(body)), xml.StartElement{Name: xml.Name{Local: "body"}}))); err != nil {
+	// No per-call cancel: mellium turns a context's end into a write
+	// deadline in the past for a moment, which can fail the next Send.
+	if err := c.s.Send(context.Background(), m.Wrap(xmlstream.Wrap(xmlstream.Token(xml.CharData(body)), xml.StartElement{Name: xml.Name{Local: "body"}}))); err != nil {
 		t.Fatalf("send: %v", err)
 	}
 }

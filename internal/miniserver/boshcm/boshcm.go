@@ -49,6 +49,8 @@ type Handler struct {
 
 	mu       sync.Mutex
 	sessions map[string]*session
+	gone     map[string]string // recently ended sid -> its condition
+	goneFIFO []string
 	closed   bool
 	wg       sync.WaitGroup // session goroutines
 }
@@ -84,7 +86,7 @@ func New(cfg Config) *Handler {
 	if cfg.MaxBody <= 0 {
 		cfg.MaxBody = 256 << 10
 	}
-	h := &Handler{cfg: cfg, log: cfg.Logger, done: make(chan struct{}), sessions: map[string]*session{}}
+	h := &Handler{cfg: cfg, log: cfg.Logger, done: make(chan struct{}), sessions: map[string]*session{}, gone: map[string]string{}}
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
 	}
@@ -166,9 +168,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	h.mu.Lock()
 	s := h.sessions[sid]
+	cond, gone := h.gone[sid]
 	h.mu.Unlock()
 	if s == nil {
-		writeBody(w, http.StatusNotFound, terminateBody("item-not-found", nil))
+		if !gone || cond == "" {
+			// A request racing the end of its session learns why it ended.
+			cond = "item-not-found"
+		}
+		writeBody(w, statusOf(cond), terminateBody(cond, nil))
 		return
 	}
 	s.handle(w, r, b, rid)
@@ -206,12 +213,22 @@ func (h *Handler) create(w http.ResponseWriter, r *http.Request, b *body, rid ui
 	s.handle(w, r, b, rid)
 }
 
-// remove forgets a session that ended.
-func (h *Handler) remove(s *session) {
+// maxGone is how many ended sessions are remembered with their condition.
+const maxGone = 1024
+
+// remove forgets a session that ended with cond.
+func (h *Handler) remove(s *session, cond string) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.sessions[s.sid] == s {
-		delete(h.sessions, s.sid)
+	if h.sessions[s.sid] != s {
+		return
+	}
+	delete(h.sessions, s.sid)
+	h.gone[s.sid] = cond
+	h.goneFIFO = append(h.goneFIFO, s.sid)
+	if len(h.goneFIFO) > maxGone {
+		delete(h.gone, h.goneFIFO[0])
+		h.goneFIFO = h.goneFIFO[1:]
 	}
 }
 

@@ -51,6 +51,7 @@ type session struct {
 	streamEnded  bool // the server ended its stream
 	streamError  bool // ... with a stream error
 	ended        bool
+	endCond      string
 	idleSince    time.Time
 	pauseUntil   time.Time
 	lastArrival  time.Time
@@ -165,7 +166,11 @@ func (s *session) handle(w http.ResponseWriter, r *http.Request, b *body, rid ui
 func (s *session) admit(req *request) {
 	now := time.Now()
 	if s.ended {
-		s.reply(req, statusOf("item-not-found"), terminateBody("item-not-found", nil))
+		cond := s.endCond
+		if cond == "" {
+			cond = "item-not-found"
+		}
+		s.reply(req, statusOf(cond), terminateBody(cond, nil))
 		return
 	}
 	rid := req.rid
@@ -409,8 +414,9 @@ func (s *session) endLocked(cond string) {
 	}
 	s.pending = map[uint64]*request{}
 	s.ended = true
+	s.endCond = cond
 	s.conn.endInput()
-	s.h.remove(s)
+	s.h.remove(s, cond)
 	s.mu.broadcast()
 }
 

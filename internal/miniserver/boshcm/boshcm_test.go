@@ -1,0 +1,286 @@
+package boshcm
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// echoServe is a scripted server: it answers the stream header with its own
+// header and empty features, and echoes every <message/> it reads.
+func echoServe(c net.Conn) {
+	defer c.Close()
+	buf := make([]byte, 4096)
+	var seen bytes.Buffer
+	for {
+		n, err := c.Read(buf)
+		if err != nil {
+			return
+		}
+		seen.Write(buf[:n])
+		for {
+			s := seen.String()
+			switch {
+			case strings.HasPrefix(s, "<?xml"):
+				i := strings.Index(s, "?>")
+				if i < 0 {
+					goto more
+				}
+				seen.Next(i + 2)
+			case strings.HasPrefix(s, "<stream:stream"):
+				i := strings.IndexByte(s, '>')
+				if i < 0 {
+					goto more
+				}
+				seen.Next(i + 1)
+				fmt.Fprintf(c, "<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' id='s1' version='1.0'><stream:features/>")
+			case strings.HasPrefix(s, "</stream:stream>"):
+				_, _ = io.WriteString(c, "</stream:stream>")
+				return
+			default:
+				i := strings.Index(s, "</message>")
+				if i < 0 {
+					goto more
+				}
+				_, _ = io.WriteString(c, s[:i+len("</message>")])
+				seen.Next(i + len("</message>"))
+			}
+		}
+	more:
+	}
+}
+
+const ns = "xmlns='http://jabber.org/protocol/httpbind'"
+
+type tester struct {
+	t   *testing.T
+	url string
+	h   *Handler
+}
+
+func newTester(t *testing.T, cfg Config) *tester {
+	cfg.Domain = "example.test"
+	if cfg.Serve == nil {
+		cfg.Serve = echoServe
+	}
+	h := New(cfg)
+	srv := httptest.NewUnstartedServer(h)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Listener = l
+	srv.Start()
+	t.Cleanup(func() { _ = h.Close(); srv.Close() })
+	return &tester{t: t, url: srv.URL, h: h}
+}
+
+func (x *tester) post(body string) (int, *body, string) {
+	x.t.Helper()
+	c := &http.Client{Timeout: 15 * time.Second}
+	resp, err := c.Post(x.url, "text/xml; charset=utf-8", strings.NewReader(body))
+	if err != nil {
+		x.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	b, _ := parseBody(data)
+	return resp.StatusCode, b, string(data)
+}
+
+func (x *tester) create(rid int) string {
+	x.t.Helper()
+	code, b, raw := x.post(fmt.Sprintf("<body rid='%d' to='example.test' wait='1' hold='1' ver='1.6' xmpp:version='1.0' xmlns:xmpp='urn:xmpp:xbosh' %s/>", rid, ns))
+	if code != 200 || b == nil || b.get("sid") == "" {
+		x.t.Fatalf("creation: %d %s", code, raw)
+	}
+	if !strings.Contains(raw, "<stream:features") || b.get("requests") != "2" || b.get("hold") != "1" || b.get("authid") != "s1" {
+		x.t.Fatalf("creation response lacks features or attributes: %s", raw)
+	}
+	return b.get("sid")
+}
+
+func TestBadInput(t *testing.T) {
+	before := runtime.NumGoroutine()
+	x := newTester(t, Config{MaxBody: 1024})
+	sid := x.create(100)
+	for _, tc := range []struct {
+		name, body string
+		code       int
+		cond       string
+	}{
+		{"not xml", "hello", 400, "bad-request"},
+		{"wrong namespace", "<body rid='1' xmlns='urn:other'/>", 400, "bad-request"},
+		{"mismatched tags", "<body rid='1' " + ns + "><a></b></body>", 400, "bad-request"},
+		{"missing rid", "<body sid='" + sid + "' " + ns + "/>", 400, "bad-request"},
+		{"huge body", "<body rid='1' " + ns + ">" + strings.Repeat("<a/>", 1000) + "</body>", 413, "policy-violation"},
+		{"unknown sid", "<body rid='1' sid='nope' " + ns + "/>", 404, "item-not-found"},
+		{"wrong host", "<body rid='1' to='other.test' " + ns + "/>", 200, "host-unknown"},
+		{"rid outside window", fmt.Sprintf("<body rid='%d' sid='%s' %s/>", 150, sid, ns), 404, "item-not-found"},
+	} {
+		code, b, raw := x.post(tc.body)
+		if code != tc.code || b == nil || b.get("type") != "terminate" || b.get("condition") != tc.cond {
+			t.Errorf("%s: got %d %s, want %d terminate %s", tc.name, code, raw, tc.code, tc.cond)
+		}
+	}
+	// The window error ended the session.
+	if code, _, raw := x.post(fmt.Sprintf("<body rid='101' sid='%s' %s/>", sid, ns)); code != 404 {
+		t.Errorf("after item-not-found: %d %s", code, raw)
+	}
+	_ = x.h.Close()
+	checkGoroutines(t, before)
+}
+
+func TestRepeatedRIDAndEcho(t *testing.T) {
+	x := newTester(t, Config{})
+	sid := x.create(200)
+	msg := "<message xmlns='jabber:client' to='a@example.test'><body>hi</body></message>"
+	code, b, raw := x.post(fmt.Sprintf("<body rid='201' sid='%s' %s>%s</body>", sid, ns, msg))
+	if code != 200 || b == nil || len(b.children) != 1 || !strings.Contains(raw, "<body>hi</body>") {
+		t.Fatalf("echo: %d %s", code, raw)
+	}
+	// The same rid again gets the same answer.
+	_, _, again := x.post(fmt.Sprintf("<body rid='201' sid='%s' %s>%s</body>", sid, ns, msg))
+	if again != raw {
+		t.Fatalf("repeated rid: got %s, want %s", again, raw)
+	}
+	// An empty request is held for 'wait' (1s) and answered empty.
+	start := time.Now()
+	code, b, raw = x.post(fmt.Sprintf("<body rid='202' sid='%s' %s/>", sid, ns))
+	if d := time.Since(start); code != 200 || len(b.children) != 0 || d < 900*time.Millisecond || d > 3*time.Second {
+		t.Fatalf("held request: %d %s after %v", code, raw, d)
+	}
+	// Terminate closes the stream.
+	code, b, raw = x.post(fmt.Sprintf("<body rid='203' sid='%s' type='terminate' %s/>", sid, ns))
+	if code != 200 || b.get("type") != "terminate" || b.get("condition") != "" {
+		t.Fatalf("terminate: %d %s", code, raw)
+	}
+	if err := waitSessions(x.h, 0); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestFloodIsPolicyViolation(t *testing.T) {
+	x := newTester(t, Config{})
+	sid := x.create(300)
+	var wg sync.WaitGroup
+	conds := make(chan string, 10)
+	for i := range 10 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, b, _ := x.post(fmt.Sprintf("<body rid='%d' sid='%s' %s/>", 301+i, sid, ns))
+			if b != nil {
+				conds <- b.get("condition")
+			}
+		}()
+		time.Sleep(20 * time.Millisecond)
+	}
+	wg.Wait()
+	close(conds)
+	var got []string
+	for c := range conds {
+		got = append(got, c)
+	}
+	if !strings.Contains(strings.Join(got, ","), "policy-violation") {
+		t.Fatalf("flood conditions: %v, want a policy-violation", got)
+	}
+}
+
+func TestInactivityEndsSession(t *testing.T) {
+	x := newTester(t, Config{Inactivity: 1})
+	x.create(400)
+	if x.h.Sessions() != 1 {
+		t.Fatal("no session")
+	}
+	if err := waitSessions(x.h, 0); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestCORSAndGet(t *testing.T) {
+	x := newTester(t, Config{})
+	req, _ := http.NewRequest(http.MethodOptions, x.url, nil)
+	req.Header.Set("Origin", "http://elsewhere.test")
+	req.Header.Set("Access-Control-Request-Method", "POST")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 || resp.Header.Get("Access-Control-Allow-Origin") != "*" ||
+		!strings.Contains(resp.Header.Get("Access-Control-Allow-Headers"), "Content-Type") {
+		t.Fatalf("preflight: %d %v", resp.StatusCode, resp.Header)
+	}
+	resp, err = http.Get(x.url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(data), "BOSH") {
+		t.Fatalf("GET: %d %s", resp.StatusCode, data)
+	}
+}
+
+func TestSessionCap(t *testing.T) {
+	x := newTester(t, Config{MaxSessions: 1})
+	x.create(500)
+	code, b, raw := x.post("<body rid='600' to='example.test' " + ns + "/>")
+	if code != 503 || b == nil || b.get("type") != "terminate" {
+		t.Fatalf("over the cap: %d %s", code, raw)
+	}
+}
+
+func waitSessions(h *Handler, n int) error {
+	for range 500 {
+		if h.Sessions() == n {
+			return nil
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return fmt.Errorf("%d sessions, want %d", h.Sessions(), n)
+}
+
+func checkGoroutines(t *testing.T, before int) {
+	t.Helper()
+	for range 250 {
+		http.DefaultClient.CloseIdleConnections()
+		if runtime.NumGoroutine() <= before+2 {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	buf := make([]byte, 1<<20)
+	t.Fatalf("goroutines: %d before, %d after\n%s", before, runtime.NumGoroutine(), buf[:runtime.Stack(buf, true)])
+}
+
+func FuzzCMBody(f *testing.F) {
+	f.Add([]byte("<body rid='1' " + ns + "><message xmlns='jabber:client'><body>x</body></message></body>"))
+	f.Add([]byte("<?xml version='1.0'?><body rid='2' sid='s' type='terminate' xmpp:restart='true' xmlns:xmpp='urn:xmpp:xbosh' " + ns + "/>"))
+	f.Add([]byte("<b:body xmlns:b='http://jabber.org/protocol/httpbind' rid='3'><a/> <c>t</c></b:body>"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		b, err := parseBody(data)
+		if err != nil {
+			return
+		}
+		for _, c := range b.children {
+			// Every child is itself a well-formed element on its own.
+			wrapped := append([]byte("<body "+ns+">"), c.raw...)
+			wrapped = append(wrapped, "</body>"...)
+			b2, err := parseBody(wrapped)
+			if err != nil || len(b2.children) != 1 {
+				t.Fatalf("child %q does not stand alone: %v", c.raw, err)
+			}
+		}
+		_, _ = b.rid()
+	})
+}

@@ -1,0 +1,154 @@
+package natsrelay
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"text/template"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/nats-io/nats.go"
+)
+
+// maxRendered bounds what one template may render; longer output is cut.
+const maxRendered = 64 << 10
+
+// defaultJSONTemplate renders a JSON payload without a template of its own:
+// "[SEVERITY] title", then the body, then the URL, each on its own line.
+const defaultJSONTemplate = `{{with .Severity}}[{{upper .}}] {{end}}{{.Title}}` +
+	`{{if and .Title .Body}}{{"\n"}}{{end}}{{.Body}}{{with .URL}}{{"\n"}}{{.}}{{end}}`
+
+// defaultTextTemplate renders a text payload as it is.
+const defaultTextTemplate = `{{.Text}}`
+
+// Data is what a relay template sees.
+type Data struct {
+	// NATSSubject is the subject the message was published on.
+	NATSSubject string
+	// Header is the NATS message header.
+	Header nats.Header
+	// Time is when JetStream stored the message, or when it arrived.
+	Time time.Time
+	// Text is the whole payload.
+	Text string
+	// Title and Subject are both the payload's title (JSON "title" or
+	// "subject").
+	Title   string
+	Subject string
+	// Body, Type, Severity, URL, ID and To are the payload's fields of
+	// those names (see Payload).
+	Body     string
+	Type     string
+	Severity string
+	URL      string
+	ID       string
+	To       []string
+	// Fields is the whole JSON object, for fields of any other name:
+	// {{index .Fields "host"}}.
+	Fields map[string]any
+}
+
+// funcs is the side-effect-free function set templates may call.
+var funcs = template.FuncMap{
+	"upper": strings.ToUpper,
+	"lower": strings.ToLower,
+	"trim":  strings.TrimSpace,
+	// truncate keeps the first n runes of s, ending with "…" when it cut.
+	"truncate": func(n int, s string) string {
+		if n <= 0 {
+			return ""
+		}
+		if utf8.RuneCountInString(s) <= n {
+			return s
+		}
+		count := 0
+		for i := range s {
+			if count == n {
+				return s[:i] + "…"
+			}
+			count++
+		}
+		return s
+	},
+	"join": func(sep string, items []string) string { return strings.Join(items, sep) },
+	// default returns def when v is empty.
+	"default": func(def string, v any) string {
+		s := fieldText(v)
+		if s == "" {
+			return def
+		}
+		return s
+	},
+	// json returns v as compact JSON.
+	"json": func(v any) (string, error) {
+		b, err := json.Marshal(v)
+		return string(b), err
+	},
+}
+
+// parseTemplate parses src; an empty src means the default of format.
+// The template is run once on sample data so that a misspelt field is an
+// error at load time rather than a dead letter later.
+func parseTemplate(name, src, format string) (*template.Template, error) {
+	if src == "" {
+		src = defaultTextTemplate
+		if format == FormatJSON {
+			src = defaultJSONTemplate
+		}
+	}
+	t, err := template.New(name).Funcs(funcs).Parse(src)
+	if err != nil {
+		return nil, err
+	}
+	sample := Data{
+		NATSSubject: "a.b", Header: nats.Header{"X": {"y"}}, Time: time.Unix(0, 0),
+		Text: "text", Title: "title", Subject: "title", Body: "body", Type: "headline",
+		Severity: "info", URL: "https://example.org/", ID: "1", To: []string{"a@example.org"},
+		Fields: map[string]any{"title": "title"},
+	}
+	if _, err := render(t, sample); err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+// render executes t, keeping at most maxRendered bytes and trimming
+// surrounding space. A panic in a template function becomes an error.
+func render(t *template.Template, data any) (out string, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("panic: %v", r)
+		}
+	}()
+	var buf bytes.Buffer
+	if err := t.Execute(&limitWriter{buf: &buf, left: maxRendered}, data); err != nil {
+		return "", err
+	}
+	s := buf.String()
+	if !utf8.ValidString(s) {
+		s = strings.ToValidUTF8(s, "")
+	}
+	return strings.TrimSpace(s), nil
+}
+
+// limitWriter keeps the first left bytes and drops the rest silently.
+type limitWriter struct {
+	buf  *bytes.Buffer
+	left int
+}
+
+func (w *limitWriter) Write(p []byte) (int, error) {
+	n := len(p)
+	if len(p) > w.left {
+		p = p[:w.left]
+	}
+	w.left -= len(p)
+	w.buf.Write(p)
+	return n, nil
+}
+
+// isLetterOrDigit reports whether r is a Unicode letter or digit.
+func isLetterOrDigit(r rune) bool { return unicode.IsLetter(r) || unicode.IsDigit(r) }
