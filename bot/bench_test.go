@@ -121,7 +121,7 @@ func BenchmarkHandleMessage(b *testing.B) {
 			self := jid.MustParse("crier@localhost/crier")
 			h := bt.newHandler(self)
 			snk := &countingSender{}
-			bt.out.Attach(snk)
+			bt.out.Attach(snk, nil)
 			bt.out.SetRoomJoined(room, true)
 			start, rest := tokensOf(b, c.raw)
 			in := &replayStream{}

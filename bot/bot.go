@@ -90,6 +90,7 @@ type Bot struct {
 	reloadMu sync.Mutex
 	idPrefix string
 	idSeq    atomic.Uint64
+	lastIn   atomic.Int64 // when an element last came in (Unix nanoseconds)
 	wg       sync.WaitGroup // goroutines of the current session
 }
 
@@ -323,8 +324,10 @@ func (b *Bot) session(ctx context.Context) (time.Duration, error) {
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- conn.Session.Serve(h) }()
 
-	sctx, cancel := context.WithCancel(ctx)
-	b.out.Attach(conn.Session)
+	// The session's context ends with the session, not with ctx: a graceful
+	// stop still needs acknowledgements while it flushes the outbox.
+	sctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	b.out.Attach(conn.Session, b.barrier(sctx, conn))
 	_ = b.out.Enqueue(&Item{Kind: "presence", Priority: High})
 	b.rooms.Online()
 	b.cronMu.Lock()
@@ -347,7 +350,7 @@ func (b *Bot) session(ctx context.Context) (time.Duration, error) {
 		}
 	}
 	cancel()
-	b.out.Attach(nil)
+	b.out.Attach(nil, nil)
 	b.rooms.Offline()
 	b.cronMu.Lock()
 	b.cron.Disconnected()
@@ -359,6 +362,24 @@ func (b *Bot) session(ctx context.Context) (time.Duration, error) {
 	b.connMu.Unlock()
 	b.met.connected.Set(0)
 	return time.Since(started), err
+}
+
+// barrier returns the outbox's acknowledgement barrier for one session: a
+// ping to the server, answered after the stanzas written before it (any
+// answer, even an error, proves that). It gives up with the session, or
+// after a minute.
+func (b *Bot) barrier(sctx context.Context, conn *transport.Conn) acker {
+	domain := b.jid.Domain()
+	return func() error {
+		ctx, cancel := context.WithTimeout(sctx, time.Minute)
+		defer cancel()
+		err := ping.Send(ctx, conn.Session, domain)
+		var se stanza.Error
+		if err != nil && !errors.As(err, &se) {
+			return err
+		}
+		return nil
+	}
 }
 
 // shutdownSession is the lame-duck part of a graceful stop.
@@ -379,8 +400,12 @@ func (b *Bot) shutdownSession(conn *transport.Conn) {
 	_ = conn.Close()
 }
 
-// keepalive pings the server; a ping that goes unanswered drops the
-// connection, so a server that went deaf is noticed.
+// keepalive pings the server. A server is taken for deaf, and the
+// connection dropped, when a ping goes unanswered for the timeout while
+// nothing else shows life: no element came in and the outbox wrote nothing.
+// A shaping server that reads slowly keeps taking stanzas from the outbox,
+// so its late answer to a ping (queued behind them) is waited for, up to
+// ten times the timeout.
 func (b *Bot) keepalive(ctx context.Context, conn *transport.Conn, every, timeout time.Duration) {
 	defer b.wg.Done()
 	if every <= 0 {
@@ -397,19 +422,40 @@ func (b *Bot) keepalive(ctx context.Context, conn *transport.Conn, every, timeou
 			return
 		case <-t.C:
 		}
-		pctx, cancel := context.WithTimeout(ctx, timeout)
-		err := ping.Send(pctx, conn.Session, b.jid.Domain())
-		cancel()
-		if ctx.Err() != nil {
-			return
-		}
-		var se stanza.Error
-		if err != nil && !errors.As(err, &se) {
-			b.log.Warn("server did not answer a ping; dropping the connection", "timeout", timeout, "err", err)
+		if !b.pingAlive(ctx, conn, timeout) {
+			if ctx.Err() != nil {
+				return
+			}
+			b.log.Warn("server did not answer a ping and showed no other sign of life; dropping the connection", "timeout", timeout)
 			if c := conn.Session.Conn(); c != nil {
 				_ = c.Close()
 			}
 			return
+		}
+	}
+}
+
+// pingAlive sends one ping and reports whether the server is alive.
+func (b *Bot) pingAlive(ctx context.Context, conn *transport.Conn, timeout time.Duration) bool {
+	pctx, cancel := context.WithTimeout(ctx, 10*timeout)
+	defer cancel()
+	done := make(chan error, 1)
+	sent := time.Now()
+	go func() { done <- ping.Send(pctx, conn.Session, b.jid.Domain()) }()
+	check := time.NewTicker(max(timeout/4, time.Millisecond))
+	defer check.Stop()
+	for {
+		select {
+		case err := <-done:
+			var se stanza.Error
+			return err == nil || errors.As(err, &se) // an error answer is an answer
+		case <-check.C:
+			last := max(b.lastIn.Load(), b.out.lastWrite.Load())
+			if time.Since(sent) > timeout && time.Since(time.Unix(0, last)) > timeout {
+				cancel()
+				<-done
+				return false
+			}
 		}
 	}
 }
@@ -458,6 +504,9 @@ func (b *Bot) selfPing(ctx context.Context, conn *transport.Conn) {
 
 // tap counts every top-level element on the stream.
 func (b *Bot) tap(dir transport.Direction, name xml.Name, raw []byte) {
+	if dir == transport.In {
+		b.lastIn.Store(time.Now().UnixNano())
+	}
 	kind := name.Local
 	switch kind {
 	case "message", "presence", "iq":

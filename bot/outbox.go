@@ -5,6 +5,7 @@ import (
 	"encoding/xml"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -41,6 +42,7 @@ type Item struct {
 
 	attempts  int
 	notBefore time.Time
+	seq       uint64 // position in the session's written stanzas, for acks
 }
 
 // Outbox errors.
@@ -56,6 +58,18 @@ type sender interface {
 	Send(ctx context.Context, r xml.TokenReader) error
 }
 
+// acker is an acknowledgement barrier: it returns nil once the server has
+// processed every stanza written before it was called. The bot's acker is
+// an XMPP ping, which a server answers after the stanzas before it on the
+// same stream; with stream management it becomes <r/> and <a h=''/>.
+type acker func() error
+
+// DefaultAckWindow is how many stanzas may be written and not yet
+// acknowledged. It keeps a slow or shaping server from piling data up in
+// socket buffers, where a dying connection would lose it unseen, and where
+// a keepalive ping would wait behind all of it.
+const DefaultAckWindow = 32
+
 // outboxConfig holds the outbox's limits.
 type outboxConfig struct {
 	Queue     int        // bulk items waiting at most
@@ -64,6 +78,7 @@ type outboxConfig struct {
 	RoomRate  rate.Limit // stanzas/s into one room, 0 = unlimited
 	Burst     int
 	Write     time.Duration // write timeout for one stanza
+	Window    int           // stanzas written and not yet acknowledged at most
 }
 
 // outboxHooks reports what happens to items, for metrics and logs.
@@ -93,12 +108,25 @@ type Outbox struct {
 	sent     map[string]*Item     // recently sent messages by id, for error replies
 	sentFIFO []string
 	s        sender
+	ack      acker
 	gen      uint64 // changes with each attached session
+	// Acknowledgements of the current session: unacked holds the written
+	// items in order; written counts them, asked is the count a barrier was
+	// last started for, acked the count the server confirmed.
+	unacked               []*Item
+	written, asked, acked uint64
+	barriers              sync.WaitGroup
 	closed   bool
 	inflight int // items taken by the writer and not yet settled
 
 	global *rate.Limiter
 	perRm  map[string]*rate.Limiter
+
+	resent int // unacknowledged items written again after a reconnect
+
+	// lastWrite is when a stanza was last written (Unix nanoseconds): the
+	// keepalive reads it to tell a slow, shaping server from a deaf one.
+	lastWrite atomic.Int64
 }
 
 type roomGate struct {
@@ -131,6 +159,9 @@ func newOutbox(cfg outboxConfig, hooks outboxHooks) *Outbox {
 	}
 	if cfg.Burst <= 0 {
 		cfg.Burst = 10
+	}
+	if cfg.Window <= 0 {
+		cfg.Window = DefaultAckWindow
 	}
 	o := &Outbox{
 		cfg:   cfg,
@@ -247,23 +278,50 @@ func (o *Outbox) ForgetRoom(room string) {
 	}
 }
 
-// Attach gives the outbox a session to write to; nil detaches. High items
-// queued for an earlier session (presence, joins) are dropped on attach: the
-// bot sends fresh ones after each connect.
-func (o *Outbox) Attach(s sender) {
+// Attach gives the outbox a session to write to (and its acknowledgement
+// barrier; nil means a write counts as delivered); nil detaches.
+//
+// Items written to the previous session and never acknowledged go back to
+// the front of their queue, in order, to be written again: delivery is at
+// least once, never silently lost with a dead connection's socket buffers.
+// High items of a previous session (presence, joins) are dropped instead:
+// the bot sends fresh ones after each connect.
+func (o *Outbox) Attach(s sender, ack acker) {
 	o.mu.Lock()
 	o.s = s
+	o.ack = ack
 	o.gen++
 	var stale []*Item
 	if s != nil {
 		stale = o.high
 		o.high = nil
 	}
-	for _, g := range o.rooms {
-		if s == nil {
+	if s == nil {
+		for _, g := range o.rooms {
 			g.joined = false
 		}
 	}
+	// Unacknowledged items: resend bulk ones, drop session-bound ones.
+	var resend []*Item
+	for _, it := range o.unacked {
+		if it.Priority == High {
+			stale = append(stale, it)
+			continue
+		}
+		it.seq = 0
+		if it.Room != "" {
+			g := o.gate(it.Room)
+			if !g.joined {
+				g.pending = append(g.pending, it)
+				continue
+			}
+		}
+		resend = append(resend, it)
+	}
+	o.resent += len(o.unacked) - len(stale)
+	o.bulk = append(resend, o.bulk...)
+	o.unacked = nil
+	o.written, o.asked, o.acked = 0, 0, 0
 	o.mu.Unlock()
 	for _, it := range stale {
 		o.drop(it, ErrClosed, "stale")
@@ -327,14 +385,14 @@ func (o *Outbox) Close() {
 	o.poke()
 }
 
-// Flush waits until every queued item was written (or ctx ends). Items
-// waiting for a room that is not joined do not count.
+// Flush waits until every queued item was written and acknowledged (or ctx
+// ends). Items waiting for a room that is not joined do not count.
 func (o *Outbox) Flush(ctx context.Context) error {
 	t := time.NewTicker(20 * time.Millisecond)
 	defer t.Stop()
 	for {
 		o.mu.Lock()
-		n := len(o.high) + len(o.bulk) + o.inflight
+		n := len(o.high) + len(o.bulk) + o.inflight + len(o.unacked)
 		o.mu.Unlock()
 		if n == 0 {
 			return nil
@@ -361,6 +419,9 @@ func (o *Outbox) next(now time.Time) (it *Item, s sender, gen uint64, wait time.
 		return it, o.s, o.gen, 0
 	}
 	wait = -1
+	if o.ack != nil && o.written-o.acked >= uint64(o.cfg.Window) {
+		return nil, nil, 0, -1 // the window is full: an acknowledgement pokes us
+	}
 	for i, c := range o.bulk {
 		ready := c.notBefore
 		if sd := o.slow[c.To]; sd != nil && sd.until.After(ready) {
@@ -384,10 +445,16 @@ func (o *Outbox) next(now time.Time) (it *Item, s sender, gen uint64, wait time.
 func (o *Outbox) Run(ctx context.Context) {
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
+	defer o.barriers.Wait()
 	for {
 		it, s, gen, wait := o.next(time.Now())
 		if it == nil {
 			o.mu.Lock()
+			if o.ack != nil && o.written > o.asked {
+				// Nothing more to write now: ask for the acknowledgement of
+				// what was written, so that Done callbacks come promptly.
+				o.barrierLocked()
+			}
 			done := o.closed && len(o.high)+len(o.bulk) == 0
 			o.mu.Unlock()
 			if done {
@@ -448,18 +515,66 @@ func (o *Outbox) send(ctx context.Context, it *Item, s sender, gen uint64) {
 		}
 		return
 	}
+	o.lastWrite.Store(time.Now().UnixNano())
 	o.mu.Lock()
 	o.inflight--
 	if it.Kind == "message" && it.ID != "" {
 		o.rememberLocked(it)
 	}
+	settled := true
+	if o.ack != nil && gen == o.gen {
+		settled = false
+		o.written++
+		it.seq = o.written
+		o.unacked = append(o.unacked, it)
+		if o.written-o.asked >= uint64(max(1, o.cfg.Window/2)) {
+			o.barrierLocked()
+		}
+	}
 	o.mu.Unlock()
 	if o.hooks.sent != nil {
 		o.hooks.sent(it)
 	}
-	if it.Done != nil {
+	if settled && it.Done != nil {
 		it.Done(nil)
 	}
+}
+
+// barrierLocked starts an acknowledgement barrier for everything written so
+// far in this session. Several may be outstanding: the writer goes on while
+// they travel, until the window is full.
+func (o *Outbox) barrierLocked() {
+	target, gen, ack := o.written, o.gen, o.ack
+	o.asked = target
+	o.barriers.Add(1)
+	go func() {
+		defer o.barriers.Done()
+		err := ack()
+		o.acknowledged(gen, target, err)
+	}()
+}
+
+// acknowledged settles the items up to target once a barrier came back.
+func (o *Outbox) acknowledged(gen, target uint64, err error) {
+	o.mu.Lock()
+	if gen != o.gen || err != nil {
+		// The session changed or is dying: Attach requeues what is left.
+		o.mu.Unlock()
+		return
+	}
+	var done []*Item
+	for len(o.unacked) > 0 && o.unacked[0].seq <= target {
+		done = append(done, o.unacked[0])
+		o.unacked = o.unacked[1:]
+	}
+	o.acked = max(o.acked, target)
+	o.mu.Unlock()
+	for _, it := range done {
+		if it.Done != nil {
+			it.Done(nil)
+		}
+	}
+	o.poke()
 }
 
 // requeueFront puts an item that could not be written back at the head of

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/xml"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -79,7 +80,7 @@ func runOutbox(t *testing.T, cfg outboxConfig, hooks outboxHooks) *Outbox {
 func TestOutboxPriorityAndEscaping(t *testing.T) {
 	o := runOutbox(t, outboxConfig{}, outboxHooks{})
 	f := &fakeSender{block: make(chan struct{})}
-	o.Attach(f)
+	o.Attach(f, nil)
 	for i := 0; i < 3; i++ {
 		_ = o.Enqueue(&Item{Kind: "message", To: "a@b", Type: "chat", Body: "bulk <&>"})
 	}
@@ -103,7 +104,7 @@ func TestOutboxPriorityAndEscaping(t *testing.T) {
 func TestOutboxRoomGate(t *testing.T) {
 	o := runOutbox(t, outboxConfig{RoomQueue: 2}, outboxHooks{})
 	f := &fakeSender{}
-	o.Attach(f)
+	o.Attach(f, nil)
 	var drops []error
 	var mu sync.Mutex
 	for i := 0; i < 3; i++ {
@@ -144,7 +145,7 @@ func TestOutboxQueueFullCounted(t *testing.T) {
 func TestOutboxSlowServerLosesNothing(t *testing.T) {
 	o := runOutbox(t, outboxConfig{Queue: 100}, outboxHooks{})
 	f := &fakeSender{block: make(chan struct{})}
-	o.Attach(f)
+	o.Attach(f, nil)
 	for i := 0; i < 50; i++ {
 		if err := o.Enqueue(&Item{Kind: "message", To: "a@b", Body: "x"}); err != nil {
 			t.Fatal(err)
@@ -160,12 +161,12 @@ func TestOutboxSlowServerLosesNothing(t *testing.T) {
 func TestOutboxWriteFailureKeepsItem(t *testing.T) {
 	o := runOutbox(t, outboxConfig{}, outboxHooks{})
 	bad := &fakeSender{fail: true}
-	o.Attach(bad)
+	o.Attach(bad, nil)
 	_ = o.Enqueue(&Item{Kind: "message", To: "a@b", Body: "keep me"})
 	time.Sleep(100 * time.Millisecond)
-	o.Attach(nil)
+	o.Attach(nil, nil)
 	good := &fakeSender{}
-	o.Attach(good)
+	o.Attach(good, nil)
 	waitFor(t, "the kept message", func() bool { return len(good.sent()) == 1 })
 	if !strings.Contains(good.sent()[0], "keep me") {
 		t.Fatalf("wrong message: %v", good.sent())
@@ -175,7 +176,7 @@ func TestOutboxWriteFailureKeepsItem(t *testing.T) {
 func TestOutboxResourceConstraintRetries(t *testing.T) {
 	o := runOutbox(t, outboxConfig{}, outboxHooks{})
 	f := &fakeSender{}
-	o.Attach(f)
+	o.Attach(f, nil)
 	_ = o.Enqueue(&Item{Kind: "message", To: "r@muc", Type: "groupchat", Body: "again", ID: "m1"})
 	waitFor(t, "first copy", func() bool { return len(f.sent()) == 1 })
 	start := time.Now()
@@ -197,7 +198,7 @@ func TestOutboxResourceConstraintRetries(t *testing.T) {
 func TestOutboxRateLimit(t *testing.T) {
 	o := runOutbox(t, outboxConfig{Rate: 50, Burst: 1}, outboxHooks{})
 	f := &fakeSender{}
-	o.Attach(f)
+	o.Attach(f, nil)
 	start := time.Now()
 	for i := 0; i < 11; i++ {
 		_ = o.Enqueue(&Item{Kind: "message", To: "a@b", Body: "x"})
@@ -205,5 +206,84 @@ func TestOutboxRateLimit(t *testing.T) {
 	waitFor(t, "11 sent", func() bool { return len(f.sent()) == 11 })
 	if d := time.Since(start); d < 150*time.Millisecond {
 		t.Fatalf("11 stanzas at 50/s took only %v", d)
+	}
+}
+
+// gateAcker is a barrier the test opens by hand.
+type gateAcker struct {
+	mu    sync.Mutex
+	calls int
+	open  chan struct{}
+	fail  bool
+}
+
+func (g *gateAcker) ack() error {
+	g.mu.Lock()
+	g.calls++
+	g.mu.Unlock()
+	<-g.open
+	if g.fail {
+		return errors.New("session gone")
+	}
+	return nil
+}
+
+func TestOutboxAckWindowAndDone(t *testing.T) {
+	o := runOutbox(t, outboxConfig{Window: 4}, outboxHooks{})
+	f := &fakeSender{}
+	g := &gateAcker{open: make(chan struct{})}
+	o.Attach(f, g.ack)
+	var mu sync.Mutex
+	done := 0
+	for i := 0; i < 10; i++ {
+		_ = o.Enqueue(&Item{Kind: "message", To: "a@b", Body: "x", Done: func(err error) {
+			if err == nil {
+				mu.Lock()
+				done++
+				mu.Unlock()
+			}
+		}})
+	}
+	// Four go out, then the window is full until the server acknowledges.
+	waitFor(t, "a full window", func() bool { return len(f.sent()) == 4 })
+	time.Sleep(50 * time.Millisecond)
+	if n := len(f.sent()); n != 4 {
+		t.Fatalf("wrote %d stanzas with a window of 4 and no acknowledgement", n)
+	}
+	mu.Lock()
+	if done != 0 {
+		t.Fatalf("%d Done callbacks before any acknowledgement", done)
+	}
+	mu.Unlock()
+	close(g.open) // the server answers every barrier from now on
+	waitFor(t, "all written and acknowledged", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(f.sent()) == 10 && done == 10
+	})
+}
+
+func TestOutboxResendsUnacknowledgedAfterReconnect(t *testing.T) {
+	o := runOutbox(t, outboxConfig{Window: 8}, outboxHooks{})
+	first := &fakeSender{}
+	dead := &gateAcker{open: make(chan struct{}), fail: true}
+	o.Attach(first, dead.ack)
+	for i := 0; i < 3; i++ {
+		_ = o.Enqueue(&Item{Kind: "message", To: "a@b", Body: fmt.Sprint("m", i)})
+	}
+	waitFor(t, "3 written to the first session", func() bool { return len(first.sent()) == 3 })
+	// The connection dies before the server confirmed anything.
+	o.Attach(nil, nil)
+	close(dead.open)
+	second := &fakeSender{}
+	o.Attach(second, nil)
+	waitFor(t, "3 written again", func() bool { return len(second.sent()) == 3 })
+	for i, s := range second.sent() {
+		if !strings.Contains(s, fmt.Sprint("m", i)) {
+			t.Fatalf("resent out of order: %q", second.sent())
+		}
+	}
+	if err := o.Flush(context.Background()); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -82,7 +82,11 @@ func (s *Server) handle(raw net.Conn, m mode) {
 	if !s.waitHearing(tc) {
 		return
 	}
-	lc := &limitConn{Conn: tc, max: int64(s.maxStanza) + 64<<10}
+	var base net.Conn = tc
+	if s.cfg.Shape > 0 {
+		base = &shapedConn{Conn: tc, rate: s.cfg.Shape}
+	}
+	lc := &limitConn{Conn: base, max: int64(s.maxStanza) + 64<<10}
 	var conn net.Conn = lc
 	var state xmpp.SessionState
 	switch m {

@@ -1,5 +1,10 @@
 package miniserver
 
+import (
+	"net"
+	"time"
+)
+
 // SendRaw writes raw bytes, as they are, to every session of the bare or
 // full JID addr: a test's way to feed a client malformed XML, invalid
 // UTF-8 or hostile stanzas "from the server". It returns ErrNoOccupant when
@@ -36,4 +41,22 @@ func (s *Server) Forget(roomName, nick string) error {
 	}
 	delete(r.occupants, nick)
 	return nil
+}
+
+// shapedConn reads at most rate bytes per second: after each read it
+// sleeps as long as the bytes "cost".
+type shapedConn struct {
+	net.Conn
+	rate int
+}
+
+func (c *shapedConn) Read(p []byte) (int, error) {
+	if chunk := max(1, c.rate/10); len(p) > chunk {
+		p = p[:chunk]
+	}
+	n, err := c.Conn.Read(p)
+	if n > 0 {
+		time.Sleep(time.Duration(n) * time.Second / time.Duration(c.rate))
+	}
+	return n, err
 }

@@ -68,6 +68,10 @@ type Config struct {
 	MaxStanza int
 	// MaxConns bounds simultaneous connections (DefaultMaxConns when zero).
 	MaxConns int
+	// Shape, when positive, reads at most this many bytes per second from
+	// each client connection, as ejabberd's default c2s shaper does: a
+	// client that sends faster is pushed back through TCP.
+	Shape int
 	// Logger receives the server's logs; slog.Default() when nil.
 	Logger *slog.Logger
 }
