@@ -90,7 +90,7 @@ type Bot struct {
 	reloadMu sync.Mutex
 	idPrefix string
 	idSeq    atomic.Uint64
-	lastIn   atomic.Int64 // when an element last came in (Unix nanoseconds)
+	lastIn   atomic.Int64   // when an element last came in (Unix nanoseconds)
 	wg       sync.WaitGroup // goroutines of the current session
 }
 

@@ -61,7 +61,7 @@ type sender interface {
 // acker is an acknowledgement barrier: it returns nil once the server has
 // processed every stanza written before it was called. The bot's acker is
 // an XMPP ping, which a server answers after the stanzas before it on the
-// same stream; with stream management it becomes <r/> and <a h=''/>.
+// same stream; with stream management it becomes <r/> and <a h="N"/>.
 type acker func() error
 
 // DefaultAckWindow is how many stanzas may be written and not yet
@@ -116,8 +116,8 @@ type Outbox struct {
 	unacked               []*Item
 	written, asked, acked uint64
 	barriers              sync.WaitGroup
-	closed   bool
-	inflight int // items taken by the writer and not yet settled
+	closed                bool
+	inflight              int // items taken by the writer and not yet settled
 
 	global *rate.Limiter
 	perRm  map[string]*rate.Limiter
