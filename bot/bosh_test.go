@@ -1,0 +1,90 @@
+package bot
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"crier/internal/config"
+	"crier/internal/miniserver"
+)
+
+// startBOSHServer is a mini server with its HTTP listener (BOSH at
+// /http-bind).
+func startBOSHServer(t *testing.T) *miniserver.Server {
+	t.Helper()
+	srv, err := miniserver.Start(context.Background(), miniserver.Config{
+		Domain:   "localhost",
+		Addr:     "127.0.0.1:0",
+		HTTPAddr: "127.0.0.1:0",
+		Accounts: map[string]string{"crier@localhost": "botpw", "alice@localhost": "alicepw"},
+		Logger:   slog.New(slog.DiscardHandler),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	return srv
+}
+
+func boshConfig(t *testing.T, srv *miniserver.Server) *config.Config {
+	t.Helper()
+	src := fmt.Sprintf(`
+[xmpp]
+jid = "crier@localhost"
+password = "botpw"
+resource = "crier"
+transport = "bosh"
+bosh_url = %q
+keepalive = "2s"
+keepalive_timeout = "2s"
+connect_timeout = "5s"
+
+[[rooms]]
+jid = %q
+nick = "crier"
+%s`, srv.BOSHURL(), room, baseRules)
+	cfg, err := config.LoadBytes("bosh.toml", []byte(src))
+	if err != nil {
+		t.Fatalf("config: %v", err)
+	}
+	return cfg
+}
+
+// TestBOSHSession runs the whole bot over BOSH: login, room, rules, iq,
+// and a server restart.
+func TestBOSHSession(t *testing.T) {
+	srv := startBOSHServer(t)
+	h := startBot(t, srv, boshConfig(t, srv), Options{})
+	h.waitReady(10 * time.Second)
+
+	alice := h.user("alice")
+	if err := alice.Join(room, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	_ = alice.SendMessage(room, "groupchat", "!ping")
+	alice.Expect(t, 5*time.Second, isBody(room+"/crier", "pong alice"))
+	_ = alice.SendMessage("crier@localhost/crier", "chat", "!echo over http")
+	alice.Expect(t, 5*time.Second, isBody("crier@localhost/crier", "over http"))
+	v, err := alice.IQ(context.Background(), "crier@localhost/crier", "get", "<query xmlns='jabber:iq:version'/>")
+	if err != nil || !strings.Contains(v.Raw, "crier") {
+		t.Fatalf("version over BOSH: %v %s", err, v.Raw)
+	}
+	if !strings.Contains(h.logs.String(), "transport=bosh") {
+		t.Fatalf("the bot did not connect over BOSH:\n%s", h.logs.String())
+	}
+
+	if err := srv.Restart(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	h.waitReady(15 * time.Second)
+	alice2 := h.user("alice")
+	if err := alice2.Join(room, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	_ = alice2.SendMessage(room, "groupchat", "!ping")
+	alice2.Expect(t, 5*time.Second, isBody(room+"/crier", "pong alice"))
+}
