@@ -16,17 +16,23 @@ import (
 // /http-bind).
 func startBOSHServer(t *testing.T) *miniserver.Server {
 	t.Helper()
+	logs := &syncBuffer{}
 	srv, err := miniserver.Start(context.Background(), miniserver.Config{
 		Domain:   "localhost",
 		Addr:     "127.0.0.1:0",
 		HTTPAddr: "127.0.0.1:0",
 		Accounts: map[string]string{"crier@localhost": "botpw", "alice@localhost": "alicepw"},
-		Logger:   slog.New(slog.DiscardHandler),
+		Logger:   slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { srv.Close() })
+	t.Cleanup(func() {
+		srv.Close()
+		if t.Failed() {
+			t.Logf("server log:\n%s", logs.String())
+		}
+	})
 	return srv
 }
 

@@ -126,6 +126,7 @@ func New(cfg *config.Config, opts Options) (*Bot, error) {
 		Queue:     cfg.Limits.OutboxQueue,
 		RoomQueue: cfg.Limits.RoomQueue,
 		Rate:      perSecond(cfg.Limits.OutboxRate),
+		RoomRate:  perSecond(cfg.Limits.RoomRate),
 	}, outboxHooks{
 		dropped: func(reason string) {
 			b.met.dropped.WithLabelValues(reason).Inc()

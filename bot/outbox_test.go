@@ -287,3 +287,18 @@ func TestOutboxResendsUnacknowledgedAfterReconnect(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestOutboxRoomRateLimit(t *testing.T) {
+	o := runOutbox(t, outboxConfig{RoomRate: 50, Burst: 1}, outboxHooks{})
+	f := &fakeSender{}
+	o.Attach(f, nil)
+	o.SetRoomJoined("r@muc", true)
+	start := time.Now()
+	for i := 0; i < 11; i++ {
+		_ = o.Enqueue(&Item{Kind: "message", To: "r@muc", Type: "groupchat", Room: "r@muc", Body: "x"})
+	}
+	waitFor(t, "11 room messages", func() bool { return len(f.sent()) == 11 })
+	if d := time.Since(start); d < 150*time.Millisecond {
+		t.Fatalf("11 room messages at 50/s took only %v", d)
+	}
+}

@@ -154,6 +154,8 @@ type Limits struct {
 	SenderReplies rules.Rate `toml:"sender_replies"`
 	// OutboxRate caps the stanzas sent to the server; zero is off.
 	OutboxRate rules.Rate `toml:"outbox_rate"`
+	// RoomRate caps the messages sent into one room; zero is off.
+	RoomRate rules.Rate `toml:"room_rate"`
 	// OutboxQueue is how many stanzas may wait to be sent.
 	OutboxQueue int `toml:"outbox_queue"`
 	// MaxBodyBytes is the longest body sent in one message; longer bodies
