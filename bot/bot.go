@@ -570,12 +570,25 @@ func (b *Bot) do(a rules.Action) {
 			return xmlstream.Wrap(inv, xml.StartElement{Name: xml.Name{Space: nsMUCUser, Local: "x"}})
 		}})
 	case rules.ActPublish:
-		b.log.Warn("rule wants to publish to NATS, but no NATS relay is running", "rule", a.Rule, "subject", a.To)
+		b.publish(a)
 	case rules.ActLog:
 		b.log.Info("rule", "rule", a.Rule, "text", a.Text)
 	default:
 		b.log.Warn("unknown action", "rule", a.Rule, "kind", a.Kind)
 	}
+}
+
+// publish hands a rule's payload to the first plugin that publishes.
+func (b *Bot) publish(a rules.Action) {
+	for _, p := range b.plugins {
+		if pub, ok := p.(plugins.Publisher); ok {
+			if err := pub.Publish(a.To, []byte(a.Text)); err != nil {
+				b.log.Warn("publish failed", "rule", a.Rule, "subject", a.To, "err", err)
+			}
+			return
+		}
+	}
+	b.log.Warn("rule wants to publish, but no plugin publishes (configure [nats])", "rule", a.Rule, "subject", a.To)
 }
 
 func firstNonEmpty(s ...string) string {

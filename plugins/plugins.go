@@ -81,6 +81,12 @@ type Stopper interface {
 	Stop(ctx context.Context) error
 }
 
+// Publisher is a plugin that can publish a payload on a subject: it carries
+// out the rules' publish action.
+type Publisher interface {
+	Publish(subject string, data []byte) error
+}
+
 // Readier is a plugin that reports readiness for /-/ready.
 type Readier interface {
 	Ready() (bool, string)

@@ -148,6 +148,43 @@ func TestCronNextKeepsZone(t *testing.T) {
 	}
 }
 
+// TestCronDaylightSaving pins what a wall-clock schedule does when the
+// clocks change, as docs/RULES.md tells it: a time that does not exist that
+// day is skipped, and a time that happens twice runs twice.
+func TestCronDaylightSaving(t *testing.T) {
+	paris, err := time.LoadLocation("Europe/Paris")
+	if err != nil {
+		t.Fatal(err)
+	}
+	jobs, errs := CompileCron([]CronSpec{{Name: "j", Schedule: "30 2 * * *", Timezone: "Europe/Paris", To: "x@example.org", Body: "b"}})
+	if len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	runs := func(from time.Time, n int) []time.Time {
+		var out []time.Time
+		for range n {
+			from = jobs[0].Next(from)
+			out = append(out, from.UTC())
+		}
+		return out
+	}
+	spring := runs(time.Date(2024, 3, 30, 12, 0, 0, 0, paris), 1)
+	if want := time.Date(2024, 4, 1, 0, 30, 0, 0, time.UTC); !spring[0].Equal(want) {
+		t.Errorf("spring: next run %v, want %v (31 March has no 02:30)", spring[0], want)
+	}
+	autumn := runs(time.Date(2024, 10, 27, 0, 0, 0, 0, paris), 3)
+	want := []time.Time{
+		time.Date(2024, 10, 27, 0, 30, 0, 0, time.UTC), // 02:30 CEST
+		time.Date(2024, 10, 27, 1, 30, 0, 0, time.UTC), // 02:30 CET
+		time.Date(2024, 10, 28, 1, 30, 0, 0, time.UTC),
+	}
+	for i := range want {
+		if !autumn[i].Equal(want[i]) {
+			t.Errorf("autumn run %d: %v, want %v", i, autumn[i], want[i])
+		}
+	}
+}
+
 // FuzzParseSchedule checks that any schedule text is either refused with an
 // error or gives activations that move strictly forward, on whole seconds.
 func FuzzParseSchedule(f *testing.F) {

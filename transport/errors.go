@@ -95,8 +95,8 @@ const (
 )
 
 // classify wraps err with the sentinel naming its cause. ctx is the connect
-// context (its deadline tells a timeout apart from a dead peer); sasl holds
-// what the tap saw of SASL, if anything.
+// context (its deadline tells a timeout apart from a dead peer); obs holds
+// what the tap saw of SASL and stream errors, if anything.
 func classify(ctx context.Context, ph phase, err error, obs *observed) error {
 	if err == nil {
 		return nil

@@ -38,8 +38,9 @@ func (d Direction) String() string {
 // features and the iq results that mellium consumes itself.
 //
 // Element is called from the goroutine reading or writing the connection,
-// in stream order for each direction. It must not block and must not keep
-// raw after returning unless it copies it. The name carries the resolved
+// in stream order for each direction, while that direction is locked: it
+// must not block, must not call Conn.Inject (hand that to another
+// goroutine), and must not keep raw after returning unless it copies it. The name carries the resolved
 // namespace (jabber:client for stanzas without their own xmlns). The stream
 // header and end are not reported.
 //
@@ -330,7 +331,7 @@ func redact(name xml.Name, raw []byte) []byte {
 		return raw
 	}
 	end := bytes.IndexByte(raw, '>')
-	if end < 0 || raw[end-1] == '/' {
+	if end < 1 || raw[end-1] == '/' {
 		return raw
 	}
 	closing := bytes.LastIndexByte(raw, '<')

@@ -72,6 +72,24 @@ type Options struct {
 	Logger *slog.Logger
 }
 
+// String describes o without its password.
+func (o Options) String() string {
+	return fmt.Sprintf("{JID:%s Resource:%s Transport:%s Address:%s TLS:%s BOSHURL:%s Timeout:%s Password:[redacted]}",
+		o.JID, o.Resource, o.Transport, o.Address, o.TLS, o.BOSHURL, o.Timeout)
+}
+
+// LogValue describes o to slog without its password.
+func (o Options) LogValue() slog.Value {
+	return slog.GroupValue(
+		slog.String("jid", o.JID.String()),
+		slog.String("resource", o.Resource),
+		slog.String("transport", o.Transport),
+		slog.String("address", o.Address),
+		slog.String("tls", o.TLS),
+		slog.String("bosh_url", o.BOSHURL),
+	)
+}
+
 // Conn is an established, authenticated and bound XMPP session.
 type Conn struct {
 	// Session is the mellium session, ready for Serve and Send.
@@ -160,39 +178,50 @@ func Connect(ctx context.Context, o Options) (*Conn, error) {
 	}
 	log.Debug("connected", "transport", o.Transport, "server", server, "secure", secure)
 
-	tc := newTapConn(raw, o.Tap, log)
+	c, err := negotiate(ctx, o, raw, secure)
+	if err != nil {
+		return nil, err
+	}
+	c.Server = server
+	log.Debug("session ready", "jid", c.JID.String(), "mechanism", c.Mechanism)
+	return c, nil
+}
+
+// negotiate runs SASL and bind over the secured connection raw.
+func negotiate(ctx context.Context, o Options, raw net.Conn, secure bool) (*Conn, error) {
+	tc := newTapConn(raw, o.Tap, o.Logger)
 	allowPlain := secure || o.TLS == TLSNone
-	mechs := mechanisms(allowPlain, tc.obs)
 	features := []xmpp.StreamFeature{
-		xmpp.SASL("", o.Password, mechs...),
-		bindFeature(o.Resource, log),
+		xmpp.SASL("", o.Password, mechanisms(allowPlain, tc.obs)...),
+		bindFeature(o.Resource, o.Logger),
 	}
 	neg := xmpp.NewNegotiator(func(*xmpp.Session, *xmpp.StreamConfig) xmpp.StreamConfig {
 		return xmpp.StreamConfig{Lang: "en", Features: features}
 	})
+	// mellium turns the context's end into a past deadline on the
+	// connection; closing it as well guarantees that Connect returns in
+	// time even over a connection whose deadlines do not interrupt
+	// pending reads.
+	stop := context.AfterFunc(ctx, func() { tc.Close() })
 	// The connection is marked Secure even for tls "none" (loopback only,
-	// checked above): mellium refuses SASL otherwise, and PLAIN is already
-	// kept out by mechanisms.
+	// checked by the dialer): mellium refuses SASL otherwise, and PLAIN is
+	// already kept out by mechanisms.
 	sess, err := xmpp.NewSession(ctx, o.JID.Domain(), o.JID, tc, xmpp.Secure, neg)
+	if !stop() && err == nil {
+		err = ctx.Err() // the connection was closed under the session
+	}
 	if err != nil {
 		tc.Close()
 		return nil, classify(ctx, phaseNegotiate, err, tc.obs)
 	}
-	if err := ctx.Err(); err != nil {
-		tc.Close()
-		return nil, classify(ctx, phaseNegotiate, err, tc.obs)
-	}
-	c := &Conn{
+	return &Conn{
 		Session:   sess,
 		JID:       sess.LocalAddr(),
 		Transport: o.Transport,
 		Mechanism: tc.obs.mechanism(),
 		Secure:    secure,
-		Server:    server,
 		tc:        tc,
-	}
-	log.Debug("session ready", "jid", c.JID.String(), "mechanism", c.Mechanism)
-	return c, nil
+	}, nil
 }
 
 // normalize checks o and fills in the defaults.

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/xml"
 	"errors"
+	"io"
 	"log/slog"
 	"net"
 	"slices"
@@ -393,6 +394,34 @@ func TestBOSHIsWired(t *testing.T) {
 	_, err := Connect(context.Background(), o)
 	if !errors.Is(err, ErrConnect) || Reason(err) != "connect" {
 		t.Fatalf("got %v (reason %s), want a connect error from the BOSH client", err, Reason(err))
+	}
+}
+
+// deaf is a connection whose deadlines do nothing, as a careless
+// transport's might.
+type deaf struct{ net.Conn }
+
+func (deaf) SetDeadline(time.Time) error      { return nil }
+func (deaf) SetReadDeadline(time.Time) error  { return nil }
+func (deaf) SetWriteDeadline(time.Time) error { return nil }
+
+func TestNegotiateTimeoutWithoutDeadlines(t *testing.T) {
+	client, server := net.Pipe()
+	defer server.Close()
+	go func() { _, _ = io.Copy(io.Discard, server) }() // reads, never answers
+	o, err := Options{JID: jid.MustParse("bot@localhost"), Timeout: 200 * time.Millisecond}.normalize()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), o.Timeout)
+	defer cancel()
+	start := time.Now()
+	_, err = negotiate(ctx, o, deaf{client}, true)
+	if Reason(err) != "timeout" || !errors.Is(err, ErrTimeout) {
+		t.Errorf("got %v (reason %s), want a timeout", err, Reason(err))
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("negotiate returned after %v", d)
 	}
 }
 

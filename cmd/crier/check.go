@@ -8,6 +8,8 @@ import (
 
 	"crier/internal/config"
 	"crier/internal/diag"
+	"crier/plugins"
+	_ "crier/plugins/all" // every plugin registers itself
 	"crier/rules"
 )
 
@@ -30,6 +32,15 @@ func loadAll(path string) (*config.Config, *rules.Engine, error) {
 		all.Merge(errs)
 		_, cerrs := rules.CompileCron(cfg.Cron)
 		all.Merge(cerrs)
+		// Plugins check their own tables (templates, subjects).
+		if _, err := plugins.Build(cfg); err != nil {
+			var l diag.List
+			if asList(err, &l) {
+				all.Merge(l)
+			} else {
+				all.Add(diag.Error{File: cfg.Path, Msg: err.Error()})
+			}
+		}
 	}
 	if err := all.Err(); err != nil {
 		return nil, nil, &exitError{code: 2, err: err}

@@ -14,6 +14,7 @@ import (
 
 	"crier/bot"
 	"crier/internal/config"
+	"crier/internal/embeddednats"
 	"crier/internal/miniserver"
 )
 
@@ -78,6 +79,15 @@ func cmdRun(args []string, stderr io.Writer) error {
 		} else {
 			log.Info("embedded server certificate saved (trusted by crier send with this config)", "path", p)
 		}
+	}
+
+	if cfg.Embedded.NATS {
+		ns, err := embeddednats.Start(context.Background(), cfg.NATS.URL, "")
+		if err != nil {
+			return &exitError{code: 1, err: fmt.Errorf("crier: embedded NATS: %w", err)}
+		}
+		defer ns.Close()
+		log.Info("embedded NATS server up (JetStream on)", "url", ns.ClientURL())
 	}
 
 	b, err := bot.New(cfg, bot.Options{Logger: log, Version: buildVersion(), RootCAs: roots})

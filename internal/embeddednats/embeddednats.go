@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -26,11 +27,12 @@ var (
 )
 
 // readyTimeout bounds how long Start waits for the server to listen.
-const readyTimeout = 10 * time.Second
+const readyTimeout = 30 * time.Second
 
 // Server is a running in-process NATS server with JetStream enabled.
 type Server struct {
 	ns      *server.Server
+	log     *errorLog
 	dir     string
 	ownDir  bool
 	once    sync.Once
@@ -54,6 +56,10 @@ func Start(ctx context.Context, rawURL string, dir string) (*Server, error) {
 		}
 		ownDir = true
 	}
+	if port == 0 {
+		// The server reads port 0 as its default, 4222.
+		port = server.RANDOM_PORT
+	}
 	opts := &server.Options{
 		ServerName: "crier-embedded",
 		Host:       host,
@@ -72,7 +78,8 @@ func Start(ctx context.Context, rawURL string, dir string) (*Server, error) {
 		}
 		return nil, fmt.Errorf("embeddednats: %w", err)
 	}
-	s := &Server{ns: ns, dir: dir, ownDir: ownDir}
+	s := &Server{ns: ns, dir: dir, ownDir: ownDir, log: &errorLog{}}
+	ns.SetLogger(s.log, false, false)
 	go ns.Start()
 	if err := s.waitReady(ctx); err != nil {
 		s.Close()
@@ -94,12 +101,76 @@ func (s *Server) waitReady(ctx context.Context) error {
 		if s.ns.ReadyForConnections(100 * time.Millisecond) {
 			return nil
 		}
+		if msg := s.log.fatal(); msg != "" {
+			return fmt.Errorf("%w: %s", ErrNotReady, msg)
+		}
 		if err := ctx.Err(); err != nil {
-			return fmt.Errorf("%w: %w", ErrNotReady, err)
+			return fmt.Errorf("%w: %w%s", ErrNotReady, err, s.log.String())
 		}
 	}
-	return ErrNotReady
+	return fmt.Errorf("%w after %s%s", ErrNotReady, readyTimeout, s.log.String())
 }
+
+// errorLog keeps the server's last warnings and errors, to explain a
+// server that does not start; the rest is discarded.
+type errorLog struct {
+	mu       sync.Mutex
+	msgs     []string
+	fatalMsg string // the first fatal error: the server will not start
+}
+
+// fatal returns the first fatal error logged, or "".
+func (l *errorLog) fatal() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.fatalMsg
+}
+
+func (l *errorLog) add(format string, v ...any) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.msgs) == 8 {
+		l.msgs = l.msgs[1:]
+	}
+	l.msgs = append(l.msgs, fmt.Sprintf(format, v...))
+}
+
+// String returns the kept messages, each after "; ".
+func (l *errorLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var b strings.Builder
+	for _, m := range l.msgs {
+		b.WriteString("; ")
+		b.WriteString(m)
+	}
+	return b.String()
+}
+
+// Noticef discards the message.
+func (l *errorLog) Noticef(string, ...any) {}
+
+// Warnf keeps the message.
+func (l *errorLog) Warnf(format string, v ...any) { l.add(format, v...) }
+
+// Fatalf keeps the message and makes Start fail at once.
+func (l *errorLog) Fatalf(format string, v ...any) {
+	l.add(format, v...)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.fatalMsg == "" {
+		l.fatalMsg = fmt.Sprintf(format, v...)
+	}
+}
+
+// Errorf keeps the message.
+func (l *errorLog) Errorf(format string, v ...any) { l.add(format, v...) }
+
+// Debugf discards the message.
+func (l *errorLog) Debugf(string, ...any) {}
+
+// Tracef discards the message.
+func (l *errorLog) Tracef(string, ...any) {}
 
 // listenAddr returns the loopback host and the port of a nats:// URL.
 func listenAddr(rawURL string) (string, int, error) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -13,7 +14,7 @@ import (
 
 func TestStartJetStream(t *testing.T) {
 	dir := t.TempDir()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
 	defer cancel()
 	srv, err := Start(ctx, "nats://127.0.0.1:0", dir)
 	if err != nil {
@@ -79,5 +80,37 @@ func TestRefusesNonLoopback(t *testing.T) {
 		if _, err := Start(context.Background(), u, t.TempDir()); err == nil {
 			t.Errorf("Start(%q) succeeded", u)
 		}
+	}
+}
+
+func TestPortInUseFailsFast(t *testing.T) {
+	first, err := Start(context.Background(), "nats://127.0.0.1:0", t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(first.Close)
+	start := time.Now()
+	_, err = Start(context.Background(), "nats://"+first.Addr(), t.TempDir())
+	if !errors.Is(err, ErrNotReady) || !strings.Contains(err.Error(), "address already in use") {
+		t.Fatalf("second server on %s: %v", first.Addr(), err)
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Errorf("took %s to report a busy port", d)
+	}
+}
+
+func TestPortZeroIsRandom(t *testing.T) {
+	a, err := Start(context.Background(), "nats://127.0.0.1:0", t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	b, err := Start(context.Background(), "nats://127.0.0.1:0", t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if a.Addr() == b.Addr() || strings.HasSuffix(a.Addr(), ":4222") {
+		t.Errorf("addresses %s and %s", a.Addr(), b.Addr())
 	}
 }

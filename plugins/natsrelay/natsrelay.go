@@ -29,6 +29,17 @@ const Name = "natsrelay"
 //go:embed sample.conf
 var SampleConfig string
 
+// Errors of this package.
+var (
+	// ErrRefused is wrapped by SendRequest's error when crier answered that
+	// it could not send the message.
+	ErrRefused = errors.New("natsrelay: message not sent")
+	// ErrInvalidRequest is wrapped by ParseRequest's errors.
+	ErrInvalidRequest = errors.New("natsrelay: invalid request")
+	// errStarted is returned by a second Start.
+	errStarted = errors.New("natsrelay: already started")
+)
+
 // Defaults of the relay keys.
 const (
 	// DefaultDeadLetter is the dead-letter subject when neither
@@ -144,7 +155,7 @@ func (p *Plugin) Name() string { return Name }
 // down is retried in the background and reported by Ready.
 func (p *Plugin) Start(ctx context.Context, env plugins.Env) error {
 	if !p.started.CompareAndSwap(false, true) {
-		return errors.New("natsrelay: already started")
+		return errStarted
 	}
 	p.env = env
 	p.log = env.Logger
@@ -210,6 +221,11 @@ func (p *Plugin) Start(ctx context.Context, env plugins.Env) error {
 			return fmt.Errorf("natsrelay: subscribe %s: %w", p.reqSubject, err)
 		}
 		p.subs = append(p.subs, sub)
+	}
+	if nc.IsConnected() {
+		// The server knows the subscriptions once the flush returns, so
+		// that a message published after Start is not missed.
+		_ = nc.FlushTimeout(2 * time.Second)
 	}
 	return nil
 }

@@ -127,7 +127,9 @@ func render(t *template.Template, data any) (out string, err error) {
 	if err := t.Execute(&limitWriter{buf: &buf, left: maxRendered}, data); err != nil {
 		return "", err
 	}
-	s := buf.String()
+	// A field the payload lacks renders as nothing rather than as the
+	// template package's "<no value>".
+	s := strings.ReplaceAll(buf.String(), "<no value>", "")
 	if !utf8.ValidString(s) {
 		s = strings.ToValidUTF8(s, "")
 	}
@@ -140,6 +142,8 @@ type limitWriter struct {
 	left int
 }
 
+// Write keeps what fits and reports every byte written, so that a long
+// template output is cut rather than failed.
 func (w *limitWriter) Write(p []byte) (int, error) {
 	n := len(p)
 	if len(p) > w.left {

@@ -684,6 +684,7 @@ func (c *Conn) post(r *request, first bool) (*body, error) {
 		c.nElSent.Add(int64(r.elements))
 		c.nStSent.Add(int64(r.stanzas))
 	}
+	c.log.Debug("XXX send", "payload", string(r.payload))
 	resp, err := c.client.Do(req)
 	if err != nil {
 		return nil, err
@@ -693,6 +694,7 @@ func (c *Conn) post(r *request, first bool) (*body, error) {
 	if err != nil {
 		return nil, err
 	}
+	c.log.Debug("XXX recv", "rid", r.rid, "data", string(data))
 	if len(data) > maxResponse {
 		return nil, permanentError{fmt.Errorf("%w: response larger than %d bytes", ErrProtocol, maxResponse)}
 	}

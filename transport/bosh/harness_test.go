@@ -174,7 +174,7 @@ func login(t testing.TB, url, user, pass string, cfg bosh.Config) *client {
 	}
 	me := jid.MustParse(user + "@" + domain + "/bot")
 	s, err := xmpp.NewSession(ctx, jid.MustParse(domain), me, nc, xmpp.Secure, xmpp.NewNegotiator(func(*xmpp.Session, *xmpp.StreamConfig) xmpp.StreamConfig {
-		return xmpp.StreamConfig{Features: []xmpp.StreamFeature{xmpp.SASL("", pass, sasl.Plain), xmpp.BindResource()}}
+		return xmpp.StreamConfig{Features: []xmpp.StreamFeature{xmpp.SASL("", pass, sasl.ScramSha256, sasl.ScramSha1, sasl.Plain), xmpp.BindResource()}}
 	}))
 	if err != nil {
 		_ = nc.Close()
@@ -205,6 +205,14 @@ func (c *client) send(t testing.TB, to, body string) {
 	// deadline in the past for a moment, which can fail the next Send.
 	if err := c.s.Send(context.Background(), m.Wrap(xmlstream.Wrap(xmlstream.Token(xml.CharData(body)), xml.StartElement{Name: xml.Name{Local: "body"}}))); err != nil {
 		t.Fatalf("send: %v", err)
+	}
+}
+
+// presence sends initial presence.
+func (c *client) presence(t testing.TB) {
+	t.Helper()
+	if err := c.s.Send(context.Background(), stanza.Presence{}.Wrap(nil)); err != nil {
+		t.Fatalf("presence: %v", err)
 	}
 }
 

@@ -1,0 +1,4 @@
+package all
+
+// natsrelay relays NATS messages to XMPP and XMPP messages to NATS.
+import _ "crier/plugins/natsrelay"

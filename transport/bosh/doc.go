@@ -1,0 +1,47 @@
+// Package bosh is crier's XEP-0124/XEP-0206 client: a net.Conn that speaks
+// HTTP long-polling underneath, so mellium negotiates and runs an XMPP
+// session over it exactly as over TCP.
+//
+//	nc, err := bosh.Dial(ctx, bosh.Config{URL: "https://example.org/http-bind", Domain: "example.org"})
+//	if err != nil { ... }
+//	s, err := xmpp.NewSession(ctx, domainJID, userJID, nc, xmpp.Secure,
+//		xmpp.NewNegotiator(func(*xmpp.Session, *xmpp.StreamConfig) xmpp.StreamConfig {
+//			return xmpp.StreamConfig{Features: []xmpp.StreamFeature{xmpp.SASL("", pass, sasl.Plain), bind}}
+//		}))
+//	...
+//	st, _ := bosh.StatsOf(nc) // HTTP requests per stanza, retries
+//
+// # Outgoing
+//
+// Written bytes are cut into top-level pieces (internal/xmlsplit). The first
+// stream header becomes the session creation request, a later one a restart
+// (xmpp:restart='true'), each complete element goes raw into the next
+// <body/>, and </stream:stream> becomes type='terminate'. Elements written
+// while requests are in flight wait and travel together in the next body.
+//
+// # Incoming
+//
+// The children of each response are handed to mellium, in rid order, as a
+// synthetic stream: a stream header (id = authid or sid, from = the domain)
+// after the creation and each restart, then the children's bytes. A
+// <starttls/> offered in stream features is removed: over BOSH the HTTP
+// connection carries the security. A terminate from the connection manager
+// becomes a stream error (its condition mapped by StreamCondition, the BOSH
+// condition in the error text and in Stats) and then the end of the stream,
+// so the session ends cleanly and can be reconnected.
+//
+// # Ordering
+//
+// At most 'requests' requests are in flight (one more to terminate), and one
+// long poll is always pending so the server can push. A request is sent only
+// after the previous one has been written to its HTTP connection plus
+// Config.SendGap: two requests never race to the server on two connections
+// (ejabberd stalls when rid N+1 arrives before rid N). A failed request is
+// sent again with the same rid (Config.MaxRetries times, with backoff); the
+// connection manager answers a repeated rid with its buffered response.
+// Empty requests that the server answers at once are spaced by 'polling'.
+//
+// Conn implements io.ByteReader (mellium makes a new decoder after each
+// restart and must not lose read-ahead) and deliberately not
+// ConnectionState: there is no TLS channel binding over BOSH.
+package bosh
