@@ -91,6 +91,7 @@ type Bot struct {
 	idPrefix string
 	idSeq    atomic.Uint64
 	lastIn   atomic.Int64   // when an element last came in (Unix nanoseconds)
+	online   atomic.Bool    // a session is up (guarded for the scheduler by cronMu)
 	wg       sync.WaitGroup // goroutines of the current session
 }
 
@@ -136,7 +137,12 @@ func New(cfg *config.Config, opts Options) (*Bot, error) {
 			b.log.Debug("write failed; waiting for a new session", "err", err)
 		},
 	})
-	b.met = newMetrics(func() float64 { return float64(b.out.Depth()) })
+	b.met = newMetrics(func() float64 { return float64(b.out.Depth()) }, func() rules.Stats {
+		if e := b.engine.Load(); e != nil {
+			return e.Stats()
+		}
+		return rules.Stats{}
+	})
 	b.rooms = newRooms(b.out, b.log.With("component", "rooms"), b.met, b.backoff)
 	if opts.JoinTimeout > 0 {
 		b.rooms.joinTTL = opts.JoinTimeout
@@ -178,8 +184,16 @@ func roomJIDs(cfg *config.Config) []string {
 	return out
 }
 
+// newScheduler builds the cron scheduler. It starts in the session's
+// state: runs that fall while the bot is disconnected are skipped (or run
+// once on reconnect, per job), also before the first connection and after a
+// reload.
 func (b *Bot) newScheduler(cfg *config.Config, jobs []*rules.CronJob) *rules.Scheduler {
-	return rules.NewScheduler(jobs, b.cronAction, rules.WithRooms(roomJIDs(cfg)...), rules.WithLogger(b.log.With("component", "cron")))
+	s := rules.NewScheduler(jobs, b.cronAction, rules.WithRooms(roomJIDs(cfg)...), rules.WithLogger(b.log.With("component", "cron")))
+	if !b.online.Load() {
+		s.Disconnected()
+	}
+	return s
 }
 
 func roomConfigs(cfg *config.Config) []RoomConfig {
@@ -332,6 +346,7 @@ func (b *Bot) session(ctx context.Context) (time.Duration, error) {
 	_ = b.out.Enqueue(&Item{Kind: "presence", Priority: High})
 	b.rooms.Online()
 	b.cronMu.Lock()
+	b.online.Store(true)
 	b.cron.Reconnected()
 	b.cronMu.Unlock()
 	b.wg.Add(2)
@@ -354,6 +369,7 @@ func (b *Bot) session(ctx context.Context) (time.Duration, error) {
 	b.out.Attach(nil, nil)
 	b.rooms.Offline()
 	b.cronMu.Lock()
+	b.online.Store(false)
 	b.cron.Disconnected()
 	b.cronMu.Unlock()
 	_ = conn.Close()
@@ -555,7 +571,7 @@ func (b *Bot) do(a rules.Action) {
 		b.sendText(a.To, a.Type, a.Text, a.Subject)
 	case rules.ActSubject:
 		room := firstNonEmpty(a.Room, a.To)
-		_ = b.out.Enqueue(&Item{Kind: "message", To: room, Type: "groupchat", Subject: cleanText(a.Subject + a.Text), ID: b.nextID(), Room: room})
+		_ = b.out.Enqueue(&Item{Kind: "message", To: room, Type: "groupchat", Subject: cleanText(firstNonEmpty(a.Subject, a.Text)), ID: b.nextID(), Room: room})
 	case rules.ActKick, rules.ActBan, rules.ActVoice, rules.ActDevoice:
 		b.moderate(a)
 	case rules.ActInvite:

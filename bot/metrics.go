@@ -1,6 +1,8 @@
 package bot
 
 import (
+	"crier/rules"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 )
@@ -24,7 +26,7 @@ type metrics struct {
 	rejoins      *prometheus.CounterVec
 }
 
-func newMetrics(depth func() float64) *metrics {
+func newMetrics(depth func() float64, ruleStats func() rules.Stats) *metrics {
 	m := &metrics{reg: prometheus.NewRegistry()}
 	f := func(c prometheus.Collector) { m.reg.MustRegister(c) }
 	m.connected = prometheus.NewGauge(prometheus.GaugeOpts{Name: "crier_connected", Help: "1 while an XMPP session is bound, else 0."})
@@ -43,6 +45,13 @@ func newMetrics(depth func() float64) *metrics {
 	for _, c := range []prometheus.Collector{m.connected, m.connects, m.reconnects, m.stanzas, m.roomsJoined, m.roomsWanted, m.outboxDepth, m.dropped, m.ruleHits, m.rejected, m.reloads, m.reloadFailed, m.rejoins} {
 		f(c)
 	}
+	// The engine's own counters survive reloads (Adopt carries them over).
+	f(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "crier_rule_template_errors_total", Help: "Rule templates that failed while rendering; the action was dropped."},
+		func() float64 { return float64(ruleStats().TemplateErrors) }))
+	f(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "crier_rule_limited_total", Help: "Rule applications refused by the rule's rate limit."},
+		func() float64 { return float64(ruleStats().Limited) }))
+	f(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "crier_sender_limited_total", Help: "Messages whose replies the per-sender loop breaker dropped."},
+		func() float64 { return float64(ruleStats().SenderLimited) }))
 	f(collectors.NewGoCollector())
 	f(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m

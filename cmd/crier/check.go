@@ -28,7 +28,11 @@ func loadAll(path string) (*config.Config, *rules.Engine, error) {
 	var eng *rules.Engine
 	if cfg != nil {
 		var errs diag.List
-		eng, errs = rules.Compile(cfg.Rules, rules.Options{SenderLimit: cfg.Limits.SenderReplies})
+		rooms := make([]string, 0, len(cfg.Rooms))
+		for _, r := range cfg.Rooms {
+			rooms = append(rooms, r.Addr().Bare().String())
+		}
+		eng, errs = rules.Compile(cfg.Rules, rules.Options{SenderLimit: cfg.Limits.SenderReplies, Rooms: rooms})
 		all.Merge(errs)
 		_, cerrs := rules.CompileCron(cfg.Cron)
 		all.Merge(cerrs)
