@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -86,11 +87,28 @@ func TestBOSHSession(t *testing.T) {
 	if err := srv.Restart(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	h.waitReady(15 * time.Second)
+	// The restart forgot every room: the bot is back once it is an
+	// occupant again (Ready alone may still describe the old session).
+	h.waitRejoined(15 * time.Second)
 	alice2 := h.user("alice")
 	if err := alice2.Join(room, "alice"); err != nil {
 		t.Fatal(err)
 	}
 	_ = alice2.SendMessage(room, "groupchat", "!ping")
 	alice2.Expect(t, 5*time.Second, isBody(room+"/crier", "pong alice"))
+}
+
+// waitRejoined waits until the bot is an occupant of room on the server and
+// ready.
+func (h *harness) waitRejoined(timeout time.Duration) {
+	h.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		if slices.Contains(h.srv.Occupants(room), "crier") {
+			h.waitReady(time.Until(deadline))
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	h.t.Fatalf("bot not back in %s after %v; occupants %v\nlog:\n%s", room, timeout, h.srv.Occupants(room), h.logs.String())
 }

@@ -20,7 +20,6 @@ import (
 	"golang.org/x/time/rate"
 	"mellium.im/xmlstream"
 	"mellium.im/xmpp/jid"
-	"mellium.im/xmpp/ping"
 	"mellium.im/xmpp/stanza"
 
 	"crier/internal/config"
@@ -90,6 +89,7 @@ type Bot struct {
 	reloadMu sync.Mutex
 	idPrefix string
 	idSeq    atomic.Uint64
+	iqs      iqWaiters // the bot's own iq requests waiting for answers
 	lastIn   atomic.Int64   // when an element last came in (Unix nanoseconds)
 	online   atomic.Bool    // a session is up (guarded for the scheduler by cronMu)
 	wg       sync.WaitGroup // goroutines of the current session
@@ -133,8 +133,16 @@ func New(cfg *config.Config, opts Options) (*Bot, error) {
 			b.met.dropped.WithLabelValues(reason).Inc()
 			b.log.Warn("outbox dropped a stanza", "reason", reason)
 		},
+		// A failed or hung write leaves the stream broken (a stanza or a TLS
+		// record cut off): drop the connection so that the supervisor
+		// reconnects, and the outbox writes the item again.
 		failed: func(err error) {
-			b.log.Debug("write failed; waiting for a new session", "err", err)
+			b.log.Warn("write to the server failed; dropping the connection", "err", err)
+			b.dropConn()
+		},
+		stuck: func() {
+			b.log.Warn("a write to the server hung; dropping the connection", "after", writeTimeout)
+			b.dropConn()
 		},
 	})
 	b.met = newMetrics(func() float64 { return float64(b.out.Depth()) }, func() rules.Stats {
@@ -390,7 +398,14 @@ func (b *Bot) barrier(sctx context.Context, conn *transport.Conn) acker {
 	return func() error {
 		ctx, cancel := context.WithTimeout(sctx, time.Minute)
 		defer cancel()
-		err := ping.Send(ctx, conn.Session, domain)
+		// With stream management (XEP-0198) the barrier is <r/> and the
+		// server's <a h="N"/>; transport.ErrNoSM means the server does not
+		// offer it (or has not enabled it), and the ping below stands in.
+		err := conn.Barrier(ctx)
+		if !errors.Is(err, transport.ErrNoSM) {
+			return err
+		}
+		err = b.ping(ctx, conn, domain)
 		var se stanza.Error
 		if err != nil && !errors.As(err, &se) {
 			return err
@@ -458,7 +473,7 @@ func (b *Bot) pingAlive(ctx context.Context, conn *transport.Conn, timeout time.
 	defer cancel()
 	done := make(chan error, 1)
 	sent := time.Now()
-	go func() { done <- ping.Send(pctx, conn.Session, b.jid.Domain()) }()
+	go func() { done <- b.ping(pctx, conn, b.jid.Domain()) }()
 	check := time.NewTicker(max(timeout/4, time.Millisecond))
 	defer check.Stop()
 	for {
@@ -497,7 +512,7 @@ func (b *Bot) selfPing(ctx context.Context, conn *transport.Conn) {
 				continue
 			}
 			pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-			err = ping.Send(pctx, conn.Session, to)
+			err = b.ping(pctx, conn, to)
 			cancel()
 			if ctx.Err() != nil {
 				return
@@ -691,15 +706,12 @@ func (b *Bot) moderate(a rules.Action) {
 		xmlstream.Wrap(inner, xml.StartElement{Name: xml.Name{Local: "item"}, Attr: itemAttrs}),
 		xml.StartElement{Name: xml.Name{Space: nsMUCAdmin, Local: "query"}},
 	)
-	// SendIQ waits for the answer, which the session's reader delivers: it
+	// sendIQ waits for the answer, which the session's reader delivers: it
 	// must not run on the handler goroutine.
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		resp, err := conn.Session.SendIQ(ctx, stanza.IQ{To: to, Type: stanza.SetIQ, ID: b.nextID()}.Wrap(payload))
-		if err == nil {
-			err = iqError(resp)
-		}
+		err := b.sendIQ(ctx, conn, to, stanza.SetIQ, payload)
 		if err != nil {
 			b.log.Warn("moderation request failed", "rule", a.Rule, "action", a.Kind, "room", room, "nick", a.Nick, "err", err)
 			return
@@ -708,25 +720,17 @@ func (b *Bot) moderate(a rules.Action) {
 	}()
 }
 
-// iqError reads an iq response and returns its stanza error, if any.
-func iqError(r xmlstream.TokenReadCloser) error {
-	defer r.Close()
-	d := xml.NewTokenDecoder(r)
-	var iq struct {
-		Type  string       `xml:"type,attr"`
-		Error *stanzaError `xml:"error"`
-	}
-	if err := d.Decode(&iq); err != nil {
-		return err
-	}
-	if iq.Type == "error" {
-		cond := "undefined-condition"
-		if iq.Error != nil {
-			cond = iq.Error.Condition
+// dropConn closes the current connection's socket; the session's reader
+// then ends and the supervisor reconnects.
+func (b *Bot) dropConn() {
+	b.connMu.Lock()
+	conn := b.conn
+	b.connMu.Unlock()
+	if conn != nil {
+		if c := conn.Session.Conn(); c != nil {
+			_ = c.Close()
 		}
-		return fmt.Errorf("bot: server answered %s", cond)
 	}
-	return nil
 }
 
 // Ready reports whether the session is bound and every room joined, with a

@@ -190,6 +190,20 @@ func (h *handler) HandleXMPP(t xmlstream.TokenReadEncoder, start *xml.StartEleme
 	}()
 	switch start.Name.Local {
 	case "iq":
+		if isAnswer(start) {
+			// An answer to one of the bot's own requests (see iq.go).
+			d := xml.NewTokenDecoder(xmlstream.MultiReader(xmlstream.Token(*start), t))
+			tok, _ := d.Token() // the start element again, now known to the decoder
+			st := tok.(xml.StartElement)
+			if ok, err := h.b.answered(d, &st); ok {
+				if err != nil {
+					h.b.log.Warn("malformed iq answer", "err", err)
+					h.b.met.rejected.WithLabelValues("bad_iq").Inc()
+				}
+				return nil
+			}
+			return nil // an answer nobody waits for (late, or not ours)
+		}
 		if err := h.iq.HandleXMPP(t, start); err != nil {
 			h.b.log.Warn("bad iq", "err", err)
 			h.b.met.rejected.WithLabelValues("bad_iq").Inc()
@@ -208,9 +222,24 @@ func (h *handler) HandleXMPP(t xmlstream.TokenReadEncoder, start *xml.StartEleme
 			h.b.onPresence(&st)
 		}
 	default:
+		// Stream management elements (<enabled/>, <r/>, <a/>) are the
+		// transport's business; it has already seen them.
+		if start.Name.Space == "urn:xmpp:sm:3" {
+			return nil
+		}
 		h.b.met.rejected.WithLabelValues("unknown_element").Inc()
 	}
 	return nil
+}
+
+// isAnswer reports whether start is an iq result or error.
+func isAnswer(start *xml.StartElement) bool {
+	for _, a := range start.Attr {
+		if a.Name.Local == "type" {
+			return a.Value == "result" || a.Value == "error"
+		}
+	}
+	return false
 }
 
 // onPresence routes presence: rooms first, then subscription requests.

@@ -85,7 +85,15 @@ type outboxConfig struct {
 type outboxHooks struct {
 	dropped func(reason string)
 	sent    func(it *Item)
-	failed  func(err error) // a write failed: the connection is probably gone
+	failed  func(err error) // a write failed: the connection is broken
+	stuck   func()          // a write hung longer than the write timeout
+}
+
+// current reports whether gen is still the attached session.
+func (o *Outbox) current(gen uint64) bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return gen == o.gen && o.s != nil
 }
 
 // Outbox is the one send path for everything the bot says: rule replies,
@@ -505,12 +513,20 @@ func (o *Outbox) send(ctx context.Context, it *Item, s sender, gen uint64) {
 			}
 		}
 	}
-	wctx, cancel := context.WithTimeout(ctx, o.cfg.Write)
-	err := s.Send(wctx, it.tokens())
-	cancel()
+	// The write gets a context that never ends: mellium moves the write
+	// deadline into the past when a write's context ends, and if that
+	// happens just as the write finishes it breaks the next one (see
+	// iq.go). A watchdog enforces the write timeout instead.
+	stuck := time.AfterFunc(o.cfg.Write, func() {
+		if o.hooks.stuck != nil && o.current(gen) {
+			o.hooks.stuck()
+		}
+	})
+	err := s.Send(context.Background(), it.tokens())
+	stuck.Stop()
 	if err != nil {
 		o.requeueFront(it, gen)
-		if o.hooks.failed != nil {
+		if o.hooks.failed != nil && o.current(gen) {
 			o.hooks.failed(err)
 		}
 		return
