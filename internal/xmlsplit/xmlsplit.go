@@ -17,7 +17,7 @@ import (
 	"encoding/xml"
 	"errors"
 	"fmt"
-	"io"
+	"html"
 )
 
 // Kind says what an Event is.
@@ -114,83 +114,285 @@ func (s *Splitter) Feed(p []byte) ([]Event, error) {
 	return evs, nil
 }
 
-// next decodes one piece from the start of b. n == 0 means b holds only part
+// next cuts one piece from the start of b. n == 0 means b holds only part
 // of the next piece.
+//
+// It is a byte scanner, not an XML parser: it finds where the top-level
+// pieces begin and end (tags, quoted attribute values, comments, CDATA,
+// processing instructions) and checks that end tags match, which is all
+// the splitting needs; the XML decoder behind it still reads every byte
+// for real. This keeps the cost of watching a stream to a small fraction of
+// decoding it.
 func (s *Splitter) next(b []byte) (ev Event, n int, err error) {
-	d := xml.NewDecoder(bytes.NewReader(b))
-	depth := 0
-	var stack []xml.Name // open elements, to check that end tags match (RawToken does not)
+	i := 0
+	var stack [][]byte // names of open elements, as raw bytes of b
 	for {
-		tok, terr := d.RawToken()
-		if terr != nil {
-			if terr == io.EOF || isUnexpectedEOF(terr) {
-				return Event{}, 0, nil
-			}
-			return Event{}, 0, fmt.Errorf("%w: %v", ErrSyntax, terr)
+		if i >= len(b) {
+			return Event{}, 0, nil
 		}
-		off := int(d.InputOffset())
-		switch t := tok.(type) {
-		case xml.ProcInst, xml.Comment, xml.Directive:
-			if depth == 0 && s.open {
-				if _, ok := t.(xml.ProcInst); !ok {
-					return Event{}, 0, fmt.Errorf("%w: %T between stanzas", ErrSyntax, t)
-				}
+		if len(stack) == 0 && b[i] != '<' {
+			// Between pieces: whitespace only.
+			j := i
+			for j < len(b) && isSpace(b[j]) {
+				j++
 			}
-			// An XML declaration before the stream header belongs to it.
-			continue
-		case xml.CharData:
-			if depth > 0 {
-				continue
-			}
-			if len(bytes.TrimSpace(t)) != 0 {
+			if j < len(b) && b[j] != '<' {
 				return Event{}, 0, fmt.Errorf("%w: text outside of an element", ErrSyntax)
 			}
-			if off == len(b) && !s.open {
-				// Leading whitespace before the header: wait for more.
-				return Event{}, 0, nil
-			}
 			if !s.open {
+				if j == len(b) {
+					return Event{}, 0, nil // leading whitespace: wait for the header
+				}
+				i = j
 				continue
 			}
-			return Event{Kind: Space}, off, nil
-		case xml.StartElement:
-			if depth == 0 && !s.open {
-				if t.Name.Local != "stream" {
-					return Event{}, 0, fmt.Errorf("%w: expected a stream header, got <%s>", ErrSyntax, t.Name.Local)
+			if i == 0 {
+				return Event{Kind: Space}, j, nil
+			}
+			i = j
+			continue
+		}
+		if len(stack) > 0 && b[i] != '<' {
+			// Character data inside an element.
+			k := bytes.IndexByte(b[i:], '<')
+			if k < 0 {
+				return Event{}, 0, nil
+			}
+			i += k
+			continue
+		}
+		// b[i] == '<'
+		if i+1 >= len(b) {
+			return Event{}, 0, nil
+		}
+		switch b[i+1] {
+		case '?':
+			k := bytes.Index(b[i+2:], []byte("?>"))
+			if k < 0 {
+				return Event{}, 0, nil
+			}
+			// An XML declaration or processing instruction belongs to
+			// what follows it.
+			i += 2 + k + 2
+			continue
+		case '!':
+			rest := b[i+2:]
+			switch {
+			case len(stack) > 0 && hasPrefixOrShort(rest, "[CDATA["):
+				if len(rest) < 7 {
+					return Event{}, 0, nil
 				}
-				s.open = true
-				return Event{Kind: StreamStart, Name: t.Name, Attr: t.Copy().Attr}, off, nil
-			}
-			if depth == 0 {
-				ev = Event{Kind: Element, Name: t.Name, Attr: t.Copy().Attr}
-			}
-			stack = append(stack, t.Name)
-			depth++
-		case xml.EndElement:
-			if depth == 0 {
-				if !s.open || t.Name.Local != "stream" {
-					return Event{}, 0, fmt.Errorf("%w: unexpected </%s>", ErrSyntax, t.Name.Local)
+				k := bytes.Index(rest[7:], []byte("]]>"))
+				if k < 0 {
+					return Event{}, 0, nil
 				}
-				return Event{Kind: StreamEnd, Name: t.Name}, off, nil
+				i += 2 + 7 + k + 3
+				continue
+			case hasPrefixOrShort(rest, "--"):
+				if len(rest) < 2 {
+					return Event{}, 0, nil
+				}
+				if len(stack) == 0 && s.open {
+					return Event{}, 0, fmt.Errorf("%w: comment between stanzas", ErrSyntax)
+				}
+				k := bytes.Index(rest[2:], []byte("-->"))
+				if k < 0 {
+					return Event{}, 0, nil
+				}
+				i += 2 + 2 + k + 3
+				continue
+			default:
+				// A declaration (<!DOCTYPE …>): XMPP has none between
+				// stanzas; elsewhere it is skipped, and the decoder
+				// behind the splitter rejects it.
+				if len(stack) == 0 && s.open {
+					return Event{}, 0, fmt.Errorf("%w: unexpected <! markup", ErrSyntax)
+				}
+				k := bytes.IndexByte(rest, '>')
+				if k < 0 {
+					return Event{}, 0, nil
+				}
+				i += 2 + k + 1
+				continue
 			}
-			if open := stack[len(stack)-1]; open != t.Name {
-				return Event{}, 0, fmt.Errorf("%w: </%s> closes <%s>", ErrSyntax, t.Name.Local, open.Local)
+		case '/':
+			name, end, ok, err := scanEndTag(b, i)
+			if err != nil {
+				return Event{}, 0, err
+			}
+			if !ok {
+				return Event{}, 0, nil
+			}
+			if len(stack) == 0 {
+				if !s.open || localOf(name) != "stream" {
+					return Event{}, 0, fmt.Errorf("%w: unexpected </%s>", ErrSyntax, name)
+				}
+				return Event{Kind: StreamEnd, Name: rawName(name)}, end, nil
+			}
+			if top := stack[len(stack)-1]; !bytes.Equal(top, name) {
+				return Event{}, 0, fmt.Errorf("%w: </%s> closes <%s>", ErrSyntax, name, top)
 			}
 			stack = stack[:len(stack)-1]
-			depth--
-			if depth == 0 {
-				return ev, off, nil
+			i = end
+			if len(stack) == 0 {
+				return ev, end, nil
 			}
+			continue
 		}
-		// The element is still open when the decoder reaches the end of b;
-		// the next RawToken reports EOF and we wait for more.
+		name, attrs, end, selfClosing, ok, err := scanStartTag(b, i, len(stack) == 0)
+		if err != nil {
+			return Event{}, 0, err
+		}
+		if !ok {
+			return Event{}, 0, nil
+		}
+		if len(stack) == 0 {
+			if !s.open {
+				if localOf(name) != "stream" {
+					return Event{}, 0, fmt.Errorf("%w: expected a stream header, got <%s>", ErrSyntax, name)
+				}
+				s.open = true
+				return Event{Kind: StreamStart, Name: rawName(name), Attr: attrs}, end, nil
+			}
+			ev = Event{Kind: Element, Name: rawName(name), Attr: attrs}
+			if selfClosing {
+				return ev, end, nil
+			}
+		} else if selfClosing {
+			i = end
+			continue
+		}
+		stack = append(stack, name)
+		i = end
 	}
 }
 
-func isUnexpectedEOF(err error) bool {
-	var se *xml.SyntaxError
-	if errors.As(err, &se) {
-		return se.Msg == "unexpected EOF"
+func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
+
+func isNameEnd(c byte) bool { return isSpace(c) || c == '>' || c == '/' || c == '=' }
+
+// hasPrefixOrShort reports whether b starts with p, or is a prefix of p
+// (more bytes may complete it).
+func hasPrefixOrShort(b []byte, p string) bool {
+	if len(b) < len(p) {
+		return string(b) == p[:len(b)]
 	}
-	return errors.Is(err, io.ErrUnexpectedEOF)
+	return string(b[:len(p)]) == p
+}
+
+func localOf(name []byte) string {
+	if k := bytes.IndexByte(name, ':'); k >= 0 {
+		return string(name[k+1:])
+	}
+	return string(name)
+}
+
+func rawName(name []byte) xml.Name {
+	if k := bytes.IndexByte(name, ':'); k >= 0 {
+		return xml.Name{Space: string(name[:k]), Local: string(name[k+1:])}
+	}
+	return xml.Name{Local: string(name)}
+}
+
+// scanEndTag reads </name> at b[i].
+func scanEndTag(b []byte, i int) (name []byte, end int, ok bool, err error) {
+	j := i + 2
+	k := j
+	for k < len(b) && !isNameEnd(b[k]) {
+		k++
+	}
+	for m := k; m < len(b); m++ {
+		switch {
+		case b[m] == '>':
+			if k == j {
+				return nil, 0, false, fmt.Errorf("%w: end tag without a name", ErrSyntax)
+			}
+			return b[j:k], m + 1, true, nil
+		case !isSpace(b[m]):
+			return nil, 0, false, fmt.Errorf("%w: malformed end tag", ErrSyntax)
+		}
+	}
+	return nil, 0, false, nil
+}
+
+// scanStartTag reads <name attr='v' ...> or <name .../> at b[i]. Attributes
+// are returned only when want is set (top-level pieces).
+func scanStartTag(b []byte, i int, want bool) (name []byte, attrs []xml.Attr, end int, selfClosing, ok bool, err error) {
+	j := i + 1
+	k := j
+	for k < len(b) && !isNameEnd(b[k]) {
+		if b[k] == '<' {
+			return nil, nil, 0, false, false, fmt.Errorf("%w: '<' in a tag name", ErrSyntax)
+		}
+		k++
+	}
+	if k >= len(b) {
+		return nil, nil, 0, false, false, nil
+	}
+	if k == j {
+		return nil, nil, 0, false, false, fmt.Errorf("%w: tag without a name", ErrSyntax)
+	}
+	name = b[j:k]
+	m := k
+	for {
+		for m < len(b) && isSpace(b[m]) {
+			m++
+		}
+		if m >= len(b) {
+			return nil, nil, 0, false, false, nil
+		}
+		switch b[m] {
+		case '>':
+			return name, attrs, m + 1, false, true, nil
+		case '/':
+			if m+1 >= len(b) {
+				return nil, nil, 0, false, false, nil
+			}
+			if b[m+1] != '>' {
+				return nil, nil, 0, false, false, fmt.Errorf("%w: '/' in a tag", ErrSyntax)
+			}
+			return name, attrs, m + 2, true, true, nil
+		case '<':
+			return nil, nil, 0, false, false, fmt.Errorf("%w: '<' in a tag", ErrSyntax)
+		}
+		// An attribute: name = "value" or 'value'.
+		an := m
+		for m < len(b) && !isNameEnd(b[m]) {
+			m++
+		}
+		anEnd := m
+		for m < len(b) && isSpace(b[m]) {
+			m++
+		}
+		if m >= len(b) {
+			return nil, nil, 0, false, false, nil
+		}
+		if b[m] != '=' || anEnd == an {
+			return nil, nil, 0, false, false, fmt.Errorf("%w: malformed attribute in <%s>", ErrSyntax, name)
+		}
+		m++
+		for m < len(b) && isSpace(b[m]) {
+			m++
+		}
+		if m >= len(b) {
+			return nil, nil, 0, false, false, nil
+		}
+		q := b[m]
+		if q != '"' && q != '\'' {
+			return nil, nil, 0, false, false, fmt.Errorf("%w: unquoted attribute value in <%s>", ErrSyntax, name)
+		}
+		v := bytes.IndexByte(b[m+1:], q)
+		if v < 0 {
+			return nil, nil, 0, false, false, nil
+		}
+		if want {
+			val := b[m+1 : m+1+v]
+			value := string(val)
+			if bytes.IndexByte(val, '&') >= 0 {
+				value = html.UnescapeString(value) // the XML entities are a subset
+			}
+			attrs = append(attrs, xml.Attr{Name: rawName(b[an:anEnd]), Value: value})
+		}
+		m += 1 + v + 1
+	}
 }
