@@ -103,6 +103,9 @@ type tapConn struct {
 	endOnce   sync.Once
 	closeOnce sync.Once
 	closed    chan struct{}
+
+	// Stream management (sm.go) follows both directions from the tap hooks.
+	sm *smState
 }
 
 func newTapConn(c net.Conn, tap Tap, log *slog.Logger) *tapConn {
@@ -115,6 +118,7 @@ func newTapConn(c net.Conn, tap Tap, log *slog.Logger) *tapConn {
 		outNS:  nsClient,
 		ended:  make(chan struct{}),
 		closed: make(chan struct{}),
+		sm:     newSMState(log),
 	}
 	tc.in.Max = maxElement
 	tc.out.Max = maxElement
@@ -250,6 +254,7 @@ func (tc *tapConn) observeIn(p []byte) {
 		case xmlsplit.Element:
 			name := resolve(ev.Name, ev.Attr, tc.inNS)
 			tc.obs.see(name, ev.Raw)
+			tc.sm.seeIn(name, ev.Raw) // stream management (sm.go)
 			if tc.tap != nil {
 				tc.tap.Element(In, name, ev.Raw)
 			}
@@ -282,6 +287,7 @@ func (tc *tapConn) observeOut(p []byte) {
 			tc.outNS = defaultNS(ev.Attr)
 		case xmlsplit.Element:
 			name := resolve(ev.Name, ev.Attr, tc.outNS)
+			tc.sm.seeOut(name) // stream management (sm.go)
 			if tc.tap != nil {
 				tc.tap.Element(Out, name, redact(name, ev.Raw))
 			}

@@ -66,6 +66,9 @@ type Options struct {
 	// Timeout bounds the whole of Connect: resolution, dialing, TLS, SASL
 	// and binding. Zero means 20 seconds.
 	Timeout time.Duration
+	// DisableSM keeps stream management (XEP-0198) off even when the
+	// server offers it; Conn.Barrier then returns ErrNoSM.
+	DisableSM bool
 	// Tap, if set, observes every element of the encrypted stream.
 	Tap Tap
 	// Logger receives debug and warning records; nil discards them.
@@ -183,6 +186,11 @@ func Connect(ctx context.Context, o Options) (*Conn, error) {
 		return nil, err
 	}
 	c.Server = server
+	// Stream management (sm.go): request it now that the resource is
+	// bound; the answer is read by the caller's Serve.
+	if !o.DisableSM {
+		c.tc.sm.enable(c.tc)
+	}
 	log.Debug("session ready", "jid", c.JID.String(), "mechanism", c.Mechanism)
 	return c, nil
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/x509"
 	"flag"
 	"fmt"
 	"io"
@@ -13,9 +12,6 @@ import (
 	"syscall"
 
 	"crier/bot"
-	"crier/internal/config"
-	"crier/internal/embeddednats"
-	"crier/internal/miniserver"
 )
 
 func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
@@ -64,31 +60,11 @@ func cmdRun(args []string, stderr io.Writer) error {
 
 	log.Info("crier starting", "version", buildVersion(), "config", *path, "jid", cfg.XMPP.JID, "transport", cfg.XMPP.Transport)
 
-	var roots *x509.CertPool
-	if cfg.Embedded.XMPP {
-		// The embedded server outlives the bot's graceful shutdown (the
-		// bot still leaves its rooms), so it does not share ctx.
-		srv, err := startEmbedded(context.Background(), cfg, log)
-		if err != nil {
-			return &exitError{code: 1, err: fmt.Errorf("crier: embedded server: %w", err)}
-		}
-		defer srv.Close()
-		roots = srv.CertPool()
-		if p, err := writeEmbeddedCA(srv.CACertPEM()); err != nil {
-			log.Warn("cannot save the embedded server's certificate for crier send", "err", err)
-		} else {
-			log.Info("embedded server certificate saved (trusted by crier send with this config)", "path", p)
-		}
+	roots, stopEmbedded, err := startEmbedded(cfg, log)
+	if err != nil {
+		return &exitError{code: 1, err: err}
 	}
-
-	if cfg.Embedded.NATS {
-		ns, err := embeddednats.Start(context.Background(), cfg.NATS.URL, "")
-		if err != nil {
-			return &exitError{code: 1, err: fmt.Errorf("crier: embedded NATS: %w", err)}
-		}
-		defer ns.Close()
-		log.Info("embedded NATS server up (JetStream on)", "url", ns.ClientURL())
-	}
+	defer stopEmbedded()
 
 	b, err := bot.New(cfg, bot.Options{Logger: log, Version: buildVersion(), RootCAs: roots})
 	if err != nil {
@@ -118,28 +94,4 @@ func cmdRun(args []string, stderr io.Writer) error {
 	}
 	log.Info("crier stopped")
 	return nil
-}
-
-// startEmbedded starts the mini XMPP server of demo mode, with the bot's
-// own account and the configured demo accounts.
-func startEmbedded(ctx context.Context, cfg *config.Config, log *slog.Logger) (*miniserver.Server, error) {
-	domain := cfg.XMPP.Addr().Domainpart()
-	accounts := map[string]string{cfg.XMPP.Addr().Bare().String(): cfg.XMPP.Password.Reveal()}
-	for _, a := range cfg.Embedded.Accounts {
-		accounts[a.JID] = a.Password.Reveal()
-	}
-	srv, err := miniserver.Start(ctx, miniserver.Config{
-		Domain:   domain,
-		Addr:     cfg.XMPP.Address,
-		TLSAddr:  cfg.Embedded.TLSAddress,
-		HTTPAddr: cfg.Embedded.HTTP,
-		Accounts: accounts,
-		Web:      webFS(),
-		Logger:   log,
-	})
-	if err != nil {
-		return nil, err
-	}
-	log.Info("embedded XMPP server up", "domain", domain, "c2s", srv.Addr(), "http", srv.HTTPAddr(), "accounts", len(accounts))
-	return srv, nil
 }

@@ -26,10 +26,13 @@ func TestDemoConfig(t *testing.T) {
 		t.Errorf("http.listen = %q", c.HTTP.Listen)
 	}
 	e := c.Embedded
-	if !e.XMPP || e.NATS || e.HTTP != "127.0.0.1:5280" || len(e.Accounts) != 2 ||
+	if !e.XMPP || !e.NATS || e.HTTP != "127.0.0.1:5280" || len(e.Accounts) != 2 ||
 		e.Accounts[0].JID != "alice@localhost" || e.Accounts[0].Password.Reveal() != "alice" ||
 		e.Accounts[1].JID != "bob@localhost" || e.Accounts[1].Password.Reveal() != "bob" {
 		t.Errorf("embedded = %+v", e)
+	}
+	if c.NATS.URL != "nats://127.0.0.1:4222" || len(c.NATS.Relay) != 1 || c.NATS.Relay[0].Subject != "demo.>" || c.NATS.Relay[0].Stream == "" {
+		t.Errorf("nats = %+v", c.NATS)
 	}
 	if len(c.Rooms) != 1 || c.Rooms[0].JID != "lobby@conference.localhost" || c.Rooms[0].Nick != "crier" {
 		t.Errorf("rooms = %+v", c.Rooms)

@@ -110,6 +110,9 @@ func (s *Server) handle(raw net.Conn, m mode) {
 			return s.bind(a, res)
 		}),
 	)
+	if !s.cfg.NoSM {
+		features = append(features, smFeature()) // stream management (sm.go)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), negotiateTimeout)
 	go func() {
 		// End the negotiation early when the connection is dropped.
@@ -347,6 +350,7 @@ type client struct {
 	available bool
 	prio      int
 	pres      *el // last broadcast available presence
+	sm        smSession
 }
 
 // send queues b for the client; a client that cannot keep up is dropped.
@@ -445,6 +449,12 @@ func (c *client) readLoop() {
 				c.closeStream("not-well-formed")
 			}
 			return
+		}
+		if e.Name.Space == nsSM { // stream management (sm.go)
+			if !s.smElement(c, e) {
+				return
+			}
+			continue
 		}
 		s.stats.stanzasIn.Add(1)
 		if !s.process(c, e) {

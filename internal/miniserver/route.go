@@ -43,6 +43,7 @@ func (s *Server) process(c *client, e *el) (ok bool) {
 		j, err := jid.Parse(ts)
 		if err != nil {
 			s.replyError(c, e, "modify", "jid-malformed")
+			c.smHandledLocked() // stream management (sm.go)
 			return true
 		}
 		to = j
@@ -56,6 +57,7 @@ func (s *Server) process(c *client, e *el) (ok bool) {
 	case "presence":
 		s.presenceLocked(c, e, to)
 	}
+	c.smHandledLocked() // stream management (sm.go): counted once routed
 	return true
 }
 
@@ -65,6 +67,7 @@ func (s *Server) deliver(c *client, e *el) {
 		return
 	}
 	e.setAttr("to", c.full.String())
+	c.smSentLocked() // stream management (sm.go)
 	c.send(e.bytes())
 }
 

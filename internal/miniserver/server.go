@@ -42,6 +42,8 @@ var (
 	ErrNoOccupant = errors.New("miniserver: no such occupant")
 	ErrBadStatus  = errors.New("miniserver: unsupported status code")
 	ErrBadConfig  = errors.New("miniserver: invalid config")
+	// ErrNoSM means the session did not enable stream management (sm.go).
+	ErrNoSM = errors.New("miniserver: stream management not enabled")
 )
 
 // Config describes the server to start.
@@ -72,6 +74,9 @@ type Config struct {
 	// each client connection, as ejabberd's default c2s shaper does: a
 	// client that sends faster is pushed back through TCP.
 	Shape int
+	// NoSM turns stream management (XEP-0198) off: it is not advertised
+	// and <enable/> is answered with <failed/>.
+	NoSM bool
 	// Logger receives the server's logs; slog.Default() when nil.
 	Logger *slog.Logger
 }
@@ -107,7 +112,7 @@ type Server struct {
 	maxStanza int
 	maxConns  int
 	tls       tlsMaterial
-	boshH     http.Handler
+	boshH     *boshcm.Handler
 	stats     counters
 
 	ctxStop   context.CancelFunc
@@ -386,6 +391,9 @@ func (s *Server) Close() error {
 		if s.ctxStop != nil {
 			s.ctxStop()
 		}
+		// Live BOSH sessions end with the server (system-shutdown to
+		// their held requests) before the HTTP listener goes away.
+		_ = s.boshH.Close()
 		s.lnMu.Lock()
 		s.closeListeners()
 		s.lnMu.Unlock()

@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"crier/internal/xmlsplit"
@@ -126,6 +127,7 @@ type Conn struct {
 	// Outgoing side.
 	cut        cutter
 	headerSeen bool
+	restarted  bool // a restart was written; the new stream header is due
 	to, lang   string
 	queue      []outItem
 	queued     int // bytes in queue
@@ -145,6 +147,7 @@ type Conn struct {
 	written    bool      // the request lastRID has been written out
 	writtenAt  time.Time // when it was
 	pollAfter  time.Time // no empty request before this
+	quietUntil time.Time // no empty request before this either (replyWindow)
 
 	// Incoming side.
 	kinds      map[uint64]int
@@ -177,6 +180,11 @@ const maxQueued = 1 << 20
 // larger than this goes alone); it stays below the 256 KiB body limit of
 // common connection managers.
 const maxPayload = 192 << 10
+
+// replyWindow is how long, after a response that carried elements, the
+// client waits for the reader's answer before it sends an empty request to
+// keep one pending (see onResponse).
+const replyWindow = 2 * time.Millisecond
 
 // maxResponse bounds the size of a response body read from the server.
 const maxResponse = 16 << 20
@@ -275,13 +283,23 @@ func (c *Conn) Stats() Stats {
 	}
 }
 
-// StatsOf returns the counters of c if it is a BOSH Conn.
+// StatsOf returns the counters of c if it is a BOSH Conn, or wraps one: a
+// wrapper is looked through when it has a NetConn() net.Conn method (as
+// *tls.Conn does) or an Unwrap() net.Conn method.
 func StatsOf(c net.Conn) (Stats, bool) {
-	bc, ok := c.(*Conn)
-	if !ok {
-		return Stats{}, false
+	for range 8 { // wrappers do not nest deeper than this in practice
+		switch w := c.(type) {
+		case *Conn:
+			return w.Stats(), true
+		case interface{ NetConn() net.Conn }:
+			c = w.NetConn()
+		case interface{ Unwrap() net.Conn }:
+			c = w.Unwrap()
+		default:
+			return Stats{}, false
+		}
 	}
-	return bc.Stats(), true
+	return Stats{}, false
 }
 
 // SID returns the session id, or "" before the session is created.
@@ -428,6 +446,7 @@ func (c *Conn) outgoing(ev xmlsplit.Event) {
 			return
 		}
 		c.queue = append(c.queue, outItem{kind: kindRestart})
+		c.restarted = true
 	case xmlsplit.Element:
 		raw := withClientNS(ev)
 		c.queue = append(c.queue, outItem{kind: kindData, raw: raw, stanza: isStanza(ev.Name)})
@@ -523,6 +542,9 @@ func (c *Conn) nextRequest(now time.Time) (*request, time.Time) {
 	}
 	if now.Before(c.pollAfter) {
 		return nil, c.pollAfter
+	}
+	if now.Before(c.quietUntil) {
+		return nil, c.quietUntil
 	}
 	return c.newRequest(kindData, nil, 0, 0, now), time.Time{}
 }
@@ -642,6 +664,12 @@ func (c *Conn) send(r *request) {
 		}
 		c.nRetry.Add(1)
 		c.log.Warn("bosh request failed, retrying with the same rid", "rid", r.rid, "attempt", attempt+1, "err", err)
+		if attempt == 0 && brokenConn(err) {
+			// A kept-alive connection that the server (or a proxy) closed
+			// under the request: try again at once on a fresh one, which
+			// also tells a restarted server apart quickly.
+			continue
+		}
 		t := time.NewTimer(delay)
 		select {
 		case <-t.C:
@@ -651,6 +679,13 @@ func (c *Conn) send(r *request) {
 		}
 		delay *= 2
 	}
+}
+
+// brokenConn reports whether err means that an established HTTP connection
+// ended before its response (as opposed to a refused dial or an HTTP error).
+func brokenConn(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
 }
 
 // permanentError marks a failure that a retry cannot fix.
@@ -768,6 +803,13 @@ func (c *Conn) onResponse(r *request, b *body) {
 			c.pollAfter = time.Time{}
 		}
 	}
+	if len(b.children) > 0 {
+		// What just arrived is usually answered at once (an iq result, a
+		// SASL response, a reply): give the answer a moment to become the
+		// next request instead of sending an empty one that the answer
+		// would then have to wait behind (SendGap).
+		c.quietUntil = time.Now().Add(replyWindow)
+	}
 	c.responses[r.rid] = b
 	for {
 		nb, ok := c.responses[c.deliverRID]
@@ -819,15 +861,17 @@ func (c *Conn) apply(kind int, b *body) {
 			c.log.Debug("bosh session created", "sid", c.sid, "requests", c.requests, "hold", c.hold, "wait", c.wait)
 		}
 	}
-	if (kind == kindCreate || kind == kindRestart) && b.get("type") != "terminate" {
-		id := c.authid
-		if id == "" {
-			id = c.sid
-		}
-		c.rbuf = append(c.rbuf, "<stream:stream xmlns='jabber:client' xmlns:stream='"+nsStream+
-			"' version='1.0' id='"+attrEscape(id)+"' from='"+attrEscape(c.cfg.Domain)+"'>"...)
-	}
 	terminate := b.get("type") == "terminate"
+	switch {
+	case kind == kindCreate && !terminate:
+		c.streamHeader()
+	case c.restarted && (kind == kindRestart || len(b.children) > 0):
+		// The new stream starts with the first element that comes after the
+		// restart was written, whichever response carries it: Prosody sends
+		// the new features in the answer to an older, held request.
+		c.restarted = false
+		c.streamHeader()
+	}
 	cond := b.get("condition")
 	hasStreamError := false
 	for _, ch := range b.children {
@@ -845,8 +889,10 @@ func (c *Conn) apply(kind int, b *body) {
 		}
 	}
 	switch {
-	case kind == kindTerminate:
-		// Our own terminate: the stream ends cleanly.
+	case kind == kindTerminate || (terminate && c.state == stTerminating):
+		// Our own terminate: the stream ends cleanly. ejabberd answers the
+		// request held before it with a terminate of its own
+		// (condition='other-request'), which ends the same session.
 		c.rbuf = append(c.rbuf, "</stream:stream>"...)
 		c.eof = true
 		c.state = stDone
@@ -864,6 +910,17 @@ func (c *Conn) apply(kind int, b *body) {
 	if c.state == stDone {
 		c.cancel()
 	}
+}
+
+// streamHeader appends the synthetic header of a new stream to the read
+// buffer. Call with c.mu held.
+func (c *Conn) streamHeader() {
+	id := c.authid
+	if id == "" {
+		id = c.sid
+	}
+	c.rbuf = append(c.rbuf, "<stream:stream xmlns='jabber:client' xmlns:stream='"+nsStream+
+		"' version='1.0' id='"+attrEscape(id)+"' from='"+attrEscape(c.cfg.Domain)+"'>"...)
 }
 
 // Close ends the session: it sends a terminate request (waiting at most
@@ -890,6 +947,9 @@ func (c *Conn) Close() error {
 	c.mu.Unlock()
 	c.cancel()
 	c.wg.Wait()
+	// The session's kept-alive connections would otherwise outlive it, each
+	// with its reading and writing goroutines.
+	c.client.CloseIdleConnections()
 	return nil
 }
 

@@ -100,6 +100,34 @@ func (h *Handler) Sessions() int {
 	return len(h.sessions)
 }
 
+// SIDs returns the ids of the live sessions, in no particular order.
+func (h *Handler) SIDs() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	out := make([]string, 0, len(h.sessions))
+	for sid := range h.sessions {
+		out = append(out, sid)
+	}
+	return out
+}
+
+// Terminate ends the live session sid as the connection manager would on a
+// fatal error: its held requests are answered with a terminate carrying
+// cond (a XEP-0124 terminal binding condition, such as
+// "remote-connection-failed" or "policy-violation"; empty for a plain
+// terminate), later requests learn cond too, and the server's side of the
+// stream ends. It reports whether sid was live.
+func (h *Handler) Terminate(sid, cond string) bool {
+	h.mu.Lock()
+	s := h.sessions[sid]
+	h.mu.Unlock()
+	if s == nil {
+		return false
+	}
+	s.end(cond)
+	return true
+}
+
 // Close ends every session with system-shutdown (answering their pending
 // requests), refuses new ones and waits until every goroutine it started,
 // Serve included, has returned. It is safe to call more than once.
