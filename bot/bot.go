@@ -389,10 +389,11 @@ func (b *Bot) session(ctx context.Context) (time.Duration, error) {
 	return time.Since(started), err
 }
 
-// barrier returns the outbox's acknowledgement barrier for one session: a
-// ping to the server, answered after the stanzas written before it (any
-// answer, even an error, proves that). It gives up with the session, or
-// after a minute.
+// barrier returns the outbox's acknowledgement barrier for one session:
+// with stream management (XEP-0198) an <r/> and the server's <a h="N"/>;
+// without it, a ping to the server, answered after the stanzas written
+// before it (any answer, even an error, proves that). It gives up with the
+// session, or after a minute.
 func (b *Bot) barrier(sctx context.Context, conn *transport.Conn) acker {
 	domain := b.jid.Domain()
 	return func() error {
