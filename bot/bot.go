@@ -734,13 +734,26 @@ func (b *Bot) dropConn() {
 	}
 }
 
-// Ready reports whether the session is bound and every room joined, with a
-// line per room.
+// Ready reports whether the session is bound, every room joined and every
+// plugin that reports readiness ready, with a line for each.
 func (b *Bot) Ready() (bool, []string) {
 	b.connMu.Lock()
 	up := b.conn != nil
 	b.connMu.Unlock()
 	all, lines := b.rooms.status()
+	for _, p := range b.plugins {
+		if r, ok := p.(plugins.Readier); ok {
+			ready, why := r.Ready()
+			state := "ready"
+			if !ready {
+				all, state = false, "not ready"
+			}
+			if why != "" {
+				state += " (" + why + ")"
+			}
+			lines = append(lines, fmt.Sprintf("plugin %s: %s", p.Name(), state))
+		}
+	}
 	if !up {
 		return false, append([]string{"session: not connected"}, lines...)
 	}
