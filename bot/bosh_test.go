@@ -231,4 +231,3 @@ func TestBOSHTerminatedByServer(t *testing.T) {
 		}
 	}
 }
-

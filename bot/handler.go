@@ -211,7 +211,7 @@ func (h *handler) HandleXMPP(t xmlstream.TokenReadEncoder, start *xml.StartEleme
 		return nil
 	case "message", "presence":
 		var st inStanza
-		if err := xml.NewTokenDecoder(xmlstream.MultiReader(xmlstream.Token(*start), t)).Decode(&st); err != nil {
+		if err := readStanza(t, start, &st); err != nil {
 			h.b.log.Warn("malformed stanza dropped", "stanza", start.Name.Local, "err", err)
 			h.b.met.rejected.WithLabelValues("malformed").Inc()
 			return nil

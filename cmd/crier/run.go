@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 
@@ -37,6 +38,7 @@ func cmdRun(args []string, stderr io.Writer) error {
 	path := configFlag(fs)
 	format := fs.String("log-format", "text", "log format: text or json")
 	level := fs.String("log-level", "info", "log level: debug, info, warn or error")
+	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile to this file until the daemon stops")
 	if err := fs.Parse(args); err != nil {
 		return &exitError{code: 2, err: fmt.Errorf("")}
 	}
@@ -50,6 +52,19 @@ func cmdRun(args []string, stderr io.Writer) error {
 	cfg, _, err := loadAll(*path)
 	if err != nil {
 		return err
+	}
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err != nil {
+			return &exitError{code: 1, err: fmt.Errorf("crier: -cpuprofile: %w", err)}
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return &exitError{code: 1, err: fmt.Errorf("crier: -cpuprofile: %w", err)}
+		}
+		defer func() {
+			pprof.StopCPUProfile()
+			f.Close()
+		}()
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
