@@ -60,7 +60,7 @@ func startBOSHCrier(t *testing.T, p *peers.Peer, password string, rooms []string
 	}()
 	t.Cleanup(func() {
 		stopped := d.stop(10 * time.Second)
-		if t.Failed() || stopped != nil || os.Getenv("XXXDEBUG") != "" {
+		if t.Failed() || stopped != nil {
 			t.Logf("crier output:\n%s", d.stderr.String())
 			t.Logf("%s log tail:\n%s", p.Name, p.LogTail(40))
 		}

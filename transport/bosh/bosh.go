@@ -38,7 +38,7 @@ var (
 type Config struct {
 	URL    string       // https://host/http-bind
 	Domain string       // the XMPP domain (the 'to' of the session request)
-	Client *http.Client // TLS settings and proxy from the environment; nil = a default client
+	Client *http.Client // TLS settings and proxy; nil = a client of its own. Close closes its idle connections.
 	Wait   int          // seconds a request may be held; 0 = 60
 	Hold   int          // 0 = 1
 
@@ -719,7 +719,6 @@ func (c *Conn) post(r *request, first bool) (*body, error) {
 		c.nElSent.Add(int64(r.elements))
 		c.nStSent.Add(int64(r.stanzas))
 	}
-	c.log.Debug("XXX send", "payload", string(r.payload))
 	resp, err := c.client.Do(req)
 	if err != nil {
 		return nil, err
@@ -729,7 +728,6 @@ func (c *Conn) post(r *request, first bool) (*body, error) {
 	if err != nil {
 		return nil, err
 	}
-	c.log.Debug("XXX recv", "rid", r.rid, "data", string(data))
 	if len(data) > maxResponse {
 		return nil, permanentError{fmt.Errorf("%w: response larger than %d bytes", ErrProtocol, maxResponse)}
 	}
@@ -925,7 +923,8 @@ func (c *Conn) streamHeader() {
 
 // Close ends the session: it sends a terminate request (waiting at most
 // Config.CloseTimeout for its answer) unless the stream already ended, then
-// aborts every request and unblocks every pending Read and Write.
+// aborts every request, unblocks every pending Read and Write and closes
+// the HTTP client's idle connections.
 func (c *Conn) Close() error {
 	c.mu.Lock()
 	if c.closed || c.closing {

@@ -11,6 +11,9 @@
 //	...
 //	st, _ := bosh.StatsOf(nc) // HTTP requests per stanza, retries
 //
+// StatsOf also looks through wrappers that expose the wrapped conn with a
+// NetConn() net.Conn method.
+//
 // # Outgoing
 //
 // Written bytes are cut into top-level pieces (internal/xmlsplit). The first
@@ -23,12 +26,18 @@
 //
 // The children of each response are handed to mellium, in rid order, as a
 // synthetic stream: a stream header (id = authid or sid, from = the domain)
-// after the creation and each restart, then the children's bytes. A
-// <starttls/> offered in stream features is removed: over BOSH the HTTP
-// connection carries the security. A terminate from the connection manager
-// becomes a stream error (its condition mapped by StreamCondition, the BOSH
-// condition in the error text and in Stats) and then the end of the stream,
-// so the session ends cleanly and can be reconnected.
+// after the creation and each restart, then the children's bytes. After a
+// restart the new header goes before the first element that arrives once
+// the restart was written, whichever response carries it: Prosody answers
+// a restart with the new features on the request it held before, not on
+// the restart request. A <starttls/> offered in stream features is removed
+// (Prosody 0.12 even marks it required): over BOSH the HTTP connection
+// carries the security. A terminate from the connection manager becomes a
+// stream error (its condition mapped by StreamCondition, the BOSH condition
+// in the error text and in Stats) and then the end of the stream, so the
+// session ends cleanly and can be reconnected. Once the client has sent its
+// own terminate, any terminate ends the stream cleanly: ejabberd answers the
+// request held before it with condition='other-request'.
 //
 // # Ordering
 //
@@ -37,9 +46,17 @@
 // after the previous one has been written to its HTTP connection plus
 // Config.SendGap: two requests never race to the server on two connections
 // (ejabberd stalls when rid N+1 arrives before rid N). A failed request is
-// sent again with the same rid (Config.MaxRetries times, with backoff); the
-// connection manager answers a repeated rid with its buffered response.
-// Empty requests that the server answers at once are spaced by 'polling'.
+// sent again with the same rid (Config.MaxRetries times, with backoff; the
+// first retry at once when an established connection broke, as a
+// kept-alive connection closed by the server or a restarted server does);
+// the connection manager answers a repeated rid with its buffered response.
+// After a response that carried elements, the empty request that keeps one
+// pending waits a couple of milliseconds for the reader's answer, which
+// then travels as that request instead of waiting SendGap behind it.
+// Elements written while requests are in flight are batched, so under load
+// a request carries many stanzas each way. Empty requests that the server
+// answers at once are spaced by 'polling'. Close also closes the idle
+// kept-alive connections of the session's HTTP client.
 //
 // Conn implements io.ByteReader (mellium makes a new decoder after each
 // restart and must not lose read-ahead) and deliberately not

@@ -14,6 +14,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"time"
 )
 
 // Config wires the connection manager to the server.
@@ -53,6 +55,7 @@ type Handler struct {
 	goneFIFO []string
 	closed   bool
 	wg       sync.WaitGroup // session goroutines
+	active   atomic.Int64   // requests being answered (ServeHTTP calls)
 }
 
 var _ http.Handler = (*Handler)(nil)
@@ -146,11 +149,22 @@ func (h *Handler) Close() error {
 		s.end("system-shutdown")
 	}
 	h.wg.Wait()
+	// The answers to the held requests are on their way: give them a
+	// moment to reach the wire before the caller closes the listener and
+	// its connections.
+	for range 400 {
+		if h.active.Load() == 0 {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 	return nil
 }
 
 // ServeHTTP answers one BOSH request.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h.active.Add(1)
+	defer h.active.Add(-1)
 	hd := w.Header()
 	hd.Set("Access-Control-Allow-Origin", "*")
 	hd.Set("Access-Control-Allow-Methods", "GET, POST, OPTIONS")
@@ -283,8 +297,11 @@ func statusOf(cond string) int {
 func writeBody(w http.ResponseWriter, status int, data []byte) {
 	w.Header().Set("Content-Type", "text/xml; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Content-Length", strconv.Itoa(len(data)))
 	w.WriteHeader(status)
 	_, _ = w.Write(data)
+	// Out now, not when the handler returns: Close counts on it.
+	_ = http.NewResponseController(w).Flush()
 }
 
 // responseBody wraps children (and attributes already escaped, each with a

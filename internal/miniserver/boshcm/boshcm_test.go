@@ -284,3 +284,84 @@ func FuzzCMBody(f *testing.F) {
 		_, _ = b.rid()
 	})
 }
+
+func TestStaleRID(t *testing.T) {
+	before := runtime.NumGoroutine()
+	x := newTester(t, Config{})
+	sid := x.create(700)
+	msg := "<message xmlns='jabber:client' to='a@example.test'><body>hi</body></message>"
+	for rid := 701; rid <= 705; rid++ {
+		if code, _, raw := x.post(fmt.Sprintf("<body rid='%d' sid='%s' %s>%s</body>", rid, sid, ns, msg)); code != 200 {
+			t.Fatalf("rid %d: %d %s", rid, code, raw)
+		}
+	}
+	// rid 701 was answered long ago and its answer is no longer kept: the
+	// repeat cannot be answered, and the session ends.
+	code, b, raw := x.post(fmt.Sprintf("<body rid='701' sid='%s' %s/>", sid, ns))
+	if code != 404 || b == nil || b.get("type") != "terminate" || b.get("condition") != "item-not-found" {
+		t.Fatalf("stale rid: %d %s, want 404 terminate item-not-found", code, raw)
+	}
+	if err := waitSessions(x.h, 0); err != nil {
+		t.Fatal(err)
+	}
+	if code, b, raw := x.post(fmt.Sprintf("<body rid='706' sid='%s' %s/>", sid, ns)); code != 404 || b == nil || b.get("condition") != "item-not-found" {
+		t.Errorf("after the stale rid: %d %s", code, raw)
+	}
+	_ = x.h.Close()
+	checkGoroutines(t, before)
+}
+
+func TestTerminateLiveSession(t *testing.T) {
+	before := runtime.NumGoroutine()
+	x := newTester(t, Config{})
+	sid := x.create(800)
+	if got := x.h.SIDs(); len(got) != 1 || got[0] != sid {
+		t.Fatalf("SIDs() = %v, want [%s]", got, sid)
+	}
+	type answer struct {
+		code int
+		b    *body
+		raw  string
+	}
+	held := make(chan answer, 1)
+	go func() {
+		// Not x.post: it may not fail the test from this goroutine.
+		resp, err := http.Post(x.url, "text/xml; charset=utf-8", strings.NewReader(fmt.Sprintf("<body rid='801' sid='%s' %s/>", sid, ns)))
+		if err != nil {
+			held <- answer{raw: err.Error()}
+			return
+		}
+		defer resp.Body.Close()
+		data, _ := io.ReadAll(resp.Body)
+		b, _ := parseBody(data)
+		held <- answer{resp.StatusCode, b, string(data)}
+	}()
+	time.Sleep(100 * time.Millisecond) // the request is held (wait is 1s)
+	start := time.Now()
+	if !x.h.Terminate(sid, "policy-violation") {
+		t.Fatal("Terminate: session not live")
+	}
+	if x.h.Terminate(sid, "policy-violation") {
+		t.Error("Terminate of an ended session reported it live")
+	}
+	select {
+	case a := <-held:
+		if a.code != 403 || a.b == nil || a.b.get("type") != "terminate" || a.b.get("condition") != "policy-violation" {
+			t.Fatalf("held request: %d %s, want 403 terminate policy-violation", a.code, a.raw)
+		}
+		if d := time.Since(start); d > 500*time.Millisecond {
+			t.Errorf("the held request was answered after %v, not at once", d)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the held request was not answered")
+	}
+	// A request racing the end learns the same condition.
+	if code, b, raw := x.post(fmt.Sprintf("<body rid='802' sid='%s' %s/>", sid, ns)); code != 403 || b == nil || b.get("condition") != "policy-violation" {
+		t.Errorf("after Terminate: %d %s", code, raw)
+	}
+	if err := waitSessions(x.h, 0); err != nil {
+		t.Fatal(err)
+	}
+	_ = x.h.Close()
+	checkGoroutines(t, before)
+}

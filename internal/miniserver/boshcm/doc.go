@@ -22,6 +22,11 @@
 // body over MaxBody, HTTP 413), host-unknown, system-shutdown (Close),
 // remote-stream-error (the server sent a stream error, included in the
 // body). A session without requests for 'inactivity' seconds (or its
-// pause) ends. Every response carries CORS headers for browser clients;
-// OPTIONS is a preflight and GET a short text page.
+// pause) ends. Terminate(sid, cond) ends a live session from outside (a
+// test's fault injection) exactly like a fatal error would: the held
+// requests get the terminate with cond, later requests learn cond too.
+// Close answers every held request with system-shutdown and waits until the
+// answers are written, so that a server closing its listener right after
+// still delivers them. Every response carries CORS headers for browser
+// clients; OPTIONS is a preflight and GET a short text page.
 package boshcm
