@@ -347,19 +347,27 @@ func (s *Server) userMessageLocked(c *client, e *el, to jid.JID, typ string) {
 		s.deliver(t, e)
 	}
 	if len(targets) == 0 && (typ == "chat" || typ == "normal") {
-		s.storeOfflineLocked(bare, e)
+		if !s.storeOfflineLocked(bare, e) {
+			// A full store says so, as a real server does, instead of
+			// dropping the message unseen.
+			s.replyError(c, e, "wait", "resource-constraint")
+		}
 	}
 }
 
-const maxOffline = 100
+// maxOffline is how many messages the server keeps for one offline account
+// (ejabberd's default is 5,000).
+const maxOffline = 10000
 
-// storeOfflineLocked keeps a message for the account's next login.
-func (s *Server) storeOfflineLocked(bare string, e *el) {
+// storeOfflineLocked keeps a message for the account's next login; it
+// reports false when the account's store is full.
+func (s *Server) storeOfflineLocked(bare string, e *el) bool {
 	if len(s.offline[bare]) >= maxOffline {
-		return
+		return false
 	}
 	m := e.clone()
 	m.removeChildren(nsDelay, "delay")
 	m.add(elem(nsDelay, "delay", "from", s.domain, "stamp", nowStamp()))
 	s.offline[bare] = append(s.offline[bare], m)
+	return true
 }
