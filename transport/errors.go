@@ -61,7 +61,7 @@ func Reason(err error) string {
 		return "tls"
 	case errors.Is(err, ErrResolve):
 		return "dns"
-	case errors.Is(err, ErrConnect):
+	case errors.Is(err, ErrConnect), errors.Is(err, syscall.ECONNREFUSED):
 		return "connect"
 	case errors.Is(err, ErrTimeout), errors.Is(err, context.DeadlineExceeded):
 		return "timeout"

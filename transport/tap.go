@@ -108,6 +108,10 @@ type tapConn struct {
 	sm *smState
 }
 
+// NetConn returns the connection under the tap (for statistics such as
+// the BOSH client's request counts).
+func (tc *tapConn) NetConn() net.Conn { return tc.Conn }
+
 func newTapConn(c net.Conn, tap Tap, log *slog.Logger) *tapConn {
 	tc := &tapConn{
 		Conn:   c,
