@@ -540,13 +540,7 @@ func (b *Bot) tap(dir transport.Direction, name xml.Name, raw []byte) {
 	if dir == transport.In {
 		b.lastIn.Store(time.Now().UnixNano())
 	}
-	kind := name.Local
-	switch kind {
-	case "message", "presence", "iq":
-	default:
-		kind = "other"
-	}
-	b.met.stanzas.WithLabelValues(dir.String(), kind).Inc()
+	b.met.countStanza(dir == transport.Out, name.Local)
 }
 
 // nextID returns a fresh stanza id.

@@ -24,6 +24,25 @@ type metrics struct {
 	reloads      *prometheus.CounterVec
 	reloadFailed prometheus.Gauge
 	rejoins      *prometheus.CounterVec
+
+	// byKind holds the stanza counters by direction (0 in, 1 out) and kind,
+	// resolved once: the tap counts every element.
+	byKind [2]map[string]prometheus.Counter
+}
+
+var stanzaKinds = []string{"message", "presence", "iq", "other"}
+
+// countStanza counts one element on the stream.
+func (m *metrics) countStanza(out bool, kind string) {
+	d := 0
+	if out {
+		d = 1
+	}
+	c, ok := m.byKind[d][kind]
+	if !ok {
+		c = m.byKind[d]["other"]
+	}
+	c.Inc()
 }
 
 func newMetrics(depth func() float64, ruleStats func() rules.Stats) *metrics {
@@ -52,6 +71,12 @@ func newMetrics(depth func() float64, ruleStats func() rules.Stats) *metrics {
 		func() float64 { return float64(ruleStats().Limited) }))
 	f(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "crier_sender_limited_total", Help: "Messages whose replies the per-sender loop breaker dropped."},
 		func() float64 { return float64(ruleStats().SenderLimited) }))
+	for d, dir := range []string{"in", "out"} {
+		m.byKind[d] = make(map[string]prometheus.Counter, len(stanzaKinds))
+		for _, k := range stanzaKinds {
+			m.byKind[d][k] = m.stanzas.WithLabelValues(dir, k)
+		}
+	}
 	f(collectors.NewGoCollector())
 	f(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
