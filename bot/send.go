@@ -110,7 +110,7 @@ func (h *oneShotHandler) HandleXMPP(t xmlstream.TokenReadEncoder, start *xml.Sta
 		return nil // mellium answers get/set with service-unavailable
 	}
 	var st inStanza
-	if err := xml.NewTokenDecoder(xmlstream.MultiReader(xmlstream.Token(*start), t)).Decode(&st); err != nil {
+	if err := readStanza(t, start, &st); err != nil {
 		return nil
 	}
 	switch {
