@@ -66,6 +66,7 @@ type Bot struct {
 	log     *slog.Logger
 	version string
 	jid     jid.JID
+	bare    string // the bot's bare JID as a string, made once
 	met     *metrics
 	out     *Outbox
 	rooms   *rooms
@@ -113,6 +114,7 @@ func New(cfg *config.Config, opts Options) (*Bot, error) {
 		opts.Version = "devel"
 	}
 	b := &Bot{opts: opts, log: opts.Logger, version: opts.Version, jid: cfg.XMPP.Addr()}
+	b.bare = b.jid.Bare().String()
 	var p [4]byte
 	_, _ = rand.Read(p[:])
 	b.idPrefix = hex.EncodeToString(p[:])
@@ -549,7 +551,7 @@ func (b *Bot) nextID() string {
 }
 
 func (b *Bot) baseMessage() rules.Message {
-	return rules.Message{Kind: "message", BotJID: b.jid.Bare().String()}
+	return rules.Message{Kind: "message", BotJID: b.bare}
 }
 
 // dispatch runs the chain (moderator, commands, rules) on one message and

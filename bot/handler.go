@@ -310,7 +310,7 @@ func (b *Bot) onMessage(st *inStanza) {
 	}
 	delayed := st.Delay != nil || st.OldDly != nil
 	bare := from.Bare().String()
-	if bare == b.jid.Bare().String() {
+	if bare == b.bare {
 		return // our own message (carbons, echoes)
 	}
 	typ := st.Type
@@ -319,7 +319,7 @@ func (b *Bot) onMessage(st *inStanza) {
 	}
 	m := b.baseMessage()
 	m.Type = typ
-	m.From = from.String()
+	m.From = st.From
 	m.Body = body
 	m.Subject = subject
 	m.Delayed = delayed
