@@ -32,9 +32,8 @@ func TestSelfPingNoticesLostMembership(t *testing.T) {
 // send. Stanzas the bot can read but not use are dropped and counted; a
 // stream that is not XML any more ends the session, and the bot reconnects.
 func TestHostileServerInput(t *testing.T) {
-	srv := startServer(t)
-	h := startBot(t, srv, botConfig(t, srv, ""), Options{})
-	h.waitReady(5 * time.Second)
+	h := readyBot(t, "")
+	srv := h.srv
 	bot := "crier@localhost/crier"
 	alice := h.user("alice")
 

@@ -2,11 +2,9 @@ package bot
 
 import (
 	"context"
-	"log/slog"
 	"net"
 	"reflect"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
@@ -27,65 +25,16 @@ func BenchmarkTCPvsBOSH(b *testing.B) {
 	for _, typ := range []string{"chat", "groupchat"} {
 		for _, tr := range []string{config.TransportTCP, config.TransportBOSH} {
 			b.Run(typ+"/"+tr, func(b *testing.B) {
-				srv := benchHTTPServer(b)
+				srv := startMini(b, miniserver.Config{HTTPAddr: "127.0.0.1:0"})
 				cfg := benchConfig(b, srv.Addr())
 				if tr == config.TransportBOSH {
 					cfg.XMPP.Transport = config.TransportBOSH
 					cfg.XMPP.BOSHURL = srv.BOSHURL()
 				}
-				bt := benchBotWith(b, srv, cfg)
+				bt := benchBot(b, srv, cfg)
 				benchRoundTrips(b, srv, bt, typ, tr == config.TransportBOSH)
 			})
 		}
-	}
-}
-
-// benchHTTPServer is benchServer with the HTTP listener (BOSH) as well.
-func benchHTTPServer(tb testing.TB) *miniserver.Server {
-	tb.Helper()
-	srv, err := miniserver.Start(context.Background(), miniserver.Config{
-		Domain:   "localhost",
-		Addr:     "127.0.0.1:0",
-		HTTPAddr: "127.0.0.1:0",
-		Accounts: map[string]string{"crier@localhost": "botpw", "alice@localhost": "alicepw"},
-		Logger:   slog.New(slog.DiscardHandler),
-	})
-	if err != nil {
-		tb.Fatalf("mini server: %v", err)
-	}
-	tb.Cleanup(func() { srv.Close() })
-	return srv
-}
-
-// benchBotWith runs a bot with cfg until the benchmark ends and waits until
-// it is in its room.
-func benchBotWith(tb testing.TB, srv *miniserver.Server, cfg *config.Config) *Bot {
-	tb.Helper()
-	bt, err := New(cfg, Options{RootCAs: srv.CertPool()})
-	if err != nil {
-		tb.Fatalf("bot.New: %v", err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- bt.Run(ctx) }()
-	tb.Cleanup(func() {
-		cancel()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			tb.Errorf("bot did not stop within 10s")
-		}
-	})
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		ok, lines := bt.Ready()
-		if ok {
-			return bt
-		}
-		if time.Now().After(deadline) {
-			tb.Fatalf("bot not ready: %s", strings.Join(lines, "; "))
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }
 
@@ -93,19 +42,7 @@ func benchBotWith(tb testing.TB, srv *miniserver.Server, cfg *config.Config) *Bo
 // one reply per iteration, the round trip of each one recorded (replies
 // come in order, so each pong answers the oldest ping still unanswered).
 func benchRoundTrips(b *testing.B, srv *miniserver.Server, bt *Bot, typ string, overBOSH bool) {
-	alice := xmpptest.Dial(b, xmpptest.Options{Addr: srv.Addr(), JID: "alice@localhost", Password: "alicepw", RootCAs: srv.CertPool(), Timeout: benchWait})
-	to := "crier@localhost/crier"
-	if typ == "groupchat" {
-		if err := alice.Join(room, "alice"); err != nil {
-			b.Fatal(err)
-		}
-		to = room
-	}
-	if err := alice.SendMessage(to, typ, "!ping"); err != nil {
-		b.Fatal(err)
-	}
-	alice.Expect(b, benchWait, func(s xmpptest.Stanza) bool { return s.Name == "message" && s.Body == "pong alice" })
-	alice.Drain()
+	alice, to := benchClient(b, srv, typ)
 
 	ctx, cancel := context.WithTimeout(context.Background(), benchLimit)
 	defer cancel()

@@ -41,22 +41,9 @@ const (
 func BenchmarkReplyPath(b *testing.B) {
 	for _, typ := range []string{"chat", "groupchat"} {
 		b.Run(typ, func(b *testing.B) {
-			srv := benchServer(b)
-			benchBot(b, srv)
-			alice := xmpptest.Dial(b, xmpptest.Options{Addr: srv.Addr(), JID: "alice@localhost", Password: "alicepw", RootCAs: srv.CertPool(), Timeout: benchWait})
-			to := "crier@localhost/crier"
-			if typ == "groupchat" {
-				if err := alice.Join(room, "alice"); err != nil {
-					b.Fatal(err)
-				}
-				to = room
-			}
-			// Warm the path up and make sure it answers before measuring.
-			if err := alice.SendMessage(to, typ, "!ping"); err != nil {
-				b.Fatal(err)
-			}
-			alice.Expect(b, benchWait, func(s xmpptest.Stanza) bool { return s.Name == "message" && s.Body == "pong alice" })
-			alice.Drain()
+			srv := startServer(b)
+			benchBot(b, srv, benchConfig(b, srv.Addr()))
+			alice, to := benchClient(b, srv, typ)
 
 			ctx, cancel := context.WithTimeout(context.Background(), benchLimit)
 			defer cancel()
@@ -150,77 +137,46 @@ func BenchmarkHandleMessage(b *testing.B) {
 	}
 }
 
-// benchConfig is the test config with the per-sender loop breaker off: a
-// benchmark has one sender sending as fast as the bot answers.
+// benchConfig is the test config with the per-sender loop breaker off and
+// crier's default keepalive: a benchmark has one sender sending as fast as
+// the bot answers.
 func benchConfig(tb testing.TB, addr string) *config.Config {
 	tb.Helper()
-	src := fmt.Sprintf(`
-[xmpp]
-jid = "crier@localhost"
-password = "botpw"
-resource = "crier"
-address = %q
-connect_timeout = "5s"
-
-[[rooms]]
-jid = %q
-nick = "crier"
-%s`, addr, room, baseRules)
-	cfg, err := config.LoadBytes("bench.toml", []byte(src))
-	if err != nil {
-		tb.Fatalf("config: %v", err)
-	}
+	cfg := loadConfig(tb, fmt.Sprintf("address = %q", addr), "")
 	cfg.Limits.SenderReplies = rules.Rate{}
 	return cfg
 }
 
-// benchServer starts a mini server for a benchmark; it stops when the
-// benchmark ends.
-func benchServer(tb testing.TB) *miniserver.Server {
+// benchBot runs a bot with cfg against srv until the benchmark ends, with
+// its log discarded so that logging is not measured, and waits until it is
+// in its room.
+func benchBot(tb testing.TB, srv *miniserver.Server, cfg *config.Config) *Bot {
 	tb.Helper()
-	srv, err := miniserver.Start(context.Background(), miniserver.Config{
-		Domain:   "localhost",
-		Addr:     "127.0.0.1:0",
-		Accounts: map[string]string{"crier@localhost": "botpw", "alice@localhost": "alicepw"},
-		Logger:   slog.New(slog.DiscardHandler),
-	})
-	if err != nil {
-		tb.Fatalf("mini server: %v", err)
-	}
-	tb.Cleanup(func() { srv.Close() })
-	return srv
+	h := startBot(tb, srv, cfg, Options{Logger: slog.New(slog.DiscardHandler)})
+	h.waitReady(10 * time.Second)
+	return h.bot
 }
 
-// benchBot runs a bot against srv until the benchmark ends and waits until it
-// is in its room.
-func benchBot(tb testing.TB, srv *miniserver.Server) *Bot {
-	tb.Helper()
-	bt, err := New(benchConfig(tb, srv.Addr()), Options{RootCAs: srv.CertPool()})
-	if err != nil {
-		tb.Fatalf("bot.New: %v", err)
+// benchClient logs alice in to srv and returns her client and where her
+// pings of type typ ("chat" or "groupchat") go: the bot, or the room she
+// joined. One ping has been answered already, so that the path is warm.
+func benchClient(b *testing.B, srv *miniserver.Server, typ string) (alice *xmpptest.Client, to string) {
+	b.Helper()
+	alice = xmpptest.Dial(b, xmpptest.Options{Addr: srv.Addr(), JID: "alice@localhost", Password: "alicepw", RootCAs: srv.CertPool(), Timeout: benchWait})
+	to = "crier@localhost/crier"
+	if typ == "groupchat" {
+		if err := alice.Join(room, "alice"); err != nil {
+			b.Fatal(err)
+		}
+		to = room
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- bt.Run(ctx) }()
-	tb.Cleanup(func() {
-		cancel()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			tb.Errorf("bot did not stop within 10s")
-		}
-	})
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		ok, lines := bt.Ready()
-		if ok {
-			return bt
-		}
-		if time.Now().After(deadline) {
-			tb.Fatalf("bot not ready: %s", strings.Join(lines, "; "))
-		}
-		time.Sleep(10 * time.Millisecond)
+	// Warm the path up and make sure it answers before measuring.
+	if err := alice.SendMessage(to, typ, "!ping"); err != nil {
+		b.Fatal(err)
 	}
+	alice.Expect(b, benchWait, func(s xmpptest.Stanza) bool { return s.Name == "message" && s.Body == "pong alice" })
+	alice.Drain()
+	return alice, to
 }
 
 // tokensOf parses one element and returns its start and the tokens after

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"crier/internal/config"
+	"crier/internal/crierproc"
 	"crier/internal/miniserver"
 	"crier/internal/miniserver/boshcm"
 	"crier/internal/xmpptest"
@@ -20,51 +21,26 @@ import (
 )
 
 // startBOSHServer is a mini server with its HTTP listener (BOSH at
-// /http-bind).
-func startBOSHServer(t *testing.T) *miniserver.Server {
-	t.Helper()
-	logs := &syncBuffer{}
-	srv, err := miniserver.Start(context.Background(), miniserver.Config{
-		Domain:   "localhost",
-		Addr:     "127.0.0.1:0",
-		HTTPAddr: "127.0.0.1:0",
-		Accounts: map[string]string{"crier@localhost": "botpw", "alice@localhost": "alicepw"},
-		Logger:   slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		srv.Close()
-		if t.Failed() {
-			t.Logf("server log:\n%s", logs.String())
+// /http-bind); its debug log goes to the test log when the test fails.
+func startBOSHServer(tb testing.TB) *miniserver.Server {
+	tb.Helper()
+	logs := &crierproc.Buffer{}
+	// Registered first, so that it runs once the server has stopped.
+	tb.Cleanup(func() {
+		if tb.Failed() {
+			tb.Logf("server log:\n%s", logs.String())
 		}
 	})
-	return srv
+	return startMini(tb, miniserver.Config{
+		HTTPAddr: "127.0.0.1:0",
+		Logger:   slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+	})
 }
 
-func boshConfig(t *testing.T, srv *miniserver.Server) *config.Config {
-	t.Helper()
-	src := fmt.Sprintf(`
-[xmpp]
-jid = "crier@localhost"
-password = "botpw"
-resource = "crier"
-transport = "bosh"
-bosh_url = %q
-keepalive = "2s"
-keepalive_timeout = "2s"
-connect_timeout = "5s"
-
-[[rooms]]
-jid = %q
-nick = "crier"
-%s`, srv.BOSHURL(), room, baseRules)
-	cfg, err := config.LoadBytes("bosh.toml", []byte(src))
-	if err != nil {
-		t.Fatalf("config: %v", err)
-	}
-	return cfg
+// boshConfig is the config of a bot connected over BOSH to srv.
+func boshConfig(tb testing.TB, srv *miniserver.Server) *config.Config {
+	tb.Helper()
+	return loadConfig(tb, fmt.Sprintf("transport = \"bosh\"\nbosh_url = %q\nkeepalive = \"2s\"\nkeepalive_timeout = \"2s\"", srv.BOSHURL()), "")
 }
 
 // TestBOSHSession runs the whole bot over BOSH: login, room, rules, iq,
@@ -74,10 +50,7 @@ func TestBOSHSession(t *testing.T) {
 	h := startBot(t, srv, boshConfig(t, srv), Options{})
 	h.waitReady(10 * time.Second)
 
-	alice := h.user("alice")
-	if err := alice.Join(room, "alice"); err != nil {
-		t.Fatal(err)
-	}
+	alice := joinRoom(t, h, "alice")
 	_ = alice.SendMessage(room, "groupchat", "!ping")
 	alice.Expect(t, 5*time.Second, isBody(room+"/crier", "pong alice"))
 	_ = alice.SendMessage("crier@localhost/crier", "chat", "!echo over http")
@@ -155,10 +128,7 @@ func TestBOSHTerminatedByServer(t *testing.T) {
 	cfg.XMPP.BOSHURL = url
 	h := startBot(t, srv, cfg, Options{SelfPing: -1})
 	h.waitReady(10 * time.Second)
-	alice := h.user("alice")
-	if err := alice.Join(room, "alice"); err != nil {
-		t.Fatal(err)
-	}
+	alice := joinRoom(t, h, "alice")
 	alice.Expect(t, 5*time.Second, func(s xmpptest.Stanza) bool {
 		return s.Name == "presence" && s.From == room+"/crier" && s.Type == ""
 	})

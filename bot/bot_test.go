@@ -10,11 +10,11 @@ import (
 	"os"
 	"runtime"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"crier/internal/config"
+	"crier/internal/crierproc"
 	"crier/internal/miniserver"
 	"crier/internal/xmpptest"
 )
@@ -23,30 +23,13 @@ const room = "lobby@conference.localhost"
 
 // harness is a mini server, a bot connected to it, and helpers.
 type harness struct {
-	t    *testing.T
+	t    testing.TB
 	srv  *miniserver.Server
 	bot  *Bot
 	cfg  *config.Config
 	stop context.CancelFunc
 	done chan error
-	logs *syncBuffer
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+	logs *crierproc.Buffer
 }
 
 const baseRules = `
@@ -61,49 +44,77 @@ match = "^!echo (.+)$"
 reply = "{{index .Match 1}}"
 `
 
-func startServer(t *testing.T) *miniserver.Server {
-	t.Helper()
-	srv, err := miniserver.Start(context.Background(), miniserver.Config{
-		Domain:   "localhost",
-		Addr:     "127.0.0.1:0",
-		Accounts: map[string]string{"crier@localhost": "botpw", "alice@localhost": "alicepw", "bob@localhost": "bobpw"},
-		Logger:   slog.New(slog.DiscardHandler),
-	})
-	if err != nil {
-		t.Fatalf("mini server: %v", err)
+// startMini starts a mini server for the domain localhost on a loopback
+// port, with the accounts crier, alice and bob (passwords botpw, alicepw
+// and bobpw); cfg sets the rest, such as HTTPAddr, Shape or NoSM, and a nil
+// cfg.Logger discards the server's log. The server stops when the test
+// ends.
+func startMini(tb testing.TB, cfg miniserver.Config) *miniserver.Server {
+	tb.Helper()
+	cfg.Domain = "localhost"
+	cfg.Addr = "127.0.0.1:0"
+	cfg.Accounts = map[string]string{"crier@localhost": "botpw", "alice@localhost": "alicepw", "bob@localhost": "bobpw"}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	t.Cleanup(func() { srv.Close() })
+	srv, err := miniserver.Start(context.Background(), cfg)
+	if err != nil {
+		tb.Fatalf("mini server: %v", err)
+	}
+	tb.Cleanup(func() { srv.Close() })
 	return srv
 }
 
-func botConfig(t *testing.T, srv *miniserver.Server, extra string) *config.Config {
-	t.Helper()
+// startServer starts a mini server with a c2s listener only (see
+// startMini).
+func startServer(tb testing.TB) *miniserver.Server {
+	tb.Helper()
+	return startMini(tb, miniserver.Config{})
+}
+
+// loadConfig loads the bot's config: the account crier@localhost with the
+// resource crier, the [xmpp] settings of conn (the connection's address or
+// BOSH URL and its timers), the room with the nick crier, baseRules, and
+// then extra.
+func loadConfig(tb testing.TB, conn, extra string) *config.Config {
+	tb.Helper()
 	src := fmt.Sprintf(`
 [xmpp]
 jid = "crier@localhost"
 password = "botpw"
 resource = "crier"
-address = %q
-keepalive = "1s"
-keepalive_timeout = "1s"
+%s
 connect_timeout = "5s"
 
 [[rooms]]
 jid = %q
 nick = "crier"
 %s
-%s`, srv.Addr(), room, baseRules, extra)
+%s`, conn, room, baseRules, extra)
 	cfg, err := config.LoadBytes("test.toml", []byte(src))
 	if err != nil {
-		t.Fatalf("config: %v", err)
+		tb.Fatalf("config: %v", err)
 	}
 	return cfg
 }
 
-func startBot(t *testing.T, srv *miniserver.Server, cfg *config.Config, opts Options) *harness {
-	t.Helper()
-	logs := &syncBuffer{}
-	opts.Logger = slog.New(slog.NewTextHandler(io.MultiWriter(logs), &slog.HandlerOptions{Level: slog.LevelDebug}))
+// botConfig is the config of a bot connected over TCP to srv, with a short
+// keepalive, and extra after the base rules.
+func botConfig(tb testing.TB, srv *miniserver.Server, extra string) *config.Config {
+	tb.Helper()
+	return loadConfig(tb, fmt.Sprintf("address = %q\nkeepalive = \"1s\"\nkeepalive_timeout = \"1s\"", srv.Addr()), extra)
+}
+
+// startBot runs a bot with cfg against srv until the test ends, trusting
+// srv's certificate and, unless opts says otherwise, reconnecting after 20
+// to 200 ms. When opts.Logger is nil the bot logs at debug level to h.logs,
+// which goes to the test log when the test fails.
+func startBot(tb testing.TB, srv *miniserver.Server, cfg *config.Config, opts Options) *harness {
+	tb.Helper()
+	logs := &crierproc.Buffer{}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
 	opts.RootCAs = srv.CertPool()
 	if opts.MinBackoff == 0 {
 		opts.MinBackoff = 20 * time.Millisecond
@@ -111,20 +122,32 @@ func startBot(t *testing.T, srv *miniserver.Server, cfg *config.Config, opts Opt
 	}
 	b, err := New(cfg, opts)
 	if err != nil {
-		t.Fatalf("bot.New: %v", err)
+		tb.Fatalf("bot.New: %v", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	h := &harness{t: t, srv: srv, bot: b, cfg: cfg, stop: cancel, done: make(chan error, 1), logs: logs}
+	h := &harness{t: tb, srv: srv, bot: b, cfg: cfg, stop: cancel, done: make(chan error, 1), logs: logs}
 	go func() { h.done <- b.Run(ctx) }()
-	t.Cleanup(func() {
+	tb.Cleanup(func() {
 		h.shutdown()
-		if t.Failed() {
-			t.Logf("bot log:\n%s", logs.String())
+		if tb.Failed() {
+			tb.Logf("bot log:\n%s", logs.String())
 		}
 	})
 	return h
 }
 
+// readyBot starts a mini server and a bot on botConfig with extra, and
+// waits until the bot is ready.
+func readyBot(tb testing.TB, extra string) *harness {
+	tb.Helper()
+	srv := startServer(tb)
+	h := startBot(tb, srv, botConfig(tb, srv, extra), Options{})
+	h.waitReady(5 * time.Second)
+	return h
+}
+
+// shutdown stops the bot and waits, at most 10 seconds, for Run to return
+// nil.
 func (h *harness) shutdown() {
 	h.stop()
 	select {
@@ -152,9 +175,37 @@ func (h *harness) waitReady(timeout time.Duration) {
 	h.t.Fatalf("bot not ready after %v: %s\nlog:\n%s", timeout, strings.Join(lines, "; "), h.logs.String())
 }
 
+// waitNotReady waits until the bot says it is not ready for a reason that
+// mentions what, at most timeout.
+func (h *harness) waitNotReady(timeout time.Duration, what string) {
+	h.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		ok, lines := h.bot.Ready()
+		if !ok && strings.Contains(strings.Join(lines, " "), what) {
+			return
+		}
+		if time.Now().After(deadline) {
+			h.t.Fatalf("%q not reported in readiness after %v: %v\nlog:\n%s", what, timeout, lines, h.logs.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// user logs in the account name ("alice", "bob") of the harness's server.
 func (h *harness) user(name string) *xmpptest.Client {
 	h.t.Helper()
 	c := xmpptest.Dial(h.t, xmpptest.Options{Addr: h.srv.Addr(), JID: name + "@localhost", Password: name + "pw", RootCAs: h.srv.CertPool(), Timeout: 5 * time.Second})
+	return c
+}
+
+// joinRoom logs name in and joins the lobby as name.
+func joinRoom(tb testing.TB, h *harness, name string) *xmpptest.Client {
+	tb.Helper()
+	c := h.user(name)
+	if err := c.Join(room, name); err != nil {
+		tb.Fatalf("%s joins %s: %v", name, room, err)
+	}
 	return c
 }
 
@@ -165,14 +216,9 @@ func isBody(from, body string) func(xmpptest.Stanza) bool {
 }
 
 func TestPingInRoomAndChat(t *testing.T) {
-	srv := startServer(t)
-	h := startBot(t, srv, botConfig(t, srv, ""), Options{})
-	h.waitReady(5 * time.Second)
+	h := readyBot(t, "")
 
-	alice := h.user("alice")
-	if err := alice.Join(room, "alice"); err != nil {
-		t.Fatal(err)
-	}
+	alice := joinRoom(t, h, "alice")
 	if err := alice.SendMessage(room, "groupchat", "!ping"); err != nil {
 		t.Fatal(err)
 	}
@@ -199,9 +245,7 @@ func TestPingInRoomAndChat(t *testing.T) {
 }
 
 func TestIQAnswered(t *testing.T) {
-	srv := startServer(t)
-	h := startBot(t, srv, botConfig(t, srv, ""), Options{})
-	h.waitReady(5 * time.Second)
+	h := readyBot(t, "")
 	alice := h.user("alice")
 	ctx := context.Background()
 	bot := "crier@localhost/crier"
@@ -246,9 +290,8 @@ func TestIQAnswered(t *testing.T) {
 }
 
 func TestReconnectAndRejoin(t *testing.T) {
-	srv := startServer(t)
-	h := startBot(t, srv, botConfig(t, srv, ""), Options{})
-	h.waitReady(5 * time.Second)
+	h := readyBot(t, "")
+	srv := h.srv
 
 	srv.DropAll()
 	time.Sleep(50 * time.Millisecond)
@@ -258,18 +301,14 @@ func TestReconnectAndRejoin(t *testing.T) {
 		t.Fatal(err)
 	}
 	h.waitReady(10 * time.Second)
-	alice := h.user("alice")
-	if err := alice.Join(room, "alice"); err != nil {
-		t.Fatal(err)
-	}
+	alice := joinRoom(t, h, "alice")
 	_ = alice.SendMessage(room, "groupchat", "!ping")
 	alice.Expect(t, 5*time.Second, isBody(room+"/crier", "pong alice"))
 }
 
 func TestKickRejoinBanStops(t *testing.T) {
-	srv := startServer(t)
-	h := startBot(t, srv, botConfig(t, srv, ""), Options{})
-	h.waitReady(5 * time.Second)
+	h := readyBot(t, "")
+	srv := h.srv
 
 	for _, code := range []int{307, 332, 333} {
 		if err := srv.Kick(room, "crier", code); err != nil {
@@ -286,17 +325,7 @@ func TestKickRejoinBanStops(t *testing.T) {
 	if err := srv.Kick(room, "crier", 301); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(3 * time.Second)
-	for {
-		ok, lines := h.bot.Ready()
-		if !ok && strings.Contains(strings.Join(lines, " "), "banned") {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("ban not reported in readiness: %v", lines)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	h.waitNotReady(3*time.Second, "banned")
 	time.Sleep(300 * time.Millisecond)
 	if occ := srv.Occupants(room); strings.Contains(strings.Join(occ, ","), "crier") {
 		t.Fatalf("bot rejoined after a ban: %v", occ)
@@ -341,9 +370,8 @@ func TestDeafServerDropped(t *testing.T) {
 // TestNoGrowthAcrossReconnects reconnects 50 times and checks that
 // goroutines do not pile up.
 func TestNoGrowthAcrossReconnects(t *testing.T) {
-	srv := startServer(t)
-	h := startBot(t, srv, botConfig(t, srv, ""), Options{})
-	h.waitReady(5 * time.Second)
+	h := readyBot(t, "")
+	srv := h.srv
 	settle := func() int {
 		time.Sleep(100 * time.Millisecond)
 		return runtime.NumGoroutine()
@@ -415,13 +443,8 @@ func TestReloadChangesRulesWithoutReconnect(t *testing.T) {
 }
 
 func TestShutdownLeavesRooms(t *testing.T) {
-	srv := startServer(t)
-	h := startBot(t, srv, botConfig(t, srv, ""), Options{})
-	h.waitReady(5 * time.Second)
-	alice := h.user("alice")
-	if err := alice.Join(room, "alice"); err != nil {
-		t.Fatal(err)
-	}
+	h := readyBot(t, "")
+	alice := joinRoom(t, h, "alice")
 	start := time.Now()
 	h.shutdown()
 	if d := time.Since(start); d > 5*time.Second {
@@ -529,10 +552,7 @@ reply = "said {{index .Match 1}}"
 	cfg.Limits.SenderReplies.N, cfg.Limits.SenderReplies.Per = 3, time.Minute
 	h := startBot(t, srv, cfg, Options{})
 	h.waitReady(5 * time.Second)
-	alice := h.user("alice")
-	if err := alice.Join(room, "alice"); err != nil {
-		t.Fatal(err)
-	}
+	alice := joinRoom(t, h, "alice")
 	ctx := context.Background()
 	// A delayed (history) message never triggers anything.
 	if err := alice.Send(ctx, "<message to='"+room+"' type='groupchat'><body>!ping</body><delay xmlns='urn:xmpp:delay' stamp='2020-01-01T00:00:00Z'/></message>"); err != nil {
@@ -558,9 +578,7 @@ reply = "said {{index .Match 1}}"
 }
 
 func TestSubscriptionPolicy(t *testing.T) {
-	srv := startServer(t)
-	h := startBot(t, srv, botConfig(t, srv, ""), Options{})
-	h.waitReady(5 * time.Second)
+	h := readyBot(t, "")
 	alice := h.user("alice")
 	if err := alice.Send(context.Background(), "<presence to='crier@localhost' type='subscribe'/>"); err != nil {
 		t.Fatal(err)
@@ -575,17 +593,7 @@ func TestNonexistentRoomRetries(t *testing.T) {
 	cfg := botConfig(t, srv, "")
 	cfg.Rooms[0].JID = "lobby@nowhere.localhost"
 	h := startBot(t, srv, cfg, Options{})
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		ok, lines := h.bot.Ready()
-		if !ok && strings.Contains(strings.Join(lines, " "), "join error") {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("join error not reported: %v\n%s", lines, h.logs.String())
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	h.waitNotReady(5*time.Second, "join error")
 	if got := counter(t, h.bot, "crier_room_rejoins_total"); got < 1 {
 		t.Fatalf("no rejoin scheduled: %v", got)
 	}

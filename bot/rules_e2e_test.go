@@ -48,16 +48,6 @@ func labelled(t *testing.T, b *Bot, name, label, value string) float64 {
 	return 0
 }
 
-// joinRoom logs name in and joins the lobby as name.
-func joinRoom(t *testing.T, h *harness, name string) *xmpptest.Client {
-	t.Helper()
-	c := h.user(name)
-	if err := c.Join(room, name); err != nil {
-		t.Fatalf("%s joins %s: %v", name, room, err)
-	}
-	return c
-}
-
 func isPresence(from, typ string) func(xmpptest.Stanza) bool {
 	return func(s xmpptest.Stanza) bool {
 		return s.Name == "presence" && s.From == from && s.Type == typ
@@ -67,9 +57,8 @@ func isPresence(from, typ string) func(xmpptest.Stanza) bool {
 // TestRuleKicks has the bot create the room, so that it owns it and is a
 // moderator; a rule then kicks alice for a forbidden word.
 func TestRuleKicks(t *testing.T) {
-	srv := startServer(t)
-	h := startBot(t, srv, botConfig(t, srv, kickRule), Options{})
-	h.waitReady(5 * time.Second)
+	h := readyBot(t, kickRule)
+	srv := h.srv
 	if role, aff, joined := h.bot.rooms.selfRole(room); !joined || role != "moderator" || aff != "owner" {
 		t.Fatalf("bot in the room it created: role %q affiliation %q joined %v, want an owner moderator", role, aff, joined)
 	}
@@ -255,8 +244,7 @@ func TestReloadChangesRoomReply(t *testing.T) {
 
 // TestJoinLeaveTriggers greets a newcomer and says goodbye when she leaves.
 func TestJoinLeaveTriggers(t *testing.T) {
-	srv := startServer(t)
-	cfg := botConfig(t, srv, `
+	h := readyBot(t, `
 [[rules]]
 name  = "welcome"
 on    = ["join"]
@@ -267,8 +255,6 @@ name  = "bye"
 on    = ["leave"]
 reply = "bye {{.Nick}}"
 `)
-	h := startBot(t, srv, cfg, Options{})
-	h.waitReady(5 * time.Second)
 	alice := joinRoom(t, h, "alice")
 	alice.Expect(t, 5*time.Second, isBody(room+"/crier", "welcome alice (participant)"))
 
@@ -298,15 +284,12 @@ reply = "bye {{.Nick}}"
 // (the sample body is long enough) but fails on a short body: the failure is
 // logged and counted, and the room keeps being answered.
 func TestTemplateFailsAtRunTime(t *testing.T) {
-	srv := startServer(t)
-	cfg := botConfig(t, srv, `
+	h := readyBot(t, `
 [[rules]]
 name  = "head"
 match = "^!head"
 reply = "head: {{slice .Body 0 10}}"
 `)
-	h := startBot(t, srv, cfg, Options{})
-	h.waitReady(5 * time.Second)
 	alice := joinRoom(t, h, "alice")
 
 	if err := alice.SendMessage(room, "groupchat", "!head"); err != nil {

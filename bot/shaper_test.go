@@ -1,9 +1,7 @@
 package bot
 
 import (
-	"context"
 	"fmt"
-	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -16,17 +14,7 @@ import (
 // each client at 64 KB/s (a shaper like ejabberd's): 200 replies of 1 KB
 // queue up in the outbox and all arrive, in order, with nothing dropped.
 func TestShapingServerLosesNothing(t *testing.T) {
-	srv, err := miniserver.Start(context.Background(), miniserver.Config{
-		Domain:   "localhost",
-		Addr:     "127.0.0.1:0",
-		Accounts: map[string]string{"crier@localhost": "botpw", "alice@localhost": "alicepw"},
-		Shape:    64 << 10,
-		Logger:   slog.New(slog.DiscardHandler),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Close() })
+	srv := startMini(t, miniserver.Config{Shape: 64 << 10})
 	cfg := botConfig(t, srv, `
 [[rules]]
 name = "big"

@@ -3,7 +3,6 @@ package bot
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -20,19 +19,7 @@ const botFull = "crier@localhost/crier"
 // at most shape bytes per second from each client when shape is positive.
 func startServerSM(t *testing.T, noSM bool, shape int) *miniserver.Server {
 	t.Helper()
-	srv, err := miniserver.Start(context.Background(), miniserver.Config{
-		Domain:   "localhost",
-		Addr:     "127.0.0.1:0",
-		Accounts: map[string]string{"crier@localhost": "botpw", "alice@localhost": "alicepw", "bob@localhost": "bobpw"},
-		NoSM:     noSM,
-		Shape:    shape,
-		Logger:   slog.New(slog.DiscardHandler),
-	})
-	if err != nil {
-		t.Fatalf("mini server: %v", err)
-	}
-	t.Cleanup(func() { srv.Close() })
-	return srv
+	return startMini(t, miniserver.Config{NoSM: noSM, Shape: shape})
 }
 
 // doneLog records the outbox's Done callbacks.

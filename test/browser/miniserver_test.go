@@ -3,42 +3,23 @@
 package browser_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"crier/bot"
 	"crier/examples/webchat"
 	"crier/internal/config"
+	"crier/internal/crierproc"
 	"crier/internal/miniserver"
 	"crier/internal/xmpptest"
 )
 
 const lobby = "lobby@conference.localhost"
-
-// syncBuffer is a bytes.Buffer safe for the concurrent writes of loggers.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // demo is the embedded server serving the web chat, with the bot logged in
 // and in the lobby.
@@ -51,7 +32,7 @@ type demo struct {
 // `crier run` does in demo mode, and waits until the bot is in the lobby.
 func startDemo(t *testing.T) *demo {
 	t.Helper()
-	logs := &syncBuffer{}
+	logs := &crierproc.Buffer{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	t.Cleanup(func() {
 		if t.Failed() {

@@ -5,70 +5,34 @@ package peers_test
 import (
 	"context"
 	"fmt"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"crier/internal/crierproc"
 	"crier/internal/peers"
 	"crier/internal/xmpptest"
 )
 
-// writeBOSHConfig writes a config file that makes crier connect over BOSH
-// to the peer's BOSH_URL and returns its path and the HTTP listen address.
-func writeBOSHConfig(t *testing.T, p *peers.Peer, password string, rooms []string) (string, string) {
+// startBOSHCrier runs `crier run` with a config that makes crier connect
+// over BOSH to the peer's BOSH_URL, with the given rooms and the ping rule,
+// and stops it with SIGTERM when the test ends, like startCrier does for
+// TCP. When the test fails, the end of the peer's log goes to the test log
+// too.
+func startBOSHCrier(t *testing.T, p *peers.Peer, password string, rooms []string) *crierproc.Daemon {
 	t.Helper()
 	if p.BOSHURL == "" {
 		t.Fatalf("%s has no BOSH_URL in %s", p.Name, p.Dir)
 	}
-	httpAddr := freePort(t)
-	var b strings.Builder
-	fmt.Fprintf(&b, "[xmpp]\njid = %q\npassword = %q\nresource = %q\n", "crier@"+p.Domain, password, crierNick)
-	fmt.Fprintf(&b, "transport = \"bosh\"\nbosh_url = %q\nca_file = %q\n", p.BOSHURL, p.CAFile)
-	b.WriteString("keepalive = \"5s\"\nkeepalive_timeout = \"10s\"\n\n")
-	fmt.Fprintf(&b, "[http]\nlisten = %q\n\n", httpAddr)
-	for _, r := range rooms {
-		fmt.Fprintf(&b, "[[rooms]]\njid = %q\nnick = %q\n\n", r, crierNick)
-	}
-	b.WriteString("[[rules]]\nname = \"ping\"\nmatch = \"^!ping$\"\nreply = \"pong {{.Nick}}\"\n")
-	path := filepath.Join(t.TempDir(), "crier-bosh.toml")
-	if err := os.WriteFile(path, []byte(b.String()), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path, httpAddr
-}
-
-// startBOSHCrier runs `crier run -c FILE` with a BOSH config and stops it
-// with SIGTERM when the test ends, like startCrier does for TCP.
-func startBOSHCrier(t *testing.T, p *peers.Peer, password string, rooms []string) *daemon {
-	t.Helper()
-	bin := crierBinary(t)
-	path, httpAddr := writeBOSHConfig(t, p, password, rooms)
-	d := &daemon{stderr: &syncBuffer{}, http: httpAddr, exited: make(chan struct{})}
-	d.cmd = exec.Command(bin, "run", "-c", path)
-	d.cmd.Stdout = d.stderr
-	d.cmd.Stderr = d.stderr
-	d.cmd.Env = filterEnv(os.Environ(), "CRIER_XMPP_PASSWORD")
-	if err := d.cmd.Start(); err != nil {
-		t.Fatalf("start crier: %v", err)
-	}
-	go func() {
-		d.err = d.cmd.Wait()
-		close(d.exited)
-	}()
+	// Registered first, so that it runs after crier has been stopped.
 	t.Cleanup(func() {
-		stopped := d.stop(10 * time.Second)
-		if t.Failed() || stopped != nil {
-			t.Logf("crier output:\n%s", d.stderr.String())
+		if t.Failed() {
 			t.Logf("%s log tail:\n%s", p.Name, p.LogTail(40))
 		}
-		if stopped != nil {
-			t.Errorf("crier shutdown: %v", stopped)
-		}
 	})
-	return d
+	return crierproc.Run(t, crierproc.XMPP{JID: "crier@" + p.Domain, Password: password, Resource: crierNick,
+		Transport: "bosh", BOSHURL: p.BOSHURL, CAFile: p.CAFile, Keepalive: "5s", KeepaliveTimeout: "10s"},
+		roomsTOML(rooms...)+pingRule)
 }
 
 // TestBOSH drives the crier binary over BOSH (transport = "bosh") against
@@ -84,8 +48,8 @@ func TestBOSH(t *testing.T) {
 			crierPW := p.Account(t, "crier").Password
 
 			d := startBOSHCrier(t, p, crierPW, []string{lobby})
-			d.waitReady(t, 45*time.Second)
-			if out := d.stderr.String(); !strings.Contains(out, "transport=bosh") {
+			d.WaitReady(t, 45*time.Second)
+			if out := d.Logs(); !strings.Contains(out, "transport=bosh") {
 				t.Fatalf("crier did not connect over BOSH:\n%s", out)
 			}
 			alice := dialAs(t, p, "alice", "bosh")
@@ -140,7 +104,7 @@ func TestBOSH(t *testing.T) {
 			// Last: the restart ends every BOSH session on the server.
 			t.Run("server-restart", func(t *testing.T) {
 				p.Restart(t)
-				d.running(t)
+				d.Running(t)
 				alice2 := dialAs(t, p, "alice", "bosh-after-restart")
 				if err := alice2.Join(lobby, "alice"); err != nil {
 					t.Fatalf("alice joins %s after the restart: %v", lobby, err)
@@ -149,11 +113,11 @@ func TestBOSH(t *testing.T) {
 				alice2.Expect(t, 90*time.Second, func(s xmpptest.Stanza) bool {
 					return s.Name == "presence" && s.From == lobby+"/"+crierNick && s.Type == ""
 				})
-				d.waitReady(t, 30*time.Second)
+				d.WaitReady(t, 30*time.Second)
 				pingUntilPong(t, alice2, 30*time.Second,
 					func() error { return alice2.SendMessage(lobby, "groupchat", "!ping") },
 					isGroupPong(lobby, "alice"))
-				if out := d.stderr.String(); !strings.Contains(out, "session lost") {
+				if out := d.Logs(); !strings.Contains(out, "session lost") {
 					t.Errorf("crier did not report the lost BOSH session:\n%s", out)
 				}
 			})

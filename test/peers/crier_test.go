@@ -3,21 +3,15 @@
 package peers_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
+	"crier/internal/crierproc"
 	"crier/internal/peers"
 	"crier/internal/xmpptest"
 )
@@ -28,36 +22,6 @@ const (
 	crierNick  = "crier"
 )
 
-var (
-	buildOnce sync.Once
-	crierBin  string
-	buildErr  error
-)
-
-// crierBinary builds ./cmd/crier once per test binary and returns its path;
-// it fails the test when the build fails.
-func crierBinary(t *testing.T) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "crier-bin-")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		crierBin = filepath.Join(dir, "crier")
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-		defer cancel()
-		cmd := exec.CommandContext(ctx, "go", "build", "-o", crierBin, "crier/cmd/crier")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("go build crier/cmd/crier: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatalf("cannot build the crier binary: %v", buildErr)
-	}
-	return crierBin
-}
-
 // crierConfig is what a test varies in crier's config file.
 type crierConfig struct {
 	peer     *peers.Peer
@@ -66,169 +30,36 @@ type crierConfig struct {
 	rooms    []string
 }
 
-// freePort returns a loopback host:port nothing listens on right now.
-func freePort(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("free port: %v", err)
+// pingRule answers "!ping" with "pong NICK".
+const pingRule = "[[rules]]\nname = \"ping\"\nmatch = \"^!ping$\"\nreply = \"pong {{.Nick}}\"\n"
+
+// tcpXMPP returns crier's [xmpp] table for the peer p over TCP, with the TLS
+// mode tls ("starttls" or "direct").
+func tcpXMPP(p *peers.Peer, tls, password string) crierproc.XMPP {
+	addr := p.C2S
+	if tls == "direct" {
+		addr = p.TLSDirect
 	}
-	addr := l.Addr().String()
-	l.Close()
-	return addr
+	return crierproc.XMPP{JID: "crier@" + p.Domain, Password: password, Resource: crierNick,
+		Address: addr, TLS: tls, CAFile: p.CAFile}
 }
 
-// writeConfig writes a config file for crier and returns its path and the
-// HTTP listen address.
-func writeConfig(t *testing.T, c crierConfig) (string, string) {
-	t.Helper()
-	addr := c.peer.C2S
-	if c.tls == "direct" {
-		addr = c.peer.TLSDirect
-	}
-	httpAddr := freePort(t)
+// roomsTOML returns a [[rooms]] table for each room, with crier's nick.
+func roomsTOML(rooms ...string) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "[xmpp]\njid = %q\npassword = %q\nresource = %q\ntransport = \"tcp\"\n",
-		"crier@"+c.peer.Domain, c.password, crierNick)
-	fmt.Fprintf(&b, "address = %q\ntls = %q\nca_file = %q\n\n", addr, c.tls, c.peer.CAFile)
-	fmt.Fprintf(&b, "[http]\nlisten = %q\n\n", httpAddr)
-	for _, r := range c.rooms {
+	for _, r := range rooms {
 		fmt.Fprintf(&b, "[[rooms]]\njid = %q\nnick = %q\n\n", r, crierNick)
 	}
-	b.WriteString("[[rules]]\nname = \"ping\"\nmatch = \"^!ping$\"\nreply = \"pong {{.Nick}}\"\n")
-	path := filepath.Join(t.TempDir(), "crier.toml")
-	if err := os.WriteFile(path, []byte(b.String()), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path, httpAddr
+	return b.String()
 }
 
-// syncBuffer is a bytes.Buffer safe for one writer and many readers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// daemon is one running `crier run` process.
-type daemon struct {
-	cmd    *exec.Cmd
-	stderr *syncBuffer
-	http   string
-	exited chan struct{}
-	err    error // valid once exited is closed
-}
-
-// startCrier runs `crier run -c FILE` and stops it with SIGTERM when the test
-// ends, checking that it exits 0 within 10 seconds. Its stderr goes to the
-// test log when the test fails.
-func startCrier(t *testing.T, cfg crierConfig) *daemon {
+// startCrier runs `crier run` over TCP on a config with cfg's rooms and the
+// ping rule. When the test ends it stops crier with SIGTERM and checks that
+// it exits 0 within 10 seconds; crier's output goes to the test log when the
+// test fails.
+func startCrier(t *testing.T, cfg crierConfig) *crierproc.Daemon {
 	t.Helper()
-	bin := crierBinary(t)
-	path, httpAddr := writeConfig(t, cfg)
-	d := &daemon{stderr: &syncBuffer{}, http: httpAddr, exited: make(chan struct{})}
-	d.cmd = exec.Command(bin, "run", "-c", path)
-	d.cmd.Stdout = d.stderr
-	d.cmd.Stderr = d.stderr
-	// The password in the config file must count, not one in the environment.
-	d.cmd.Env = filterEnv(os.Environ(), "CRIER_XMPP_PASSWORD")
-	if err := d.cmd.Start(); err != nil {
-		t.Fatalf("start crier: %v", err)
-	}
-	go func() {
-		d.err = d.cmd.Wait()
-		close(d.exited)
-	}()
-	t.Cleanup(func() {
-		stopped := d.stop(10 * time.Second)
-		if t.Failed() || stopped != nil {
-			t.Logf("crier output:\n%s", d.stderr.String())
-		}
-		if stopped != nil {
-			t.Errorf("crier shutdown: %v", stopped)
-		}
-	})
-	return d
-}
-
-// filterEnv drops key from env.
-func filterEnv(env []string, key string) []string {
-	out := env[:0:0]
-	for _, kv := range env {
-		if !strings.HasPrefix(kv, key+"=") {
-			out = append(out, kv)
-		}
-	}
-	return out
-}
-
-// stop sends SIGTERM and waits for a clean exit (status 0) within limit.
-func (d *daemon) stop(limit time.Duration) error {
-	select {
-	case <-d.exited:
-		return fmt.Errorf("crier had already exited: %v", d.err)
-	default:
-	}
-	_ = d.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-d.exited:
-		if d.err != nil {
-			return fmt.Errorf("crier exited with %v after SIGTERM, want status 0", d.err)
-		}
-		return nil
-	case <-time.After(limit):
-		_ = d.cmd.Process.Kill()
-		<-d.exited
-		return fmt.Errorf("crier did not exit within %v of SIGTERM", limit)
-	}
-}
-
-// running fails the test if crier has exited.
-func (d *daemon) running(t *testing.T) {
-	t.Helper()
-	select {
-	case <-d.exited:
-		t.Fatalf("crier exited: %v\n%s", d.err, d.stderr.String())
-	default:
-	}
-}
-
-// readyStatus returns the HTTP status of GET /-/ready, or 0 if it could not
-// be fetched.
-func (d *daemon) readyStatus() int {
-	c := http.Client{Timeout: 2 * time.Second}
-	resp, err := c.Get("http://" + d.http + "/-/ready")
-	if err != nil {
-		return 0
-	}
-	resp.Body.Close()
-	return resp.StatusCode
-}
-
-// waitReady polls GET /-/ready until it answers 200, at most limit.
-func (d *daemon) waitReady(t *testing.T, limit time.Duration) {
-	t.Helper()
-	deadline := time.Now().Add(limit)
-	last := 0
-	for time.Now().Before(deadline) {
-		d.running(t)
-		if last = d.readyStatus(); last == http.StatusOK {
-			return
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	t.Fatalf("GET http://%s/-/ready: still %d after %v\ncrier output:\n%s", d.http, last, limit, d.stderr.String())
+	return crierproc.Run(t, tcpXMPP(cfg.peer, cfg.tls, cfg.password), roomsTOML(cfg.rooms...)+pingRule)
 }
 
 // dialAs logs in the account local ("alice", "bob") over STARTTLS.
@@ -289,7 +120,7 @@ func TestCrier(t *testing.T) {
 			for _, mode := range []string{"starttls", "direct"} {
 				t.Run("ping-"+mode, func(t *testing.T) {
 					d := startCrier(t, crierConfig{peer: p, tls: mode, password: crierPW, rooms: []string{lobby}})
-					d.waitReady(t, 45*time.Second)
+					d.WaitReady(t, 45*time.Second)
 					alice := dialAs(t, p, "alice", "ping-"+mode)
 					if err := alice.Join(lobby, "alice"); err != nil {
 						t.Fatalf("alice joins %s: %v", lobby, err)
@@ -305,7 +136,7 @@ func TestCrier(t *testing.T) {
 
 			t.Run("iq", func(t *testing.T) {
 				d := startCrier(t, crierConfig{peer: p, tls: "starttls", password: crierPW, rooms: []string{lobby}})
-				d.waitReady(t, 45*time.Second)
+				d.WaitReady(t, 45*time.Second)
 				alice := dialAs(t, p, "alice", "iq")
 				ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 				defer cancel()
@@ -348,21 +179,21 @@ func TestCrier(t *testing.T) {
 			t.Run("wrong-password", func(t *testing.T) {
 				d := startCrier(t, crierConfig{peer: p, tls: "starttls", password: "wrong-" + crierPW, rooms: []string{lobby}})
 				deadline := time.Now().Add(20 * time.Second)
-				for !strings.Contains(strings.ToLower(d.stderr.String()), "authentication") {
-					d.running(t)
+				for !strings.Contains(strings.ToLower(d.Logs()), "authentication") {
+					d.Running(t)
 					if time.Now().After(deadline) {
-						t.Fatalf("no log line mentions \"authentication\" within 20s:\n%s", d.stderr.String())
+						t.Fatalf("no log line mentions \"authentication\" within 20s:\n%s", d.Logs())
 					}
 					time.Sleep(200 * time.Millisecond)
 				}
 				// crier keeps retrying rather than exiting, and is not ready.
 				time.Sleep(5 * time.Second)
-				d.running(t)
-				if st := d.readyStatus(); st == http.StatusOK {
+				d.Running(t)
+				if st := d.ReadyStatus(); st == http.StatusOK {
 					t.Errorf("GET /-/ready = 200 with a wrong password")
 				}
 				var lines []string
-				for _, l := range strings.Split(d.stderr.String(), "\n") {
+				for _, l := range strings.Split(d.Logs(), "\n") {
 					if strings.Contains(strings.ToLower(l), "authentication") {
 						lines = append(lines, l)
 					}
@@ -378,7 +209,7 @@ func TestCrier(t *testing.T) {
 					t.Fatalf("alice creates %s: %v", room, err)
 				}
 				d := startCrier(t, crierConfig{peer: p, tls: "starttls", password: crierPW, rooms: []string{room}})
-				d.waitReady(t, 45*time.Second)
+				d.WaitReady(t, 45*time.Second)
 				crierIn := func(s xmpptest.Stanza) bool {
 					return s.Name == "presence" && s.From == room+"/"+crierNick && s.Type == ""
 				}
@@ -406,10 +237,10 @@ func TestCrier(t *testing.T) {
 			// Last: it restarts the server under everything else.
 			t.Run("server-restart", func(t *testing.T) {
 				d := startCrier(t, crierConfig{peer: p, tls: "starttls", password: crierPW, rooms: []string{lobby}})
-				d.waitReady(t, 45*time.Second)
+				d.WaitReady(t, 45*time.Second)
 				p.Restart(t)
-				d.running(t)
-				d.waitReady(t, 90*time.Second)
+				d.Running(t)
+				d.WaitReady(t, 90*time.Second)
 				alice := dialAs(t, p, "alice", "after-restart")
 				if err := alice.Join(lobby, "alice"); err != nil {
 					t.Fatalf("alice joins %s after the restart: %v", lobby, err)

@@ -3,107 +3,37 @@
 package peers_test
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"crier/internal/crierproc"
 	"crier/internal/peers"
 	"crier/internal/xmpptest"
 )
 
-// rulesConfig writes the config file at path for crier with one room, the
-// HTTP listener at httpAddr and the given [[rules]] and [[cron]] tables.
-// Writing it again to the same path is how a reload is prepared.
-func rulesConfig(t *testing.T, p *peers.Peer, path, httpAddr, room, tables string) {
+// rulesConfig returns crier's [xmpp] table for the peer p over STARTTLS and
+// the further tables of a config with one room and the given [[rules]] and
+// [[cron]] tables.
+func rulesConfig(t *testing.T, p *peers.Peer, room, tables string) (crierproc.XMPP, string) {
 	t.Helper()
-	var b strings.Builder
-	fmt.Fprintf(&b, "[xmpp]\njid = %q\npassword = %q\nresource = %q\ntransport = \"tcp\"\n",
-		"crier@"+p.Domain, p.Account(t, "crier").Password, crierNick)
-	fmt.Fprintf(&b, "address = %q\ntls = \"starttls\"\nca_file = %q\n\n", p.C2S, p.CAFile)
-	fmt.Fprintf(&b, "[http]\nlisten = %q\n\n", httpAddr)
-	fmt.Fprintf(&b, "[[rooms]]\njid = %q\nnick = %q\n\n", room, crierNick)
-	b.WriteString(tables)
-	if err := os.WriteFile(path, []byte(b.String()), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	return tcpXMPP(p, "starttls", p.Account(t, "crier").Password), roomsTOML(room) + tables
 }
 
-// startRulesCrier runs `crier run` on a config written by rulesConfig and
-// waits until it is ready, which means it is in the room. It returns the
-// daemon and the config's path. The daemon is stopped with SIGTERM, and must
-// exit 0, when the test ends.
-func startRulesCrier(t *testing.T, p *peers.Peer, room, tables string) (*daemon, string) {
+// startRulesCrier runs `crier run` on a config made by rulesConfig and
+// waits until it is ready, which means it is in the room. The daemon is
+// stopped with SIGTERM, and must exit 0, when the test ends.
+func startRulesCrier(t *testing.T, p *peers.Peer, room, tables string) *crierproc.Daemon {
 	t.Helper()
-	bin := crierBinary(t)
-	path := filepath.Join(t.TempDir(), "crier.toml")
-	httpAddr := freePort(t)
-	rulesConfig(t, p, path, httpAddr, room, tables)
-	d := &daemon{stderr: &syncBuffer{}, http: httpAddr, exited: make(chan struct{})}
-	d.cmd = exec.Command(bin, "run", "-c", path)
-	d.cmd.Stdout = d.stderr
-	d.cmd.Stderr = d.stderr
-	d.cmd.Env = filterEnv(os.Environ(), "CRIER_XMPP_PASSWORD")
-	if err := d.cmd.Start(); err != nil {
-		t.Fatalf("start crier: %v", err)
-	}
-	go func() {
-		d.err = d.cmd.Wait()
-		close(d.exited)
-	}()
-	t.Cleanup(func() {
-		stopped := d.stop(10 * time.Second)
-		if t.Failed() || stopped != nil {
-			t.Logf("crier output:\n%s", d.stderr.String())
-		}
-		if stopped != nil {
-			t.Errorf("crier shutdown: %v", stopped)
-		}
-	})
-	d.waitReady(t, 45*time.Second)
-	return d, path
-}
-
-// metric returns the value of the series whose exposition line starts with
-// series followed by a space (such as `crier_connects_total` or
-// `crier_reloads_total{result="ok"}`), and false when there is none.
-func (d *daemon) metric(t *testing.T, series string) (float64, bool) {
-	t.Helper()
-	c := http.Client{Timeout: 5 * time.Second}
-	resp, err := c.Get("http://" + d.http + "/metrics")
-	if err != nil {
-		t.Fatalf("GET /metrics: %v", err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("GET /metrics: %s", resp.Status)
-	}
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		v, ok := strings.CutPrefix(sc.Text(), series+" ")
-		if !ok {
-			continue
-		}
-		f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
-		if err != nil {
-			t.Fatalf("metric %s: %v", series, err)
-		}
-		return f, true
-	}
-	if err := sc.Err(); err != nil {
-		t.Fatalf("read /metrics: %v", err)
-	}
-	return 0, false
+	x, all := rulesConfig(t, p, room, tables)
+	d := crierproc.Run(t, x, all)
+	d.WaitReady(t, 45*time.Second)
+	return d
 }
 
 // sayUntil sends body to the room every few seconds until the bot answers
@@ -150,7 +80,7 @@ func TestRules(t *testing.T) {
 
 			t.Run("kick", func(t *testing.T) {
 				room := newRoom(p, "rkick")
-				d, _ := startRulesCrier(t, p, room, `
+				d := startRulesCrier(t, p, room, `
 [[rules]]
 name     = "language"
 keywords = ["frobnicate"]
@@ -180,10 +110,10 @@ actions  = [{ do = "kick", text = "mind your language, {{.Nick}}" }]
 				if r := kicked.Find("", "reason"); r == nil || r.Text != "mind your language, alice" {
 					t.Errorf("kick reason: %s", kicked.Raw)
 				}
-				if v, _ := d.metric(t, `crier_rejected_total{reason="not_moderator"}`); v != 0 {
+				if v := d.ReadMetric(t, "crier_rejected_total", "reason", "not_moderator"); v != 0 {
 					t.Errorf("crier_rejected_total{reason=not_moderator} = %v, want 0", v)
 				}
-				if v, _ := d.metric(t, `crier_rule_hits_total{rule="language"}`); v != 1 {
+				if v := d.ReadMetric(t, "crier_rule_hits_total", "rule", "language"); v != 1 {
 					t.Errorf("crier_rule_hits_total{rule=language} = %v, want 1", v)
 				}
 			})
@@ -229,24 +159,25 @@ body     = '{{.Name}} {{.Time.Unix}}'
 
 			t.Run("reload", func(t *testing.T) {
 				room := newRoom(p, "rreload")
-				d, path := startRulesCrier(t, p, room, fmt.Sprintf(helloRule, "hi {{.Nick}}"))
+				d := startRulesCrier(t, p, room, fmt.Sprintf(helloRule, "hi {{.Nick}}"))
 				alice := dialAs(t, p, "alice", "rules-reload")
 				if err := alice.Join(room, "alice"); err != nil {
 					t.Fatalf("alice joins %s: %v", room, err)
 				}
 				sayUntil(t, alice, room, "hello crier", "hi alice", 20*time.Second)
 
-				rulesConfig(t, p, path, d.http, room, fmt.Sprintf(helloRule, "welcome back, {{.Nick | upper}}"))
+				x, tables := rulesConfig(t, p, room, fmt.Sprintf(helloRule, "welcome back, {{.Nick | upper}}"))
+				d.Rewrite(t, x, tables)
 				since := alice.Seq()
-				if err := d.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+				if err := d.Signal(syscall.SIGHUP); err != nil {
 					t.Fatal(err)
 				}
 				sayUntil(t, alice, room, "hello crier", "welcome back, ALICE", 20*time.Second)
-				d.running(t)
-				if v, ok := d.metric(t, "crier_connects_total"); !ok || v != 1 {
-					t.Errorf("crier_connects_total = %v (present %v) after SIGHUP, want 1", v, ok)
+				d.Running(t)
+				if v := d.ReadMetric(t, "crier_connects_total"); v != 1 {
+					t.Errorf("crier_connects_total = %v after SIGHUP, want 1 (0 when missing)", v)
 				}
-				if v, _ := d.metric(t, `crier_reloads_total{result="ok"}`); v != 1 {
+				if v := d.ReadMetric(t, "crier_reloads_total", "result", "ok"); v != 1 {
 					t.Errorf("crier_reloads_total{result=ok} = %v, want 1", v)
 				}
 				for _, s := range alice.Drain() {

@@ -12,7 +12,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
-	"crier/internal/embeddednats"
+	"crier/internal/crierproc"
 )
 
 // Workload of BenchmarkRelay.
@@ -112,20 +112,7 @@ func benchRelay(b *testing.B, transport string, jetstream bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	srv := startMini(b)
-	ns, err := embeddednats.Start(ctx, "nats://127.0.0.1:0", b.TempDir())
-	if err != nil {
-		b.Fatalf("embedded NATS: %v", err)
-	}
-	b.Cleanup(ns.Close)
-	nc, err := nats.Connect(ns.ClientURL())
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(nc.Close)
-	js, err := nc.JetStream()
-	if err != nil {
-		b.Fatal(err)
-	}
+	ns, nc, js := StartNATS(ctx, b)
 	relay := Relay{Subject: "bench.>", To: []string{rcvJID}, Type: "headline", Format: "text"}
 	if jetstream {
 		if _, err := js.AddStream(&nats.StreamConfig{Name: benchStream, Subjects: []string{"bench.>"}}); err != nil {
@@ -141,11 +128,12 @@ func benchRelay(b *testing.B, transport string, jetstream bool) {
 	b.Cleanup(rcv.Close)
 	cfgPath, httpAddr := WriteConfig(b, Config{XMPP: miniXMPP(b, srv, transport), NATSURL: ns.ClientURL(),
 		Relays: []Relay{relay}})
-	d := Start(b, cfgPath, httpAddr)
+	d := crierproc.Start(b, cfgPath, httpAddr)
 	d.WaitReady(b, 30*time.Second)
 
 	pub := func(phase string, seq int) {
 		data := []byte(fmt.Sprintf("%s %d %d", phase, seq, time.Now().UnixNano()))
+		var err error
 		if jetstream {
 			_, err = js.Publish(benchSubject, data)
 		} else {
@@ -162,7 +150,7 @@ func benchRelay(b *testing.B, transport string, jetstream bool) {
 		pub("w", i)
 	}
 	if got := sink.wait(benchWarmup); got < benchWarmup {
-		b.Fatalf("warm-up: %d of %d events arrived\n%s", got, benchWarmup, tail(d.Logs(), 40))
+		b.Fatalf("warm-up: %d of %d events arrived\n%s", got, benchWarmup, d.LogTail(40))
 	}
 
 	b.ResetTimer()
@@ -204,7 +192,7 @@ func benchRelay(b *testing.B, transport string, jetstream bool) {
 		b.Errorf("JetStream relay lost %d events (%d of %d, %d of %d arrived)", lost, gotT, benchBurst, gotL, benchRateEvents)
 	}
 	if gotT == 0 || len(lat) == 0 {
-		b.Fatalf("nothing arrived\n%s", tail(d.Logs(), 40))
+		b.Fatalf("nothing arrived\n%s", d.LogTail(40))
 	}
 	b.ReportMetric(float64(gotT)/elapsed.Seconds(), "events/s")
 	b.ReportMetric(float64(elapsed.Nanoseconds())/float64(gotT), "ns/op")

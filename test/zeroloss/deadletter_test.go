@@ -12,7 +12,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
-	"crier/internal/embeddednats"
+	"crier/internal/crierproc"
 )
 
 // TestDeadLetters publishes malformed events (invalid UTF-8 and an
@@ -26,20 +26,7 @@ func TestDeadLetters(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	srv := startMini(t)
-	ns, err := embeddednats.Start(ctx, "nats://127.0.0.1:0", t.TempDir())
-	if err != nil {
-		t.Fatalf("embedded NATS: %v", err)
-	}
-	t.Cleanup(ns.Close)
-	nc, err := nats.Connect(ns.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := nc.JetStream()
-	if err != nil {
-		t.Fatal(err)
-	}
+	ns, nc, js := StartNATS(ctx, t)
 	for name, subj := range map[string]string{"DLTEXT": "dl.text.>", "DLJSON": "dl.json.>"} {
 		if _, err := js.AddStream(&nats.StreamConfig{Name: name, Subjects: []string{subj}}); err != nil {
 			t.Fatalf("create stream %s: %v", name, err)
@@ -89,7 +76,7 @@ func TestDeadLetters(t *testing.T) {
 				Durable: "crier-dljson", MaxBytes: maxBytes},
 		},
 	})
-	d := Start(t, cfgPath, httpAddr)
+	d := crierproc.Start(t, cfgPath, httpAddr)
 	d.WaitReady(t, 30*time.Second)
 
 	// The events, in publishing order. A valid text event's body is its

@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"crier/bot"
+	"crier/internal/crierproc"
 	"crier/internal/embeddednats"
 	"crier/internal/xmpptest"
 )
@@ -186,20 +187,7 @@ func Run(t testing.TB, sc Scenario) Result {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 
-	ns, err := embeddednats.Start(ctx, "nats://127.0.0.1:0", t.TempDir())
-	if err != nil {
-		t.Fatalf("embedded NATS: %v", err)
-	}
-	t.Cleanup(ns.Close)
-	nc, err := nats.Connect(ns.ClientURL())
-	if err != nil {
-		t.Fatalf("connect to NATS: %v", err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := nc.JetStream()
-	if err != nil {
-		t.Fatal(err)
-	}
+	ns, nc, js := StartNATS(ctx, t)
 	if _, err := js.AddStream(&nats.StreamConfig{Name: scenarioStream, Subjects: []string{scenarioFilter}}); err != nil {
 		t.Fatalf("create stream: %v", err)
 	}
@@ -229,7 +217,7 @@ func Run(t testing.TB, sc Scenario) Result {
 			AckWait: scenarioAckWait, NakDelay: "500ms",
 		}},
 	})
-	d := Start(t, cfgPath, httpAddr)
+	d := crierproc.Start(t, cfgPath, httpAddr)
 	d.WaitReady(t, 30*time.Second)
 
 	// The publisher: paced at sc.Rate, each event's number as its body and
@@ -261,7 +249,7 @@ func Run(t testing.TB, sc Scenario) Result {
 		}
 		if got := tl.waitDistinct(lastDistinct+step, 30*time.Second); got < lastDistinct+step {
 			t.Fatalf("before the %s at %.0f%%: crier relayed %d events, no progress for 30s\ncrier:\n%s",
-				dis.kind, dis.at*100, got, tail(d.Logs(), 80))
+				dis.kind, dis.at*100, got, d.LogTail(80))
 		}
 		distinct, received := tl.snapshot()
 		pubNow := published.Load()
@@ -277,7 +265,7 @@ func Run(t testing.TB, sc Scenario) Result {
 			}
 		case "kill":
 			d.Kill(t)
-			d = Start(t, cfgPath, httpAddr)
+			d = crierproc.Start(t, cfgPath, httpAddr)
 		}
 		note := fmt.Sprintf("%s at %d published, %d distinct/%d received, took %v",
 			dis.kind, pubNow, distinct, received, time.Since(t0).Round(time.Millisecond))
@@ -351,6 +339,29 @@ func Run(t testing.TB, sc Scenario) Result {
 		t.Errorf("%d valid events went to the dead-letter subject", n)
 	}
 	return res
+}
+
+// StartNATS starts an embedded NATS server with JetStream that stores its
+// data in a temporary directory, connects to it, and returns the server, the
+// connection and the connection's JetStream context. The server and the
+// connection close when the test ends; ctx bounds the server's start.
+func StartNATS(ctx context.Context, t testing.TB) (*embeddednats.Server, *nats.Conn, nats.JetStreamContext) {
+	t.Helper()
+	ns, err := embeddednats.Start(ctx, "nats://127.0.0.1:0", t.TempDir())
+	if err != nil {
+		t.Fatalf("embedded NATS: %v", err)
+	}
+	t.Cleanup(ns.Close)
+	nc, err := nats.Connect(ns.ClientURL())
+	if err != nil {
+		t.Fatalf("connect to NATS: %v", err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := nc.JetStream()
+	if err != nil {
+		t.Fatalf("JetStream: %v", err)
+	}
+	return ns, nc, js
 }
 
 // publish publishes n events numbered from 1 on the scenario subject at

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"crier/internal/crierproc"
 	"crier/internal/miniserver"
 	"crier/internal/xmpptest"
 )
@@ -41,7 +42,7 @@ func startMini(t testing.TB) *miniserver.Server {
 // or "bosh").
 func miniXMPP(t testing.TB, srv *miniserver.Server, transport string) XMPP {
 	x := XMPP{JID: crierJID, Password: crierPW, Transport: transport,
-		CAFile: WriteFile(t, "ca.pem", srv.CACertPEM())}
+		CAFile: crierproc.WriteFile(t, "ca.pem", srv.CACertPEM())}
 	if transport == "bosh" {
 		x.BOSHURL = srv.BOSHURL()
 	} else {

@@ -20,6 +20,7 @@ import (
 	"syscall"
 	"time"
 
+	"crier/internal/boshwire"
 	"crier/internal/xmlsplit"
 )
 
@@ -125,7 +126,7 @@ type Conn struct {
 	changed chan struct{} // closed and replaced on every state change
 
 	// Outgoing side.
-	cut        cutter
+	cut        boshwire.Cutter
 	headerSeen bool
 	restarted  bool // a restart was written; the new stream header is due
 	to, lang   string
@@ -151,7 +152,7 @@ type Conn struct {
 
 	// Incoming side.
 	kinds      map[uint64]int
-	responses  map[uint64]*body
+	responses  map[uint64]*boshwire.Body
 	deliverRID uint64
 	rbuf       []byte
 	roff       int
@@ -235,7 +236,7 @@ func Dial(ctx context.Context, cfg Config) (net.Conn, error) {
 		log:       cfg.Logger,
 		changed:   make(chan struct{}),
 		kinds:     map[uint64]int{},
-		responses: map[uint64]*body{},
+		responses: map[uint64]*boshwire.Body{},
 	}
 	if c.client == nil {
 		tr := http.DefaultTransport.(*http.Transport).Clone()
@@ -448,8 +449,8 @@ func (c *Conn) outgoing(ev xmlsplit.Event) {
 		c.queue = append(c.queue, outItem{kind: kindRestart})
 		c.restarted = true
 	case xmlsplit.Element:
-		raw := withClientNS(ev)
-		c.queue = append(c.queue, outItem{kind: kindData, raw: raw, stanza: isStanza(ev.Name)})
+		raw := boshwire.WithClientNS(ev)
+		c.queue = append(c.queue, outItem{kind: kindData, raw: raw, stanza: boshwire.IsStanza(ev.Name)})
 		c.queued += len(raw)
 	case xmlsplit.StreamEnd:
 		c.queue = append(c.queue, outItem{kind: kindTerminate})
@@ -608,23 +609,23 @@ func (c *Conn) newRequest(kind int, payload []byte, elements, stanzas int, now t
 	var b bytes.Buffer
 	b.WriteString("<body rid='")
 	b.WriteString(strconv.FormatUint(rid, 10))
-	b.WriteString("' xmlns='" + nsHTTPBind + "'")
+	b.WriteString("' xmlns='" + boshwire.NSHTTPBind + "'")
 	switch kind {
 	case kindCreate:
 		fmt.Fprintf(&b, " to='%s' wait='%d' hold='%d' ver='1.6' content='text/xml; charset=utf-8'"+
-			" xmpp:version='1.0' xmlns:xmpp='%s'", attrEscape(c.to), c.cfg.Wait, c.cfg.Hold, nsXBOSH)
+			" xmpp:version='1.0' xmlns:xmpp='%s'", boshwire.AttrEscape(c.to), c.cfg.Wait, c.cfg.Hold, boshwire.NSXBOSH)
 		if c.lang != "" {
-			fmt.Fprintf(&b, " xml:lang='%s'", attrEscape(c.lang))
+			fmt.Fprintf(&b, " xml:lang='%s'", boshwire.AttrEscape(c.lang))
 		}
 	case kindRestart:
-		fmt.Fprintf(&b, " sid='%s' to='%s' xmpp:restart='true' xmlns:xmpp='%s'", attrEscape(c.sid), attrEscape(c.to), nsXBOSH)
+		fmt.Fprintf(&b, " sid='%s' to='%s' xmpp:restart='true' xmlns:xmpp='%s'", boshwire.AttrEscape(c.sid), boshwire.AttrEscape(c.to), boshwire.NSXBOSH)
 		if c.lang != "" {
-			fmt.Fprintf(&b, " xml:lang='%s'", attrEscape(c.lang))
+			fmt.Fprintf(&b, " xml:lang='%s'", boshwire.AttrEscape(c.lang))
 		}
 	case kindTerminate:
-		fmt.Fprintf(&b, " sid='%s' type='terminate'", attrEscape(c.sid))
+		fmt.Fprintf(&b, " sid='%s' type='terminate'", boshwire.AttrEscape(c.sid))
 	default:
-		fmt.Fprintf(&b, " sid='%s'", attrEscape(c.sid))
+		fmt.Fprintf(&b, " sid='%s'", boshwire.AttrEscape(c.sid))
 	}
 	if len(payload) == 0 {
 		b.WriteString("/>")
@@ -696,7 +697,7 @@ func (e permanentError) Unwrap() error { return e.err }
 
 // post sends one HTTP request and parses the answer. HTTP errors with a
 // terminal binding condition come back as a terminate body.
-func (c *Conn) post(r *request, first bool) (*body, error) {
+func (c *Conn) post(r *request, first bool) (*boshwire.Body, error) {
 	ctx, cancel := context.WithTimeout(c.ctx, time.Duration(c.cfg.Wait)*time.Second+20*time.Second)
 	defer cancel()
 	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
@@ -733,11 +734,11 @@ func (c *Conn) post(r *request, first bool) (*body, error) {
 	}
 	switch {
 	case resp.StatusCode == http.StatusOK:
-		b, err := parseBody(data)
+		b, err := boshwire.ParseBody(data)
 		if err != nil {
 			return nil, permanentError{fmt.Errorf("%w: %w", ErrProtocol, err)}
 		}
-		if b.get("type") == "error" {
+		if b.Get("type") == "error" {
 			// A recoverable binding error (XEP-0124 legacy): send it again.
 			return nil, fmt.Errorf("%w: recoverable binding error", ErrProtocol)
 		}
@@ -745,12 +746,12 @@ func (c *Conn) post(r *request, first bool) (*body, error) {
 	case resp.StatusCode >= 500:
 		return nil, fmt.Errorf("HTTP %s", resp.Status)
 	}
-	b, err := parseBody(data)
-	if err != nil || b.get("type") != "terminate" {
-		b = &body{attr: map[string]string{"type": "terminate"}}
+	b, err := boshwire.ParseBody(data)
+	if err != nil || b.Get("type") != "terminate" {
+		b = &boshwire.Body{Attr: map[string]string{"type": "terminate"}}
 	}
-	if b.get("condition") == "" {
-		b.attr["condition"] = statusCondition(resp.StatusCode)
+	if b.Get("condition") == "" {
+		b.Attr["condition"] = statusCondition(resp.StatusCode)
 	}
 	return b, nil
 }
@@ -782,7 +783,7 @@ func (c *Conn) fail(r *request, err error) {
 
 // onResponse stores the answer to r and delivers every answer that is next
 // in rid order.
-func (c *Conn) onResponse(r *request, b *body) {
+func (c *Conn) onResponse(r *request, b *boshwire.Body) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.inflight--
@@ -795,13 +796,13 @@ func (c *Conn) onResponse(r *request, b *body) {
 		// that could have pushed it out, means the server is not holding
 		// requests (a polling session): the next empty one waits for
 		// 'polling' (XEP-0124 overactivity).
-		if len(b.children) == 0 && r.rid == c.lastRID && time.Since(r.sentAt) < c.polling {
+		if len(b.Children) == 0 && r.rid == c.lastRID && time.Since(r.sentAt) < c.polling {
 			c.pollAfter = r.sentAt.Add(c.polling)
 		} else {
 			c.pollAfter = time.Time{}
 		}
 	}
-	if len(b.children) > 0 {
+	if len(b.Children) > 0 {
 		// What just arrived is usually answered at once (an iq result, a
 		// SASL response, a reply): give the answer a moment to become the
 		// next request instead of sending an empty one that the answer
@@ -827,28 +828,28 @@ func (c *Conn) onResponse(r *request, b *body) {
 }
 
 // apply turns one response into synthetic stream bytes. Call with c.mu held.
-func (c *Conn) apply(kind int, b *body) {
+func (c *Conn) apply(kind int, b *boshwire.Body) {
 	if c.eof || c.fatal != nil {
 		return
 	}
 	if kind == kindCreate {
-		if b.get("type") != "terminate" {
-			c.sid = b.get("sid")
+		if b.Get("type") != "terminate" {
+			c.sid = b.Get("sid")
 			if c.sid == "" {
 				c.fatal = fmt.Errorf("%w: session creation response without sid", ErrProtocol)
 				c.state = stDone
 				c.cancel()
 				return
 			}
-			c.authid = b.get("authid")
-			c.hold = b.intAttr("hold", c.cfg.Hold)
-			c.requests = b.intAttr("requests", c.hold+1)
+			c.authid = b.Get("authid")
+			c.hold = b.IntAttr("hold", c.cfg.Hold)
+			c.requests = b.IntAttr("requests", c.hold+1)
 			if c.requests < 1 {
 				c.requests = 1
 			}
-			c.wait = b.intAttr("wait", c.cfg.Wait)
-			c.polling = time.Duration(b.intAttr("polling", 0)) * time.Second
-			c.inactivity = time.Duration(b.intAttr("inactivity", 0)) * time.Second
+			c.wait = b.IntAttr("wait", c.cfg.Wait)
+			c.polling = time.Duration(b.IntAttr("polling", 0)) * time.Second
+			c.inactivity = time.Duration(b.IntAttr("inactivity", 0)) * time.Second
 			if c.inactivity > 0 && c.polling > c.inactivity/2 {
 				c.polling = c.inactivity / 2
 			}
@@ -859,30 +860,30 @@ func (c *Conn) apply(kind int, b *body) {
 			c.log.Debug("bosh session created", "sid", c.sid, "requests", c.requests, "hold", c.hold, "wait", c.wait)
 		}
 	}
-	terminate := b.get("type") == "terminate"
+	terminate := b.Get("type") == "terminate"
 	switch {
 	case kind == kindCreate && !terminate:
 		c.streamHeader()
-	case c.restarted && (kind == kindRestart || len(b.children) > 0):
+	case c.restarted && (kind == kindRestart || len(b.Children) > 0):
 		// The new stream starts with the first element that comes after the
 		// restart was written, whichever response carries it: Prosody sends
 		// the new features in the answer to an older, held request.
 		c.restarted = false
 		c.streamHeader()
 	}
-	cond := b.get("condition")
+	cond := b.Get("condition")
 	hasStreamError := false
-	for _, ch := range b.children {
-		raw := ch.raw
-		if ch.name.Local == "features" {
+	for _, ch := range b.Children {
+		raw := ch.Raw
+		if ch.Name.Local == "features" {
 			raw = stripStartTLS(raw)
 		}
-		if ch.name.Local == "error" && ch.name.Space != "" {
+		if ch.Name.Local == "error" && ch.Name.Space != "" {
 			hasStreamError = true
 		}
 		c.rbuf = append(c.rbuf, raw...)
 		c.nElRecv.Add(1)
-		if isStanza(ch.name) {
+		if boshwire.IsStanza(ch.Name) {
 			c.nStRecv.Add(1)
 		}
 	}
@@ -917,8 +918,8 @@ func (c *Conn) streamHeader() {
 	if id == "" {
 		id = c.sid
 	}
-	c.rbuf = append(c.rbuf, "<stream:stream xmlns='jabber:client' xmlns:stream='"+nsStream+
-		"' version='1.0' id='"+attrEscape(id)+"' from='"+attrEscape(c.cfg.Domain)+"'>"...)
+	c.rbuf = append(c.rbuf, "<stream:stream xmlns='jabber:client' xmlns:stream='"+boshwire.NSStream+
+		"' version='1.0' id='"+boshwire.AttrEscape(id)+"' from='"+boshwire.AttrEscape(c.cfg.Domain)+"'>"...)
 }
 
 // Close ends the session: it sends a terminate request (waiting at most

@@ -16,7 +16,7 @@
 //
 // # Outgoing
 //
-// Written bytes are cut into top-level pieces (internal/xmlsplit). The first
+// Written bytes are cut into top-level pieces (internal/boshwire). The first
 // stream header becomes the session creation request, a later one a restart
 // (xmpp:restart='true'), each complete element goes raw into the next
 // <body/>, and </stream:stream> becomes type='terminate'. Elements written

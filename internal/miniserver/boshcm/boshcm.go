@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/xml"
 	"errors"
 	"fmt"
 	"io"
@@ -16,6 +15,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"crier/internal/boshwire"
 )
 
 // Config wires the connection manager to the server.
@@ -192,18 +193,18 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeBody(w, http.StatusRequestEntityTooLarge, terminateBody("policy-violation", nil))
 		return
 	}
-	b, err := parseBody(data)
+	b, err := boshwire.ParseBody(data)
 	if err != nil {
 		h.log.Debug("bad BOSH body", "err", err)
 		writeBody(w, http.StatusBadRequest, terminateBody("bad-request", nil))
 		return
 	}
-	rid, err := b.rid()
+	rid, err := b.RID()
 	if err != nil {
 		writeBody(w, http.StatusBadRequest, terminateBody("bad-request", nil))
 		return
 	}
-	sid := b.get("sid")
+	sid := b.Get("sid")
 	if sid == "" {
 		h.create(w, r, b, rid)
 		return
@@ -224,16 +225,16 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // create starts a session for a creation request.
-func (h *Handler) create(w http.ResponseWriter, r *http.Request, b *body, rid uint64) {
-	if to := b.get("to"); !strings.EqualFold(to, h.cfg.Domain) {
+func (h *Handler) create(w http.ResponseWriter, r *http.Request, b *boshwire.Body, rid uint64) {
+	if to := b.Get("to"); !strings.EqualFold(to, h.cfg.Domain) {
 		writeBody(w, http.StatusOK, terminateBody("host-unknown", nil))
 		return
 	}
-	wait := b.intAttr("wait", h.cfg.MaxWait)
+	wait := b.IntAttr("wait", h.cfg.MaxWait)
 	if wait <= 0 || wait > h.cfg.MaxWait {
 		wait = h.cfg.MaxWait
 	}
-	hold := min(b.intAttr("hold", maxHold), maxHold)
+	hold := min(b.IntAttr("hold", maxHold), maxHold)
 	h.mu.Lock()
 	if h.closed {
 		h.mu.Unlock()
@@ -308,7 +309,7 @@ func writeBody(w http.ResponseWriter, status int, data []byte) {
 // leading space) in a response <body/>.
 func responseBody(attrs string, children [][]byte) []byte {
 	var b bytes.Buffer
-	b.WriteString("<body xmlns='" + nsHTTPBind + "' xmlns:stream='" + nsStream + "'")
+	b.WriteString("<body xmlns='" + boshwire.NSHTTPBind + "' xmlns:stream='" + boshwire.NSStream + "'")
 	b.WriteString(attrs)
 	if len(children) == 0 {
 		b.WriteString("/>")
@@ -326,16 +327,9 @@ func responseBody(attrs string, children [][]byte) []byte {
 func terminateBody(cond string, children [][]byte) []byte {
 	attrs := " type='terminate'"
 	if cond != "" {
-		attrs += " condition='" + attrEscape(cond) + "'"
+		attrs += " condition='" + boshwire.AttrEscape(cond) + "'"
 	}
 	return responseBody(attrs, children)
-}
-
-// attrEscape escapes s for use inside a single-quoted attribute value.
-func attrEscape(s string) string {
-	var b strings.Builder
-	_ = xml.EscapeText(&b, []byte(s))
-	return strings.ReplaceAll(b.String(), "'", "&apos;")
 }
 
 // negotiateVer returns the lower of the client's version and ours.

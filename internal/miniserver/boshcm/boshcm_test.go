@@ -12,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"crier/internal/boshwire"
 )
 
 // echoServe is a scripted server: it answers the stream header with its own
@@ -83,7 +85,7 @@ func newTester(t *testing.T, cfg Config) *tester {
 	return &tester{t: t, url: srv.URL, h: h}
 }
 
-func (x *tester) post(body string) (int, *body, string) {
+func (x *tester) post(body string) (int, *boshwire.Body, string) {
 	x.t.Helper()
 	c := &http.Client{Timeout: 15 * time.Second}
 	resp, err := c.Post(x.url, "text/xml; charset=utf-8", strings.NewReader(body))
@@ -92,20 +94,20 @@ func (x *tester) post(body string) (int, *body, string) {
 	}
 	defer resp.Body.Close()
 	data, _ := io.ReadAll(resp.Body)
-	b, _ := parseBody(data)
+	b, _ := boshwire.ParseBody(data)
 	return resp.StatusCode, b, string(data)
 }
 
 func (x *tester) create(rid int) string {
 	x.t.Helper()
 	code, b, raw := x.post(fmt.Sprintf("<body rid='%d' to='example.test' wait='1' hold='1' ver='1.6' xmpp:version='1.0' xmlns:xmpp='urn:xmpp:xbosh' %s/>", rid, ns))
-	if code != 200 || b == nil || b.get("sid") == "" {
+	if code != 200 || b == nil || b.Get("sid") == "" {
 		x.t.Fatalf("creation: %d %s", code, raw)
 	}
-	if !strings.Contains(raw, "<stream:features") || b.get("requests") != "2" || b.get("hold") != "1" || b.get("authid") != "s1" {
+	if !strings.Contains(raw, "<stream:features") || b.Get("requests") != "2" || b.Get("hold") != "1" || b.Get("authid") != "s1" {
 		x.t.Fatalf("creation response lacks features or attributes: %s", raw)
 	}
-	return b.get("sid")
+	return b.Get("sid")
 }
 
 func TestBadInput(t *testing.T) {
@@ -127,7 +129,7 @@ func TestBadInput(t *testing.T) {
 		{"rid outside window", fmt.Sprintf("<body rid='%d' sid='%s' %s/>", 150, sid, ns), 404, "item-not-found"},
 	} {
 		code, b, raw := x.post(tc.body)
-		if code != tc.code || b == nil || b.get("type") != "terminate" || b.get("condition") != tc.cond {
+		if code != tc.code || b == nil || b.Get("type") != "terminate" || b.Get("condition") != tc.cond {
 			t.Errorf("%s: got %d %s, want %d terminate %s", tc.name, code, raw, tc.code, tc.cond)
 		}
 	}
@@ -144,7 +146,7 @@ func TestRepeatedRIDAndEcho(t *testing.T) {
 	sid := x.create(200)
 	msg := "<message xmlns='jabber:client' to='a@example.test'><body>hi</body></message>"
 	code, b, raw := x.post(fmt.Sprintf("<body rid='201' sid='%s' %s>%s</body>", sid, ns, msg))
-	if code != 200 || b == nil || len(b.children) != 1 || !strings.Contains(raw, "<body>hi</body>") {
+	if code != 200 || b == nil || len(b.Children) != 1 || !strings.Contains(raw, "<body>hi</body>") {
 		t.Fatalf("echo: %d %s", code, raw)
 	}
 	// The same rid again gets the same answer.
@@ -155,12 +157,12 @@ func TestRepeatedRIDAndEcho(t *testing.T) {
 	// An empty request is held for 'wait' (1s) and answered empty.
 	start := time.Now()
 	code, b, raw = x.post(fmt.Sprintf("<body rid='202' sid='%s' %s/>", sid, ns))
-	if d := time.Since(start); code != 200 || len(b.children) != 0 || d < 900*time.Millisecond || d > 3*time.Second {
+	if d := time.Since(start); code != 200 || len(b.Children) != 0 || d < 900*time.Millisecond || d > 3*time.Second {
 		t.Fatalf("held request: %d %s after %v", code, raw, d)
 	}
 	// Terminate closes the stream.
 	code, b, raw = x.post(fmt.Sprintf("<body rid='203' sid='%s' type='terminate' %s/>", sid, ns))
-	if code != 200 || b.get("type") != "terminate" || b.get("condition") != "" {
+	if code != 200 || b.Get("type") != "terminate" || b.Get("condition") != "" {
 		t.Fatalf("terminate: %d %s", code, raw)
 	}
 	if err := waitSessions(x.h, 0); err != nil {
@@ -179,7 +181,7 @@ func TestFloodIsPolicyViolation(t *testing.T) {
 			defer wg.Done()
 			_, b, _ := x.post(fmt.Sprintf("<body rid='%d' sid='%s' %s/>", 301+i, sid, ns))
 			if b != nil {
-				conds <- b.get("condition")
+				conds <- b.Get("condition")
 			}
 		}()
 		time.Sleep(20 * time.Millisecond)
@@ -235,7 +237,7 @@ func TestSessionCap(t *testing.T) {
 	x := newTester(t, Config{MaxSessions: 1})
 	x.create(500)
 	code, b, raw := x.post("<body rid='600' to='example.test' " + ns + "/>")
-	if code != 503 || b == nil || b.get("type") != "terminate" {
+	if code != 503 || b == nil || b.Get("type") != "terminate" {
 		t.Fatalf("over the cap: %d %s", code, raw)
 	}
 }
@@ -263,28 +265,6 @@ func checkGoroutines(t *testing.T, before int) {
 	t.Fatalf("goroutines: %d before, %d after\n%s", before, runtime.NumGoroutine(), buf[:runtime.Stack(buf, true)])
 }
 
-func FuzzCMBody(f *testing.F) {
-	f.Add([]byte("<body rid='1' " + ns + "><message xmlns='jabber:client'><body>x</body></message></body>"))
-	f.Add([]byte("<?xml version='1.0'?><body rid='2' sid='s' type='terminate' xmpp:restart='true' xmlns:xmpp='urn:xmpp:xbosh' " + ns + "/>"))
-	f.Add([]byte("<b:body xmlns:b='http://jabber.org/protocol/httpbind' rid='3'><a/> <c>t</c></b:body>"))
-	f.Fuzz(func(t *testing.T, data []byte) {
-		b, err := parseBody(data)
-		if err != nil {
-			return
-		}
-		for _, c := range b.children {
-			// Every child is itself a well-formed element on its own.
-			wrapped := append([]byte("<body "+ns+">"), c.raw...)
-			wrapped = append(wrapped, "</body>"...)
-			b2, err := parseBody(wrapped)
-			if err != nil || len(b2.children) != 1 {
-				t.Fatalf("child %q does not stand alone: %v", c.raw, err)
-			}
-		}
-		_, _ = b.rid()
-	})
-}
-
 func TestStaleRID(t *testing.T) {
 	before := runtime.NumGoroutine()
 	x := newTester(t, Config{})
@@ -298,13 +278,13 @@ func TestStaleRID(t *testing.T) {
 	// rid 701 was answered long ago and its answer is no longer kept: the
 	// repeat cannot be answered, and the session ends.
 	code, b, raw := x.post(fmt.Sprintf("<body rid='701' sid='%s' %s/>", sid, ns))
-	if code != 404 || b == nil || b.get("type") != "terminate" || b.get("condition") != "item-not-found" {
+	if code != 404 || b == nil || b.Get("type") != "terminate" || b.Get("condition") != "item-not-found" {
 		t.Fatalf("stale rid: %d %s, want 404 terminate item-not-found", code, raw)
 	}
 	if err := waitSessions(x.h, 0); err != nil {
 		t.Fatal(err)
 	}
-	if code, b, raw := x.post(fmt.Sprintf("<body rid='706' sid='%s' %s/>", sid, ns)); code != 404 || b == nil || b.get("condition") != "item-not-found" {
+	if code, b, raw := x.post(fmt.Sprintf("<body rid='706' sid='%s' %s/>", sid, ns)); code != 404 || b == nil || b.Get("condition") != "item-not-found" {
 		t.Errorf("after the stale rid: %d %s", code, raw)
 	}
 	_ = x.h.Close()
@@ -320,7 +300,7 @@ func TestTerminateLiveSession(t *testing.T) {
 	}
 	type answer struct {
 		code int
-		b    *body
+		b    *boshwire.Body
 		raw  string
 	}
 	held := make(chan answer, 1)
@@ -333,7 +313,7 @@ func TestTerminateLiveSession(t *testing.T) {
 		}
 		defer resp.Body.Close()
 		data, _ := io.ReadAll(resp.Body)
-		b, _ := parseBody(data)
+		b, _ := boshwire.ParseBody(data)
 		held <- answer{resp.StatusCode, b, string(data)}
 	}()
 	time.Sleep(100 * time.Millisecond) // the request is held (wait is 1s)
@@ -346,7 +326,7 @@ func TestTerminateLiveSession(t *testing.T) {
 	}
 	select {
 	case a := <-held:
-		if a.code != 403 || a.b == nil || a.b.get("type") != "terminate" || a.b.get("condition") != "policy-violation" {
+		if a.code != 403 || a.b == nil || a.b.Get("type") != "terminate" || a.b.Get("condition") != "policy-violation" {
 			t.Fatalf("held request: %d %s, want 403 terminate policy-violation", a.code, a.raw)
 		}
 		if d := time.Since(start); d > 500*time.Millisecond {
@@ -356,7 +336,7 @@ func TestTerminateLiveSession(t *testing.T) {
 		t.Fatal("the held request was not answered")
 	}
 	// A request racing the end learns the same condition.
-	if code, b, raw := x.post(fmt.Sprintf("<body rid='802' sid='%s' %s/>", sid, ns)); code != 403 || b == nil || b.get("condition") != "policy-violation" {
+	if code, b, raw := x.post(fmt.Sprintf("<body rid='802' sid='%s' %s/>", sid, ns)); code != 403 || b == nil || b.Get("condition") != "policy-violation" {
 		t.Errorf("after Terminate: %d %s", code, raw)
 	}
 	if err := waitSessions(x.h, 0); err != nil {

@@ -9,7 +9,7 @@
 //
 // Each session runs Config.Serve once on an in-memory net.Conn: the server
 // reads a synthetic stream header (again after each restart) followed by the
-// client's elements, and its output is cut into elements (internal/xmlsplit)
+// client's elements, and its output is cut into elements (internal/boshwire)
 // that answer the held requests.
 //
 // Protocol: requests='2', hold='1' (or 0 if asked), 'wait' up to MaxWait.

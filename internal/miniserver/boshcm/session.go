@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"time"
 
+	"crier/internal/boshwire"
 	"crier/internal/xmlsplit"
 )
 
@@ -14,13 +15,13 @@ import (
 // answered.
 type request struct {
 	rid      uint64
-	b        *body
+	b        *boshwire.Body
 	deadline time.Time
 	resp     chan []byte // buffered: the answer never blocks
 	status   chan int
 }
 
-func newRequest(rid uint64, b *body) *request {
+func newRequest(rid uint64, b *boshwire.Body) *request {
 	return &request{rid: rid, b: b, resp: make(chan []byte, 1), status: make(chan int, 1)}
 }
 
@@ -38,7 +39,7 @@ type session struct {
 	serveOK chan struct{} // closed when Serve returned
 
 	mu           chanMutex
-	cut          cutter
+	cut          boshwire.Cutter
 	authid       string
 	nextRID      uint64 // next rid to process
 	lastAnswered uint64 // every rid up to this one is answered
@@ -58,15 +59,15 @@ type session struct {
 	lastEmpty    bool
 }
 
-func newSession(h *Handler, sid string, rid uint64, wait, hold int, b *body) *session {
+func newSession(h *Handler, sid string, rid uint64, wait, hold int, b *boshwire.Body) *session {
 	s := &session{
 		h:            h,
 		sid:          sid,
 		first:        rid,
 		wait:         time.Duration(wait) * time.Second,
 		hold:         hold,
-		lang:         b.get("xml:lang"),
-		ver:          negotiateVer(b.get("ver")),
+		lang:         b.Get("xml:lang"),
+		ver:          negotiateVer(b.Get("ver")),
 		serveOK:      make(chan struct{}),
 		nextRID:      rid,
 		lastAnswered: rid - 1,
@@ -144,7 +145,7 @@ func (s *session) loop() {
 }
 
 // handle processes one request of this session and writes its answer.
-func (s *session) handle(w http.ResponseWriter, r *http.Request, b *body, rid uint64) {
+func (s *session) handle(w http.ResponseWriter, r *http.Request, b *boshwire.Body, rid uint64) {
 	req := newRequest(rid, b)
 	s.mu.Lock()
 	s.admit(req)
@@ -190,9 +191,9 @@ func (s *session) admit(req *request) {
 		old.resp, old.status = req.resp, req.status
 		return
 	}
-	kind := req.b.get("type")
+	kind := req.b.Get("type")
 	limit := uint64(requests)
-	if kind == "terminate" || req.b.get("pause") != "" {
+	if kind == "terminate" || req.b.Get("pause") != "" {
 		limit++ // XEP-0124 allows one more request to pause or terminate
 	}
 	if rid > s.lastAnswered+limit {
@@ -203,7 +204,7 @@ func (s *session) admit(req *request) {
 		}
 		return
 	}
-	empty := len(req.b.children) == 0 && kind == "" && req.b.get("xmpp:restart") == "" && req.b.get("pause") == ""
+	empty := len(req.b.Children) == 0 && kind == "" && req.b.Get("xmpp:restart") == "" && req.b.Get("pause") == ""
 	polling := time.Duration(s.h.cfg.Polling) * time.Second
 	if empty && rid != s.first && now.Sub(s.lastArrival) < polling {
 		open := len(s.held) + len(s.pending) + 1
@@ -263,8 +264,8 @@ func (s *session) allPresent(from, to uint64) bool {
 // held.
 func (s *session) process(req *request, now time.Time) {
 	b := req.b
-	s.lastEmpty = len(b.children) == 0
-	if b.get("xmpp:restart") == "true" {
+	s.lastEmpty = len(b.Children) == 0
+	if b.Get("xmpp:restart") == "true" {
 		// Older requests are answered now, with what the old stream still
 		// had: the restart's own answer must carry the new features.
 		for len(s.held) > 0 {
@@ -272,20 +273,20 @@ func (s *session) process(req *request, now time.Time) {
 		}
 		s.conn.push([]byte(s.streamHeader()))
 	}
-	for _, c := range b.children {
-		s.conn.push(c.raw)
+	for _, c := range b.Children {
+		s.conn.push(c.Raw)
 	}
 	if s.conn.buffered() > maxIn {
 		s.terminate(req, "policy-violation")
 		return
 	}
-	if b.get("type") == "terminate" {
+	if b.Get("type") == "terminate" {
 		s.conn.push([]byte("</stream:stream>"))
 		s.held = append(s.held, req)
 		s.endLocked("")
 		return
 	}
-	if p := b.intAttr("pause", 0); p > 0 {
+	if p := b.IntAttr("pause", 0); p > 0 {
 		p = min(p, s.h.cfg.MaxPause)
 		s.pauseUntil = now.Add(time.Duration(p) * time.Second)
 		s.held = append(s.held, req)
@@ -300,10 +301,10 @@ func (s *session) process(req *request, now time.Time) {
 
 // streamHeader is the stream header the server sees for this session.
 func (s *session) streamHeader() string {
-	h := "<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='" + nsStream +
-		"' version='1.0' to='" + attrEscape(s.h.cfg.Domain) + "'"
+	h := "<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='" + boshwire.NSStream +
+		"' version='1.0' to='" + boshwire.AttrEscape(s.h.cfg.Domain) + "'"
 	if s.lang != "" {
-		h += " xml:lang='" + attrEscape(s.lang) + "'"
+		h += " xml:lang='" + boshwire.AttrEscape(s.lang) + "'"
 	}
 	return h + ">"
 }
@@ -367,8 +368,8 @@ func (s *session) creationAttrs() string {
 	return " sid='" + s.sid + "' wait='" + strconv.Itoa(int(s.wait/time.Second)) +
 		"' requests='" + strconv.Itoa(requests) + "' hold='" + strconv.Itoa(s.hold) +
 		"' inactivity='" + strconv.Itoa(s.h.cfg.Inactivity) + "' polling='" + strconv.Itoa(s.h.cfg.Polling) +
-		"' maxpause='" + strconv.Itoa(s.h.cfg.MaxPause) + "' ver='" + s.ver + "' authid='" + attrEscape(id) +
-		"' from='" + attrEscape(s.h.cfg.Domain) + "' secure='true' xmpp:version='1.0' xmlns:xmpp='" + nsXBOSH + "'"
+		"' maxpause='" + strconv.Itoa(s.h.cfg.MaxPause) + "' ver='" + s.ver + "' authid='" + boshwire.AttrEscape(id) +
+		"' from='" + boshwire.AttrEscape(s.h.cfg.Domain) + "' secure='true' xmpp:version='1.0' xmlns:xmpp='" + boshwire.NSXBOSH + "'"
 }
 
 // reply hands data to the HTTP goroutine waiting for req, if any.
@@ -450,7 +451,7 @@ func (s *session) fromServer(p []byte) (int, error) {
 			if ev.Name.Local == "error" && ev.Name.Space == "stream" {
 				s.streamError = true
 			}
-			raw := withClientNS(ev)
+			raw := boshwire.WithClientNS(ev)
 			s.out = append(s.out, raw)
 			s.outBytes += len(raw)
 		case xmlsplit.StreamEnd:

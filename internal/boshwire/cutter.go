@@ -1,4 +1,4 @@
-package boshcm
+package boshwire
 
 import (
 	"bytes"
@@ -14,14 +14,16 @@ import (
 // allowed in XMPP).
 var headerMark = []byte("<stream:stream")
 
-// cutter is an xmlsplit.Splitter that survives stream restarts.
-type cutter struct {
+// Cutter is an xmlsplit.Splitter that survives stream restarts. Its zero
+// value is ready to use.
+type Cutter struct {
 	s    xmlsplit.Splitter
 	hold []byte // a tail that may be the start of a header
 }
 
-// Feed cuts p (the next bytes, cut anywhere) into events.
-func (c *cutter) Feed(p []byte) ([]xmlsplit.Event, error) {
+// Feed cuts p (the next bytes, cut anywhere) into events. A tail that may
+// be the start of a stream header is kept back until the next call.
+func (c *Cutter) Feed(p []byte) ([]xmlsplit.Event, error) {
 	data := p
 	if len(c.hold) > 0 {
 		data = append(c.hold, p...)
@@ -30,7 +32,7 @@ func (c *cutter) Feed(p []byte) ([]xmlsplit.Event, error) {
 	var out []xmlsplit.Event
 	from := 0
 	for {
-		i := headerIndex(data, from)
+		i := HeaderIndex(data, from)
 		if i < 0 {
 			break
 		}
@@ -55,9 +57,10 @@ func (c *cutter) Feed(p []byte) ([]xmlsplit.Event, error) {
 	return append(out, evs...), err
 }
 
-// headerIndex finds a stream header mark at or after from, followed by a
-// space, '>' or the end of data.
-func headerIndex(data []byte, from int) int {
+// HeaderIndex returns the index of the first stream header mark
+// ("<stream:stream") at or after from that is followed by whitespace, '>',
+// '/' or the end of data, or -1 if there is none.
+func HeaderIndex(data []byte, from int) int {
 	off := from
 	for off < len(data) {
 		k := bytes.Index(data[off:], headerMark)
