@@ -62,7 +62,7 @@ func (j *CronJob) action(at time.Time, rooms map[string]bool) (Action, error) {
 // once at the line of its key. The jobs are nil when the list is not empty.
 func CompileCron(specs []CronSpec) ([]*CronJob, diag.List) {
 	var errs diag.List
-	funcs := funcMap(time.Now)
+	funcs := TemplateFuncs(time.Now)
 	names := map[string]int{}
 	jobs := make([]*CronJob, 0, len(specs))
 	for i, s := range specs {

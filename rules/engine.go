@@ -139,7 +139,7 @@ func Compile(specs []Spec, opts Options) (*Engine, diag.List) {
 	for _, r := range opts.Rooms {
 		e.rooms[strings.ToLower(r)] = true
 	}
-	funcs := funcMap(func() time.Time { return e.now() })
+	funcs := TemplateFuncs(func() time.Time { return e.now() })
 	c := compiler{funcs: funcs, kwIDs: map[string]int32{}}
 	var errs diag.List
 	names := map[string]int{}

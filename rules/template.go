@@ -12,9 +12,10 @@ import (
 // maxOutput bounds what one template may render; longer output is cut.
 const maxOutput = 64 << 10
 
-// funcMap is the small, side-effect-free function set templates may call.
-// now reads the engine's clock.
-func funcMap(now func() time.Time) template.FuncMap {
+// TemplateFuncs is the small, side-effect-free function set templates may
+// call: upper, lower, truncate, join, now (with a layout, from the given
+// clock) and default. Plugins that render templates start from it.
+func TemplateFuncs(now func() time.Time) template.FuncMap {
 	return template.FuncMap{
 		"upper": strings.ToUpper,
 		"lower": strings.ToLower,
@@ -83,29 +84,31 @@ func (t tmpl) render(data any) (out string, err error) {
 		}
 	}()
 	var buf bytes.Buffer
-	w := &limitWriter{buf: &buf, left: maxOutput}
+	w := &LimitWriter{Buf: &buf, Left: maxOutput}
 	if err := t.t.Execute(w, data); err != nil {
 		return "", err
 	}
-	if w.left == 0 {
+	if w.Left == 0 {
 		// The cut may have split a character.
 		return strings.ToValidUTF8(buf.String(), ""), nil
 	}
 	return buf.String(), nil
 }
 
-// limitWriter keeps the first left bytes and drops the rest silently.
-type limitWriter struct {
-	buf  *bytes.Buffer
-	left int
+// LimitWriter keeps the first Left bytes in Buf and drops the rest
+// silently: a long template output is cut rather than failed.
+type LimitWriter struct {
+	Buf  *bytes.Buffer
+	Left int
 }
 
-func (w *limitWriter) Write(p []byte) (int, error) {
+// Write keeps what fits and reports every byte as written.
+func (w *LimitWriter) Write(p []byte) (int, error) {
 	n := len(p)
-	if len(p) > w.left {
-		p = p[:w.left]
+	if len(p) > w.Left {
+		p = p[:w.Left]
 	}
-	w.left -= len(p)
-	w.buf.Write(p)
+	w.Left -= len(p)
+	w.Buf.Write(p)
 	return n, nil
 }

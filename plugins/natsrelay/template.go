@@ -11,6 +11,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/nats-io/nats.go"
+
+	"crier/rules"
 )
 
 // maxRendered bounds what one template may render; longer output is cut.
@@ -51,43 +53,27 @@ type Data struct {
 	Fields map[string]any
 }
 
-// funcs is the side-effect-free function set templates may call.
-var funcs = template.FuncMap{
-	"upper": strings.ToUpper,
-	"lower": strings.ToLower,
-	"trim":  strings.TrimSpace,
-	// truncate keeps the first n runes of s, ending with "…" when it cut.
-	"truncate": func(n int, s string) string {
-		if n <= 0 {
-			return ""
-		}
-		if utf8.RuneCountInString(s) <= n {
-			return s
-		}
-		count := 0
-		for i := range s {
-			if count == n {
-				return s[:i] + "…"
-			}
-			count++
-		}
-		return s
-	},
-	"join": func(sep string, items []string) string { return strings.Join(items, sep) },
+// funcs is the side-effect-free function set templates may call: the
+// rules' set (upper, lower, truncate, join, now, default), with default
+// taking any payload field, plus trim and json.
+var funcs = func() template.FuncMap {
+	f := rules.TemplateFuncs(time.Now)
+	f["trim"] = strings.TrimSpace
 	// default returns def when v is empty.
-	"default": func(def string, v any) string {
+	f["default"] = func(def string, v any) string {
 		s := fieldText(v)
 		if s == "" {
 			return def
 		}
 		return s
-	},
+	}
 	// json returns v as compact JSON.
-	"json": func(v any) (string, error) {
+	f["json"] = func(v any) (string, error) {
 		b, err := json.Marshal(v)
 		return string(b), err
-	},
-}
+	}
+	return f
+}()
 
 // parseTemplate parses src; an empty src means the default of format.
 // The template is run once on sample data so that a misspelt field is an
@@ -124,7 +110,7 @@ func render(t *template.Template, data any) (out string, err error) {
 		}
 	}()
 	var buf bytes.Buffer
-	if err := t.Execute(&limitWriter{buf: &buf, left: maxRendered}, data); err != nil {
+	if err := t.Execute(&rules.LimitWriter{Buf: &buf, Left: maxRendered}, data); err != nil {
 		return "", err
 	}
 	// A field the payload lacks renders as nothing rather than as the
@@ -134,24 +120,6 @@ func render(t *template.Template, data any) (out string, err error) {
 		s = strings.ToValidUTF8(s, "")
 	}
 	return strings.TrimSpace(s), nil
-}
-
-// limitWriter keeps the first left bytes and drops the rest silently.
-type limitWriter struct {
-	buf  *bytes.Buffer
-	left int
-}
-
-// Write keeps what fits and reports every byte written, so that a long
-// template output is cut rather than failed.
-func (w *limitWriter) Write(p []byte) (int, error) {
-	n := len(p)
-	if len(p) > w.left {
-		p = p[:w.left]
-	}
-	w.left -= len(p)
-	w.buf.Write(p)
-	return n, nil
 }
 
 // isLetterOrDigit reports whether r is a Unicode letter or digit.
