@@ -213,15 +213,19 @@ func TestDropMidBurstLosesNothing(t *testing.T) {
 			// a drop cannot lose what the server already confirmed.
 			const n = 60
 			for i := range n {
-				it := d.item(fmt.Sprintf("burst-%d", i), func(k int64) {
-					if k == 15 {
-						srv.DropAll() // while the writer goes on
-					}
-				})
-				if err := h.bot.out.Enqueue(it); err != nil {
+				if err := h.bot.out.Enqueue(d.item(fmt.Sprintf("burst-%d", i), nil)); err != nil {
 					t.Fatal(err)
 				}
 			}
+			// Drop every connection once, at a moment when at least 20
+			// stanzas were written and some of them are not confirmed yet
+			// (the shaped server reads slowly, so that moment lasts).
+			waitFor(t, "written and unconfirmed stanzas", func() bool {
+				h.bot.out.mu.Lock()
+				defer h.bot.out.mu.Unlock()
+				return h.bot.out.written >= 20 && len(h.bot.out.unacked) > 0
+			})
+			srv.DropAll()
 			d.wait(t, n, 30*time.Second)
 			if got := counter(t, h.bot, "crier_connects_total"); got <= connects {
 				t.Fatalf("connects %v -> %v: the drop did not happen mid-burst", connects, got)
