@@ -13,6 +13,7 @@ import (
 	"math"
 	mrand "math/rand/v2"
 	"os"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -547,7 +548,10 @@ func (b *Bot) tap(dir transport.Direction, name xml.Name, raw []byte) {
 
 // nextID returns a fresh stanza id.
 func (b *Bot) nextID() string {
-	return fmt.Sprintf("%s-%d", b.idPrefix, b.idSeq.Add(1))
+	var buf [32]byte
+	out := append(buf[:0], b.idPrefix...)
+	out = append(out, '-')
+	return string(strconv.AppendUint(out, b.idSeq.Add(1), 10))
 }
 
 func (b *Bot) baseMessage() rules.Message {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/xml"
 	"errors"
+	"io"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -636,7 +637,9 @@ func (o *Outbox) drop(it *Item, err error, reason string) {
 }
 
 // tokens renders the item as a stanza. Text goes through the XML encoder
-// as character data, so it is escaped and never spliced into markup.
+// as character data, so it is escaped and never spliced into markup. The
+// common case (no payload) is one slice of tokens: this runs for every
+// stanza the bot sends.
 func (it *Item) tokens() xml.TokenReader {
 	attrs := make([]xml.Attr, 0, 3)
 	if it.To != "" {
@@ -648,18 +651,37 @@ func (it *Item) tokens() xml.TokenReader {
 	if it.ID != "" {
 		attrs = append(attrs, xml.Attr{Name: xml.Name{Local: "id"}, Value: it.ID})
 	}
-	var inner []xml.TokenReader
-	if it.Subject != "" {
-		inner = append(inner, textElem("subject", it.Subject))
-	}
-	if it.Body != "" {
-		inner = append(inner, textElem("body", it.Body))
-	}
-	if it.Payload != nil {
-		inner = append(inner, it.Payload())
-	}
 	start := xml.StartElement{Name: xml.Name{Space: stanza.NSClient, Local: it.Kind}, Attr: attrs}
-	return xmlstream.Wrap(xmlstream.MultiReader(inner...), start)
+	toks := make([]xml.Token, 0, 8)
+	toks = append(toks, start)
+	text := func(name, v string) {
+		if v != "" {
+			el := xml.StartElement{Name: xml.Name{Local: name}}
+			toks = append(toks, el, xml.CharData(v), el.End())
+		}
+	}
+	text("subject", it.Subject)
+	text("body", it.Body)
+	if it.Payload == nil {
+		return &tokenSlice{toks: append(toks, start.End())}
+	}
+	return xmlstream.MultiReader(&tokenSlice{toks: toks}, it.Payload(), xmlstream.Token(start.End()))
+}
+
+// tokenSlice reads a fixed list of tokens.
+type tokenSlice struct {
+	toks []xml.Token
+	i    int
+}
+
+// Token returns the next token, then io.EOF.
+func (r *tokenSlice) Token() (xml.Token, error) {
+	if r.i >= len(r.toks) {
+		return nil, io.EOF
+	}
+	t := r.toks[r.i]
+	r.i++
+	return t, nil
 }
 
 func textElem(name, v string) xml.TokenReader {

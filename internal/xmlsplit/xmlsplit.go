@@ -125,7 +125,8 @@ func (s *Splitter) Feed(p []byte) ([]Event, error) {
 // decoding it.
 func (s *Splitter) next(b []byte) (ev Event, n int, err error) {
 	i := 0
-	var stack [][]byte // names of open elements, as raw bytes of b
+	var stackBuf [16][]byte
+	stack := stackBuf[:0] // names of open elements, as raw bytes of b
 	for {
 		if i >= len(b) {
 			return Event{}, 0, nil
@@ -386,6 +387,9 @@ func scanStartTag(b []byte, i int, want bool) (name []byte, attrs []xml.Attr, en
 			return nil, nil, 0, false, false, nil
 		}
 		if want {
+			if attrs == nil {
+				attrs = make([]xml.Attr, 0, 6) // a stanza's to, from, type, id, xmlns
+			}
 			val := b[m+1 : m+1+v]
 			value := string(val)
 			if bytes.IndexByte(val, '&') >= 0 {
