@@ -353,7 +353,7 @@ func (b *Bot) session(ctx context.Context) (time.Duration, error) {
 	// The session's context ends with the session, not with ctx: a graceful
 	// stop still needs acknowledgements while it flushes the outbox.
 	sctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	b.out.Attach(conn.Session, b.barrier(sctx, conn))
+	b.out.Attach(sessionWriter{conn.Session}, b.barrier(sctx, conn))
 	_ = b.out.Enqueue(&Item{Kind: "presence", Priority: High})
 	b.rooms.Online()
 	b.cronMu.Lock()

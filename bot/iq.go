@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"mellium.im/xmlstream"
+	"mellium.im/xmpp"
 	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/stanza"
 
@@ -107,8 +108,8 @@ func (b *Bot) ping(ctx context.Context, conn *transport.Conn, to jid.JID) error 
 // stopped reading, and the connection is closed.
 const writeTimeout = 30 * time.Second
 
-// write sends r on the session with a context that never ends (see above),
-// guarded by a watchdog that closes the connection if the write hangs.
+// write sends r on the session (see sessionWriter), guarded by a watchdog
+// that closes the connection if the write hangs.
 func (b *Bot) write(conn *transport.Conn, r xml.TokenReader) error {
 	t := time.AfterFunc(writeTimeout, func() {
 		b.log.Warn("a write to the server hung; dropping the connection", "after", writeTimeout)
@@ -117,7 +118,7 @@ func (b *Bot) write(conn *transport.Conn, r xml.TokenReader) error {
 		}
 	})
 	defer t.Stop()
-	return conn.Session.Send(context.Background(), r)
+	return sessionWriter{conn.Session}.Send(context.Background(), r)
 }
 
 // answered takes an iq result or error addressed to one of the bot's own
@@ -147,4 +148,21 @@ func (b *Bot) answered(d *xml.Decoder, start *xml.StartElement) (bool, error) {
 	}
 	b.iqs.deliver(id, a)
 	return true, nil
+}
+
+// sessionWriter writes whole stanzas through the session's token writer,
+// which holds the session's write lock for the stanza. Unlike Session.Send
+// it starts no goroutine per stanza and ties no context to the write, so
+// the write deadline is never moved under a later write (see above); the
+// callers' watchdogs bound a hung write instead.
+type sessionWriter struct{ s *xmpp.Session }
+
+// Send writes the element r and flushes it.
+func (w sessionWriter) Send(_ context.Context, r xml.TokenReader) error {
+	tw := w.s.TokenWriter()
+	_, err := xmlstream.Copy(tw, r)
+	if cerr := tw.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
