@@ -164,3 +164,31 @@ usage_exit() {
 	echo "usage: $0 start|stop|restart|status DIR   (env SHAPER=1 turns the 3000 B/s c2s shaper on)" >&2
 	exit 2
 }
+
+# peer_status NAME: says whether the instance in $dir runs (its pid in
+# $pidfile alive and its c2s port listening); returns 1 when it does not.
+peer_status() {
+	local name=$1 c2s
+	c2s=$(port_of "$(env_get "$dir/env" C2S)")
+	if pid_alive "$pidfile" && [[ -n $c2s ]] && port_busy "$c2s"; then
+		echo "$name: running in $dir (c2s 127.0.0.1:$c2s)"
+	else
+		echo "$name: not running in $dir"
+		return 1
+	fi
+}
+
+# peer_main NAME CMD: runs start, stop, restart or status, with the start
+# and stop functions the calling script defines.
+peer_main() {
+	case $2 in
+	start) start ;;
+	stop) stop ;;
+	restart)
+		stop
+		start
+		;;
+	status) peer_status "$1" ;;
+	*) usage_exit ;;
+	esac
+}

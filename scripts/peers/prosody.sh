@@ -141,24 +141,4 @@ stop() {
 	echo "prosody: stopped ($dir)"
 }
 
-status() {
-	local c2s
-	c2s=$(port_of "$(env_get "$dir/env" C2S)")
-	if pid_alive "$pidfile" && [[ -n $c2s ]] && port_busy "$c2s"; then
-		echo "prosody: running in $dir (c2s 127.0.0.1:$c2s)"
-	else
-		echo "prosody: not running in $dir"
-		return 1
-	fi
-}
-
-case $cmd in
-start) start ;;
-stop) stop ;;
-restart)
-	stop
-	start
-	;;
-status) status ;;
-*) usage_exit ;;
-esac
+peer_main prosody "$cmd"
