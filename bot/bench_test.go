@@ -113,13 +113,15 @@ func BenchmarkHandleMessage(b *testing.B) {
 			start, rest := tokensOf(b, c.raw)
 			in := &replayStream{}
 			ctx := context.Background()
+			var buf []*Item
 			drain := func() {
 				for {
-					it, s, gen, _ := bt.out.next(time.Now())
-					if it == nil {
+					items, s, gen, _ := bt.out.next(time.Now(), buf[:0])
+					if len(items) == 0 {
 						return
 					}
-					bt.out.send(ctx, it, s, gen)
+					bt.out.send(ctx, items, s, gen)
+					buf = items
 				}
 			}
 			b.ReportAllocs()

@@ -414,22 +414,50 @@ func (o *Outbox) Flush(ctx context.Context) error {
 	}
 }
 
-// next picks the next item to send, or how long to wait for one.
-func (o *Outbox) next(now time.Time) (it *Item, s sender, gen uint64, wait time.Duration) {
+// maxBatch is how many ready stanzas the writer puts into one write (one
+// TLS record and one system call when they fit) when no rate limit is set.
+const maxBatch = 16
+
+// next takes the stanzas to write now: the first ready one and, when no
+// rate limit applies, up to maxBatch-1 more that are ready as well, so that
+// a burst of replies leaves in one write instead of one each. With nothing
+// ready it returns how long to wait (-1: until poked).
+func (o *Outbox) next(now time.Time, batch []*Item) (items []*Item, s sender, gen uint64, wait time.Duration) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if o.s == nil {
-		return nil, nil, 0, -1
+		return batch, nil, 0, -1
 	}
-	if len(o.high) > 0 {
-		it = o.high[0]
-		o.high = o.high[1:]
-		o.inflight++
-		return it, o.s, o.gen, 0
+	limit := maxBatch
+	if o.global != nil || o.cfg.RoomRate > 0 {
+		limit = 1 // each stanza waits for its token on its own
 	}
 	wait = -1
-	if o.ack != nil && o.written-o.acked >= uint64(o.cfg.Window) {
-		return nil, nil, 0, -1 // the window is full: an acknowledgement pokes us
+	for len(batch) < limit {
+		it, w := o.takeLocked(now)
+		if it == nil {
+			if len(batch) == 0 {
+				wait = w
+			}
+			break
+		}
+		batch = append(batch, it)
+	}
+	return batch, o.s, o.gen, wait
+}
+
+// takeLocked takes the next ready item, or says how long until one is
+// ready. The caller holds mu.
+func (o *Outbox) takeLocked(now time.Time) (*Item, time.Duration) {
+	if len(o.high) > 0 {
+		it := o.high[0]
+		o.high = o.high[1:]
+		o.inflight++
+		return it, 0
+	}
+	wait := time.Duration(-1)
+	if o.ack != nil && o.written+uint64(o.inflight)-o.acked >= uint64(o.cfg.Window) {
+		return nil, -1 // the window is full: an acknowledgement pokes us
 	}
 	for i, c := range o.bulk {
 		ready := c.notBefore
@@ -444,9 +472,9 @@ func (o *Outbox) next(now time.Time) (it *Item, s sender, gen uint64, wait time.
 		}
 		o.bulk = append(o.bulk[:i], o.bulk[i+1:]...)
 		o.inflight++
-		return c, o.s, o.gen, 0
+		return c, 0
 	}
-	return nil, nil, 0, wait
+	return nil, wait
 }
 
 // Run drains the outbox until ctx ends, or until Close was called and the
@@ -455,9 +483,10 @@ func (o *Outbox) Run(ctx context.Context) {
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	defer o.barriers.Wait()
+	var buf []*Item
 	for {
-		it, s, gen, wait := o.next(time.Now())
-		if it == nil {
+		items, s, gen, wait := o.next(time.Now(), buf[:0])
+		if len(items) == 0 {
 			o.mu.Lock()
 			if o.ack != nil && o.written > o.asked {
 				// Nothing more to write now: ask for the acknowledgement of
@@ -481,7 +510,9 @@ func (o *Outbox) Run(ctx context.Context) {
 			}
 			continue
 		}
-		o.send(ctx, it, s, gen)
+		o.send(ctx, items, s, gen)
+		clear(items) // the items belong to the queues again, not to buf
+		buf = items
 	}
 }
 
@@ -499,17 +530,19 @@ func (o *Outbox) limiterFor(room string) *rate.Limiter {
 	return l
 }
 
-func (o *Outbox) send(ctx context.Context, it *Item, s sender, gen uint64) {
-	if it.Priority == Bulk {
+// send writes items (one, or a batch when no rate limit is set) in one
+// write and settles them.
+func (o *Outbox) send(ctx context.Context, items []*Item, s sender, gen uint64) {
+	if it := items[0]; len(items) == 1 && it.Priority == Bulk {
 		if o.global != nil {
 			if err := o.global.Wait(ctx); err != nil {
-				o.requeueFront(it, gen)
+				o.requeueFront(items, gen)
 				return
 			}
 		}
 		if l := o.limiterFor(it.Room); l != nil {
 			if err := l.Wait(ctx); err != nil {
-				o.requeueFront(it, gen)
+				o.requeueFront(items, gen)
 				return
 			}
 		}
@@ -523,37 +556,54 @@ func (o *Outbox) send(ctx context.Context, it *Item, s sender, gen uint64) {
 			o.hooks.stuck()
 		}
 	})
-	err := s.Send(context.Background(), it.tokens())
+	var r xml.TokenReader
+	if len(items) == 1 {
+		r = items[0].tokens()
+	} else {
+		rs := make([]xml.TokenReader, len(items))
+		for i, it := range items {
+			rs[i] = it.tokens()
+		}
+		r = xmlstream.MultiReader(rs...)
+	}
+	err := s.Send(context.Background(), r)
 	stuck.Stop()
 	if err != nil {
-		o.requeueFront(it, gen)
+		o.requeueFront(items, gen)
 		if o.hooks.failed != nil && o.current(gen) {
 			o.hooks.failed(err)
 		}
 		return
 	}
 	o.lastWrite.Store(time.Now().UnixNano())
+	var settled []*Item
 	o.mu.Lock()
-	o.inflight--
-	if it.Kind == "message" && it.ID != "" {
-		o.rememberLocked(it)
-	}
-	settled := true
-	if o.ack != nil && gen == o.gen {
-		settled = false
-		o.written++
-		it.seq = o.written
-		o.unacked = append(o.unacked, it)
-		if o.written-o.asked >= uint64(max(1, o.cfg.Window/2)) {
-			o.barrierLocked()
+	for _, it := range items {
+		o.inflight--
+		if it.Kind == "message" && it.ID != "" {
+			o.rememberLocked(it)
+		}
+		if o.ack != nil && gen == o.gen {
+			o.written++
+			it.seq = o.written
+			o.unacked = append(o.unacked, it)
+			if o.written-o.asked >= uint64(max(1, o.cfg.Window/2)) {
+				o.barrierLocked()
+			}
+		} else {
+			settled = append(settled, it)
 		}
 	}
 	o.mu.Unlock()
-	if o.hooks.sent != nil {
-		o.hooks.sent(it)
+	for _, it := range items {
+		if o.hooks.sent != nil {
+			o.hooks.sent(it)
+		}
 	}
-	if settled && it.Done != nil {
-		it.Done(nil)
+	for _, it := range settled {
+		if it.Done != nil {
+			it.Done(nil)
+		}
 	}
 }
 
@@ -594,23 +644,27 @@ func (o *Outbox) acknowledged(gen, target uint64, err error) {
 	o.poke()
 }
 
-// requeueFront puts an item that could not be written back at the head of
-// its queue, unless it was a High item of a session that is gone.
-func (o *Outbox) requeueFront(it *Item, gen uint64) {
+// requeueFront puts items that could not be written back at the head of
+// their queues, in order, except High items of a session that is gone.
+func (o *Outbox) requeueFront(items []*Item, gen uint64) {
+	var stale, high, bulk []*Item
 	o.mu.Lock()
-	o.inflight--
-	stale := it.Priority == High && gen != o.gen
-	if !stale {
-		if it.Priority == High {
-			o.high = append([]*Item{it}, o.high...)
-		} else {
-			o.bulk = append([]*Item{it}, o.bulk...)
+	for _, it := range items {
+		o.inflight--
+		switch {
+		case it.Priority == High && gen != o.gen:
+			stale = append(stale, it)
+		case it.Priority == High:
+			high = append(high, it)
+		default:
+			bulk = append(bulk, it)
 		}
 	}
+	o.high = append(high, o.high...)
+	o.bulk = append(bulk, o.bulk...)
 	o.mu.Unlock()
-	if stale {
+	for _, it := range stale {
 		o.drop(it, ErrClosed, "stale")
-		return
 	}
 	// Wait for the supervisor to attach a new session: the writer spins
 	// otherwise on a dead one.

@@ -6,21 +6,22 @@ import (
 	"encoding/xml"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"mellium.im/xmlstream"
 	"mellium.im/xmpp/stanza"
 )
 
 // fakeSender records what the outbox writes; it can be told to block or fail.
 type fakeSender struct {
-	mu    sync.Mutex
-	got   []string
-	block chan struct{} // when non-nil, Send waits on it
-	fail  bool
+	mu     sync.Mutex
+	got    []string
+	block  chan struct{} // when non-nil, Send waits on it
+	fail   bool
+	writes int // Send calls that succeeded
 }
 
 func (f *fakeSender) Send(ctx context.Context, r xml.TokenReader) error {
@@ -37,16 +38,40 @@ func (f *fakeSender) Send(ctx context.Context, r xml.TokenReader) error {
 	if fail {
 		return errors.New("broken pipe")
 	}
+	// One write may carry several stanzas (the outbox batches): record
+	// each top-level element on its own.
+	var got []string
 	var buf bytes.Buffer
 	e := xml.NewEncoder(&buf)
-	if _, err := xmlstream.Copy(e, r); err != nil {
-		return err
-	}
-	if err := e.Flush(); err != nil {
-		return err
+	depth := 0
+	for {
+		tok, err := r.Token()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return err
+		}
+		if err := e.EncodeToken(tok); err != nil {
+			return err
+		}
+		switch tok.(type) {
+		case xml.StartElement:
+			depth++
+		case xml.EndElement:
+			depth--
+			if depth == 0 {
+				if err := e.Flush(); err != nil {
+					return err
+				}
+				got = append(got, buf.String())
+				buf.Reset()
+			}
+		}
 	}
 	f.mu.Lock()
-	f.got = append(f.got, buf.String())
+	f.got = append(f.got, got...)
+	f.writes++
 	f.mu.Unlock()
 	return nil
 }
@@ -81,16 +106,17 @@ func TestOutboxPriorityAndEscaping(t *testing.T) {
 	o := runOutbox(t, outboxConfig{}, outboxHooks{})
 	f := &fakeSender{block: make(chan struct{})}
 	o.Attach(f, nil)
-	for i := 0; i < 3; i++ {
+	release := sync.OnceFunc(func() { close(f.block) })
+	t.Cleanup(release)
+	_ = o.Enqueue(&Item{Kind: "message", To: "a@b", Type: "chat", Body: "bulk <&>"})
+	// The writer holds the first message; the presence queued after two
+	// more messages must overtake them.
+	waitFor(t, "writer busy", func() bool { return o.Depth() == 0 })
+	for i := 0; i < 2; i++ {
 		_ = o.Enqueue(&Item{Kind: "message", To: "a@b", Type: "chat", Body: "bulk <&>"})
 	}
-	// The writer holds the first message; the presence queued now must
-	// overtake the two other messages.
-	waitFor(t, "writer busy", func() bool { return o.Depth() == 2 })
 	_ = o.Enqueue(&Item{Kind: "presence", Priority: High})
-	for i := 0; i < 4; i++ {
-		f.block <- struct{}{}
-	}
+	release()
 	waitFor(t, "4 stanzas", func() bool { return len(f.sent()) == 4 })
 	got := f.sent()
 	if !strings.HasPrefix(got[1], "<presence") {
@@ -151,11 +177,42 @@ func TestOutboxSlowServerLosesNothing(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	// The server takes one stanza at a time, slowly.
-	for i := 0; i < 50; i++ {
+	// The server takes one write at a time, slowly; the stanzas that
+	// waited meanwhile leave together, at most maxBatch a write.
+	for writes := 0; len(f.sent()) < 50; writes++ {
+		if writes == 50 {
+			t.Fatalf("50 writes carried only %d stanzas", len(f.sent()))
+		}
 		f.block <- struct{}{}
+		time.Sleep(time.Millisecond)
 	}
-	waitFor(t, "all 50", func() bool { return len(f.sent()) == 50 })
+	f.mu.Lock()
+	writes := f.writes
+	f.mu.Unlock()
+	if min := (50 + maxBatch - 1) / maxBatch; writes < min || writes > 50-maxBatch {
+		t.Fatalf("50 stanzas in %d writes: want batches of at most %d (>= %d writes), and some batching", writes, maxBatch, min)
+	}
+	for i, x := range f.sent() {
+		if !strings.HasPrefix(x, "<message") || !strings.HasSuffix(x, "</message>") {
+			t.Fatalf("stanza %d is not one whole message: %q", i, x)
+		}
+	}
+}
+
+// With a rate limit, each stanza waits for its own token: no batching.
+func TestOutboxRateLimitWritesOneByOne(t *testing.T) {
+	o := runOutbox(t, outboxConfig{Rate: 1000, Burst: 100}, outboxHooks{})
+	f := &fakeSender{}
+	for i := 0; i < 20; i++ {
+		_ = o.Enqueue(&Item{Kind: "message", To: "a@b", Body: "x"})
+	}
+	o.Attach(f, nil)
+	waitFor(t, "all 20", func() bool { return len(f.sent()) == 20 })
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.writes != 20 {
+		t.Fatalf("20 rate-limited stanzas in %d writes, want 20", f.writes)
+	}
 }
 
 func TestOutboxWriteFailureKeepsItem(t *testing.T) {

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strconv"
 
 	"mellium.im/sasl"
 	"mellium.im/xmlstream"
@@ -48,7 +49,11 @@ func recordStart(m sasl.Mechanism, obs *observed) sasl.Mechanism {
 // bindFeature negotiates resource binding (RFC 6120 §7) asking for
 // resource. mellium's own BindResource sends an empty <resource/>, so the
 // requested resource would never be used.
-func bindFeature(resource string, log *slog.Logger) xmpp.StreamFeature {
+//
+// With prev set, and stream management offered, it first tries to resume
+// that session (XEP-0198 §5), which replaces binding; when the server
+// cannot resume, it binds as usual on the same stream.
+func bindFeature(resource string, prev *Resume, tc *tapConn, log *slog.Logger) xmpp.StreamFeature {
 	return xmpp.StreamFeature{
 		Name:       xml.Name{Space: nsBind, Local: "bind"},
 		Necessary:  xmpp.Authn,
@@ -61,6 +66,17 @@ func bindFeature(resource string, log *slog.Logger) xmpp.StreamFeature {
 			return true, nil, d.DecodeElement(&v, start)
 		},
 		Negotiate: func(ctx context.Context, s *xmpp.Session, _ any) (xmpp.SessionState, io.ReadWriter, error) {
+			if prev != nil && tc.sm.isOffered() {
+				ok, err := resume(s, tc, prev)
+				if err != nil {
+					return 0, nil, err
+				}
+				if ok {
+					s.UpdateAddr(prev.JID)
+					log.Info("session resumed", "jid", prev.JID.String())
+					return xmpp.Ready, nil, nil
+				}
+			}
 			bound, err := bind(s, resource)
 			if err != nil {
 				return 0, nil, err
@@ -75,6 +91,62 @@ func bindFeature(resource string, log *slog.Logger) xmpp.StreamFeature {
 			return xmpp.Ready, nil, nil
 		},
 	}
+}
+
+// resume sends <resume previd h/> and reads the answer: true for
+// <resumed/>, false for <failed/> (the tap updates the stream management
+// state from either, sm.go).
+func resume(s *xmpp.Session, tc *tapConn, prev *Resume) (bool, error) {
+	tc.sm.beginResume(prev)
+	w := s.TokenWriter()
+	start := xml.StartElement{Name: xml.Name{Space: nsSM, Local: "resume"}, Attr: []xml.Attr{
+		{Name: xml.Name{Local: "previd"}, Value: prev.ID},
+		{Name: xml.Name{Local: "h"}, Value: strconv.FormatUint(uint64(prev.Handled), 10)},
+	}}
+	err := w.EncodeToken(start)
+	if err == nil {
+		err = w.EncodeToken(start.End())
+	}
+	if cerr := w.Close(); err == nil { // Close flushes
+		err = cerr
+	}
+	if err != nil {
+		return false, err
+	}
+	r := s.TokenReader()
+	defer r.Close()
+	d := xml.NewTokenDecoder(r)
+	for range 64 { // white space may come first
+		tok, err := d.Token()
+		if err != nil {
+			return false, err
+		}
+		start, ok := tok.(xml.StartElement)
+		if !ok {
+			continue
+		}
+		switch {
+		case start.Name.Space == nsStream && start.Name.Local == "error":
+			var se stream.Error
+			if err := d.DecodeElement(&se, &start); err != nil {
+				return false, err
+			}
+			return false, se
+		case start.Name.Space == nsSM && start.Name.Local == "resumed":
+			if err := d.Skip(); err != nil {
+				return false, err
+			}
+			if !tc.sm.isResumed() {
+				return false, fmt.Errorf("%w: the server's <resumed/> does not match the session", ErrProtocol)
+			}
+			return true, nil
+		case start.Name.Space == nsSM && start.Name.Local == "failed":
+			return false, d.Skip()
+		default:
+			return false, fmt.Errorf("%w: expected the answer to <resume/>, got <%s>", ErrProtocol, start.Name.Local)
+		}
+	}
+	return false, fmt.Errorf("%w: no answer to <resume/>", ErrProtocol)
 }
 
 // bind sends the bind request and reads its answer.

@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"bytes"
 	"context"
 	"encoding/xml"
 	"errors"
@@ -9,6 +10,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"mellium.im/xmpp/jid"
 )
 
 // Stream management (XEP-0198) lives entirely in the transport, because only
@@ -38,11 +41,18 @@ import (
 //  5. Conn.Barrier injects <r/> and waits for an <a/> covering everything
 //     written before the call.
 //
-// Sessions are not resumed: <enable/> does not ask for resumption. After a
-// reconnect the caller's own queue resends what was not acknowledged (the
-// bot's outbox does), so a stanza may arrive twice but is never lost
-// silently. mellium's negotiator offers no hook to replace bind with
-// <resume/>, which is why resumption is left out.
+// Resumption: <enable/> asks for it (resume='true'). When the server's
+// <enabled/> says the session can be resumed, Conn.ResumeState, called
+// after the connection is lost, returns what the next Connect needs
+// (Options.Resume): the stream id, how many stanzas were received (h) and
+// the bound JID. That Connect then sends <resume previd h/> in place of
+// bind (negotiate.go). On <resumed h/> the counters continue where the
+// old stream left them: the server has handled h of the stanzas this side
+// sent, and resends what it sent and this side did not count; the caller
+// resends its own stanzas after h (Conn.ResumeAcked). On <failed/> the
+// stream binds a fresh resource and enables stream management anew; the
+// caller then resends everything unacknowledged, minus what an h on
+// <failed/> confirms.
 
 // nsSM is the XEP-0198 namespace (version 3).
 const nsSM = "urn:xmpp:sm:3"
@@ -61,10 +71,11 @@ var ErrNoSM = errors.New("transport: stream management not enabled")
 type smPhase int
 
 const (
-	smOff     smPhase = iota // not offered, not requested, or disabled
-	smPending                // <enable/> sent, no answer yet
-	smOn                     // <enabled/> received
-	smFailed                 // <failed/> received
+	smOff      smPhase = iota // not offered, not requested, or disabled
+	smPending                 // <enable/> sent, no answer yet
+	smOn                      // <enabled/> or <resumed/> received
+	smFailed                  // <failed/> received
+	smResuming                // <resume/> sent, no answer yet
 )
 
 // SMStats are the stream management counters of one connection, for
@@ -85,6 +96,39 @@ type SMStats struct {
 	Handled uint32
 	// Requests counts the server's <r/> that were answered.
 	Requests uint64
+	// Resumable tells whether the server allows resuming the session.
+	Resumable bool
+	// Resumed tells whether this connection resumed an earlier session.
+	Resumed bool
+}
+
+// Resume is what it takes to resume a stream-managed session on a new
+// connection (XEP-0198 §5): Conn.ResumeState returns it once the old
+// connection is gone, Options.Resume hands it to the next Connect.
+type Resume struct {
+	// ID is the stream management id the server gave (previd).
+	ID string
+	// JID is the full JID the session was bound to.
+	JID jid.JID
+	// Handled is how many stanzas this side received on the session: the
+	// server resends the ones after it.
+	Handled uint32
+	// Sent is how many stanzas this side had written on the session.
+	Sent uint32
+	// Max is how long the server keeps the session after a loss, if it
+	// said (zero: unknown).
+	Max time.Duration
+	// Location is the server's preferred address for resuming, if any.
+	Location string
+	// Lost is when the connection was found lost.
+	Lost time.Time
+}
+
+// Expired reports whether the server's resumption window (Max) is over at
+// now. A window the server did not announce never expires here: the
+// server's answer decides.
+func (r *Resume) Expired(now time.Time) bool {
+	return r.Max > 0 && now.Sub(r.Lost) > r.Max
 }
 
 // smState is the stream management state of one tapConn. Its tap hooks run
@@ -103,10 +147,18 @@ type smState struct {
 	acked    uint32 // last h from the server
 	handled  uint32 // stanzas read since <enabled/>
 	requests uint64
-	err      error         // a protocol violation by the server
-	changed  chan struct{} // closed and replaced on every change
-	kick     chan struct{} // buffered: an <r/> waits for an answer
-	fault    chan string   // buffered: the stream error to end with
+	// Resumption.
+	resumable bool          // <enabled resume='true'/>
+	max       time.Duration // the server's resumption window, if given
+	location  string
+	prev      *Resume       // the session being resumed (smResuming, then smOn)
+	resumed   bool          // <resumed/> received
+	prevAcked uint32        // h of <resumed/> or <failed/>: the server's count of the old stream
+	prevKnown bool          // prevAcked is set
+	err       error         // a protocol violation by the server
+	changed   chan struct{} // closed and replaced on every change
+	kick      chan struct{} // buffered: an <r/> waits for an answer
+	fault     chan string   // buffered: the stream error to end with
 }
 
 func newSMState(log *slog.Logger) *smState {
@@ -160,10 +212,32 @@ func (m *smState) seeIn(name xml.Name, raw []byte) {
 
 // seeSM follows one incoming element of the urn:xmpp:sm:3 namespace.
 func (m *smState) seeSM(local string, raw []byte) {
+	if local == "a" {
+		// The common case, several times a second under load: read h
+		// without reflection.
+		m.seeAck(attrOf(raw, "h"))
+		return
+	}
+	if local == "r" {
+		m.mu.Lock()
+		on := m.phase == smOn
+		m.mu.Unlock()
+		if on {
+			select {
+			case m.kick <- struct{}{}:
+			default: // an answer is already due; it will carry the latest count
+			}
+		}
+		return
+	}
 	var v struct {
-		ID    string `xml:"id,attr"`
-		H     string `xml:"h,attr"`
-		Inner []struct {
+		ID       string `xml:"id,attr"`
+		PrevID   string `xml:"previd,attr"`
+		H        string `xml:"h,attr"`
+		Resume   string `xml:"resume,attr"`
+		Max      string `xml:"max,attr"`
+		Location string `xml:"location,attr"`
+		Inner    []struct {
 			XMLName xml.Name
 		} `xml:",any"`
 	}
@@ -176,46 +250,129 @@ func (m *smState) seeSM(local string, raw []byte) {
 			return
 		}
 		m.phase, m.id, m.handled = smOn, v.ID, 0
+		m.resumable = (v.Resume == "true" || v.Resume == "1") && v.ID != ""
+		m.location = v.Location
+		if n, err := strconv.ParseUint(v.Max, 10, 31); err == nil && n > 0 {
+			m.max = time.Duration(n) * time.Second
+		}
 		m.notifyLocked()
-	case "failed":
-		if m.phase != smPending {
+	case "resumed":
+		if m.phase != smResuming {
 			return
 		}
+		p := m.prev
+		h, err := strconv.ParseUint(v.H, 10, 32)
+		if err != nil || v.PrevID != p.ID {
+			m.violateLocked(fmt.Sprintf("<resumed previd=%q h=%q/> for %q", v.PrevID, v.H, p.ID), "<undefined-condition xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>")
+			return
+		}
+		if ahead := int32(uint32(h) - p.Sent); ahead > 0 {
+			m.violateLocked(fmt.Sprintf("server resumed with %d stanzas handled, only %d were sent", h, p.Sent),
+				fmt.Sprintf("<undefined-condition xmlns='urn:ietf:params:xml:ns:xmpp-streams'/><handled-count-too-high xmlns='%s' h='%d' send-count='%d'/>", nsSM, h, p.Sent))
+			return
+		}
+		// The counters go on from the old stream: the server handled h of
+		// ours (what follows is resent and counted again from there), and
+		// resends what came after the Handled this side announced.
+		m.phase, m.id, m.resumed, m.resumable = smOn, p.ID, true, true
+		m.counting, m.sent, m.acked, m.handled = true, uint32(h), uint32(h), p.Handled
+		m.prevAcked, m.prevKnown = uint32(h), true
+		m.max, m.location = p.Max, p.Location
+		m.notifyLocked()
+	case "failed":
 		cond := "undefined-condition"
 		if len(v.Inner) > 0 {
 			cond = v.Inner[0].XMLName.Local
 		}
-		m.log.Warn("server refused stream management", "condition", cond)
-		m.phase = smFailed
+		switch m.phase {
+		case smPending:
+			m.log.Warn("server refused stream management", "condition", cond)
+			m.phase = smFailed
+		case smResuming:
+			m.log.Info("server could not resume the session; binding a new one", "condition", cond)
+			m.phase = smOff // bind follows, then a new <enable/>
+			if h, err := strconv.ParseUint(v.H, 10, 32); err == nil && int32(uint32(h)-m.prev.Sent) <= 0 {
+				m.prevAcked, m.prevKnown = uint32(h), true
+			}
+		default:
+			return
+		}
 		m.notifyLocked()
-	case "r":
-		if m.phase != smOn {
-			return
-		}
-		select {
-		case m.kick <- struct{}{}:
-		default: // an answer is already due; it will carry the latest count
-		}
-	case "a":
-		if m.phase != smOn || m.err != nil {
-			return
-		}
-		h, err := strconv.ParseUint(v.H, 10, 32)
-		if err != nil {
-			m.violateLocked(fmt.Sprintf("<a/> with h=%q", v.H), "<undefined-condition xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>")
-			return
-		}
-		if ahead := int32(uint32(h) - m.sent); ahead > 0 {
-			m.violateLocked(fmt.Sprintf("server acknowledged %d stanzas, only %d were sent", h, m.sent),
-				fmt.Sprintf("<undefined-condition xmlns='urn:ietf:params:xml:ns:xmpp-streams'/><handled-count-too-high xmlns='%s' h='%d' send-count='%d'/>", nsSM, h, m.sent))
-			return
-		}
-		if int32(uint32(h)-m.acked) > 0 {
-			m.acked = uint32(h)
-			m.notifyLocked()
-		}
 	}
 }
+
+// seeAck follows the server's <a h="N"/>.
+func (m *smState) seeAck(hs string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.phase != smOn || m.err != nil {
+		return
+	}
+	h, err := strconv.ParseUint(hs, 10, 32)
+	if err != nil {
+		m.violateLocked(fmt.Sprintf("<a/> with h=%q", hs), "<undefined-condition xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>")
+		return
+	}
+	if ahead := int32(uint32(h) - m.sent); ahead > 0 {
+		m.violateLocked(fmt.Sprintf("server acknowledged %d stanzas, only %d were sent", h, m.sent),
+			fmt.Sprintf("<undefined-condition xmlns='urn:ietf:params:xml:ns:xmpp-streams'/><handled-count-too-high xmlns='%s' h='%d' send-count='%d'/>", nsSM, h, m.sent))
+		return
+	}
+	if int32(uint32(h)-m.acked) > 0 {
+		m.acked = uint32(h)
+		m.notifyLocked()
+	}
+}
+
+// attrOf returns the value of the attribute name in the start tag at the
+// beginning of raw, an element the tap has already checked to be well
+// formed, or "" when it is absent. Entities are not decoded: it serves
+// numeric attributes.
+func attrOf(raw []byte, name string) string {
+	end := bytes.IndexByte(raw, '>')
+	if end < 0 {
+		return ""
+	}
+	tag := raw[:end]
+	for i := 0; i < len(tag); {
+		j := bytes.Index(tag[i:], []byte(name))
+		if j < 0 {
+			return ""
+		}
+		j += i
+		k := j + len(name)
+		// The name must stand alone: preceded by white space, followed by
+		// optional white space and '='.
+		if j == 0 || !isSpace(tag[j-1]) {
+			i = k
+			continue
+		}
+		for k < len(tag) && isSpace(tag[k]) {
+			k++
+		}
+		if k >= len(tag) || tag[k] != '=' {
+			i = k
+			continue
+		}
+		k++
+		for k < len(tag) && isSpace(tag[k]) {
+			k++
+		}
+		if k >= len(tag) || (tag[k] != '"' && tag[k] != '\'') {
+			return ""
+		}
+		q := tag[k]
+		v := tag[k+1:]
+		e := bytes.IndexByte(v, q)
+		if e < 0 {
+			return ""
+		}
+		return string(v[:e])
+	}
+	return ""
+}
+
+func isSpace(b byte) bool { return b == ' ' || b == '\t' || b == '\n' || b == '\r' }
 
 // violateLocked records a protocol violation by the server and has the
 // worker end the stream with a stream error carrying conditions. The
@@ -251,6 +408,13 @@ func (m *smState) seeOut(name xml.Name) {
 // for the answer (see the comment at the top of this file).
 func (m *smState) enable(tc *tapConn) {
 	m.mu.Lock()
+	if m.resumed {
+		// The session was resumed: it is enabled already and only needs
+		// the worker that answers <r/>.
+		m.mu.Unlock()
+		go m.run(tc)
+		return
+	}
 	if !m.offered || m.phase != smOff {
 		m.mu.Unlock()
 		return
@@ -259,7 +423,7 @@ func (m *smState) enable(tc *tapConn) {
 	m.deadline = time.Now().Add(smEnableWait)
 	m.mu.Unlock()
 	go m.run(tc)
-	if err := tc.inject([]byte("<enable xmlns='" + nsSM + "'/>")); err != nil {
+	if err := tc.inject([]byte("<enable xmlns='" + nsSM + "' resume='true'/>")); err != nil {
 		m.log.Warn("cannot request stream management", "err", err)
 		m.mu.Lock()
 		m.phase = smFailed
@@ -299,14 +463,86 @@ func (m *smState) stats() SMStats {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return SMStats{
-		Enabled:  m.phase == smOn,
-		ID:       m.id,
-		Sent:     m.sent,
-		Acked:    m.acked,
-		Unacked:  m.sent - m.acked,
-		Handled:  m.handled,
-		Requests: m.requests,
+		Enabled:   m.phase == smOn,
+		ID:        m.id,
+		Sent:      m.sent,
+		Acked:     m.acked,
+		Unacked:   m.sent - m.acked,
+		Handled:   m.handled,
+		Requests:  m.requests,
+		Resumable: m.resumable,
+		Resumed:   m.resumed,
 	}
+}
+
+// isOffered reports whether the last stream features offered stream
+// management.
+func (m *smState) isOffered() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.offered
+}
+
+// isResumed reports whether <resumed/> was received.
+func (m *smState) isResumed() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.resumed
+}
+
+// beginResume records that <resume/> for prev is about to be sent.
+func (m *smState) beginResume(prev *Resume) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.phase, m.prev = smResuming, prev
+}
+
+// resumeState returns what resuming this session needs, or nil.
+func (m *smState) resumeState(j jid.JID) *Resume {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.phase != smOn || !m.resumable || m.id == "" || m.err != nil {
+		return nil
+	}
+	return &Resume{ID: m.id, JID: j, Handled: m.handled, Sent: m.sent, Max: m.max, Location: m.location, Lost: time.Now()}
+}
+
+// ResumeState returns what the next Connect needs to resume this session
+// (Options.Resume), or nil when it cannot be resumed: the server did not
+// allow it, stream management is off, or the server broke the protocol.
+// Call it once the connection is lost (Serve returned with an error); a
+// session ended with Close is over on the server too.
+func (c *Conn) ResumeState() *Resume {
+	return c.tc.sm.resumeState(c.JID)
+}
+
+// Resumed reports whether this connection resumed an earlier session
+// (Options.Resume): the server kept the bound resource, presence and room
+// memberships, and resends the stanzas this side had not counted.
+func (c *Conn) Resumed() bool {
+	c.tc.sm.mu.Lock()
+	defer c.tc.sm.mu.Unlock()
+	return c.tc.sm.resumed
+}
+
+// ResumeAcked returns, after an attempt to resume (Options.Resume), how
+// many of the stanzas written on the old session the server confirmed
+// having handled: the h of its <resumed/>, or of its <failed/> when it
+// gave one. ok is false when no attempt was made or the count is unknown.
+// The stanzas after that count are the ones to send again.
+func (c *Conn) ResumeAcked() (h uint32, ok bool) {
+	c.tc.sm.mu.Lock()
+	defer c.tc.sm.mu.Unlock()
+	return c.tc.sm.prevAcked, c.tc.sm.prevKnown
+}
+
+// SMSent returns how many stanzas were written since stream management was
+// requested (the count the server's acknowledgements refer to), and false
+// when stream management is not in use.
+func (c *Conn) SMSent() (uint32, bool) {
+	c.tc.sm.mu.Lock()
+	defer c.tc.sm.mu.Unlock()
+	return c.tc.sm.sent, c.tc.sm.counting && c.tc.sm.phase != smFailed && c.tc.sm.phase != smOff
 }
 
 // SM reports whether stream management is enabled on the connection: the

@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -269,4 +271,194 @@ func TestSMCountersWrap(t *testing.T) {
 	default:
 		t.Error("no stream error queued")
 	}
+}
+
+// inbox collects the bodies of the chat messages a session receives.
+type inbox struct {
+	mu     sync.Mutex
+	bodies []string
+}
+
+func (b *inbox) HandleXMPP(r xmlstream.TokenReadEncoder, start *xml.StartElement) error {
+	if start.Name.Local != "message" {
+		return nil
+	}
+	var m struct {
+		Body string `xml:"body"`
+	}
+	d := xml.NewTokenDecoder(xmlstream.MultiReader(xmlstream.Token(*start), r))
+	if err := d.Decode(&m); err != nil {
+		return err
+	}
+	b.mu.Lock()
+	b.bodies = append(b.bodies, m.Body)
+	b.mu.Unlock()
+	return nil
+}
+
+func (b *inbox) get() []string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return slices.Clone(b.bodies)
+}
+
+func (b *inbox) wait(t *testing.T, n int) []string {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for len(b.get()) < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("received %d messages, want %d: %q", len(b.get()), n, b.get())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return b.get()
+}
+
+func barrier(t *testing.T, c *Conn) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := c.Barrier(ctx); err != nil {
+		t.Fatalf("Barrier: %v", err)
+	}
+}
+
+// TestSMResume loses the connection under a stream-managed session and
+// resumes it: same JID, nothing received twice, what was sent to it in the
+// gap delivered, the counters going on, over TCP and BOSH.
+func TestSMResume(t *testing.T) {
+	s := startSMServer(t, false)
+	alice := xmpptest.Dial(t, xmpptest.Options{Addr: s.Addr(), JID: "alice@localhost", Password: "alicepw", RootCAs: s.CertPool()})
+	for _, tr := range []string{TransportTCP, TransportBOSH} {
+		t.Run(tr, func(t *testing.T) {
+			o := miniOptions(s)
+			o.Resource = "resume-" + tr
+			if tr == TransportBOSH {
+				o.Transport, o.BOSHURL, o.Address = TransportBOSH, s.BOSHURL(), ""
+			}
+			c1 := connect(t, o)
+			in1 := &inbox{}
+			done := make(chan error, 1)
+			go func() { done <- c1.Session.Serve(in1) }()
+			barrier(t, c1)
+			if st := c1.SMStats(); !st.Resumable || st.Resumed {
+				t.Fatalf("first connection: %+v, want resumable and not resumed", st)
+			}
+			for i := range 5 {
+				if err := alice.SendMessage(c1.JID.String(), "chat", fmt.Sprintf("before-%d", i)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			in1.wait(t, 5)
+			for i := range 3 {
+				sendChat(t, c1, alice.JID().Bare(), fmt.Sprintf("%s-out-%d", tr, i))
+			}
+			barrier(t, c1)
+
+			if err := s.Cut(c1.JID.String()); err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case err := <-done:
+				if err == nil {
+					t.Fatal("Serve returned nil after the connection was cut")
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("Serve did not return after the connection was cut")
+			}
+			rs := c1.ResumeState()
+			if rs == nil || rs.ID == "" || rs.Handled != 5 || rs.Sent != 3 || !rs.JID.Equal(c1.JID) || rs.Max != miniserver.DefaultResumeTimeout {
+				t.Fatalf("ResumeState = %+v, want id, 5 handled, 3 sent, JID %s, max %s", rs, c1.JID, miniserver.DefaultResumeTimeout)
+			}
+			waitFor(t, func() bool { st, ok := s.SM(c1.JID.String()); return ok && st.Hibernating })
+			// Sent while the session has no connection: kept for it.
+			for i := range 4 {
+				if err := alice.SendMessage(c1.JID.String(), "chat", fmt.Sprintf("gap-%d", i)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			waitFor(t, func() bool { st, _ := s.SM(c1.JID.String()); return st.Sent == 9 })
+
+			resumedBefore := s.Stats().Resumed
+			o.Resume = rs
+			c2 := connect(t, o)
+			if !c2.Resumed() || !c2.JID.Equal(c1.JID) {
+				t.Fatalf("Resumed=%v JID=%s, want a resumed %s", c2.Resumed(), c2.JID, c1.JID)
+			}
+			if h, ok := c2.ResumeAcked(); !ok || h != 3 {
+				t.Fatalf("ResumeAcked = %d, %v; want 3, true", h, ok)
+			}
+			in2 := &inbox{}
+			go func() { _ = c2.Session.Serve(in2) }()
+			got := in2.wait(t, 4)
+			if want := []string{"gap-0", "gap-1", "gap-2", "gap-3"}; !slices.Equal(got, want) {
+				t.Fatalf("after resuming received %q, want %q", got, want)
+			}
+			sendChat(t, c2, alice.JID().Bare(), tr+"-after")
+			barrier(t, c2)
+			if st := c2.SMStats(); !st.Enabled || !st.Resumed || st.Sent != 4 || st.Acked != 4 || st.Handled != 9 {
+				t.Fatalf("resumed connection: %+v, want 4 sent and acked, 9 handled", st)
+			}
+			if n := s.Stats().Resumed - resumedBefore; n != 1 {
+				t.Fatalf("server resumed %d sessions, want 1", n)
+			}
+			if st, _ := s.SM(c2.JID.String()); st.Hibernating || st.Handled != 4 {
+				t.Fatalf("server state: %+v", st)
+			}
+			collectBodies(t, alice, tr+"-after", 1)
+			time.Sleep(50 * time.Millisecond)
+			if extra := in2.get(); len(extra) != 4 {
+				t.Fatalf("received %q after resuming: something came twice", extra)
+			}
+		})
+	}
+}
+
+// TestSMResumeFails falls back to binding when the server cannot resume:
+// an unknown id, or a server that does not offer resumption.
+func TestSMResumeFails(t *testing.T) {
+	s := startSMServer(t, false)
+	o := miniOptions(s)
+	o.Resource = "fresh"
+	o.Resume = &Resume{ID: "no-such-session", JID: jid.MustParse("bot@localhost/fresh"), Handled: 7, Sent: 3, Lost: time.Now()}
+	c := connect(t, o)
+	serve(t, c)
+	barrier(t, c)
+	if c.Resumed() || c.JID.String() != "bot@localhost/fresh" {
+		t.Fatalf("Resumed=%v JID=%s, want a fresh bind", c.Resumed(), c.JID)
+	}
+	if _, ok := c.ResumeAcked(); ok {
+		t.Fatal("ResumeAcked is known after a failed resumption without h")
+	}
+	if st := c.SMStats(); !st.Enabled || st.Resumed || st.Sent != 0 {
+		t.Fatalf("stream management after the fallback: %+v", st)
+	}
+
+	// A session of the wrong account is not even tried.
+	o.Resume = &Resume{ID: "x", JID: jid.MustParse("mallory@localhost/x")}
+	c2 := connect(t, o)
+	if c2.Resumed() {
+		t.Fatal("resumed another account's session")
+	}
+
+	// A server without resumption: nothing to resume after a loss.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	nr, err := miniserver.Start(ctx, miniserver.Config{
+		Addr: "127.0.0.1:0", Accounts: map[string]string{"bot@localhost": "pw"},
+		NoResume: true, Logger: slog.New(slog.DiscardHandler),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nr.Close()
+	c3 := connect(t, miniOptions(nr))
+	done := serve(t, c3)
+	barrier(t, c3)
+	nr.CutAll()
+	<-done
+	if rs := c3.ResumeState(); rs != nil {
+		t.Fatalf("ResumeState = %+v from a server without resumption", rs)
+	}
+	waitFor(t, func() bool { _, ok := nr.SM(c3.JID.String()); return !ok })
 }

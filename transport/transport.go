@@ -69,6 +69,11 @@ type Options struct {
 	// DisableSM keeps stream management (XEP-0198) off even when the
 	// server offers it; Conn.Barrier then returns ErrNoSM.
 	DisableSM bool
+	// Resume, if set, is a session to resume (from Conn.ResumeState of the
+	// connection that was lost) instead of binding a new resource. When the
+	// server cannot resume it, or has not offered stream management, a new
+	// resource is bound as usual; Conn.Resumed tells which happened.
+	Resume *Resume
 	// Tap, if set, observes every element of the encrypted stream.
 	Tap Tap
 	// Logger receives debug and warning records; nil discards them.
@@ -187,8 +192,9 @@ func Connect(ctx context.Context, o Options) (*Conn, error) {
 	}
 	c.Server = server
 	// Stream management (sm.go): request it now that the resource is
-	// bound; the answer is read by the caller's Serve.
-	if !o.DisableSM {
+	// bound, or start answering the server's requests on a resumed
+	// session; the answer is read by the caller's Serve.
+	if !o.DisableSM || c.tc.sm.isResumed() {
 		c.tc.sm.enable(c.tc)
 	}
 	log.Debug("session ready", "jid", c.JID.String(), "mechanism", c.Mechanism)
@@ -201,7 +207,7 @@ func negotiate(ctx context.Context, o Options, raw net.Conn, secure bool) (*Conn
 	allowPlain := secure || o.TLS == TLSNone
 	features := []xmpp.StreamFeature{
 		xmpp.SASL("", o.Password, mechanisms(allowPlain, tc.obs)...),
-		bindFeature(o.Resource, o.Logger),
+		bindFeature(o.Resource, resumeFor(o), tc, o.Logger),
 	}
 	neg := xmpp.NewNegotiator(func(*xmpp.Session, *xmpp.StreamConfig) xmpp.StreamConfig {
 		return xmpp.StreamConfig{Lang: "en", Features: features}
@@ -230,6 +236,22 @@ func negotiate(ctx context.Context, o Options, raw net.Conn, secure bool) (*Conn
 		Secure:    secure,
 		tc:        tc,
 	}, nil
+}
+
+// resumeFor returns the session Connect should try to resume, if any.
+func resumeFor(o Options) *Resume {
+	r := o.Resume
+	switch {
+	case r == nil || o.DisableSM:
+		return nil
+	case r.ID == "" || !r.JID.Bare().Equal(o.JID.Bare()):
+		o.Logger.Warn("not resuming: the saved session is not one of this account")
+		return nil
+	case r.Expired(time.Now()):
+		o.Logger.Info("not resuming: the server's resumption window is over", "lost", r.Lost, "max", r.Max)
+		return nil
+	}
+	return r
 }
 
 // normalize checks o and fills in the defaults.

@@ -8,6 +8,7 @@ import (
 	"crypto/sha256"
 	"crypto/tls"
 	"encoding/hex"
+	"encoding/xml"
 	"errors"
 	"hash"
 	"io"
@@ -43,12 +44,13 @@ type saltEntry struct {
 
 // authState is what one connection learned while negotiating.
 type authState struct {
-	mu     sync.Mutex
-	user   string // authenticated localpart
-	tried  bool   // authentication was attempted
-	client *client
-	tc     *trackedConn
-	lc     *limitConn
+	resumed bool // the session was resumed (sm.go) rather than bound
+	mu      sync.Mutex
+	user    string // authenticated localpart
+	tried   bool   // authentication was attempted
+	client  *client
+	tc      *trackedConn
+	lc      *limitConn
 }
 
 func (a *authState) setUser(u string) {
@@ -111,7 +113,7 @@ func (s *Server) handle(raw net.Conn, m mode) {
 		}),
 	)
 	if !s.cfg.NoSM {
-		features = append(features, smFeature()) // stream management (sm.go)
+		features = append(features, s.smFeature(a)) // stream management (sm.go)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), negotiateTimeout)
 	go func() {
@@ -154,19 +156,33 @@ func (s *Server) handle(raw net.Conn, m mode) {
 	if c == nil {
 		return
 	}
-	// The session was registered at bind time so that stanzas for it are
-	// queued from the moment the client learns its JID; writing starts now
-	// that the bind result is out.
-	c.sess = sess
-	c.conn = sess.Conn()
+	if a.resumed {
+		// A resumed session (sm.go): the client object, its presence and
+		// rooms carry on over this connection.
+		s.mu.Lock()
+		s.reattachLocked(c, tc, lc, sess)
+		s.mu.Unlock()
+	} else {
+		// The session was registered at bind time so that stanzas for it
+		// are queued from the moment the client learns its JID; writing
+		// starts now that the bind result is out.
+		c.sess = sess
+		c.conn = sess.Conn()
+	}
 	go c.writeLoop()
-	c.readLoop()
+	cut := c.readLoop()
 	s.mu.Lock()
-	s.detachLocked(c)
+	hibernate := cut && s.hibernateLocked(c) // sm.go; it closes the connection
+	if !hibernate {
+		s.detachLocked(c)
+	}
+	wdone := c.wdone
 	s.mu.Unlock()
-	c.closeStream("")
+	if !hibernate {
+		c.closeStream("")
+	}
 	select {
-	case <-c.wdone:
+	case <-wdone:
 	case <-time.After(writeTimeout + time.Second):
 	}
 }
@@ -351,10 +367,19 @@ type client struct {
 	prio      int
 	pres      *el // last broadcast available presence
 	sm        smSession
+	// Resumption (sm.go): a hibernating session has no connection; it
+	// keeps what is sent to it in sm.queue until resumed or expired.
+	hibernating bool
+	hibGen      int // bumps on every hibernation, for the expiry timer
 }
 
 // send queues b for the client; a client that cannot keep up is dropped.
+// A hibernating session has no connection: its stanzas wait in the stream
+// management queue (sm.go) and anything else is moot.
 func (c *client) send(b []byte) {
+	if c.hibernating {
+		return
+	}
 	select {
 	case c.out <- b:
 	default:
@@ -419,8 +444,10 @@ func (c *client) writeLoop() {
 	}
 }
 
-// readLoop reads stanzas until the stream ends.
-func (c *client) readLoop() {
+// readLoop reads stanzas until the stream ends. It reports true when the
+// connection was cut (a network error or the bytes ending inside the
+// stream) rather than closed: such a session may be resumed.
+func (c *client) readLoop() (cut bool) {
 	s := c.srv
 	r := c.sess.TokenReader()
 	defer r.Close()
@@ -430,7 +457,7 @@ func (c *client) readLoop() {
 		if err != nil {
 			select {
 			case <-c.quit:
-				return
+				return false // the server ended the session
 			default:
 			}
 			var se stream.Error
@@ -442,25 +469,33 @@ func (c *client) readLoop() {
 				c.closeStream("policy-violation")
 			case errors.As(err, &se):
 				c.closeStream("")
-			case isNetErr(err):
+			case isNetErr(err) || isCutShort(err):
 				c.kill()
+				return true
 			default:
 				s.log.Debug("bad xml from client", "jid", c.full.String(), "err", err)
 				c.closeStream("not-well-formed")
 			}
-			return
+			return false
 		}
 		if e.Name.Space == nsSM { // stream management (sm.go)
 			if !s.smElement(c, e) {
-				return
+				return false
 			}
 			continue
 		}
 		s.stats.stanzasIn.Add(1)
 		if !s.process(c, e) {
-			return
+			return false
 		}
 	}
+}
+
+// isCutShort reports whether err is the XML decoder's complaint about a
+// stream whose bytes ended in the middle: a connection closed under it.
+func isCutShort(err error) bool {
+	var se *xml.SyntaxError
+	return errors.As(err, &se) && se.Msg == "unexpected EOF"
 }
 
 func isNetErr(err error) bool {

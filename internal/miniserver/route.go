@@ -67,8 +67,9 @@ func (s *Server) deliver(c *client, e *el) {
 		return
 	}
 	e.setAttr("to", c.full.String())
-	c.smSentLocked() // stream management (sm.go)
-	c.send(e.bytes())
+	b := e.bytes()
+	c.smSentLocked(b) // stream management (sm.go)
+	c.send(b)
 }
 
 // nextIDLocked returns a fresh stanza id for server-originated stanzas.

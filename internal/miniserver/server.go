@@ -25,6 +25,9 @@ import (
 const (
 	DefaultMaxStanza = 256 << 10
 	DefaultMaxConns  = 1000
+	// DefaultResumeTimeout is how long a lost session waits to be resumed
+	// (Config.ResumeTimeout).
+	DefaultResumeTimeout = time.Minute
 )
 
 // Timeouts that bound every connection.
@@ -77,6 +80,14 @@ type Config struct {
 	// NoSM turns stream management (XEP-0198) off: it is not advertised
 	// and <enable/> is answered with <failed/>.
 	NoSM bool
+	// NoResume keeps stream management without resumption: <enabled/>
+	// never says resume='true' and <resume/> fails.
+	NoResume bool
+	// ResumeTimeout is how long a stream-managed session that asked for
+	// resumption survives a lost connection (DefaultResumeTimeout when
+	// zero): stanzas for it are kept, its presence and rooms stay, until a
+	// <resume/> takes it up again or the time is over.
+	ResumeTimeout time.Duration
 	// Logger receives the server's logs; slog.Default() when nil.
 	Logger *slog.Logger
 }
@@ -94,12 +105,14 @@ type Stats struct {
 	Rejected      int64 // stanzas answered with a stanza error
 	StreamErrors  int64 // streams ended with a stream error
 	Dropped       int64 // stanzas discarded while deaf
+	Resumed       int64 // sessions resumed (XEP-0198)
+	Hibernating   int   // sessions waiting now to be resumed
 }
 
 type counters struct {
 	accepted, refused, logins, authFailures       atomic.Int64
 	stanzasIn, routed, rejected, streamErr, drops atomic.Int64
-	panics                                        atomic.Int64
+	panics, resumed                               atomic.Int64
 }
 
 // Server is a running embedded XMPP server. Its methods are safe for
@@ -455,7 +468,40 @@ func (s *Server) ServeConn(c net.Conn, secure bool) {
 	s.handle(c, m)
 }
 
-// DropAll closes every client connection abruptly, without a stream error.
+// CutAll closes every client connection abruptly, as a network failure
+// would, without ending the sessions on the server's side: a session that
+// enabled stream management with resumption waits to be resumed (see
+// Config.ResumeTimeout); the others end as their connection does.
+func (s *Server) CutAll() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for tc := range s.conns {
+		_ = tc.Close()
+	}
+}
+
+// Cut closes the connection of every session of the bare or full JID addr
+// abruptly, as CutAll does for all. It returns ErrNoOccupant when no
+// connected session matches.
+func (s *Server) Cut(addr string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, c := range s.clients {
+		if c.gone || c.hibernating || (c.bare != addr && c.full.String() != addr) {
+			continue
+		}
+		_ = c.tc.Close()
+		n++
+	}
+	if n == 0 {
+		return ErrNoOccupant
+	}
+	return nil
+}
+
+// DropAll closes every client connection abruptly, without a stream error,
+// and ends every session (none can be resumed), as a crash would.
 func (s *Server) DropAll() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -542,6 +588,12 @@ func (s *Server) Online(bareJID string) []string {
 func (s *Server) Stats() Stats {
 	s.mu.Lock()
 	active, sessions := len(s.conns), len(s.clients)
+	hib := 0
+	for _, c := range s.clients {
+		if c.hibernating {
+			hib++
+		}
+	}
 	s.mu.Unlock()
 	return Stats{
 		Accepted:      s.stats.accepted.Load(),
@@ -549,12 +601,14 @@ func (s *Server) Stats() Stats {
 		Active:        active,
 		Sessions:      sessions,
 		Logins:        s.stats.logins.Load(),
+		Resumed:       s.stats.resumed.Load(),
 		AuthFailures:  s.stats.authFailures.Load(),
 		StanzasIn:     s.stats.stanzasIn.Load(),
 		StanzasRouted: s.stats.routed.Load(),
 		Rejected:      s.stats.rejected.Load(),
 		StreamErrors:  s.stats.streamErr.Load(),
 		Dropped:       s.stats.drops.Load(),
+		Hibernating:   hib,
 	}
 }
 

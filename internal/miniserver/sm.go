@@ -1,15 +1,20 @@
 package miniserver
 
 import (
+	"bytes"
 	"context"
 	"encoding/xml"
+	"io"
 	"strconv"
+	"sync"
+	"time"
 
 	"mellium.im/xmlstream"
 	"mellium.im/xmpp"
+	"mellium.im/xmpp/stream"
 )
 
-// Stream management (XEP-0198, urn:xmpp:sm:3), without resumption.
+// Stream management (XEP-0198, urn:xmpp:sm:3), with resumption.
 //
 // The feature is advertised after SASL, next to bind, unless Config.NoSM is
 // set. mellium's negotiator ends with bind, so <enable/> and the rest arrive
@@ -25,6 +30,16 @@ import (
 //     <enabled/>; RequestAck sends <r/>, and the client's <a h="N"/> is
 //     checked against sent (a count above it ends the stream). Raw bytes
 //     from SendRaw are not counted.
+//   - Resumption: <enable resume='true'/> is answered with
+//     <enabled resume='true' max='N'/> (unless Config.NoResume). The
+//     stanzas sent and not yet acknowledged are kept (queue). When such a
+//     session's connection is cut (not closed), it hibernates: it stays
+//     bound, available and in its rooms, and what is sent to it waits in
+//     the queue. <resume previd h/> on a new connection, in place of bind,
+//     takes it up again: <resumed h/>, then the queue after the client's h
+//     is written first. After Config.ResumeTimeout the session ends as a
+//     lost one does. The queue is bounded (outQueue): a session that
+//     overflows it cannot be resumed.
 
 const nsSM = "urn:xmpp:sm:3"
 
@@ -37,6 +52,10 @@ type smSession struct {
 	sent    uint32 // stanzas queued to the client since <enabled/>
 	acked   uint32 // the client's last <a h="N"/>
 	acks    int    // <a/> received from the client
+
+	resumable bool     // the client asked for resumption and it was granted
+	queue     [][]byte // stanzas sent after acked, in order (when resumable)
+	overflow  bool     // the queue overflowed: the session cannot be resumed
 }
 
 // SMState describes the stream management state of one session, as the
@@ -52,25 +71,260 @@ type SMState struct {
 	Acked uint32
 	// Acks counts the <a/> elements the client sent.
 	Acks int
+	// Resumable tells whether the session may be resumed.
+	Resumable bool
+	// Hibernating tells whether the session lost its connection and waits
+	// to be resumed.
+	Hibernating bool
+	// ID is the stream management id.
+	ID string
 }
 
-// smFeature advertises urn:xmpp:sm:3 in the stream features after SASL. It
-// is informational for mellium (no Negotiate): the client enables stream
-// management after bind, when mellium's negotiation is over.
-func smFeature() xmpp.StreamFeature {
+// smFeature advertises urn:xmpp:sm:3 in the stream features after SASL.
+// mellium's negotiator hands it a <resume/> sent in place of bind; <enable/>
+// comes after bind, when mellium's negotiation is over, and is handled in
+// readLoop (smElement).
+func (s *Server) smFeature(a *authState) xmpp.StreamFeature {
 	return xmpp.StreamFeature{
 		Name:       xml.Name{Space: nsSM, Local: "sm"},
 		Necessary:  xmpp.Secure | xmpp.Authn,
 		Prohibited: xmpp.Ready,
+		// Listed as "required" for mellium's sake only (nothing says so on
+		// the wire): after a feature it does not deem required, mellium's
+		// server goes on reading features, even when a <resume/> has made
+		// the session ready. A client that binds is not held up by it.
 		List: func(_ context.Context, w xmlstream.TokenWriter, start xml.StartElement) (bool, error) {
 			if err := w.EncodeToken(start); err != nil {
 				return false, err
 			}
-			return false, w.EncodeToken(start.End())
+			return true, w.EncodeToken(start.End())
 		},
 		Parse: func(_ context.Context, d *xml.Decoder, start *xml.StartElement) (bool, any, error) {
 			return false, nil, d.Skip()
 		},
+		Negotiate: func(ctx context.Context, sess *xmpp.Session, _ any) (xmpp.SessionState, io.ReadWriter, error) {
+			return s.negotiateResume(ctx, sess, a)
+		},
+	}
+}
+
+// negotiateResume reads a <resume previd h/> and takes the session up
+// again, or answers <failed/> and lets the client bind.
+func (s *Server) negotiateResume(ctx context.Context, sess *xmpp.Session, a *authState) (xmpp.SessionState, io.ReadWriter, error) {
+	r := sess.TokenReader()
+	d := xml.NewTokenDecoder(r)
+	tok, err := d.Token()
+	if err != nil {
+		r.Close()
+		return 0, nil, err
+	}
+	start, ok := tok.(xml.StartElement)
+	if !ok || start.Name.Local != "resume" {
+		r.Close()
+		return 0, nil, stream.UnsupportedStanzaType
+	}
+	var v struct {
+		PrevID string `xml:"previd,attr"`
+		H      string `xml:"h,attr"`
+	}
+	err = d.DecodeElement(&v, &start)
+	r.Close()
+	if err != nil {
+		return 0, nil, err
+	}
+	fail := func(cond string, extra ...string) (xmpp.SessionState, io.ReadWriter, error) {
+		s.log.Debug("resumption refused", "previd", v.PrevID, "condition", cond)
+		f := elem(nsSM, "failed", extra...).add(elem(nsStanzas, cond))
+		w := sess.TokenWriter()
+		_, err := xmlstream.Copy(w, rawTokens(f))
+		if cerr := w.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return 0, nil, err
+		}
+		// The client binds next. mellium's negotiator, done with this
+		// feature set, would list the features again instead of taking the
+		// bind request, so it is answered here.
+		return s.bindAfterFailed(sess, a)
+	}
+	h, err := strconv.ParseUint(v.H, 10, 32)
+	if err != nil || v.PrevID == "" || s.cfg.NoResume {
+		return fail("bad-request")
+	}
+	user := a.getUser()
+
+	// Find the session; a connection the server still thinks alive is
+	// cut first (the client knows better), and its reader hibernates it.
+	var c *client
+	for tries := 0; ; tries++ {
+		s.mu.Lock()
+		c = nil
+		for _, x := range s.clients {
+			if x.sm.id == v.PrevID && !x.gone {
+				c = x
+				break
+			}
+		}
+		switch {
+		case c == nil || c.full.Localpart() != user || !c.sm.resumable || c.sm.overflow:
+			s.mu.Unlock()
+			return fail("item-not-found")
+		case c.hibernating:
+		case tries == 0:
+			_ = c.tc.Close()
+			s.mu.Unlock()
+			continue
+		case tries > 200:
+			s.mu.Unlock()
+			return fail("item-not-found")
+		default:
+			s.mu.Unlock()
+			select {
+			case <-time.After(10 * time.Millisecond):
+			case <-ctx.Done():
+				return 0, nil, ctx.Err()
+			}
+			continue
+		}
+		break
+	}
+	// c is hibernating; s.mu is held.
+	if int32(uint32(h)-c.sm.sent) > 0 {
+		sent := c.sm.sent
+		s.mu.Unlock()
+		return fail("unexpected-request", "h", strconv.FormatUint(uint64(sent), 10))
+	}
+	c.sm.trimLocked(uint32(h))
+	c.hibGen++ // the expiry timer no longer applies
+	handled := c.sm.handled
+	wdone := c.wdone
+	s.mu.Unlock()
+	// The old connection's writer must be gone before this one takes over.
+	select {
+	case <-wdone:
+	case <-ctx.Done():
+		return 0, nil, ctx.Err()
+	}
+	w := sess.TokenWriter()
+	_, err = xmlstream.Copy(w, rawTokens(elem(nsSM, "resumed", "previd", v.PrevID, "h", strconv.FormatUint(uint64(handled), 10))))
+	if cerr := w.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return 0, nil, err
+	}
+	a.mu.Lock()
+	a.client, a.resumed = c, true
+	a.mu.Unlock()
+	s.stats.resumed.Add(1)
+	s.log.Debug("session resumed", "jid", c.full.String(), "h", h, "resent", len(c.sm.queue))
+	return xmpp.Ready, nil, nil
+}
+
+// rawTokens reads e back as tokens for a session's token writer, its
+// xmlns attributes kept as written (no namespace resolution, which would
+// make the encoder write them twice).
+func rawTokens(e *el) xml.TokenReader {
+	return rawReader{xml.NewDecoder(bytes.NewReader(e.bytes()))}
+}
+
+type rawReader struct{ d *xml.Decoder }
+
+func (r rawReader) Token() (xml.Token, error) { return r.d.RawToken() }
+
+// bindAfterFailed reads the bind request that follows a failed <resume/>
+// and answers it as xmpp.BindCustom would.
+func (s *Server) bindAfterFailed(sess *xmpp.Session, a *authState) (xmpp.SessionState, io.ReadWriter, error) {
+	r := sess.TokenReader()
+	d := xml.NewTokenDecoder(r)
+	var start xml.StartElement
+	for {
+		tok, err := d.Token()
+		if err != nil {
+			r.Close()
+			return 0, nil, err
+		}
+		if st, ok := tok.(xml.StartElement); ok {
+			start = st
+			break
+		}
+	}
+	var iq struct {
+		ID   string `xml:"id,attr"`
+		Type string `xml:"type,attr"`
+		Bind *struct {
+			Resource string `xml:"resource"`
+		} `xml:"urn:ietf:params:xml:ns:xmpp-bind bind"`
+	}
+	err := d.DecodeElement(&iq, &start)
+	r.Close()
+	if err != nil {
+		return 0, nil, err
+	}
+	if start.Name.Local != "iq" || iq.Type != "set" || iq.Bind == nil {
+		return 0, nil, stream.PolicyViolation
+	}
+	j, err := s.bind(a, iq.Bind.Resource)
+	if err != nil {
+		return 0, nil, err
+	}
+	res := elem(nsClient, "iq", "type", "result", "id", iq.ID).add(
+		elem("urn:ietf:params:xml:ns:xmpp-bind", "bind").add(
+			elem("urn:ietf:params:xml:ns:xmpp-bind", "jid").text(j.String())))
+	w := sess.TokenWriter()
+	_, err = xmlstream.Copy(w, rawTokens(res))
+	if cerr := w.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return 0, nil, err
+	}
+	sess.UpdateAddr(j)
+	return xmpp.Ready, nil, nil
+}
+
+// hibernateLocked keeps c, whose connection was cut, for resumption when
+// it asked for it; it reports false when the session must end instead.
+// It closes the connection. The caller holds s.mu.
+func (s *Server) hibernateLocked(c *client) bool {
+	if c.gone || !c.sm.enabled || !c.sm.resumable || c.sm.overflow || s.cfg.NoResume {
+		return false
+	}
+	c.kill()
+	c.hibernating = true
+	c.hibGen++
+	gen := c.hibGen
+	wait := s.cfg.ResumeTimeout
+	if wait <= 0 {
+		wait = DefaultResumeTimeout
+	}
+	s.log.Debug("session hibernating", "jid", c.full.String(), "for", wait)
+	time.AfterFunc(wait, func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if c.hibernating && c.hibGen == gen && !c.gone {
+			s.log.Debug("session not resumed in time; ending it", "jid", c.full.String())
+			s.detachLocked(c)
+		}
+	})
+	return true
+}
+
+// reattachLocked gives the resumed session c the new connection and
+// queues what it had not acknowledged. The caller holds s.mu.
+func (s *Server) reattachLocked(c *client, tc *trackedConn, lc *limitConn, sess *xmpp.Session) {
+	c.sess = sess
+	c.conn = sess.Conn()
+	c.tc, c.lc = tc, lc
+	c.out = make(chan []byte, outQueue)
+	c.quit = make(chan struct{})
+	c.wdone = make(chan struct{})
+	c.closeOnce = sync.Once{}
+	c.final = nil
+	c.hibernating = false
+	for _, b := range c.sm.queue {
+		c.send(b)
 	}
 }
 
@@ -93,9 +347,16 @@ func (s *Server) smElement(c *client, e *el) bool {
 			c.send(smFailed("unexpected-request"))
 			return true
 		}
-		// resume='true' is not honoured: <enabled/> without resume tells
-		// the client that this session cannot be resumed.
 		*sm = smSession{enabled: true, id: randomID()}
+		if r := e.attr("resume"); (r == "true" || r == "1") && !s.cfg.NoResume {
+			sm.resumable = true
+			wait := s.cfg.ResumeTimeout
+			if wait <= 0 {
+				wait = DefaultResumeTimeout
+			}
+			c.send(elem(nsSM, "enabled", "id", sm.id, "resume", "true", "max", strconv.Itoa(int(wait.Seconds()))).bytes())
+			return true
+		}
 		c.send(elem(nsSM, "enabled", "id", sm.id).bytes())
 	case "resume":
 		c.send(smFailed("unexpected-request"))
@@ -116,7 +377,7 @@ func (s *Server) smElement(c *client, e *el) bool {
 			c.closeStream("undefined-condition")
 			return false
 		}
-		sm.acked = uint32(h)
+		sm.trimLocked(uint32(h))
 		sm.acks++
 	default:
 		c.closeStream("unsupported-stanza-type")
@@ -138,11 +399,35 @@ func (c *client) smHandledLocked() {
 	}
 }
 
-// smSentLocked counts one stanza queued for c. The caller holds s.mu.
-func (c *client) smSentLocked() {
-	if c.sm.enabled {
-		c.sm.sent++
+// smSentLocked counts one stanza queued for c, and keeps it for a
+// resumption. The caller holds s.mu.
+func (c *client) smSentLocked(b []byte) {
+	if !c.sm.enabled {
+		return
 	}
+	c.sm.sent++
+	if c.sm.resumable && !c.sm.overflow {
+		if len(c.sm.queue) >= outQueue {
+			c.sm.overflow, c.sm.queue = true, nil
+			return
+		}
+		c.sm.queue = append(c.sm.queue, b)
+	}
+}
+
+// trimLocked records the client's acknowledgement h (already checked
+// against sent) and forgets the stanzas it covers.
+func (sm *smSession) trimLocked(h uint32) {
+	n := int(h - sm.acked)
+	sm.acked = h
+	if n <= 0 || sm.overflow {
+		return
+	}
+	if n >= len(sm.queue) {
+		sm.queue = sm.queue[:0]
+		return
+	}
+	sm.queue = append(sm.queue[:0], sm.queue[n:]...)
 }
 
 // SM returns the stream management state of the session with the full JID
@@ -155,11 +440,14 @@ func (s *Server) SM(addr string) (SMState, bool) {
 		return SMState{}, false
 	}
 	return SMState{
-		Enabled: c.sm.enabled,
-		Handled: c.sm.handled,
-		Sent:    c.sm.sent,
-		Acked:   c.sm.acked,
-		Acks:    c.sm.acks,
+		Enabled:     c.sm.enabled,
+		Handled:     c.sm.handled,
+		Sent:        c.sm.sent,
+		Acked:       c.sm.acked,
+		Acks:        c.sm.acks,
+		Resumable:   c.sm.resumable,
+		Hibernating: c.hibernating,
+		ID:          c.sm.id,
 	}, true
 }
 

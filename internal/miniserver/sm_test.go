@@ -17,8 +17,8 @@ func TestSMEnableCountAndAck(t *testing.T) {
 	bob := login(t, s, "bob", "sm")
 	alice.send("<enable xmlns='urn:xmpp:sm:3' resume='true'/>")
 	en := alice.expect("enabled", isSM("enabled"))
-	if en.attr("id") == "" || en.attr("resume") != "" {
-		t.Errorf("enabled = %s: want an id and no resumption", en)
+	if en.attr("id") == "" || en.attr("resume") != "true" || en.attr("max") != "60" {
+		t.Errorf("enabled = %s: want an id, resumption and max='60'", en)
 	}
 	for i := range 5 {
 		alice.send("<message to='bob@localhost/sm' type='chat'><body>m%d</body></message>", i)
