@@ -79,6 +79,9 @@ type Bot struct {
 
 	connMu sync.Mutex
 	conn   *transport.Conn
+	// resume is the stream-managed session lost last, to be resumed by
+	// the next connect (XEP-0198); only the Run goroutine uses it.
+	resume *transport.Resume
 
 	plugins []plugins.Plugin
 	subMu   sync.Mutex
@@ -322,6 +325,8 @@ func (b *Bot) Run(ctx context.Context) error {
 func (b *Bot) session(ctx context.Context) (time.Duration, error) {
 	st := b.cfg.Load()
 	x := st.cfg.XMPP
+	prev := b.resume
+	b.resume = nil
 	conn, err := transport.Connect(ctx, transport.Options{
 		JID:       b.jid,
 		Password:  x.Password.Reveal(),
@@ -332,14 +337,19 @@ func (b *Bot) session(ctx context.Context) (time.Duration, error) {
 		BOSHURL:   x.BOSHURL,
 		TLSConfig: b.tlsConf,
 		Timeout:   x.ConnectTimeout.Std(),
+		Resume:    prev,
 		Tap:       transport.TapFunc(b.tap),
 		Logger:    b.log.With("component", "transport"),
 	})
 	if err != nil {
+		if prev != nil && !prev.Expired(time.Now()) {
+			b.resume = prev // the session may still be waiting on the server
+		}
 		return 0, err
 	}
 	started := time.Now()
-	b.log.Info("connected", "jid", conn.JID.String(), "transport", conn.Transport, "server", conn.Server, "sasl", conn.Mechanism)
+	resumed := conn.Resumed()
+	b.log.Info("connected", "jid", conn.JID.String(), "transport", conn.Transport, "server", conn.Server, "sasl", conn.Mechanism, "resumed", resumed)
 	b.met.connects.Inc()
 	b.met.connected.Set(1)
 	b.connMu.Lock()
@@ -353,9 +363,16 @@ func (b *Bot) session(ctx context.Context) (time.Duration, error) {
 	// The session's context ends with the session, not with ctx: a graceful
 	// stop still needs acknowledgements while it flushes the outbox.
 	sctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	b.out.Attach(sessionWriter{conn.Session}, b.barrier(sctx, conn))
-	_ = b.out.Enqueue(&Item{Kind: "presence", Priority: High})
-	b.rooms.Online()
+	acked, ackKnown := conn.ResumeAcked()
+	b.out.attach(connSender{sessionWriter{conn.Session}, conn}, b.barrier(sctx, conn), resumeInfo{resumed: resumed, acked: acked, known: ackKnown})
+	if resumed {
+		// The server kept the session: presence and rooms are as they
+		// were, and it resends what this side had not received.
+		b.rooms.Resume()
+	} else {
+		_ = b.out.Enqueue(&Item{Kind: "presence", Priority: High})
+		b.rooms.Online()
+	}
 	b.cronMu.Lock()
 	b.online.Store(true)
 	b.cron.Reconnected()
@@ -378,12 +395,23 @@ func (b *Bot) session(ctx context.Context) (time.Duration, error) {
 	}
 	cancel()
 	b.out.Attach(nil, nil)
-	b.rooms.Offline()
+	if ctx.Err() == nil {
+		b.resume = conn.ResumeState()
+	}
+	if b.resume != nil {
+		b.rooms.Suspend() // until the session is resumed, or not
+	} else {
+		b.rooms.Offline()
+	}
 	b.cronMu.Lock()
 	b.online.Store(false)
 	b.cron.Disconnected()
 	b.cronMu.Unlock()
-	_ = conn.Close()
+	if b.resume != nil {
+		conn.Abort() // no </stream:stream>: that would end the session on the server
+	} else {
+		_ = conn.Close()
+	}
 	b.wg.Wait()
 	b.connMu.Lock()
 	b.conn = nil
@@ -392,11 +420,6 @@ func (b *Bot) session(ctx context.Context) (time.Duration, error) {
 	return time.Since(started), err
 }
 
-// barrier returns the outbox's acknowledgement barrier for one session:
-// with stream management (XEP-0198) an <r/> and the server's <a h="N"/>;
-// without it, a ping to the server, answered after the stanzas written
-// before it (any answer, even an error, proves that). It gives up with the
-// session, or after a minute.
 func (b *Bot) barrier(sctx context.Context, conn *transport.Conn) acker {
 	domain := b.jid.Domain()
 	return func() error {

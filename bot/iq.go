@@ -150,6 +150,17 @@ func (b *Bot) answered(d *xml.Decoder, start *xml.StartElement) (bool, error) {
 	return true, nil
 }
 
+// connSender is the outbox's sender for one connection: it writes through
+// the session and tells the stream management count after a write, which
+// lets a resumed session settle what the server confirmed (outbox.go).
+type connSender struct {
+	sessionWriter
+	c *transport.Conn
+}
+
+// SMSent returns the number of stanzas written under stream management.
+func (s connSender) SMSent() (uint32, bool) { return s.c.SMSent() }
+
 // sessionWriter writes whole stanzas through the session's token writer,
 // which holds the session's write lock for the stanza. Unlike Session.Send
 // it starts no goroutine per stanza and ties no context to the write, so

@@ -59,6 +59,17 @@ type mucRoom struct {
 	role, affiliation string
 	occupants         map[string]occupant
 	subjectSeen       bool
+
+	// kept is the joined state saved by Suspend, for Resume.
+	kept *keptRoom
+}
+
+// keptRoom is what a joined room looked like when the connection was lost
+// under a session that may be resumed.
+type keptRoom struct {
+	nick, role, affiliation string
+	occupants               map[string]occupant
+	subjectSeen             bool
 }
 
 // rooms is crier's own MUC manager (mellium's muc.Channel deadlocks on
@@ -112,6 +123,7 @@ func (r *rooms) Set(cfgs []RoomConfig) {
 		if c != rm.cfg {
 			rm.cfg = c
 			rm.cur = c.Nick
+			rm.kept = nil
 			rm.tries, rm.conflict = 0, 0
 			if r.online {
 				r.log.Info("room settings changed, joining again", "room", key)
@@ -140,6 +152,7 @@ func (r *rooms) Online() {
 	defer r.mu.Unlock()
 	r.online = true
 	for _, rm := range r.m {
+		rm.kept = nil
 		if rm.state == roomStopped && strings.HasPrefix(rm.why, "banned") {
 			continue // a ban outlives a reconnect
 		}
@@ -149,10 +162,61 @@ func (r *rooms) Online() {
 	}
 }
 
+// Suspend is called when the connection of a session that may be resumed
+// is lost: the rooms count as not joined (Offline), but what the joined
+// ones looked like is kept for Resume.
+func (r *rooms) Suspend() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, rm := range r.m {
+		rm.kept = nil
+		if rm.state == roomJoined {
+			rm.kept = &keptRoom{nick: rm.cur, role: rm.role, affiliation: rm.affiliation, occupants: rm.occupants, subjectSeen: rm.subjectSeen}
+		}
+	}
+	r.offlineLocked()
+}
+
+// Resume is called after the session was resumed: the server kept the bot
+// in the rooms it was in, so they are joined again without a join (what
+// happened meanwhile, such as a kick, is in the stanzas the server
+// resends); the others are joined as after a connect.
+func (r *rooms) Resume() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.online = true
+	for _, rm := range r.m {
+		k := rm.kept
+		rm.kept = nil
+		if k != nil && rm.state == roomIdle {
+			rm.state, rm.why, rm.tries, rm.conflict = roomJoined, "", 0, 0
+			rm.cur, rm.role, rm.affiliation = k.nick, k.role, k.affiliation
+			rm.occupants, rm.subjectSeen = k.occupants, k.subjectSeen
+			r.out.SetRoomJoined(rm.cfg.JID, true)
+			r.log.Info("still in room (session resumed)", "room", rm.cfg.JID, "nick", rm.cur)
+			continue
+		}
+		if rm.state == roomStopped && strings.HasPrefix(rm.why, "banned") {
+			continue
+		}
+		rm.tries, rm.conflict = 0, 0
+		rm.cur = rm.cfg.Nick
+		r.joinLocked(rm)
+	}
+	r.gaugeLocked()
+}
+
 // Offline is called when the session is gone: nothing is joined any more.
 func (r *rooms) Offline() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	for _, rm := range r.m {
+		rm.kept = nil
+	}
+	r.offlineLocked()
+}
+
+func (r *rooms) offlineLocked() {
 	r.online = false
 	for _, rm := range r.m {
 		r.stopTimerLocked(rm)

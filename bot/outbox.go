@@ -44,6 +44,8 @@ type Item struct {
 	attempts  int
 	notBefore time.Time
 	seq       uint64 // position in the session's written stanzas, for acks
+	smSeq     uint32 // stream management count after this item was written (at most)
+	smOK      bool   // smSeq is known
 }
 
 // Outbox errors.
@@ -295,13 +297,34 @@ func (o *Outbox) ForgetRoom(room string) {
 // least once, never silently lost with a dead connection's socket buffers.
 // High items of a previous session (presence, joins) are dropped instead:
 // the bot sends fresh ones after each connect.
-func (o *Outbox) Attach(s sender, ack acker) {
+func (o *Outbox) Attach(s sender, ack acker) { o.attach(s, ack, resumeInfo{}) }
+
+// resumeInfo tells attach how the new session relates to the old one
+// (XEP-0198 resumption).
+type resumeInfo struct {
+	// resumed: the server kept the session, so presence and joins
+	// written to it still hold and are resent rather than dropped.
+	resumed bool
+	// acked, when known, is how many stanzas of the old session the
+	// server confirmed: the unacknowledged items it covers are settled
+	// instead of being sent again.
+	acked uint32
+	known bool
+}
+
+// smSender is a sender that tells the stream management count of the
+// stanzas written so far (transport.Conn.SMSent).
+type smSender interface {
+	SMSent() (uint32, bool)
+}
+
+func (o *Outbox) attach(s sender, ack acker, ri resumeInfo) {
 	o.mu.Lock()
 	o.s = s
 	o.ack = ack
 	o.gen++
 	var stale []*Item
-	if s != nil {
+	if s != nil && !ri.resumed {
 		stale = o.high
 		o.high = nil
 	}
@@ -310,15 +333,20 @@ func (o *Outbox) Attach(s sender, ack acker) {
 			g.joined = false
 		}
 	}
-	// Unacknowledged items: resend bulk ones, drop session-bound ones.
-	var resend []*Item
+	// Unacknowledged items: settle what the server confirmed, resend the
+	// rest (bulk ones; session-bound ones only into a resumed session).
+	var resend, settled []*Item
 	for _, it := range o.unacked {
-		if it.Priority == High {
+		if ri.known && it.smOK && int32(it.smSeq-ri.acked) <= 0 {
+			settled = append(settled, it)
+			continue
+		}
+		if it.Priority == High && !ri.resumed {
 			stale = append(stale, it)
 			continue
 		}
-		it.seq = 0
-		if it.Room != "" {
+		it.seq, it.smOK = 0, false
+		if it.Room != "" && it.Priority == Bulk {
 			g := o.gate(it.Room)
 			if !g.joined {
 				g.pending = append(g.pending, it)
@@ -327,13 +355,34 @@ func (o *Outbox) Attach(s sender, ack acker) {
 		}
 		resend = append(resend, it)
 	}
-	o.resent += len(o.unacked) - len(stale)
-	o.bulk = append(resend, o.bulk...)
-	o.unacked = nil
+	if s != nil && len(o.unacked) > 0 {
+		o.resent += len(o.unacked) - len(stale) - len(settled)
+	}
+	if s == nil {
+		// Detached: keep them for the next session, which decides.
+		resend, settled, stale = nil, nil, nil
+	} else {
+		var high, bulk []*Item
+		for _, it := range resend {
+			if it.Priority == High {
+				high = append(high, it)
+			} else {
+				bulk = append(bulk, it)
+			}
+		}
+		o.high = append(high, o.high...)
+		o.bulk = append(bulk, o.bulk...)
+		o.unacked = nil
+	}
 	o.written, o.asked, o.acked = 0, 0, 0
 	o.mu.Unlock()
 	for _, it := range stale {
 		o.drop(it, ErrClosed, "stale")
+	}
+	for _, it := range settled {
+		if it.Done != nil {
+			it.Done(nil)
+		}
 	}
 	o.poke()
 }
@@ -576,9 +625,17 @@ func (o *Outbox) send(ctx context.Context, items []*Item, s sender, gen uint64) 
 		return
 	}
 	o.lastWrite.Store(time.Now().UnixNano())
+	// The stream management count after the write bounds each item's own
+	// position from above (others may have written in between), which is
+	// the safe side for deciding after a resumption what the server has.
+	smCount, smOn := uint32(0), false
+	if c, ok := s.(smSender); ok {
+		smCount, smOn = c.SMSent()
+	}
 	var settled []*Item
 	o.mu.Lock()
-	for _, it := range items {
+	for i, it := range items {
+		it.smSeq, it.smOK = smCount-uint32(len(items)-1-i), smOn
 		o.inflight--
 		if it.Kind == "message" && it.ID != "" {
 			o.rememberLocked(it)

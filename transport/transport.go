@@ -150,6 +150,14 @@ func (c *Conn) Close() error {
 	return c.closeErr
 }
 
+// Abort closes the connection at once without ending the stream, as a
+// network failure would: a server that allows resumption keeps the session
+// for a later Connect with Options.Resume. Close and Abort share their
+// once: whichever comes first decides.
+func (c *Conn) Abort() {
+	c.closeOnce.Do(func() { _ = c.tc.Close() })
+}
+
 // Connect dials the server, secures the connection, authenticates with
 // SASL and binds the resource, all within o.Timeout. Errors wrap one of the
 // package's sentinel errors (see Reason).

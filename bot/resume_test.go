@@ -1,0 +1,84 @@
+package bot
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"crier/internal/xmpptest"
+)
+
+// TestSessionResumed cuts the bot's connection (a network failure, not a
+// server restart): the bot resumes its stream-managed session, stays in
+// its room without joining again, and answers, once each, what was sent
+// to it while it had no connection.
+func TestSessionResumed(t *testing.T) {
+	h := readyBot(t, "")
+	srv := h.srv
+	alice := joinRoom(t, h, "alice")
+	const bare = "crier@localhost"
+	_ = alice.SendMessage(bare, "chat", "!ping")
+	alice.Expect(t, 5*time.Second, isBody(botFull, "pong alice"))
+	connects := counter(t, h.bot, "crier_connects_total")
+	since := alice.Seq()
+
+	if err := srv.Cut(botFull); err != nil {
+		t.Fatal(err)
+	}
+	_ = alice.SendMessage(bare, "chat", "!ping")
+	_ = alice.SendMessage(room, "groupchat", "!ping")
+	alice.Expect(t, 10*time.Second, isBody(botFull, "pong alice"))
+	alice.Expect(t, 10*time.Second, isBody(room+"/crier", "pong alice"))
+	h.waitReady(5 * time.Second)
+
+	if n := srv.Stats().Resumed; n != 1 {
+		t.Fatalf("server resumed %d sessions, want 1\nlog:\n%s", n, h.logs.String())
+	}
+	if got := counter(t, h.bot, "crier_connects_total"); got != connects+1 {
+		t.Fatalf("connects %v -> %v, want one more", connects, got)
+	}
+	// Nothing twice, and the bot never left the room nor joined it again.
+	time.Sleep(300 * time.Millisecond)
+	pongs := 0
+	for _, s := range alice.Drain() {
+		if s.Seq <= since {
+			continue
+		}
+		if s.Name == "presence" && s.From == room+"/crier" {
+			t.Errorf("the bot's presence in the room changed although the session was resumed: type %q", s.Type)
+		}
+		if s.Name == "message" && s.Body == "pong alice" {
+			pongs++
+		}
+	}
+	if pongs != 0 {
+		t.Errorf("%d more pongs after the two expected: something was answered twice", pongs)
+	}
+	if !strings.Contains(h.logs.String(), "still in room (session resumed)") {
+		t.Errorf("the bot did not keep its room across the resumption\nlog:\n%s", h.logs.String())
+	}
+	// The resumed session goes on as before.
+	_ = alice.SendMessage(room, "groupchat", "!ping")
+	alice.Expect(t, 5*time.Second, isBody(room+"/crier", "pong alice"))
+}
+
+// TestResumeRefusedFallsBack: after a server crash (sessions gone), the
+// attempt to resume fails and the bot binds anew and joins its room again.
+func TestResumeRefusedFallsBack(t *testing.T) {
+	h := readyBot(t, "")
+	srv := h.srv
+	srv.DropAll()
+	alice := joinRoom(t, h, "alice")
+	alice.Expect(t, 10*time.Second, func(s xmpptest.Stanza) bool {
+		return s.Name == "presence" && s.From == room+"/crier" && s.Type == ""
+	})
+	h.waitReady(5 * time.Second)
+	if n := srv.Stats().Resumed; n != 0 {
+		t.Fatalf("server resumed %d sessions after dropping them all", n)
+	}
+	if !strings.Contains(h.logs.String(), "could not resume") {
+		t.Errorf("no resumption was tried\nlog:\n%s", h.logs.String())
+	}
+	_ = alice.SendMessage(room, "groupchat", "!ping")
+	alice.Expect(t, 5*time.Second, isBody(room+"/crier", "pong alice"))
+}
