@@ -150,6 +150,12 @@ func New(cfg *config.Config, opts Options) (*Bot, error) {
 			b.log.Warn("a write to the server hung; dropping the connection", "after", writeTimeout)
 			b.dropConn()
 		},
+		reattached: func(settled, resent, stale int) {
+			if settled+resent+stale > 0 {
+				b.log.Info("stanzas of the previous connection not acknowledged before it was lost",
+					"confirmed_by_server", settled, "sent_again", resent, "dropped_stale", stale)
+			}
+		},
 	})
 	b.met = newMetrics(func() float64 { return float64(b.out.Depth()) }, func() rules.Stats {
 		if e := b.engine.Load(); e != nil {

@@ -70,8 +70,10 @@ func readChild(r xml.TokenReader, t xml.StartElement, st *inStanza) error {
 		return err
 	case t.Name.Local == "delay" && t.Name.Space == nsDelay:
 		st.Delay = &struct{}{}
+		st.DelayFrom = attrValue(t, "from")
 	case t.Name.Local == "x" && t.Name.Space == nsOldDelay:
 		st.OldDly = &struct{}{}
+		st.DelayFrom = attrValue(t, "from")
 	case t.Name.Local == "x" && t.Name.Space == nsMUCUser:
 		st.MUCUser = &mucUserX{}
 		return readMUCUser(r, st.MUCUser)
@@ -80,6 +82,16 @@ func readChild(r xml.TokenReader, t xml.StartElement, st *inStanza) error {
 		return readError(r, t, st.Error)
 	}
 	return skip(r)
+}
+
+// attrValue returns the value of t's attribute local (no namespace).
+func attrValue(t xml.StartElement, local string) string {
+	for _, a := range t.Attr {
+		if a.Name.Local == local && a.Name.Space == "" {
+			return a.Value
+		}
+	}
+	return ""
 }
 
 func xmlLang(t xml.StartElement) string {

@@ -25,16 +25,20 @@ const maxInBody = 64 << 10
 // inStanza is the part of an incoming message or presence the bot reads.
 type inStanza struct {
 	XMLName xml.Name
-	ID      string       `xml:"id,attr"`
-	From    string       `xml:"from,attr"`
-	To      string       `xml:"to,attr"`
-	Type    string       `xml:"type,attr"`
-	Body    []langText   `xml:"body"`
-	Subject []langText   `xml:"subject"`
-	Delay   *struct{}    `xml:"urn:xmpp:delay delay"`
-	OldDly  *struct{}    `xml:"jabber:x:delay x"`
-	MUCUser *mucUserX    `xml:"http://jabber.org/protocol/muc#user x"`
-	Error   *stanzaError `xml:"error"`
+	ID      string     `xml:"id,attr"`
+	From    string     `xml:"from,attr"`
+	To      string     `xml:"to,attr"`
+	Type    string     `xml:"type,attr"`
+	Body    []langText `xml:"body"`
+	Subject []langText `xml:"subject"`
+	Delay   *struct{}  `xml:"urn:xmpp:delay delay"`
+	OldDly  *struct{}  `xml:"jabber:x:delay x"`
+	// DelayFrom is who added the delay: a room for its history, the
+	// bot's own server or account for what the server kept and delivers
+	// late (stanzas resent after a stream resumption, offline storage).
+	DelayFrom string       `xml:"-"`
+	MUCUser   *mucUserX    `xml:"http://jabber.org/protocol/muc#user x"`
+	Error     *stanzaError `xml:"error"`
 }
 
 type langText struct {
@@ -308,7 +312,13 @@ func (b *Bot) onMessage(st *inStanza) {
 		b.met.rejected.WithLabelValues("body_too_large").Inc()
 		return
 	}
-	delayed := st.Delay != nil || st.OldDly != nil
+	// History (a room's, or anything a sender marked as old) never
+	// triggers anything. A delay added by the bot's own server is not
+	// history: the message was sent to the bot live and held while it had
+	// no connection (resent after a resumption, or stored offline).
+	// (ejabberd marks resent stanzas as from the server's domain, Prosody
+	// as from the account's bare JID.)
+	delayed := (st.Delay != nil || st.OldDly != nil) && st.DelayFrom != b.jid.Domainpart() && st.DelayFrom != b.bare
 	bare := from.Bare().String()
 	if bare == b.bare {
 		return // our own message (carbons, echoes)

@@ -90,6 +90,10 @@ type outboxHooks struct {
 	sent    func(it *Item)
 	failed  func(err error) // a write failed: the connection is broken
 	stuck   func()          // a write hung longer than the write timeout
+	// reattached reports, for each new session, the unacknowledged items
+	// of the previous one that the server confirmed, that go out again,
+	// and that were dropped as stale.
+	reattached func(settled, resent, stale int)
 }
 
 // current reports whether gen is still the attached session.
@@ -376,6 +380,9 @@ func (o *Outbox) attach(s sender, ack acker, ri resumeInfo) {
 	}
 	o.written, o.asked, o.acked = 0, 0, 0
 	o.mu.Unlock()
+	if s != nil && o.hooks.reattached != nil {
+		o.hooks.reattached(len(settled), len(resend), len(stale))
+	}
 	for _, it := range stale {
 		o.drop(it, ErrClosed, "stale")
 	}
