@@ -4,13 +4,20 @@ import (
 	"crier/rules"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 )
 
 // metrics are the daemon's Prometheus series. Each Bot has its own registry,
 // so that tests can run several bots in one process.
+//
+// The process-wide go_* and process_* series come from the collectors that
+// client_golang registers in prometheus.DefaultGatherer when it is
+// initialised (the same NewGoCollector and NewProcessCollector with default
+// options): gather serves both registries, so that a bot does not build a
+// second copy of them (the Go collector alone allocates the descriptions of
+// every runtime/metrics series).
 type metrics struct {
 	reg          *prometheus.Registry
+	gather       prometheus.Gatherer // reg plus prometheus.DefaultGatherer: what /metrics serves
 	connected    prometheus.Gauge
 	connects     prometheus.Counter
 	reconnects   *prometheus.CounterVec
@@ -47,6 +54,7 @@ func (m *metrics) countStanza(out bool, kind string) {
 
 func newMetrics(depth func() float64, ruleStats func() rules.Stats) *metrics {
 	m := &metrics{reg: prometheus.NewRegistry()}
+	m.gather = prometheus.Gatherers{m.reg, prometheus.DefaultGatherer}
 	f := func(c prometheus.Collector) { m.reg.MustRegister(c) }
 	m.connected = prometheus.NewGauge(prometheus.GaugeOpts{Name: "crier_connected", Help: "1 while an XMPP session is bound, else 0."})
 	m.connects = prometheus.NewCounter(prometheus.CounterOpts{Name: "crier_connects_total", Help: "XMPP sessions established."})
@@ -77,7 +85,5 @@ func newMetrics(depth func() float64, ruleStats func() rules.Stats) *metrics {
 			m.byKind[d][k] = m.stanzas.WithLabelValues(dir, k)
 		}
 	}
-	f(collectors.NewGoCollector())
-	f(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -30,7 +30,7 @@ func (b *Bot) OpsHandler(reload func() error) http.Handler {
 		}
 		fmt.Fprintln(w, strings.Join(lines, "\n"))
 	})
-	mux.Handle("GET /metrics", promhttp.HandlerFor(b.met.reg, promhttp.HandlerOpts{}))
+	mux.Handle("GET /metrics", promhttp.HandlerFor(b.met.gather, promhttp.HandlerOpts{}))
 	mux.HandleFunc("POST /-/reload", func(w http.ResponseWriter, r *http.Request) {
 		if err := reload(); err != nil {
 			http.Error(w, err.Error(), http.StatusBadRequest)
