@@ -135,12 +135,7 @@ func (s *Server) negotiateResume(ctx context.Context, sess *xmpp.Session, a *aut
 	fail := func(cond string, extra ...string) (xmpp.SessionState, io.ReadWriter, error) {
 		s.log.Debug("resumption refused", "previd", v.PrevID, "condition", cond)
 		f := elem(nsSM, "failed", extra...).add(elem(nsStanzas, cond))
-		w := sess.TokenWriter()
-		_, err := xmlstream.Copy(w, rawTokens(f))
-		if cerr := w.Close(); err == nil {
-			err = cerr
-		}
-		if err != nil {
+		if err := writeElem(sess, f); err != nil {
 			return 0, nil, err
 		}
 		// The client binds next. mellium's negotiator, done with this
@@ -206,12 +201,7 @@ func (s *Server) negotiateResume(ctx context.Context, sess *xmpp.Session, a *aut
 	case <-ctx.Done():
 		return 0, nil, ctx.Err()
 	}
-	w := sess.TokenWriter()
-	_, err = xmlstream.Copy(w, rawTokens(elem(nsSM, "resumed", "previd", v.PrevID, "h", strconv.FormatUint(uint64(handled), 10))))
-	if cerr := w.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
+	if err := writeElem(sess, elem(nsSM, "resumed", "previd", v.PrevID, "h", strconv.FormatUint(uint64(handled), 10))); err != nil {
 		return 0, nil, err
 	}
 	a.mu.Lock()
@@ -220,6 +210,16 @@ func (s *Server) negotiateResume(ctx context.Context, sess *xmpp.Session, a *aut
 	s.stats.resumed.Add(1)
 	s.log.Debug("session resumed", "jid", c.full.String(), "h", h, "resent", len(c.sm.queue))
 	return xmpp.Ready, nil, nil
+}
+
+// writeElem writes e on the session during negotiation and flushes it.
+func writeElem(sess *xmpp.Session, e *el) error {
+	w := sess.TokenWriter()
+	_, err := xmlstream.Copy(w, rawTokens(e))
+	if cerr := w.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 // rawTokens reads e back as tokens for a session's token writer, its
@@ -272,12 +272,7 @@ func (s *Server) bindAfterFailed(sess *xmpp.Session, a *authState) (xmpp.Session
 	res := elem(nsClient, "iq", "type", "result", "id", iq.ID).add(
 		elem("urn:ietf:params:xml:ns:xmpp-bind", "bind").add(
 			elem("urn:ietf:params:xml:ns:xmpp-bind", "jid").text(j.String())))
-	w := sess.TokenWriter()
-	_, err = xmlstream.Copy(w, rawTokens(res))
-	if cerr := w.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
+	if err := writeElem(sess, res); err != nil {
 		return 0, nil, err
 	}
 	sess.UpdateAddr(j)
