@@ -423,7 +423,7 @@ func (m *smState) enable(tc *tapConn) {
 	m.deadline = time.Now().Add(smEnableWait)
 	m.mu.Unlock()
 	go m.run(tc)
-	if err := tc.inject([]byte("<enable xmlns='" + nsSM + "' resume='true'/>")); err != nil {
+	if err := tc.injectOwn([]byte("<enable xmlns='" + nsSM + "' resume='true'/>")); err != nil {
 		m.log.Warn("cannot request stream management", "err", err)
 		m.mu.Lock()
 		m.phase = smFailed
@@ -442,12 +442,12 @@ func (m *smState) run(tc *tapConn) {
 			h := m.handled
 			m.requests++
 			m.mu.Unlock()
-			if err := tc.inject(fmt.Appendf(nil, "<a xmlns='%s' h='%d'/>", nsSM, h)); err != nil {
+			if err := tc.injectOwn(fmt.Appendf(nil, "<a xmlns='%s' h='%d'/>", nsSM, h)); err != nil {
 				return
 			}
 		case se := <-m.fault:
 			_ = tc.SetWriteDeadline(time.Now().Add(closeGrace))
-			_ = tc.inject([]byte(se))
+			_ = tc.injectOwn([]byte(se))
 			tc.Close()
 			return
 		case <-tc.closed:
@@ -609,7 +609,7 @@ func (c *Conn) Barrier(ctx context.Context) error {
 	case phase != smOn:
 		return ErrNoSM
 	}
-	if err := c.tc.inject([]byte("<r xmlns='" + nsSM + "'/>")); err != nil {
+	if err := c.tc.injectOwn([]byte("<r xmlns='" + nsSM + "'/>")); err != nil {
 		return err
 	}
 	for {

@@ -1,10 +1,10 @@
 package transport
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/xml"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"sync"
@@ -79,14 +79,21 @@ type tapConn struct {
 	log *slog.Logger
 	obs *observed
 
-	// Reads go through one bufio.Reader owned by the connection rather than
-	// by mellium's decoder: mellium builds a new decoder after each stream
+	// Reads go through one buffer owned by the connection rather than by
+	// mellium's decoder: mellium builds a new decoder after each stream
 	// restart, and read-ahead kept here survives that. ReadByte makes
-	// encoding/xml use this reader directly.
-	// rmu serialises readers, so that Close can drain the connection
-	// itself when nothing else is reading.
+	// encoding/xml use this buffer directly.
+	//
+	// Only one decoder reads at a time (negotiation, then Serve), so
+	// rbuf[rpos:] belongs to that reader and a byte is taken without a
+	// lock; rmu is held only while the buffer is refilled from the socket
+	// (encoding/xml asks for every byte separately, and a lock per byte
+	// cost about a sixth of the bot's CPU under load). rmu also lets
+	// Close drain the connection itself when nothing else is reading.
 	rmu    sync.Mutex
-	r      *bufio.Reader
+	rbuf   []byte            // bytes read from the socket, not yet consumed
+	rpos   int               // next unread byte in rbuf
+	rspace [4096]byte        // backing array of rbuf
 	in     xmlsplit.Splitter // touched only under rmu
 	inNS   string
 	inDead bool
@@ -126,12 +133,11 @@ func newTapConn(c net.Conn, tap Tap, log *slog.Logger) *tapConn {
 	}
 	tc.in.Max = maxElement
 	tc.out.Max = maxElement
-	tc.r = bufio.NewReader(rawReader{tc})
 	return tc
 }
 
 // rawReader feeds every chunk read from the socket to the inbound splitter
-// before bufio hands it on.
+// before the decoder reads it.
 type rawReader struct{ tc *tapConn }
 
 func (r rawReader) Read(p []byte) (int, error) {
@@ -145,19 +151,50 @@ func (r rawReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// Read reads from the connection.
+// Read reads from the connection: what is buffered first.
 func (tc *tapConn) Read(p []byte) (int, error) {
-	tc.rmu.Lock()
-	defer tc.rmu.Unlock()
-	return tc.r.Read(p)
+	if len(p) == 0 {
+		return 0, nil
+	}
+	if tc.rpos >= len(tc.rbuf) {
+		if err := tc.fill(); err != nil {
+			return 0, err
+		}
+	}
+	n := copy(p, tc.rbuf[tc.rpos:])
+	tc.rpos += n
+	return n, nil
 }
 
 // ReadByte reads one byte; with it encoding/xml reads without read-ahead
 // of its own.
 func (tc *tapConn) ReadByte() (byte, error) {
+	if tc.rpos >= len(tc.rbuf) {
+		if err := tc.fill(); err != nil {
+			return 0, err
+		}
+	}
+	b := tc.rbuf[tc.rpos]
+	tc.rpos++
+	return b, nil
+}
+
+// fill reads the next chunk from the socket into the empty buffer. It
+// returns an error only when no byte came.
+func (tc *tapConn) fill() error {
 	tc.rmu.Lock()
 	defer tc.rmu.Unlock()
-	return tc.r.ReadByte()
+	for range 100 { // a Read may legitimately return 0 bytes and no error
+		n, err := rawReader{tc}.Read(tc.rspace[:])
+		tc.rbuf, tc.rpos = tc.rspace[:n], 0
+		if n > 0 {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return io.ErrNoProgress
 }
 
 // Write writes p unchanged, then any injected elements if p ended on an
@@ -209,12 +246,19 @@ func (tc *tapConn) inject(raw []byte) error {
 	if err := checkElement(raw); err != nil {
 		return err
 	}
+	return tc.injectOwn(bytes.Clone(raw))
+}
+
+// injectOwn is inject for the transport's own elements (stream management
+// requests and answers): known to be one complete element, not checked,
+// not copied.
+func (tc *tapConn) injectOwn(raw []byte) error {
 	tc.wmu.Lock()
 	defer tc.wmu.Unlock()
 	if tc.outDead {
 		return fmt.Errorf("%w: the outgoing stream could not be followed", ErrProtocol)
 	}
-	tc.pending = append(tc.pending, bytes.Clone(raw))
+	tc.pending = append(tc.pending, raw)
 	if tc.atBoundary() {
 		return tc.flushPending()
 	}
@@ -461,7 +505,7 @@ func (tc *tapConn) awaitEnd(d time.Duration) {
 			return
 		default:
 		}
-		if _, err := tc.r.Read(buf); err != nil {
+		if _, err := (rawReader{tc}).Read(buf); err != nil {
 			return
 		}
 	}
