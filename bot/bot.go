@@ -277,6 +277,9 @@ func (b *Bot) Run(ctx context.Context) error {
 	if b.cfg.Load().cfg.XMPP.InsecureSkipVerify {
 		b.log.Warn("TLS certificate verification is OFF (insecure_skip_verify = true)")
 	}
+	if !b.cfg.Load().cfg.XMPP.StreamManagement {
+		b.log.Info("stream management is off (stream_management = false): deliveries are confirmed by pings, a lost connection is never resumed")
+	}
 	outCtx, stopOut := context.WithCancel(context.Background())
 	outDone := make(chan struct{})
 	go func() {
@@ -344,6 +347,7 @@ func (b *Bot) session(ctx context.Context) (time.Duration, error) {
 		TLSConfig: b.tlsConf,
 		Timeout:   x.ConnectTimeout.Std(),
 		Resume:    prev,
+		DisableSM: !x.StreamManagement,
 		Tap:       transport.TapFunc(b.tap),
 		Logger:    b.log.With("component", "transport"),
 	})

@@ -44,7 +44,7 @@ func SendOnce(ctx context.Context, cfg *config.Config, opts Options, m OneShot) 
 	conn, err := transport.Connect(ctx, transport.Options{
 		JID: x.Addr(), Password: x.Password.Reveal(), Resource: x.Resource + "-send-" + hex.EncodeToString(rnd[:]),
 		Transport: x.Transport, Address: x.Address, TLS: x.TLS, BOSHURL: x.BOSHURL,
-		TLSConfig: tc, Timeout: x.ConnectTimeout.Std(), Logger: opts.Logger,
+		TLSConfig: tc, Timeout: x.ConnectTimeout.Std(), DisableSM: !x.StreamManagement, Logger: opts.Logger,
 	})
 	if err != nil {
 		return err

@@ -112,6 +112,10 @@ type XMPP struct {
 	// Subscriptions says whose presence subscription requests are accepted:
 	// SubscribeDomain (the bot's own domain), SubscribeAll or SubscribeNone.
 	Subscriptions string `toml:"subscriptions"`
+	// StreamManagement asks the server for XEP-0198 (acknowledgements and
+	// resumption) when it offers it; on by default. Off, delivery is still
+	// confirmed (by pings), but a lost connection is never resumed.
+	StreamManagement bool `toml:"stream_management"`
 }
 
 // Addr returns the bot's bare JID. It is valid in a loaded Config.
@@ -280,6 +284,7 @@ func defaults() *Config {
 			KeepaliveTimeout: Duration(DefaultKeepaliveTimeout),
 			ConnectTimeout:   Duration(DefaultConnectTimeout),
 			Subscriptions:    SubscribeDomain,
+			StreamManagement: true,
 		},
 		Limits: Limits{
 			SenderReplies: rules.Rate{N: 60, Per: time.Minute},

@@ -10,7 +10,7 @@ import (
 // prev. Otherwise it returns an error wrapping ErrRestart that names every
 // changed field the daemon cannot change while it runs: the XMPP account
 // and server (jid, resource, transport, address, tls, bosh_url, ca_file,
-// insecure_skip_verify), everything under [embedded], http.listen and the
+// insecure_skip_verify, stream_management), everything under [embedded], http.listen and the
 // NATS connection (url and credentials).
 //
 // Rooms, rules, cron, limits, keepalive and timeouts, subscriptions and
@@ -35,6 +35,7 @@ func Diff(prev, next *Config) error {
 	check("xmpp.bosh_url", a.BOSHURL != b.BOSHURL)
 	check("xmpp.ca_file", a.CAFile != b.CAFile)
 	check("xmpp.insecure_skip_verify", a.InsecureSkipVerify != b.InsecureSkipVerify)
+	check("xmpp.stream_management", a.StreamManagement != b.StreamManagement)
 
 	e, f := prev.Embedded, next.Embedded
 	check("embedded.xmpp", e.XMPP != f.XMPP)

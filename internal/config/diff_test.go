@@ -45,7 +45,8 @@ match = "x"`, nil},
 		{"server", `address = "127.0.0.1:5222"`, `address = "127.0.0.1:5333"
 resource = "r"
 tls = "direct"
-insecure_skip_verify = true`, []string{"xmpp.resource", "xmpp.address", "xmpp.tls", "xmpp.insecure_skip_verify"}},
+insecure_skip_verify = true
+stream_management = false`, []string{"xmpp.resource", "xmpp.address", "xmpp.tls", "xmpp.insecure_skip_verify", "xmpp.stream_management"}},
 		{"transport", `address = "127.0.0.1:5222"`, `address = "127.0.0.1:5222"
 transport = "bosh"
 bosh_url = "https://example.org/bosh"`, []string{"xmpp.transport", "xmpp.bosh_url"}},

@@ -363,6 +363,7 @@ jid = "lobby@conference.example.org"
 		{"keepalive_timeout", x.KeepaliveTimeout.Std(), DefaultKeepaliveTimeout},
 		{"connect_timeout", x.ConnectTimeout.Std(), DefaultConnectTimeout},
 		{"subscriptions", x.Subscriptions, SubscribeDomain},
+		{"stream_management on", x.StreamManagement, true},
 		{"embedded.http", c.Embedded.HTTP, DefaultEmbeddedHTTP},
 		{"nats.url", c.NATS.URL, DefaultNATSURL},
 		{"http.listen", c.HTTP.Listen, ""},
