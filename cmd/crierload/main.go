@@ -53,7 +53,10 @@ type Result struct {
 	StartToJoinedMs float64 `json:"start_to_joined_ms,omitempty"`
 	IdleRSSMB       float64 `json:"idle_rss_mb,omitempty"`
 	CPUPer1000      float64 `json:"cpu_s_per_1000,omitempty"`
-	Error           string  `json:"error,omitempty"`
+	// ServerCPUPer1000 is the XMPP server's CPU time per 1,000 replies
+	// (-server-pid): what serving this bot costs the server.
+	ServerCPUPer1000 float64 `json:"server_cpu_s_per_1000,omitempty"`
+	Error            string  `json:"error,omitempty"`
 }
 
 func main() {
@@ -87,6 +90,7 @@ type options struct {
 	limit, stall, idle   time.Duration
 	botCmd, botLog       string
 	label, jsonFile      string
+	serverPID            int
 }
 
 type account struct {
@@ -115,6 +119,7 @@ func parseFlags(args []string) (*options, error) {
 	fs.StringVar(&o.botLog, "bot-log", "", "file for the started bot's output (default: discarded)")
 	fs.StringVar(&o.label, "label", "bot", "the name of this bot in the output")
 	fs.StringVar(&o.jsonFile, "json", "", "append the result as one JSON line to this file")
+	fs.IntVar(&o.serverPID, "server-pid", 0, "the XMPP server's process id: its CPU time per 1,000 replies is measured too")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -292,11 +297,17 @@ func measure(o *options, res *Result) error {
 		}
 	}
 
-	var cpu0 float64
+	var cpu0, srv0 float64
 	if bot != nil {
 		var err error
 		if cpu0, err = cpuSeconds(bot.pid()); err != nil {
 			return err
+		}
+	}
+	if o.serverPID > 0 {
+		var err error
+		if srv0, err = cpuSeconds(o.serverPID); err != nil {
+			return fmt.Errorf("-server-pid: %w", err)
 		}
 	}
 	began := time.Now()
@@ -310,6 +321,11 @@ func measure(o *options, res *Result) error {
 		cpu1, cerr := cpuSeconds(bot.pid())
 		if cerr == nil {
 			res.CPUPer1000 = (cpu1 - cpu0) * 1000 / float64(res.Replies)
+		}
+	}
+	if o.serverPID > 0 && res.Replies > 0 {
+		if srv1, serr := cpuSeconds(o.serverPID); serr == nil {
+			res.ServerCPUPer1000 = (srv1 - srv0) * 1000 / float64(res.Replies)
 		}
 	}
 	l.endOnce.Do(func() { close(l.done) }) // stops the senders after an early end
@@ -454,13 +470,13 @@ func (r *Result) row() string {
 	if r.Error != "" {
 		status = r.Error
 	}
-	return fmt.Sprintf("| %s | %s | %d | %.0f | %.1f | %.1f | %s | %s | %s | %s |", r.Label, r.Mode, r.Replies, r.RepliesPerSec,
-		r.P50ms, r.P99ms, opt(r.CPUPer1000, "%.3f"), opt(r.IdleRSSMB, "%.1f"), opt(r.StartToJoinedMs, "%.0f"), status)
+	return fmt.Sprintf("| %s | %s | %d | %.0f | %.1f | %.1f | %s | %s | %s | %s | %s |", r.Label, r.Mode, r.Replies, r.RepliesPerSec,
+		r.P50ms, r.P99ms, opt(r.CPUPer1000, "%.3f"), opt(r.ServerCPUPer1000, "%.3f"), opt(r.IdleRSSMB, "%.1f"), opt(r.StartToJoinedMs, "%.0f"), status)
 }
 
 // header is the markdown table header of row.
-const header = "| bot | mode | replies | replies/s | p50 ms | p99 ms | CPU-s/1000 | idle RSS MB | start→joined ms | status |\n" +
-	"|---|---|---:|---:|---:|---:|---:|---:|---:|---|"
+const header = "| bot | mode | replies | replies/s | p50 ms | p99 ms | CPU-s/1000 | server CPU-s/1000 | idle RSS MB | start→joined ms | status |\n" +
+	"|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"
 
 func appendJSON(path string, r *Result) error {
 	f, err := os.OpenFile(path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)

@@ -26,7 +26,7 @@ const (
 func summarize(args []string, w io.Writer) error {
 	fs := flag.NewFlagSet("summarize", flag.ContinueOnError)
 	base := fs.String("base", "echobot", "the label of the baseline bot")
-	subject := fs.String("subject", "crier", "the label of the bot compared with it")
+	subject := fs.String("subject", "crier", "the label of the bot compared with it; several separated by commas")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -74,47 +74,51 @@ func summarize(args []string, w io.Writer) error {
 		fmt.Fprintln(w)
 	}
 	med := map[key]Result{}
-	fmt.Fprintln(w, "| bot | mode | runs | replies/s | p50 ms | p99 ms | CPU-s/1000 replies | idle RSS MB | start→joined ms |")
-	fmt.Fprintln(w, "|---|---|---:|---:|---:|---:|---:|---:|---:|")
+	fmt.Fprintln(w, "| bot | mode | runs | replies/s | p50 ms | p99 ms | CPU-s/1000 replies | server CPU-s/1000 replies | idle RSS MB | start→joined ms |")
+	fmt.Fprintln(w, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
 	for _, k := range order {
 		rs := groups[k]
 		m := Result{
-			Label:           k.label,
-			Mode:            k.mode,
-			RepliesPerSec:   median(rs, func(r Result) float64 { return r.RepliesPerSec }),
-			P50ms:           median(rs, func(r Result) float64 { return r.P50ms }),
-			P99ms:           median(rs, func(r Result) float64 { return r.P99ms }),
-			CPUPer1000:      median(rs, func(r Result) float64 { return r.CPUPer1000 }),
-			IdleRSSMB:       median(rs, func(r Result) float64 { return r.IdleRSSMB }),
-			StartToJoinedMs: median(rs, func(r Result) float64 { return r.StartToJoinedMs }),
+			Label:            k.label,
+			Mode:             k.mode,
+			RepliesPerSec:    median(rs, func(r Result) float64 { return r.RepliesPerSec }),
+			P50ms:            median(rs, func(r Result) float64 { return r.P50ms }),
+			P99ms:            median(rs, func(r Result) float64 { return r.P99ms }),
+			CPUPer1000:       median(rs, func(r Result) float64 { return r.CPUPer1000 }),
+			ServerCPUPer1000: median(rs, func(r Result) float64 { return r.ServerCPUPer1000 }),
+			IdleRSSMB:        median(rs, func(r Result) float64 { return r.IdleRSSMB }),
+			StartToJoinedMs:  median(rs, func(r Result) float64 { return r.StartToJoinedMs }),
 		}
 		med[k] = m
-		fmt.Fprintf(w, "| %s | %s | %d | %.0f | %.1f | %.1f | %.3f | %.1f | %.0f |\n", k.label, k.mode, len(rs),
-			m.RepliesPerSec, m.P50ms, m.P99ms, m.CPUPer1000, m.IdleRSSMB, m.StartToJoinedMs)
+		fmt.Fprintf(w, "| %s | %s | %d | %.0f | %.1f | %.1f | %.3f | %s | %.1f | %.0f |\n", k.label, k.mode, len(rs),
+			m.RepliesPerSec, m.P50ms, m.P99ms, m.CPUPer1000, optf(m.ServerCPUPer1000, "%.3f"), m.IdleRSSMB, m.StartToJoinedMs)
 	}
 
-	fmt.Fprintf(w, "\n| mode | %[1]s/%[2]s replies/s (>= %[3]g) | %[1]s/%[2]s CPU per reply (<= %[4]g) | %[1]s idle RSS MB (<= %[5]d) | %[1]s start→joined ms (<= %[6]d) |\n",
-		*subject, *base, minThroughputRatio, maxCPURatio, maxIdleRSSMB, maxStartToJoinedMs)
-	fmt.Fprintln(w, "|---|---:|---:|---:|---:|")
+	fmt.Fprintf(w, "\n| bot | mode | replies/s ratio to %[1]s (>= %[2]g) | CPU per reply ratio (<= %[3]g) | server CPU per reply ratio | idle RSS MB (<= %[4]d) | start→joined ms (<= %[5]d) |\n",
+		*base, minThroughputRatio, maxCPURatio, maxIdleRSSMB, maxStartToJoinedMs)
+	fmt.Fprintln(w, "|---|---|---:|---:|---:|---:|---:|")
 	verdict := func(ok bool) string {
 		if ok {
 			return "ok"
 		}
 		return "MISSED"
 	}
-	for _, mode := range []string{"room", "chat"} {
-		b, okB := med[key{*base, mode}]
-		s, okS := med[key{*subject, mode}]
-		if !okB || !okS {
-			continue
+	for _, subj := range strings.Split(*subject, ",") {
+		for _, mode := range []string{"room", "chat"} {
+			b, okB := med[key{*base, mode}]
+			s, okS := med[key{subj, mode}]
+			if !okB || !okS {
+				continue
+			}
+			tp := ratio(s.RepliesPerSec, b.RepliesPerSec)
+			cpu := ratio(s.CPUPer1000, b.CPUPer1000)
+			fmt.Fprintf(w, "| %s | %s | %.2f %s | %.2f %s | %s | %.1f %s | %.0f %s |\n", subj, mode,
+				tp, verdict(tp >= minThroughputRatio),
+				cpu, verdict(cpu <= maxCPURatio),
+				optf(ratio(s.ServerCPUPer1000, b.ServerCPUPer1000), "%.2f"),
+				s.IdleRSSMB, verdict(s.IdleRSSMB <= maxIdleRSSMB),
+				s.StartToJoinedMs, verdict(s.StartToJoinedMs <= maxStartToJoinedMs))
 		}
-		tp := ratio(s.RepliesPerSec, b.RepliesPerSec)
-		cpu := ratio(s.CPUPer1000, b.CPUPer1000)
-		fmt.Fprintf(w, "| %s | %.2f %s | %.2f %s | %.1f %s | %.0f %s |\n", mode,
-			tp, verdict(tp >= minThroughputRatio),
-			cpu, verdict(cpu <= maxCPURatio),
-			s.IdleRSSMB, verdict(s.IdleRSSMB <= maxIdleRSSMB),
-			s.StartToJoinedMs, verdict(s.StartToJoinedMs <= maxStartToJoinedMs))
 	}
 	return nil
 }
@@ -142,4 +146,12 @@ func ratio(a, b float64) float64 {
 		return 0
 	}
 	return a / b
+}
+
+// optf formats v, or "–" when it was not measured (zero).
+func optf(v float64, format string) string {
+	if v == 0 {
+		return "–"
+	}
+	return fmt.Sprintf(format, v)
 }
