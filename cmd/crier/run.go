@@ -121,17 +121,23 @@ func cmdRun(args []string, stderr io.Writer) error {
 // otherwise keep that heap resident for minutes before its scavenger gives
 // it back, although a bot at rest needs less than one.
 func releaseStartupMemory(ctx context.Context, b *bot.Bot) {
-	t := time.NewTicker(50 * time.Millisecond)
+	whenReady(ctx, func() bool { ok, _ := b.Ready(); return ok }, debug.FreeOSMemory, 50*time.Millisecond, time.Minute)
+}
+
+// whenReady polls ready every tick and calls do once, when ready first
+// says yes or after limit; never when ctx ends first.
+func whenReady(ctx context.Context, ready func() bool, do func(), tick, limit time.Duration) {
+	t := time.NewTicker(tick)
 	defer t.Stop()
-	deadline := time.Now().Add(time.Minute)
+	deadline := time.Now().Add(limit)
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
-		if ok, _ := b.Ready(); ok || time.Now().After(deadline) {
-			debug.FreeOSMemory()
+		if ready() || time.Now().After(deadline) {
+			do()
 			return
 		}
 	}
