@@ -61,6 +61,8 @@ type XMPP struct {
 	CAFile string
 	// Keepalive and KeepaliveTimeout are durations such as "5s".
 	Keepalive, KeepaliveTimeout string
+	// NoSM writes stream_management = false.
+	NoSM bool
 }
 
 // TOML returns x as an [xmpp] table, ending with a blank line.
@@ -87,6 +89,9 @@ func (x XMPP) TOML() string {
 		if kv.v != "" {
 			fmt.Fprintf(&b, "%s = %q\n", kv.k, kv.v)
 		}
+	}
+	if x.NoSM {
+		b.WriteString("stream_management = false\n")
 	}
 	b.WriteString("\n")
 	return b.String()

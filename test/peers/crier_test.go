@@ -134,6 +134,42 @@ func TestCrier(t *testing.T) {
 				})
 			}
 
+			// stream_management = false: no XEP-0198 element on the
+			// stream under traffic (with it on, the <r/>/<a/> pairs
+			// count as "other"), replies still come.
+			t.Run("no-stream-management", func(t *testing.T) {
+				x := tcpXMPP(p, "starttls", crierPW)
+				x.NoSM = true
+				d := crierproc.Run(t, x, roomsTOML(lobby)+pingRule)
+				d.WaitReady(t, 45*time.Second)
+				alice := dialAs(t, p, "alice", "nosm")
+				if err := alice.Join(lobby, "alice"); err != nil {
+					t.Fatalf("alice joins %s: %v", lobby, err)
+				}
+				// Negotiation elements (features, starttls, auth) count
+				// as "other" too: only the growth under traffic tells.
+				in0 := d.ReadMetric(t, "crier_stanzas_total", "direction", "in", "kind", "other")
+				out0 := d.ReadMetric(t, "crier_stanzas_total", "direction", "out", "kind", "other")
+				// 40 replies: with stream management crier would ask for
+				// an acknowledgement (<r/>) at least twice.
+				for range 40 {
+					pingUntilPong(t, alice, 20*time.Second,
+						func() error { return alice.SendMessage(crierFull, "chat", "!ping") },
+						isChatPong("crier@"+p.Domain, "alice"))
+				}
+				pingUntilPong(t, alice, 20*time.Second,
+					func() error { return alice.SendMessage(lobby, "groupchat", "!ping") },
+					isGroupPong(lobby, "alice"))
+				in := d.ReadMetric(t, "crier_stanzas_total", "direction", "in", "kind", "other")
+				out := d.ReadMetric(t, "crier_stanzas_total", "direction", "out", "kind", "other")
+				if in != in0 || out != out0 {
+					t.Fatalf("stream management elements on the stream although it is off: %v in, %v out\n%s", in-in0, out-out0, d.LogTail(20))
+				}
+				if !strings.Contains(d.Logs(), "stream management is off") {
+					t.Errorf("crier did not log that stream management is off")
+				}
+			})
+
 			t.Run("iq", func(t *testing.T) {
 				d := startCrier(t, crierConfig{peer: p, tls: "starttls", password: crierPW, rooms: []string{lobby}})
 				d.WaitReady(t, 45*time.Second)
