@@ -25,7 +25,7 @@ func dialTCP(ctx context.Context, o Options) (net.Conn, bool, error) {
 		if err != nil {
 			return nil, false, fmt.Errorf("%w: address %q: %w", ErrConfig, o.Address, err)
 		}
-		if err := requireLoopback(ctx, host); err != nil {
+		if err := requireLoopback(ctx, o.Resolver, host); err != nil {
 			return nil, false, err
 		}
 	}
@@ -35,7 +35,7 @@ func dialTCP(ctx context.Context, o Options) (net.Conn, bool, error) {
 		err error
 	)
 	if o.Address != "" {
-		var d net.Dialer
+		d := net.Dialer{Resolver: o.Resolver}
 		c, err = d.DialContext(ctx, "tcp", o.Address)
 	} else {
 		// SRV lookup. For starttls only _xmpp-client is asked (falling back
@@ -46,7 +46,7 @@ func dialTCP(ctx context.Context, o Options) (net.Conn, bool, error) {
 		if len(cfg.NextProtos) == 0 {
 			cfg.NextProtos = []string{"xmpp-client"}
 		}
-		d := dial.Dialer{NoTLS: o.TLS != TLSDirect, TLSConfig: cfg}
+		d := dial.Dialer{Dialer: net.Dialer{Resolver: o.Resolver}, NoTLS: o.TLS != TLSDirect, TLSConfig: cfg}
 		c, err = d.Dial(ctx, "tcp", o.JID)
 	}
 	if err != nil {
@@ -94,14 +94,17 @@ func handshake(ctx context.Context, c net.Conn, cfg *tls.Config) (net.Conn, erro
 
 // requireLoopback refuses hosts that are not (or do not resolve only to)
 // loopback addresses.
-func requireLoopback(ctx context.Context, host string) error {
+func requireLoopback(ctx context.Context, r *net.Resolver, host string) error {
 	if ip := net.ParseIP(host); ip != nil {
 		if !ip.IsLoopback() {
 			return fmt.Errorf("%w: %s is not a loopback address", ErrInsecure, host)
 		}
 		return nil
 	}
-	addrs, err := net.DefaultResolver.LookupIPAddr(ctx, host)
+	if r == nil {
+		r = net.DefaultResolver
+	}
+	addrs, err := r.LookupIPAddr(ctx, host)
 	if err != nil {
 		return classify(ctx, phaseDial, err, nil)
 	}

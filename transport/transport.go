@@ -66,6 +66,10 @@ type Options struct {
 	// Timeout bounds the whole of Connect: resolution, dialing, TLS, SASL
 	// and binding. Zero means 20 seconds.
 	Timeout time.Duration
+	// Resolver answers the SRV lookup and every host name lookup (TCP
+	// address, SRV targets, the BOSH URL's host); nil is the system's
+	// (net.DefaultResolver).
+	Resolver *net.Resolver
 	// DisableSM keeps stream management (XEP-0198) off even when the
 	// server offers it; Conn.Barrier then returns ErrNoSM.
 	DisableSM bool
@@ -324,7 +328,7 @@ func dialBOSH(ctx context.Context, o Options) (net.Conn, bool, error) {
 	case "https":
 		secure = true
 	case "http":
-		if err := requireLoopback(ctx, u.Hostname()); err != nil {
+		if err := requireLoopback(ctx, o.Resolver, u.Hostname()); err != nil {
 			return nil, false, err
 		}
 	default:
@@ -333,6 +337,10 @@ func dialBOSH(ctx context.Context, o Options) (net.Conn, bool, error) {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.Proxy = http.ProxyFromEnvironment
 	tr.TLSClientConfig = o.TLSConfig
+	if o.Resolver != nil {
+		d := &net.Dialer{Resolver: o.Resolver, Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}
+		tr.DialContext = d.DialContext
+	}
 	c, err := bosh.Dial(ctx, bosh.Config{
 		URL:    o.BOSHURL,
 		Domain: o.JID.Domainpart(),
