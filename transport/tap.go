@@ -133,6 +133,8 @@ func newTapConn(c net.Conn, tap Tap, log *slog.Logger) *tapConn {
 	}
 	tc.in.Max = maxElement
 	tc.out.Max = maxElement
+	tc.in.NamespacesOnly = true // the tap resolves names, nothing more
+	tc.out.NamespacesOnly = true
 	return tc
 }
 

@@ -64,6 +64,10 @@ var (
 type Splitter struct {
 	// Max is the largest element (in bytes) accepted; 0 means no limit.
 	Max int
+	// NamespacesOnly keeps only the namespace declarations (xmlns and
+	// xmlns:prefix) in Event.Attr: enough to resolve the element's name,
+	// and no allocation for the attributes of an ordinary stanza.
+	NamespacesOnly bool
 
 	buf  []byte
 	open bool // stream header seen
@@ -240,7 +244,14 @@ func (s *Splitter) next(b []byte) (ev Event, n int, err error) {
 			}
 			continue
 		}
-		name, attrs, end, selfClosing, ok, err := scanStartTag(b, i, len(stack) == 0)
+		mode := attrNone
+		if len(stack) == 0 {
+			mode = attrAll
+			if s.NamespacesOnly {
+				mode = attrNS
+			}
+		}
+		name, attrs, end, selfClosing, ok, err := scanStartTag(b, i, mode)
 		if err != nil {
 			return Event{}, 0, err
 		}
@@ -290,9 +301,42 @@ func localOf(name []byte) string {
 
 func rawName(name []byte) xml.Name {
 	if k := bytes.IndexByte(name, ':'); k >= 0 {
-		return xml.Name{Space: string(name[:k]), Local: string(name[k+1:])}
+		return xml.Name{Space: intern(name[:k]), Local: intern(name[k+1:])}
 	}
-	return xml.Name{Local: string(name)}
+	return xml.Name{Local: intern(name)}
+}
+
+// intern returns the names every stream is full of without allocating.
+func intern(b []byte) string {
+	switch string(b) { // no allocation: the compiler compares in place
+	case "message":
+		return "message"
+	case "presence":
+		return "presence"
+	case "iq":
+		return "iq"
+	case "r":
+		return "r"
+	case "a":
+		return "a"
+	case "stream":
+		return "stream"
+	case "xmlns":
+		return "xmlns"
+	}
+	return string(b)
+}
+
+// Which attributes scanStartTag returns.
+const (
+	attrNone = iota
+	attrAll
+	attrNS // namespace declarations only
+)
+
+// isNSDecl reports whether an attribute name is xmlns or xmlns:prefix.
+func isNSDecl(name []byte) bool {
+	return string(name) == "xmlns" || (len(name) > 6 && string(name[:6]) == "xmlns:")
 }
 
 // scanEndTag reads </name> at b[i].
@@ -317,8 +361,8 @@ func scanEndTag(b []byte, i int) (name []byte, end int, ok bool, err error) {
 }
 
 // scanStartTag reads <name attr='v' ...> or <name .../> at b[i]. Attributes
-// are returned only when want is set (top-level pieces).
-func scanStartTag(b []byte, i int, want bool) (name []byte, attrs []xml.Attr, end int, selfClosing, ok bool, err error) {
+// are returned as mode says (all of them for top-level pieces).
+func scanStartTag(b []byte, i int, mode int) (name []byte, attrs []xml.Attr, end int, selfClosing, ok bool, err error) {
 	j := i + 1
 	k := j
 	for k < len(b) && !isNameEnd(b[k]) {
@@ -386,7 +430,7 @@ func scanStartTag(b []byte, i int, want bool) (name []byte, attrs []xml.Attr, en
 		if v < 0 {
 			return nil, nil, 0, false, false, nil
 		}
-		if want {
+		if mode == attrAll || (mode == attrNS && isNSDecl(b[an:anEnd])) {
 			if attrs == nil {
 				attrs = make([]xml.Attr, 0, 6) // a stanza's to, from, type, id, xmlns
 			}

@@ -1,6 +1,7 @@
 package xmlsplit
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -80,4 +81,73 @@ func FuzzSplit(f *testing.F) {
 			t.Fatalf("lost bytes: %d + %d != %d", total, s.Buffered(), len(b))
 		}
 	})
+}
+
+// TestNamespacesOnly: with NamespacesOnly the attributes of a piece are cut
+// down to its namespace declarations, on the stream header and on
+// elements alike; without it every attribute stays.
+func TestNamespacesOnly(t *testing.T) {
+	in := `<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='example.org' version='1.0'>` +
+		`<message to='a@example.org' type='chat' id='1'><body>hi</body></message>` +
+		`<sm:a xmlns:sm='urn:xmpp:sm:3' h='3'/>`
+	for _, nsOnly := range []bool{false, true} {
+		s := Splitter{NamespacesOnly: nsOnly}
+		evs, err := s.Feed([]byte(in))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(evs) != 3 {
+			t.Fatalf("%d events, want 3", len(evs))
+		}
+		var got [][]string
+		for _, ev := range evs {
+			var names []string
+			for _, a := range ev.Attr {
+				n := a.Name.Local
+				if a.Name.Space != "" {
+					n = a.Name.Space + ":" + n
+				}
+				names = append(names, n+"="+a.Value)
+			}
+			got = append(got, names)
+		}
+		want := [][]string{
+			{"xmlns=jabber:client", "xmlns:stream=http://etherx.jabber.org/streams", "to=example.org", "version=1.0"},
+			{"to=a@example.org", "type=chat", "id=1"},
+			{"xmlns:sm=urn:xmpp:sm:3", "h=3"},
+		}
+		if nsOnly {
+			want = [][]string{
+				{"xmlns=jabber:client", "xmlns:stream=http://etherx.jabber.org/streams"},
+				nil,
+				{"xmlns:sm=urn:xmpp:sm:3"},
+			}
+		}
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("NamespacesOnly=%v: attributes %v, want %v", nsOnly, got, want)
+		}
+		if evs[1].Name.Local != "message" || evs[2].Name.Space != "sm" || evs[2].Name.Local != "a" {
+			t.Errorf("names %v %v", evs[1].Name, evs[2].Name)
+		}
+	}
+}
+
+// BenchmarkFeedStanza: the cost of watching one ordinary stanza go by, as
+// the transport's tap does in each direction.
+func BenchmarkFeedStanza(b *testing.B) {
+	stanza := []byte(`<message to='lobby@conference.example.org' from='alice@example.org/phone' type='groupchat' id='m-123456'><body>!ping</body></message>`)
+	for _, nsOnly := range []bool{false, true} {
+		b.Run(fmt.Sprintf("namespaces-only=%v", nsOnly), func(b *testing.B) {
+			s := Splitter{NamespacesOnly: nsOnly}
+			if _, err := s.Feed([]byte(`<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>`)); err != nil {
+				b.Fatal(err)
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				if evs, err := s.Feed(stanza); err != nil || len(evs) != 1 {
+					b.Fatal(len(evs), err)
+				}
+			}
+		})
+	}
 }
