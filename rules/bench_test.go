@@ -85,3 +85,16 @@ func TestBenchRulesMatch(t *testing.T) {
 		t.Errorf("the benchmark mix should make r9 fire, got %v", got)
 	}
 }
+
+// BenchmarkEvaluateReply is the reply path's share in the rules: one rule
+// that matches and renders its reply template, as "!ping" → "pong NICK".
+func BenchmarkEvaluateReply(b *testing.B) {
+	e := mustCompile(b, []Spec{{Name: "ping", Match: `^!ping$`, Reply: "pong {{.Nick}}"}}, Options{})
+	m := groupchat("alice", "!ping")
+	b.ReportAllocs()
+	for b.Loop() {
+		if as := e.Evaluate(m); len(as) != 1 || as[0].Text != "pong alice" {
+			b.Fatalf("actions %+v", as)
+		}
+	}
+}
