@@ -137,7 +137,8 @@ type Outbox struct {
 	global *rate.Limiter
 	perRm  map[string]*rate.Limiter
 
-	resent int // unacknowledged items written again after a reconnect
+	resent  int  // unacknowledged items written again after a reconnect
+	resumed bool // the attached session resumed the previous one
 
 	// lastWrite is when a stanza was last written (Unix nanoseconds): the
 	// keepalive reads it to tell a slow, shaping server from a deaf one.
@@ -327,15 +328,26 @@ func (o *Outbox) attach(s sender, ack acker, ri resumeInfo) {
 	o.s = s
 	o.ack = ack
 	o.gen++
-	var stale []*Item
-	if s != nil && !ri.resumed {
-		stale = o.high
-		o.high = nil
-	}
+	o.resumed = s != nil && ri.resumed
+	o.written, o.asked, o.acked = 0, 0, 0
 	if s == nil {
+		// Detached: the rooms wait for the next session to say where the
+		// bot stands, and the unacknowledged items stay untouched, with
+		// their stream management counts, for that session to settle or
+		// write again. (Queueing them here too wrote room replies twice
+		// more after a resumption, and clearing smOK kept what the server
+		// confirmed from being settled.)
 		for _, g := range o.rooms {
 			g.joined = false
 		}
+		o.mu.Unlock()
+		o.poke()
+		return
+	}
+	var stale []*Item
+	if !ri.resumed {
+		stale = o.high
+		o.high = nil
 	}
 	// Unacknowledged items: settle what the server confirmed, resend the
 	// rest (bulk ones; session-bound ones only into a resumed session).
@@ -349,38 +361,14 @@ func (o *Outbox) attach(s sender, ack acker, ri resumeInfo) {
 			stale = append(stale, it)
 			continue
 		}
-		it.seq, it.smOK = 0, false
-		if it.Room != "" && it.Priority == Bulk {
-			g := o.gate(it.Room)
-			if !g.joined {
-				g.pending = append(g.pending, it)
-				continue
-			}
-		}
+		it.smOK = false
 		resend = append(resend, it)
 	}
-	if s != nil && len(o.unacked) > 0 {
-		o.resent += len(o.unacked) - len(stale) - len(settled)
-	}
-	if s == nil {
-		// Detached: keep them for the next session, which decides.
-		resend, settled, stale = nil, nil, nil
-	} else {
-		var high, bulk []*Item
-		for _, it := range resend {
-			if it.Priority == High {
-				high = append(high, it)
-			} else {
-				bulk = append(bulk, it)
-			}
-		}
-		o.high = append(high, o.high...)
-		o.bulk = append(bulk, o.bulk...)
-		o.unacked = nil
-	}
-	o.written, o.asked, o.acked = 0, 0, 0
+	o.unacked = nil
+	o.resent += len(resend)
+	o.requeueLocked(resend) // written before anything queued since: first
 	o.mu.Unlock()
-	if s != nil && o.hooks.reattached != nil {
+	if o.hooks.reattached != nil {
 		o.hooks.reattached(len(settled), len(resend), len(stale))
 	}
 	for _, it := range stale {
@@ -639,7 +627,7 @@ func (o *Outbox) send(ctx context.Context, items []*Item, s sender, gen uint64) 
 	if c, ok := s.(smSender); ok {
 		smCount, smOn = c.SMSent()
 	}
-	var settled []*Item
+	var settled, stale, late []*Item
 	o.mu.Lock()
 	for i, it := range items {
 		it.smSeq, it.smOK = smCount-uint32(len(items)-1-i), smOn
@@ -647,18 +635,34 @@ func (o *Outbox) send(ctx context.Context, items []*Item, s sender, gen uint64) 
 		if it.Kind == "message" && it.ID != "" {
 			o.rememberLocked(it)
 		}
-		if o.ack != nil && gen == o.gen {
+		switch {
+		case gen == o.gen && o.ack != nil:
 			o.written++
 			it.seq = o.written
 			o.unacked = append(o.unacked, it)
 			if o.written-o.asked >= uint64(max(1, o.cfg.Window/2)) {
 				o.barrierLocked()
 			}
-		} else {
-			settled = append(settled, it)
+		case gen == o.gen:
+			settled = append(settled, it) // no barrier: written is delivered
+		case o.s == nil:
+			// The session was detached while this write went on: nothing
+			// says the server read it. Like the session's other
+			// unacknowledged items, the next session decides.
+			o.unacked = append(o.unacked, it)
+		case it.Priority == High && !o.resumed:
+			stale = append(stale, it)
+		default:
+			// A later session is attached already: write it again.
+			it.smOK = false
+			late = append(late, it)
 		}
 	}
+	o.requeueLocked(late)
 	o.mu.Unlock()
+	for _, it := range stale {
+		o.drop(it, ErrClosed, "stale")
+	}
 	for _, it := range items {
 		if o.hooks.sent != nil {
 			o.hooks.sent(it)
@@ -733,6 +737,34 @@ func (o *Outbox) requeueFront(items []*Item, gen uint64) {
 	// Wait for the supervisor to attach a new session: the writer spins
 	// otherwise on a dead one.
 	time.Sleep(50 * time.Millisecond)
+}
+
+// requeueLocked puts items written to a session that is gone back at the
+// head of their queues, in order: a room's items wait for the room when
+// it is not joined. The caller holds mu.
+func (o *Outbox) requeueLocked(items []*Item) {
+	if len(items) == 0 {
+		return
+	}
+	var high, bulk []*Item
+	gated := make(map[*roomGate][]*Item)
+	for _, it := range items {
+		it.seq = 0
+		switch {
+		case it.Priority == High:
+			high = append(high, it)
+		case it.Room != "" && !o.gate(it.Room).joined:
+			g := o.gate(it.Room)
+			gated[g] = append(gated[g], it)
+		default:
+			bulk = append(bulk, it)
+		}
+	}
+	for g, its := range gated {
+		g.pending = append(its, g.pending...)
+	}
+	o.high = append(high, o.high...)
+	o.bulk = append(bulk, o.bulk...)
 }
 
 func (o *Outbox) rememberLocked(it *Item) {

@@ -359,3 +359,188 @@ func TestOutboxRoomRateLimit(t *testing.T) {
 		t.Fatalf("11 room messages at 50/s took only %v", d)
 	}
 }
+
+// smFake is a fakeSender that tells a stream management count, as
+// transport.Conn does: base plus the stanzas it wrote.
+type smFake struct {
+	fakeSender
+	base uint32
+}
+
+func (f *smFake) SMSent() (uint32, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.base + uint32(len(f.got)), true
+}
+
+// doneCounts counts the Done callbacks per body.
+type doneCounts struct {
+	mu sync.Mutex
+	n  map[string]int
+}
+
+func (d *doneCounts) item(body, room string) *Item {
+	it := &Item{Kind: "message", To: "alice@localhost", Type: "chat", Body: body, Done: func(err error) {
+		if err == nil {
+			d.mu.Lock()
+			d.n[body]++
+			d.mu.Unlock()
+		}
+	}}
+	if room != "" {
+		it.To, it.Type, it.Room = room, "groupchat", room
+	}
+	return it
+}
+
+func (d *doneCounts) get(body string) int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.n[body]
+}
+
+// TestOutboxResumeSettlesConfirmedResendsRestOnce: a session dies with
+// four stanzas (two of them room replies) unacknowledged; the next one
+// resumes it, and the server says how many it had. Those are settled and
+// never written again; the others are written exactly once, in order,
+// the room ones once the room is open again (as bot.session does:
+// detach, attach the resumed session, reopen the rooms).
+func TestOutboxResumeSettlesConfirmedResendsRestOnce(t *testing.T) {
+	const muc = "r@muc"
+	bodies := []string{"m0", "g0", "m1", "g1"}
+	for _, acked := range []uint32{0, 1, 2, 4} {
+		t.Run(fmt.Sprint("acked=", acked), func(t *testing.T) {
+			o := runOutbox(t, outboxConfig{Window: 8}, outboxHooks{})
+			first := &smFake{}
+			dead := &gateAcker{open: make(chan struct{}), fail: true}
+			t.Cleanup(func() { close(dead.open) })
+			o.Attach(first, dead.ack)
+			o.SetRoomJoined(muc, true)
+			d := &doneCounts{n: map[string]int{}}
+			for _, b := range bodies {
+				room := ""
+				if b[0] == 'g' {
+					room = muc
+				}
+				_ = o.Enqueue(d.item(b, room))
+			}
+			waitFor(t, "4 written to the first session", func() bool { return len(first.sent()) == 4 })
+
+			o.Attach(nil, nil) // the connection is lost
+			second := &smFake{base: acked}
+			o.attach(second, func() error { return nil }, resumeInfo{resumed: true, acked: acked, known: true})
+			o.SetRoomJoined(muc, true) // rooms.Resume
+			want := bodies[acked:]
+			waitFor(t, "the unconfirmed ones written again", func() bool { return len(second.sent()) >= len(want) })
+			if err := o.Flush(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(20 * time.Millisecond)
+			got := second.sent()
+			if len(got) != len(want) {
+				t.Fatalf("after resuming with h=%d wrote %d stanzas, want %d (%q): %q", acked, len(got), len(want), want, got)
+			}
+			// Each written once, in order for each target (a room's
+			// replies wait for the room, then go first).
+			pos := map[string]int{}
+			for i, s := range got {
+				for _, b := range want {
+					if strings.Contains(s, ">"+b+"<") {
+						pos[b] = i + 1
+					}
+				}
+			}
+			for i, b := range want {
+				if pos[b] == 0 {
+					t.Fatalf("after resuming with h=%d wrote %q, want each of %q", acked, got, want)
+				}
+				for _, c := range want[i+1:] {
+					if c[0] == b[0] && pos[c] < pos[b] {
+						t.Fatalf("after resuming with h=%d wrote %q out of order", acked, got)
+					}
+				}
+			}
+			for _, b := range bodies {
+				if n := d.get(b); n != 1 {
+					t.Errorf("Done(nil) called %d times for %q, want once", n, b)
+				}
+			}
+		})
+	}
+}
+
+// TestOutboxReconnectResendsRoomItemsOnce: without resumption, the room
+// replies a lost connection never confirmed are written once each after
+// the room is joined again.
+func TestOutboxReconnectResendsRoomItemsOnce(t *testing.T) {
+	const muc = "r@muc"
+	o := runOutbox(t, outboxConfig{Window: 8}, outboxHooks{})
+	first := &fakeSender{}
+	dead := &gateAcker{open: make(chan struct{}), fail: true}
+	t.Cleanup(func() { close(dead.open) })
+	o.Attach(first, dead.ack)
+	o.SetRoomJoined(muc, true)
+	for i := range 3 {
+		_ = o.Enqueue(&Item{Kind: "message", To: muc, Type: "groupchat", Room: muc, Body: fmt.Sprint("g", i)})
+	}
+	waitFor(t, "3 written to the first session", func() bool { return len(first.sent()) == 3 })
+	o.Attach(nil, nil)
+	second := &fakeSender{}
+	o.Attach(second, func() error { return nil })
+	time.Sleep(20 * time.Millisecond)
+	if n := len(second.sent()); n != 0 {
+		t.Fatalf("wrote %d room messages before the room was joined again", n)
+	}
+	o.SetRoomJoined(muc, true)
+	waitFor(t, "3 written again", func() bool { return len(second.sent()) >= 3 })
+	if err := o.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(20 * time.Millisecond)
+	if got := second.sent(); len(got) != 3 {
+		t.Fatalf("wrote %d room messages again, want 3: %q", len(got), got)
+	}
+}
+
+// TestOutboxWriteAcrossDetach: a write that ends after its session was
+// detached is not taken for delivered: the next session decides, like
+// for the session's other unacknowledged stanzas.
+func TestOutboxWriteAcrossDetach(t *testing.T) {
+	for _, confirmed := range []bool{false, true} {
+		t.Run(fmt.Sprint("confirmed=", confirmed), func(t *testing.T) {
+			o := runOutbox(t, outboxConfig{Window: 8}, outboxHooks{})
+			first := &smFake{fakeSender: fakeSender{block: make(chan struct{})}}
+			o.Attach(first, func() error { return nil })
+			d := &doneCounts{n: map[string]int{}}
+			_ = o.Enqueue(d.item("m0", ""))
+			waitFor(t, "the writer busy", func() bool { return o.Depth() == 0 })
+			o.Attach(nil, nil) // lost while the write goes on
+			close(first.block) // the write "succeeds" into a dead socket
+			waitFor(t, "the write", func() bool { return len(first.sent()) == 1 })
+			time.Sleep(20 * time.Millisecond)
+			if n := d.get("m0"); n != 0 {
+				t.Fatalf("a write that ended after the session was detached was taken for delivered")
+			}
+			var h uint32
+			if confirmed {
+				h = 1
+			}
+			second := &smFake{base: h}
+			o.attach(second, func() error { return nil }, resumeInfo{resumed: true, acked: h, known: true})
+			if err := o.Flush(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(20 * time.Millisecond)
+			want := 1
+			if confirmed {
+				want = 0
+			}
+			if n := len(second.sent()); n != want {
+				t.Fatalf("wrote %d stanzas on the resumed session, want %d", n, want)
+			}
+			if n := d.get("m0"); n != 1 {
+				t.Fatalf("Done(nil) called %d times, want once", n)
+			}
+		})
+	}
+}
