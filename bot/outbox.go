@@ -340,6 +340,10 @@ func (o *Outbox) attach(s sender, ack acker, ri resumeInfo) {
 		for _, g := range o.rooms {
 			g.joined = false
 		}
+		// Room messages queued and not written yet wait for their room
+		// too: written before the bot is back in it, the room would
+		// refuse them.
+		o.gateBulkLocked()
 		o.mu.Unlock()
 		o.poke()
 		return
@@ -715,21 +719,34 @@ func (o *Outbox) acknowledged(gen, target uint64, err error) {
 // requeueFront puts items that could not be written back at the head of
 // their queues, in order, except High items of a session that is gone.
 func (o *Outbox) requeueFront(items []*Item, gen uint64) {
-	var stale, high, bulk []*Item
+	var stale []*Item
 	o.mu.Lock()
+	o.inflight -= len(items)
 	for _, it := range items {
-		o.inflight--
-		switch {
-		case it.Priority == High && gen != o.gen:
-			stale = append(stale, it)
-		case it.Priority == High:
-			high = append(high, it)
-		default:
-			bulk = append(bulk, it)
-		}
+		it.smOK = false // not known to be written
 	}
-	o.high = append(high, o.high...)
-	o.bulk = append(bulk, o.bulk...)
+	switch {
+	case gen == o.gen:
+		// The session they were taken for is still attached (the
+		// failure hook is about to drop it): back to the front.
+		o.requeueLocked(items)
+	case o.s == nil:
+		// Detached meanwhile: like the session's unacknowledged items,
+		// the next session decides (presence and joins hold only if it
+		// resumes this one).
+		o.unacked = append(o.unacked, items...)
+	default:
+		// A later session is attached already.
+		var keep []*Item
+		for _, it := range items {
+			if it.Priority == High && !o.resumed {
+				stale = append(stale, it)
+				continue
+			}
+			keep = append(keep, it)
+		}
+		o.requeueLocked(keep)
+	}
 	o.mu.Unlock()
 	for _, it := range stale {
 		o.drop(it, ErrClosed, "stale")
@@ -737,6 +754,31 @@ func (o *Outbox) requeueFront(items []*Item, gen uint64) {
 	// Wait for the supervisor to attach a new session: the writer spins
 	// otherwise on a dead one.
 	time.Sleep(50 * time.Millisecond)
+}
+
+// gateBulkLocked moves the room items of the bulk queue into their rooms'
+// gates when those are closed, ahead of what waits there already (they
+// were queued earlier). The caller holds mu.
+func (o *Outbox) gateBulkLocked() {
+	var gated map[*roomGate][]*Item
+	keep := o.bulk[:0]
+	for _, it := range o.bulk {
+		if it.Room != "" {
+			if g := o.gate(it.Room); !g.joined {
+				if gated == nil {
+					gated = make(map[*roomGate][]*Item)
+				}
+				gated[g] = append(gated[g], it)
+				continue
+			}
+		}
+		keep = append(keep, it)
+	}
+	clear(o.bulk[len(keep):])
+	o.bulk = keep
+	for g, its := range gated {
+		g.pending = append(its, g.pending...)
+	}
 }
 
 // requeueLocked puts items written to a session that is gone back at the

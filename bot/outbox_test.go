@@ -544,3 +544,54 @@ func TestOutboxWriteAcrossDetach(t *testing.T) {
 		})
 	}
 }
+
+// TestOutboxQueuedRoomItemsWaitAfterLoss: room messages still queued (not
+// written) when the connection is lost, and one whose write failed, wait
+// for the room to be joined again instead of going to a room the bot is
+// not in; then each is written once, in order.
+func TestOutboxQueuedRoomItemsWaitAfterLoss(t *testing.T) {
+	const muc = "r@muc"
+	for _, failed := range []bool{false, true} {
+		t.Run(fmt.Sprint("failed-write=", failed), func(t *testing.T) {
+			o := runOutbox(t, outboxConfig{Window: 8}, outboxHooks{})
+			first := &fakeSender{block: make(chan struct{}), fail: failed}
+			var unblock sync.Once
+			release := func() { unblock.Do(func() { close(first.block) }) }
+			t.Cleanup(release)
+			o.Attach(first, func() error { return nil })
+			o.SetRoomJoined(muc, true)
+			g := func(i int) *Item {
+				return &Item{Kind: "message", To: muc, Type: "groupchat", Room: muc, Body: fmt.Sprint("g", i)}
+			}
+			// g0 is being written (blocked), g1 and g2 wait in the queue.
+			_ = o.Enqueue(g(0))
+			waitFor(t, "the writer busy", func() bool { return o.Depth() == 0 })
+			_ = o.Enqueue(g(1))
+			_ = o.Enqueue(g(2))
+			o.Attach(nil, nil)
+			release()
+			time.Sleep(70 * time.Millisecond) // the write ends (or fails) detached
+			second := &fakeSender{}
+			o.Attach(second, func() error { return nil })
+			time.Sleep(30 * time.Millisecond)
+			if got := second.sent(); len(got) != 0 {
+				t.Fatalf("wrote %q before the room was joined again", got)
+			}
+			o.SetRoomJoined(muc, true)
+			waitFor(t, "3 written", func() bool { return len(second.sent()) >= 3 })
+			if err := o.Flush(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(20 * time.Millisecond)
+			got := second.sent()
+			if len(got) != 3 {
+				t.Fatalf("wrote %d, want 3: %q", len(got), got)
+			}
+			for i, g := range got {
+				if !strings.Contains(g, fmt.Sprintf(">g%d<", i)) {
+					t.Fatalf("order: %q", got)
+				}
+			}
+		})
+	}
+}
