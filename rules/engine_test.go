@@ -1,6 +1,8 @@
 package rules
 
 import (
+	"bytes"
+	"log/slog"
 	"reflect"
 	"strings"
 	"sync"
@@ -86,10 +88,11 @@ func TestEvaluatePing(t *testing.T) {
 
 func TestSenderLimit(t *testing.T) {
 	clk := newClock()
+	var logs bytes.Buffer
 	e := mustCompile(t, []Spec{
 		{Name: "echo", Match: "hello", Reply: "hi {{.Nick}}"},
 		{Name: "audit", Match: "hello", Actions: []ActionSpec{{Do: "log", Text: "saw {{.Nick}}"}}},
-	}, Options{SenderLimit: Rate{N: 2, Per: time.Minute}, Now: clk.Now})
+	}, Options{SenderLimit: Rate{N: 2, Per: time.Minute}, Now: clk.Now, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	kinds := func(as []Action) string {
 		var k []string
 		for _, a := range as {
@@ -108,6 +111,7 @@ func TestSenderLimit(t *testing.T) {
 		{groupchat("alice", "hello"), 0, "reply,log"},
 		{groupchat("otherbot", "hello"), 30 * time.Second, "reply,log"}, // one token back
 		{groupchat("otherbot", "hello"), 0, "log"},
+		{groupchat("otherbot", "hello"), 0, "log"}, // refused again: counted, not logged again
 	}
 	for i, s := range steps {
 		clk.Add(s.advance)
@@ -115,8 +119,15 @@ func TestSenderLimit(t *testing.T) {
 			t.Errorf("step %d: actions %q, want %q", i, got, s.want)
 		}
 	}
-	if got := e.Stats().SenderLimited; got != 2 {
-		t.Errorf("SenderLimited = %d, want 2", got)
+	if got := e.Stats().SenderLimited; got != 3 {
+		t.Errorf("SenderLimited = %d, want 3", got)
+	}
+	// Logged once per run of refusals, naming the sender and the limit.
+	if n := strings.Count(logs.String(), "loop breaker"); n != 2 {
+		t.Errorf("%d log lines about the sender limit, want 2:\n%s", n, logs.String())
+	}
+	if !strings.Contains(logs.String(), "otherbot") || !strings.Contains(logs.String(), "limit=2/1m") {
+		t.Errorf("the log does not name the sender and the limit:\n%s", logs.String())
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 )
 
 // scratch is per-evaluation memory, pooled so that a quiet message (the
@@ -185,7 +186,7 @@ func (e *Engine) eval(m Message, trace bool) result {
 		}
 	}
 
-	if e.sender != nil && slices.ContainsFunc(res.actions, Action.Outgoing) && !e.sender.allow(x.sender, now) {
+	if e.sender != nil && slices.ContainsFunc(res.actions, Action.Outgoing) && !e.senderAllows(x.sender, now) {
 		e.cnt.senderLimited.Add(1)
 		kept := res.actions[:0]
 		for _, a := range res.actions {
@@ -354,4 +355,15 @@ func (e *Engine) render(r *rule, a action, m *Message, d *Data) (Action, error) 
 		return out, need(out.To, "subject")
 	}
 	return out, nil
+}
+
+// senderAllows applies the per-sender loop breaker; the first refusal of
+// a run is logged, the others only counted.
+func (e *Engine) senderAllows(sender string, now time.Time) bool {
+	ok, first := e.sender.take(sender, now)
+	if first {
+		e.log.Warn("replies to this sender dropped until its limit refills (loop breaker, limits.sender_replies)",
+			"sender", sender, "limit", e.sender.rate.String())
+	}
+	return ok
 }

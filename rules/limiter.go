@@ -23,8 +23,9 @@ type limiter struct {
 }
 
 type bucket struct {
-	tokens float64
-	last   time.Time
+	tokens  float64
+	last    time.Time
+	refused bool // the last call was refused
 }
 
 // newLimiter returns nil for the zero Rate (no limit).
@@ -46,8 +47,15 @@ func newLimiter(r Rate, burst int) *limiter {
 // allow takes a token from key's bucket at now, reporting whether there was
 // one. A nil limiter allows everything.
 func (l *limiter) allow(key string, now time.Time) bool {
+	ok, _ := l.take(key, now)
+	return ok
+}
+
+// take is allow that also tells whether this refusal is the first since
+// key was last allowed (to log a limit once, not for every message).
+func (l *limiter) take(key string, now time.Time) (ok, first bool) {
 	if l == nil {
-		return true
+		return true, false
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -64,10 +72,13 @@ func (l *limiter) allow(key string, now time.Time) bool {
 		b.last = now
 	}
 	if b.tokens < 1 {
-		return false
+		first = !b.refused
+		b.refused = true
+		return false, first
 	}
 	b.tokens--
-	return true
+	b.refused = false
+	return true, false
 }
 
 // sweep forgets the buckets that are full again at now. The caller holds mu.
