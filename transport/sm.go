@@ -458,6 +458,18 @@ func (m *smState) run(tc *tapConn) {
 	}
 }
 
+// finalAck sends <a h/> with everything read so far when stream
+// management is on (XEP-0198: an acknowledgement before closing the
+// stream, so that the server does not hand on what was received).
+func (m *smState) finalAck(tc *tapConn) {
+	m.mu.Lock()
+	on, h := m.phase == smOn, m.handled
+	m.mu.Unlock()
+	if on {
+		_ = tc.injectOwn(fmt.Appendf(nil, "<a xmlns='%s' h='%d'/>", nsSM, h))
+	}
+}
+
 // stats returns a snapshot of the counters.
 func (m *smState) stats() SMStats {
 	m.mu.Lock()

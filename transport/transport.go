@@ -140,6 +140,10 @@ func (c *Conn) Inject(raw []byte) error {
 func (c *Conn) Close() error {
 	c.closeOnce.Do(func() {
 		_ = c.tc.SetWriteDeadline(time.Now().Add(closeGrace))
+		// Tell the server what was received before the stream ends, or
+		// it passes on what it believes unacknowledged (to another
+		// resource, or offline storage) and this account sees it twice.
+		c.tc.sm.finalAck(c.tc)
 		err := c.Session.Close()
 		if err == nil {
 			c.tc.awaitEnd(closeGrace)

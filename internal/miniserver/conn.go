@@ -174,7 +174,7 @@ func (s *Server) handle(raw net.Conn, m mode) {
 	s.mu.Lock()
 	hibernate := cut && s.hibernateLocked(c) // sm.go; it closes the connection
 	if !hibernate {
-		s.detachLocked(c)
+		s.endLocked(c) // sm.go: unacknowledged messages are passed on
 	}
 	wdone := c.wdone
 	s.mu.Unlock()
@@ -510,7 +510,7 @@ func (s *Server) register(c *client) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if old := s.clients[c.full.String()]; old != nil {
-		s.detachLocked(old)
+		s.endLocked(old)
 		old.closeStream("conflict")
 	}
 	s.clients[c.full.String()] = c

@@ -107,12 +107,13 @@ type Stats struct {
 	Dropped       int64 // stanzas discarded while deaf
 	Resumed       int64 // sessions resumed (XEP-0198)
 	Hibernating   int   // sessions waiting now to be resumed
+	Rescued       int64 // unacknowledged messages of ended sessions passed on (sm.go)
 }
 
 type counters struct {
 	accepted, refused, logins, authFailures       atomic.Int64
 	stanzasIn, routed, rejected, streamErr, drops atomic.Int64
-	panics, resumed                               atomic.Int64
+	panics, resumed, rescued                      atomic.Int64
 }
 
 // Server is a running embedded XMPP server. Its methods are safe for
@@ -609,6 +610,7 @@ func (s *Server) Stats() Stats {
 		StreamErrors:  s.stats.streamErr.Load(),
 		Dropped:       s.stats.drops.Load(),
 		Hibernating:   hib,
+		Rescued:       s.stats.rescued.Load(),
 	}
 }
 

@@ -300,10 +300,41 @@ func (s *Server) hibernateLocked(c *client) bool {
 		defer s.mu.Unlock()
 		if c.hibernating && c.hibGen == gen && !c.gone {
 			s.log.Debug("session not resumed in time; ending it", "jid", c.full.String())
-			s.detachLocked(c)
+			s.endLocked(c)
 		}
 	})
 	return true
+}
+
+// endLocked ends the session c (its stream closed, it was replaced, or its
+// resumption window passed) and passes on the messages it had not
+// acknowledged: a one-to-one message goes where one sent to the account now
+// would (another resource, or offline storage), as Prosody's mod_smacks
+// does, so that none is lost with the session. Presence, iq and room
+// messages belonged to the session and are not. A crash (DropAll,
+// Restart) uses detachLocked and loses them. The caller holds s.mu.
+func (s *Server) endLocked(c *client) {
+	if c.gone {
+		return
+	}
+	s.detachLocked(c)
+	q := c.sm.queue
+	c.sm.queue = nil
+	for _, b := range q {
+		e, err := readElement(xml.NewDecoder(bytes.NewReader(b)), len(b)+1) // written by this server: within its limits
+		if err != nil || e.Name.Local != "message" || e.child(nsClient, "body") == nil && e.child("", "body") == nil {
+			continue
+		}
+		typ := e.attr("type")
+		if typ != "" && typ != "chat" && typ != "normal" {
+			continue
+		}
+		if typ == "" {
+			typ = "normal"
+		}
+		s.stats.rescued.Add(1)
+		s.userMessageLocked(c, e, c.full.Bare(), typ)
+	}
 }
 
 // reattachLocked gives the resumed session c the new connection and
