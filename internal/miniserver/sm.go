@@ -40,6 +40,10 @@ import (
 //     is written first. After Config.ResumeTimeout the session ends as a
 //     lost one does. The queue is bounded (outQueue): a session that
 //     overflows it cannot be resumed.
+//   - When a session ends otherwise than by a crash (its stream closed, a
+//     login replaced it, its window passed), the one-to-one messages it
+//     never acknowledged go where a message to the account would go now:
+//     another resource, or offline storage (Stats.Rescued counts them).
 
 const nsSM = "urn:xmpp:sm:3"
 
