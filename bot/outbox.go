@@ -652,7 +652,13 @@ func (o *Outbox) send(ctx context.Context, items []*Item, s sender, gen uint64) 
 		case o.s == nil:
 			// The session was detached while this write went on: nothing
 			// says the server read it. Like the session's other
-			// unacknowledged items, the next session decides.
+			// unacknowledged items, the next session decides. Its stream
+			// management count means something only if the next session
+			// can resume the one it was written to (the one just
+			// detached), not an older one.
+			if gen+1 != o.gen {
+				it.smOK = false
+			}
 			o.unacked = append(o.unacked, it)
 		case it.Priority == High && !o.resumed:
 			stale = append(stale, it)

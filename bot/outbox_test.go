@@ -595,3 +595,38 @@ func TestOutboxQueuedRoomItemsWaitAfterLoss(t *testing.T) {
 		})
 	}
 }
+
+// TestOutboxLateWriteOfOlderSession: a write to session A ends only after
+// A was lost, B came and was lost too. A resumption of B says nothing
+// about A's stream, so the item is written again rather than settled by
+// B's count.
+func TestOutboxLateWriteOfOlderSession(t *testing.T) {
+	o := runOutbox(t, outboxConfig{Window: 8}, outboxHooks{})
+	first := &smFake{fakeSender: fakeSender{block: make(chan struct{})}}
+	var unblock sync.Once
+	release := func() { unblock.Do(func() { close(first.block) }) }
+	t.Cleanup(release)
+	o.Attach(first, func() error { return nil })
+	d := &doneCounts{n: map[string]int{}}
+	_ = o.Enqueue(d.item("m0", ""))
+	waitFor(t, "the writer busy", func() bool { return o.Depth() == 0 })
+	o.Attach(nil, nil)
+	second := &smFake{}
+	o.Attach(second, func() error { return nil })
+	o.Attach(nil, nil)
+	release() // A's write "succeeds" now
+	waitFor(t, "the write to A", func() bool { return len(first.sent()) == 1 })
+	time.Sleep(20 * time.Millisecond)
+	third := &smFake{base: 5}
+	o.attach(third, func() error { return nil }, resumeInfo{resumed: true, acked: 5, known: true})
+	if err := o.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(20 * time.Millisecond)
+	if got := third.sent(); len(got) != 1 || !strings.Contains(got[0], ">m0<") {
+		t.Fatalf("resumed session B wrote %q, want m0 again", got)
+	}
+	if n := d.get("m0"); n != 1 {
+		t.Fatalf("Done(nil) called %d times, want once", n)
+	}
+}
