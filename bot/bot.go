@@ -405,7 +405,11 @@ func (b *Bot) session(ctx context.Context) (time.Duration, error) {
 	}
 	cancel()
 	b.out.Attach(nil, nil)
-	if ctx.Err() == nil {
+	if ctx.Err() == nil && conn.ResumeState() != nil {
+		// Resumable: close the socket first (no </stream:stream>, which
+		// would end the session on the server), so that no write still
+		// under way moves the counts after they are taken.
+		conn.Abort()
 		b.resume = conn.ResumeState()
 	}
 	if b.resume != nil {
