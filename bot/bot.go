@@ -151,6 +151,9 @@ func New(cfg *config.Config, opts Options) (*Bot, error) {
 			b.dropConn()
 		},
 		reattached: func(settled, resent, stale int) {
+			b.met.unacked.WithLabelValues("confirmed").Add(float64(settled))
+			b.met.unacked.WithLabelValues("sent_again").Add(float64(resent))
+			b.met.unacked.WithLabelValues("dropped_stale").Add(float64(stale))
 			if settled+resent+stale > 0 {
 				b.log.Info("stanzas of the previous connection not acknowledged before it was lost",
 					"confirmed_by_server", settled, "sent_again", resent, "dropped_stale", stale)
@@ -361,6 +364,9 @@ func (b *Bot) session(ctx context.Context) (time.Duration, error) {
 	resumed := conn.Resumed()
 	b.log.Info("connected", "jid", conn.JID.String(), "transport", conn.Transport, "server", conn.Server, "sasl", conn.Mechanism, "resumed", resumed)
 	b.met.connects.Inc()
+	if resumed {
+		b.met.resumed.Inc()
+	}
 	b.met.connected.Set(1)
 	b.connMu.Lock()
 	b.conn = conn

@@ -229,4 +229,11 @@ func TestResumeNoDuplicateReplies(t *testing.T) {
 	}
 	t.Logf("%d rounds, %d resumptions, %d answers, %d duplicates, %d requests written to the bot twice; outbox after resumptions (%d lines): %d confirmed by the server, %d sent again, %d stale",
 		len(want)/perRound, resumed, len(got), dups, rewritten, lines, confirmed, again, stale)
+	// The metrics tell the same as the log lines.
+	if got := counter(t, h.bot, "crier_sessions_resumed_total"); got != float64(resumed) {
+		t.Errorf("crier_sessions_resumed_total = %v, the server resumed %d", got, resumed)
+	}
+	if got := counter(t, h.bot, "crier_unacknowledged_after_loss_total"); got != float64(confirmed+again+stale) {
+		t.Errorf("crier_unacknowledged_after_loss_total = %v, the log lines sum to %d", got, confirmed+again+stale)
+	}
 }

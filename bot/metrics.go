@@ -31,6 +31,8 @@ type metrics struct {
 	reloads      *prometheus.CounterVec
 	reloadFailed prometheus.Gauge
 	rejoins      *prometheus.CounterVec
+	resumed      prometheus.Counter
+	unacked      *prometheus.CounterVec
 
 	// byKind holds the stanza counters by direction (0 in, 1 out) and kind,
 	// resolved once: the tap counts every element.
@@ -69,7 +71,9 @@ func newMetrics(depth func() float64, ruleStats func() rules.Stats) *metrics {
 	m.reloads = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "crier_reloads_total", Help: "Configuration reloads, by result."}, []string{"result"})
 	m.reloadFailed = prometheus.NewGauge(prometheus.GaugeOpts{Name: "crier_config_last_reload_failed", Help: "1 when the last reload was refused and the old configuration still runs."})
 	m.rejoins = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "crier_room_rejoins_total", Help: "Room rejoins scheduled, by reason."}, []string{"reason"})
-	for _, c := range []prometheus.Collector{m.connected, m.connects, m.reconnects, m.stanzas, m.roomsJoined, m.roomsWanted, m.outboxDepth, m.dropped, m.ruleHits, m.rejected, m.reloads, m.reloadFailed, m.rejoins} {
+	m.resumed = prometheus.NewCounter(prometheus.CounterOpts{Name: "crier_sessions_resumed_total", Help: "Connections that resumed the previous session (XEP-0198) instead of starting a new one."})
+	m.unacked = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "crier_unacknowledged_after_loss_total", Help: "Stanzas of a lost connection not acknowledged when it was lost, by outcome: confirmed (the resumed session's server had them), sent_again, dropped_stale (presence and joins of a session that was not resumed)."}, []string{"outcome"})
+	for _, c := range []prometheus.Collector{m.connected, m.connects, m.reconnects, m.stanzas, m.roomsJoined, m.roomsWanted, m.outboxDepth, m.dropped, m.ruleHits, m.rejected, m.reloads, m.reloadFailed, m.rejoins, m.resumed, m.unacked} {
 		f(c)
 	}
 	// The engine's own counters survive reloads (Adopt carries them over).

@@ -37,6 +37,9 @@ func TestSessionResumed(t *testing.T) {
 	if got := counter(t, h.bot, "crier_connects_total"); got != connects+1 {
 		t.Fatalf("connects %v -> %v, want one more", connects, got)
 	}
+	if got := counter(t, h.bot, "crier_sessions_resumed_total"); got != 1 {
+		t.Fatalf("crier_sessions_resumed_total = %v, want 1", got)
+	}
 	// Nothing twice, and the bot never left the room nor joined it again.
 	time.Sleep(300 * time.Millisecond)
 	pongs := 0
@@ -80,6 +83,9 @@ func TestResumeRefusedFallsBack(t *testing.T) {
 	}
 	if !strings.Contains(h.logs.String(), "could not resume") {
 		t.Errorf("no resumption was tried\nlog:\n%s", h.logs.String())
+	}
+	if got := counter(t, h.bot, "crier_sessions_resumed_total"); got != 0 {
+		t.Errorf("crier_sessions_resumed_total = %v after a refused resumption, want 0", got)
 	}
 	_ = alice.SendMessage(room, "groupchat", "!ping")
 	alice.Expect(t, 5*time.Second, isBody(room+"/crier", "pong alice"))
