@@ -285,6 +285,9 @@ func TestCrierResumes(t *testing.T) {
 			if dups > 0 {
 				t.Errorf("%d replies came again after the resumption", dups)
 			}
+			if v := d.ReadMetric(t, "crier_sessions_resumed_total"); v != 1 {
+				t.Errorf("crier_sessions_resumed_total = %v, want 1", v)
+			}
 			logs := d.Logs()
 			for _, want := range []string{"session resumed", "still in room (session resumed)"} {
 				if !strings.Contains(logs, want) {
