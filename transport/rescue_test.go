@@ -113,10 +113,18 @@ func TestUnacknowledgedOnSessionEnd(t *testing.T) {
 			}
 			time.Sleep(5 * time.Millisecond)
 		}
+		rescued := s.Stats().Rescued
 		for i := range 3 {
 			_ = alice.SendMessage("bot@localhost/cut", "chat", fmt.Sprint("cut-", i))
 		}
-		time.Sleep(400 * time.Millisecond) // past the resumption window
+		// Past the resumption window the server passes them on.
+		deadline = time.Now().Add(5 * time.Second)
+		for s.Stats().Rescued < rescued+3 {
+			if time.Now().After(deadline) {
+				t.Fatalf("the server passed on %d messages of the expired session, want 3", s.Stats().Rescued-rescued)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
 		got := offline(t, "later", "cut-")
 		if strings.Join(got, ",") != "cut-0,cut-1,cut-2" {
 			t.Fatalf("after the window passed, the next login got %q, want the 3 messages once, in order", got)
