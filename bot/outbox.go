@@ -267,14 +267,20 @@ func (o *Outbox) gate(room string) *roomGate {
 }
 
 // SetRoomJoined opens (joined) or closes the gate of a room. Items that
-// waited for the room move to the front of the bulk queue in their order.
+// waited for the room move to the front of the bulk queue in their order;
+// closing it moves the room's queued items back behind the gate.
 func (o *Outbox) SetRoomJoined(room string, joined bool) {
 	o.mu.Lock()
 	g := o.gate(room)
 	g.joined = joined
-	if joined && len(g.pending) > 0 {
+	switch {
+	case joined && len(g.pending) > 0:
 		o.bulk = append(g.pending, o.bulk...)
 		g.pending = nil
+	case !joined:
+		// Out of the room (kicked, shut down): what is queued for it
+		// waits for the rejoin too.
+		o.gateBulkLocked()
 	}
 	o.mu.Unlock()
 	o.poke()

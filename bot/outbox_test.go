@@ -630,3 +630,36 @@ func TestOutboxLateWriteOfOlderSession(t *testing.T) {
 		t.Fatalf("Done(nil) called %d times, want once", n)
 	}
 }
+
+// TestOutboxRoomClosedHoldsQueued: when the bot is out of a room (kicked,
+// the room shut down), the room's messages already queued wait for the
+// rejoin with the others instead of going to a room that would refuse
+// them.
+func TestOutboxRoomClosedHoldsQueued(t *testing.T) {
+	const muc = "r@muc"
+	o := runOutbox(t, outboxConfig{}, outboxHooks{})
+	f := &fakeSender{block: make(chan struct{})}
+	var unblock sync.Once
+	release := func() { unblock.Do(func() { close(f.block) }) }
+	t.Cleanup(release)
+	o.Attach(f, nil)
+	o.SetRoomJoined(muc, true)
+	_ = o.Enqueue(&Item{Kind: "message", To: "alice@localhost", Type: "chat", Body: "c0"})
+	waitFor(t, "the writer busy", func() bool { return o.Depth() == 0 })
+	for i := range 2 {
+		_ = o.Enqueue(&Item{Kind: "message", To: muc, Type: "groupchat", Room: muc, Body: fmt.Sprint("g", i)})
+	}
+	o.SetRoomJoined(muc, false) // kicked
+	release()
+	waitFor(t, "c0 written", func() bool { return len(f.sent()) >= 1 })
+	time.Sleep(30 * time.Millisecond)
+	if got := f.sent(); len(got) != 1 {
+		t.Fatalf("wrote %q while out of the room", got[1:])
+	}
+	o.SetRoomJoined(muc, true)
+	waitFor(t, "the room's messages after the rejoin", func() bool { return len(f.sent()) == 3 })
+	got := f.sent()
+	if !strings.Contains(got[1], ">g0<") || !strings.Contains(got[2], ">g1<") {
+		t.Fatalf("order: %q", got)
+	}
+}
