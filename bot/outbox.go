@@ -794,31 +794,24 @@ func (o *Outbox) gateBulkLocked() {
 }
 
 // requeueLocked puts items written to a session that is gone back at the
-// head of their queues, in order: a room's items wait for the room when
-// it is not joined. The caller holds mu.
+// head of their queues, in order; a room's items then wait behind its gate
+// when the bot is not in the room. The caller holds mu.
 func (o *Outbox) requeueLocked(items []*Item) {
 	if len(items) == 0 {
 		return
 	}
 	var high, bulk []*Item
-	gated := make(map[*roomGate][]*Item)
 	for _, it := range items {
 		it.seq = 0
-		switch {
-		case it.Priority == High:
+		if it.Priority == High {
 			high = append(high, it)
-		case it.Room != "" && !o.gate(it.Room).joined:
-			g := o.gate(it.Room)
-			gated[g] = append(gated[g], it)
-		default:
+		} else {
 			bulk = append(bulk, it)
 		}
 	}
-	for g, its := range gated {
-		g.pending = append(its, g.pending...)
-	}
 	o.high = append(high, o.high...)
 	o.bulk = append(bulk, o.bulk...)
+	o.gateBulkLocked()
 }
 
 func (o *Outbox) rememberLocked(it *Item) {

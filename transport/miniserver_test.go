@@ -18,15 +18,24 @@ import (
 // startMini runs the embedded server with every listener on loopback.
 func startMini(t *testing.T) *miniserver.Server {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	s, err := miniserver.Start(ctx, miniserver.Config{
+	return startMiniWith(t, miniserver.Config{
 		Domain:   "localhost",
 		Addr:     "127.0.0.1:0",
 		TLSAddr:  "127.0.0.1:0",
 		HTTPAddr: "127.0.0.1:0",
 		Accounts: map[string]string{"bot@localhost": "pw"},
-		Logger:   slog.New(slog.DiscardHandler),
 	})
+}
+
+// startMiniWith runs the embedded server with cfg (logging discarded) until
+// the test ends.
+func startMiniWith(t *testing.T, cfg miniserver.Config) *miniserver.Server {
+	t.Helper()
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s, err := miniserver.Start(ctx, cfg)
 	if err != nil {
 		cancel()
 		t.Fatal(err)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
-	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -21,19 +20,12 @@ import (
 // not resumed in time, or replaced) is passed on to offline storage and
 // reaches the account's next login, once.
 func TestUnacknowledgedOnSessionEnd(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	s, err := miniserver.Start(ctx, miniserver.Config{
+	s := startMiniWith(t, miniserver.Config{
 		Domain:        "localhost",
 		Addr:          "127.0.0.1:0",
 		Accounts:      map[string]string{"bot@localhost": "pw", "alice@localhost": "alicepw"},
 		ResumeTimeout: 200 * time.Millisecond,
-		Logger:        slog.New(slog.DiscardHandler),
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
 	alice := xmpptest.Dial(t, xmpptest.Options{Addr: s.Addr(), JID: "alice@localhost", Password: "alicepw", RootCAs: s.CertPool()})
 	bot := func(t *testing.T, resource string) *Conn {
 		t.Helper()

@@ -442,7 +442,7 @@ func (m *smState) run(tc *tapConn) {
 			h := m.handled
 			m.requests++
 			m.mu.Unlock()
-			if err := tc.injectOwn(fmt.Appendf(nil, "<a xmlns='%s' h='%d'/>", nsSM, h)); err != nil {
+			if err := tc.injectOwn(ackElement(h)); err != nil {
 				return
 			}
 		case se := <-m.fault:
@@ -466,8 +466,13 @@ func (m *smState) finalAck(tc *tapConn) {
 	on, h := m.phase == smOn, m.handled
 	m.mu.Unlock()
 	if on {
-		_ = tc.injectOwn(fmt.Appendf(nil, "<a xmlns='%s' h='%d'/>", nsSM, h))
+		_ = tc.injectOwn(ackElement(h))
 	}
+}
+
+// ackElement is <a h/> for h stanzas handled.
+func ackElement(h uint32) []byte {
+	return fmt.Appendf(nil, "<a xmlns='%s' h='%d'/>", nsSM, h)
 }
 
 // stats returns a snapshot of the counters.

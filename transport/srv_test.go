@@ -3,7 +3,6 @@ package transport
 import (
 	"context"
 	"crypto/tls"
-	"log/slog"
 	"net"
 	"strconv"
 	"strings"
@@ -20,23 +19,12 @@ import (
 // with plain and direct TLS listeners on loopback.
 func startMiniDomain(t *testing.T) *miniserver.Server {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	s, err := miniserver.Start(ctx, miniserver.Config{
+	return startMiniWith(t, miniserver.Config{
 		Domain:   "example.test",
 		Addr:     "127.0.0.1:0",
 		TLSAddr:  "127.0.0.1:0",
 		Accounts: map[string]string{"bot@example.test": "pw"},
-		Logger:   slog.New(slog.DiscardHandler),
 	})
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		s.Close()
-		cancel()
-	})
-	return s
 }
 
 func port(t *testing.T, addr string) uint16 {

@@ -460,12 +460,7 @@ func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 // row formats the result as one markdown table row, in the columns of
 // header.
 func (r *Result) row() string {
-	opt := func(v float64, format string) string {
-		if v == 0 {
-			return "–"
-		}
-		return fmt.Sprintf(format, v)
-	}
+	opt := optf
 	status := "ok"
 	if r.Error != "" {
 		status = r.Error
