@@ -469,10 +469,6 @@ func (r *Result) row() string {
 		r.P50ms, r.P99ms, opt(r.CPUPer1000, "%.3f"), opt(r.ServerCPUPer1000, "%.3f"), opt(r.IdleRSSMB, "%.1f"), opt(r.StartToJoinedMs, "%.0f"), status)
 }
 
-// header is the markdown table header of row.
-const header = "| bot | mode | replies | replies/s | p50 ms | p99 ms | CPU-s/1000 | server CPU-s/1000 | idle RSS MB | start→joined ms | status |\n" +
-	"|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"
-
 func appendJSON(path string, r *Result) error {
 	f, err := os.OpenFile(path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
 	if err != nil {

@@ -27,16 +27,6 @@ type lineIndex struct {
 // line returns the line of path, or 0 when it was not seen.
 func (x lineIndex) line(path string) int { return x.lines[path] }
 
-// first returns the line of the first path that was seen, or 0.
-func (x lineIndex) first(paths ...string) int {
-	for _, p := range paths {
-		if l := x.lines[p]; l > 0 {
-			return l
-		}
-	}
-	return 0
-}
-
 // under returns the lines of every path below prefix, keyed relative to it:
 // under("rules[0]") gives {"match": 7, "actions[0].reply": 9}.
 func (x lineIndex) under(prefix string) map[string]int {

@@ -212,12 +212,12 @@ func TestStreamResumption(t *testing.T) {
 			}
 			in2 := &bodies{}
 			go func() { _ = c2.Session.Serve(in2) }()
-			got := in2.wait(t, 3, 10*time.Second)
+			in2.wait(t, 3, 10*time.Second)
 			send(c2, "out-3")
 			barrier(c2)
 			time.Sleep(300 * time.Millisecond)
 			in2.mu.Lock()
-			got = slices.Clone(in2.got)
+			got := slices.Clone(in2.got)
 			in2.mu.Unlock()
 			if want := []string{"gap-0", "gap-1", "gap-2"}; !slices.Equal(got, want) {
 				t.Fatalf("after resuming received %q, want %q", got, want)

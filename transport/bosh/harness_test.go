@@ -34,8 +34,6 @@ type hub struct {
 
 	mu    sync.Mutex
 	conns map[string]*xmpp.Session // bound full JID -> session
-	// onMessage, when set, sees every message routed (from, body).
-	pushOnLogin string // a message pushed to every client right after login
 }
 
 func newHub(t testing.TB) *hub {

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -357,7 +356,3 @@ func splitVer(v string) (int, int, bool) {
 	}
 	return x, y, true
 }
-
-// errSessionEnded is returned by the server-side conn once the BOSH session
-// is over.
-var errSessionEnded = errors.New("boshcm: session ended")
