@@ -1,77 +1,51 @@
-// Package plugins is the small interface between crier's core and its
-// plugins. A plugin is a folder under plugins/ that registers a Factory in
-// its init function; plugins/all imports every plugin with one blank import
-// each. Optional behaviour is found by type assertion (Starter, Stopper,
-// Readier), as the compile-time guards at the bottom of each plugin show.
-//
-//	func init() { plugins.Register("natsrelay", New) }
-//	func New(cfg *config.Config) (plugins.Plugin, bool, error) { … }
 package plugins
 
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
+	"regexp"
 	"sort"
 	"sync"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-
-	"crier/internal/config"
 )
 
-// Errors a plugin may see from Env.Send.
+// Errors of the plugins package: what a plugin may see from the Host.
 var (
 	// ErrBusy means the outbox is full: slow down (backpressure).
 	ErrBusy = errors.New("plugins: outbox full")
 	// ErrStopped means the bot is shutting down.
 	ErrStopped = errors.New("plugins: bot stopped")
+	// ErrNotRoom means the JID given is not a room the bot is in.
+	ErrNotRoom = errors.New("plugins: not a room the bot is in")
+	// ErrNoRights means the bot lacks the role or affiliation an action
+	// needs in the room.
+	ErrNoRights = errors.New("plugins: the bot lacks the rights in the room")
+	// ErrUnknownOccupant means no occupant has that nick in the room.
+	ErrUnknownOccupant = errors.New("plugins: no such occupant")
+	// ErrNoJID means an action needs the occupant's real JID, which the
+	// room does not show the bot.
+	ErrNoJID = errors.New("plugins: the occupant's real JID is not known")
+	// ErrUnsupported means the room or server does not offer what the
+	// action needs (e.g. XEP-0425 retraction).
+	ErrUnsupported = errors.New("plugins: not supported by the room or server")
+	// ErrNoStore means the bot runs without a state store.
+	ErrNoStore = errors.New("plugins: no state store configured")
+	// ErrUnknownPlugin is returned for a plugin name that is not
+	// registered.
+	ErrUnknownPlugin = errors.New("plugins: unknown plugin")
 )
 
-// Message is a stanza a plugin asks the bot to send.
-type Message struct {
-	To      string // bare or full JID; a room's bare JID for groupchat
-	Type    string // chat | groupchat | headline | normal
-	Body    string
-	Subject string
-	// OriginID is an XEP-0359 origin-id put on the stanza, so that a resent
-	// copy can be recognised.
-	OriginID string
-}
-
-// Event is a message the bot received, handed to plugins that asked for
-// them (the reverse direction: XMPP to NATS).
-type Event struct {
-	Time    time.Time
-	Type    string // groupchat | chat | normal | headline
-	From    string // full JID
-	Room    string // bare room JID, for room messages
-	Nick    string
-	Body    string
-	Subject string
-	ID      string
-}
-
-// Env is what the bot gives a plugin when it starts.
-type Env struct {
-	Logger     *slog.Logger
-	Registerer prometheus.Registerer
-	// Send queues m without blocking. done is called exactly once: with nil
-	// once the XMPP server has the stanza, or with the reason it was lost.
-	// Send returns ErrBusy when the outbox is full.
-	Send func(m Message, done func(error)) error
-	// Subscribe registers f for every message the bot receives. f must not
-	// block.
-	Subscribe func(f func(Event))
-}
-
-// Plugin is the core interface: a name.
+// Plugin is the core interface: a name. Everything else a plugin does is
+// found by type assertion on the optional interfaces below.
 type Plugin interface {
 	Name() string
 }
 
-// Starter is a plugin that runs: Start returns once it is running.
+// Starter is a plugin that runs: Start returns once it is running. ctx
+// covers starting only; the plugin runs until Stop.
 type Starter interface {
 	Start(ctx context.Context, env Env) error
 }
@@ -81,62 +55,193 @@ type Stopper interface {
 	Stop(ctx context.Context) error
 }
 
+// Readier is a plugin that reports readiness for /-/ready and status.
+type Readier interface {
+	Ready() (ok bool, why string)
+}
+
 // Publisher is a plugin that can publish a payload on a subject: it carries
-// out the rules' publish action.
+// out the rules' publish action and the audit events of other plugins.
 type Publisher interface {
 	Publish(subject string, data []byte) error
 }
 
-// Readier is a plugin that reports readiness for /-/ready.
-type Readier interface {
-	Ready() (bool, string)
+// StatusReporter adds lines to the bot's status (the status command),
+// e.g. "nats: connected, relay lag 0".
+type StatusReporter interface {
+	Status() []string
 }
 
-// Factory builds a plugin from the config; enabled is false when the config
-// does not ask for it.
-type Factory func(cfg *config.Config) (p Plugin, enabled bool, err error)
+// Env is what the bot gives a plugin when it starts.
+type Env struct {
+	// Logger is tagged with the plugin's name.
+	Logger *slog.Logger
+	// Registerer is where the plugin registers its metrics.
+	Registerer prometheus.Registerer
+	// Host is the running bot, as far as plugins may reach it.
+	Host Host
+}
+
+// Core is what every plugin may read of the core configuration when it is
+// built and checked.
+type Core struct {
+	// Path is the config file; Dir its directory, against which relative
+	// file names are resolved.
+	Path, Dir string
+	// BotJID is the bot's bare JID.
+	BotJID string
+	// Rooms are the bare JIDs of the configured [[rooms]].
+	Rooms []string
+	// EmbeddedNATS is [embedded] nats.
+	EmbeddedNATS bool
+}
+
+// Checker is handed to a plugin config's Check method by the config
+// loader. Keys are paths relative to the plugin's table ("relay[0].to");
+// Errorf names the line of the key (or of the nearest enclosing table
+// written in the file), as every problem in `crier check` is named.
+type Checker interface {
+	// Errorf reports a problem with the key.
+	Errorf(key, format string, args ...any)
+	// Written reports whether the key was written in the file.
+	Written(key string) bool
+	// Resolve makes a file name relative to the config file's directory.
+	Resolve(name string) string
+	// ReadSecret reads a small secret file (a password, a token): trimmed,
+	// size-limited, with an error that names the problem.
+	ReadSecret(name string) (string, error)
+	// CheckCAFile reports a problem with key when name is not a readable
+	// PEM file with at least one certificate.
+	CheckCAFile(key, name string)
+	// Getenv reads the environment (tests replace it).
+	Getenv(key string) string
+	// Core is the core configuration.
+	Core() Core
+}
+
+// Checked is implemented by a plugin's config struct that validates itself
+// (and fills defaults that depend on other keys) after decoding.
+type Checked interface {
+	Check(c Checker)
+}
+
+// Spec registers a plugin.
+type Spec struct {
+	// Name is the plugin's name: its folder, its name in [bot] chain and
+	// in logs and metrics. Lower case letters and digits.
+	Name string
+	// Table is the TOML table the plugin owns ("nats", "commands"); empty
+	// when it has none. A table may be an array of tables ([[webhooks]]):
+	// Config then returns a pointer to a slice.
+	Table string
+	// Config returns a pointer to a new config holding the defaults; the
+	// loader decodes the table into it with the strict, line-numbered
+	// decoder (unknown keys are errors), then calls Check when the value
+	// implements Checked. Nil means the plugin has no config.
+	Config func() any
+	// New builds the plugin from its checked config (the value Config
+	// returned, decoded). enabled is false when the config does not ask
+	// for the plugin; an error is a configuration problem, reported as
+	// crier check reports every problem.
+	New func(cfg any, core Core) (p Plugin, enabled bool, err error)
+	// Schema is the version of the plugin's state namespace (0: the plugin
+	// keeps no state).
+	Schema int
+}
 
 var (
-	mu        sync.Mutex
-	factories = map[string]Factory{}
+	mu       sync.Mutex
+	registry = map[string]Spec{}
+	validNm  = regexp.MustCompile(`^[a-z][a-z0-9]*$`)
 )
 
-// Register makes a plugin known. It panics on a duplicate name.
-func Register(name string, f Factory) {
+// Register makes a plugin known; call it from the plugin's init. It panics
+// on a duplicate or invalid name, or a table another plugin owns.
+func Register(s Spec) {
 	mu.Lock()
 	defer mu.Unlock()
-	if _, dup := factories[name]; dup {
-		panic("plugins: duplicate plugin " + name)
+	if !validNm.MatchString(s.Name) {
+		panic(fmt.Sprintf("plugins: invalid plugin name %q", s.Name))
 	}
-	factories[name] = f
+	if s.New == nil {
+		panic("plugins: plugin " + s.Name + " has no New")
+	}
+	if _, dup := registry[s.Name]; dup {
+		panic("plugins: duplicate plugin " + s.Name)
+	}
+	for _, o := range registry {
+		if s.Table != "" && o.Table == s.Table {
+			panic("plugins: table [" + s.Table + "] is owned by " + o.Name + " and " + s.Name)
+		}
+	}
+	registry[s.Name] = s
 }
 
 // Names lists the registered plugins, sorted.
 func Names() []string {
 	mu.Lock()
 	defer mu.Unlock()
-	out := make([]string, 0, len(factories))
-	for n := range factories {
+	out := make([]string, 0, len(registry))
+	for n := range registry {
 		out = append(out, n)
 	}
 	sort.Strings(out)
 	return out
 }
 
-// Build returns the enabled plugins for cfg, in name order.
-func Build(cfg *config.Config) ([]Plugin, error) {
+// Lookup returns the registration of a plugin.
+func Lookup(name string) (Spec, bool) {
+	mu.Lock()
+	defer mu.Unlock()
+	s, ok := registry[name]
+	return s, ok
+}
+
+// ByTable returns the plugin that owns a TOML table.
+func ByTable(table string) (Spec, bool) {
+	mu.Lock()
+	defer mu.Unlock()
+	for _, s := range registry {
+		if s.Table != "" && s.Table == table {
+			return s, true
+		}
+	}
+	return Spec{}, false
+}
+
+// Configs is what the config loader decoded for the plugins: a plugin's
+// name to its checked config value (as Spec.Config returned it).
+type Configs map[string]any
+
+// Build returns the enabled plugins for the decoded configs, in name
+// order. The error joins every plugin's error.
+func Build(cfgs Configs, core Core) ([]Plugin, error) {
 	var out []Plugin
+	var errs []error
 	for _, n := range Names() {
-		mu.Lock()
-		f := factories[n]
-		mu.Unlock()
-		p, ok, err := f(cfg)
+		p, ok, err := BuildOne(n, cfgs[n], core)
 		if err != nil {
-			return nil, err
+			errs = append(errs, err)
+			continue
 		}
 		if ok {
 			out = append(out, p)
 		}
 	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
 	return out, nil
+}
+
+// BuildOne builds one plugin from its config (nil: the defaults).
+func BuildOne(name string, cfg any, core Core) (Plugin, bool, error) {
+	s, ok := Lookup(name)
+	if !ok {
+		return nil, false, fmt.Errorf("%w %q", ErrUnknownPlugin, name)
+	}
+	if cfg == nil && s.Config != nil {
+		cfg = s.Config()
+	}
+	return s.New(cfg, core)
 }
