@@ -10,6 +10,7 @@ require (
 	github.com/nats-io/nuid v1.0.1
 	github.com/prometheus/client_golang v1.25.0
 	github.com/robfig/cron/v3 v3.0.1
+	go.etcd.io/bbolt v1.5.0
 	golang.org/x/text v0.43.0
 	golang.org/x/time v0.16.0
 	mellium.im/sasl v0.3.2
