@@ -23,7 +23,10 @@ import (
 	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/stanza"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"crier/internal/config"
+	"crier/internal/state"
 	"crier/plugins"
 	"crier/rules"
 	"crier/transport"
@@ -59,6 +62,7 @@ type settings struct {
 	cfg           *config.Config
 	subscriptions string
 	maxBody       int
+	chain         []string // the chain's links, rules left out
 }
 
 // Bot is the daemon: one XMPP identity, its rooms, its rules.
@@ -83,13 +87,28 @@ type Bot struct {
 	// the next connect (XEP-0198); only the Run goroutine uses it.
 	resume *transport.Resume
 
-	plugins []plugins.Plugin
-	subMu   sync.Mutex
-	subs    []func(plugins.Event)
-	doneMu  sync.Mutex
+	plugins *pluginSet
+	hm      *hostMetrics
+	chain   *chain
+	iqr     *iqRouter
+	// store is the state store ([bot] state_dir, or in memory); core is
+	// the bot's own namespace in it (rooms joined by command).
+	store  state.Store
+	core   state.Namespace
+	doneMu sync.Mutex
 	// pluginsStop makes stopping plugins happen once: at the start of a
 	// graceful shutdown (no new triggers) or when Run returns.
 	pluginsStop sync.Once
+	// pending are the plugins built by New, started by Run.
+	pending []*runningPlugin
+	// started is when New ran; connSince when the session came up.
+	started   time.Time
+	connSince time.Time
+	// cmdRooms are the rooms joined by command (kept in the store), and
+	// leftRooms configured rooms left by command until the next restart.
+	roomMu    sync.Mutex
+	cmdRooms  map[string]RoomConfig
+	leftRooms map[string]bool
 
 	reloadMu sync.Mutex
 	idPrefix string
@@ -117,7 +136,10 @@ func New(cfg *config.Config, opts Options) (*Bot, error) {
 	if opts.Version == "" {
 		opts.Version = "devel"
 	}
-	b := &Bot{opts: opts, log: opts.Logger, version: opts.Version, jid: cfg.XMPP.Addr()}
+	b := &Bot{opts: opts, log: opts.Logger, version: opts.Version, jid: cfg.XMPP.Addr(), started: time.Now(),
+		iqr: newIQRouter(), cmdRooms: map[string]RoomConfig{}, leftRooms: map[string]bool{}}
+	b.plugins = &pluginSet{b: b}
+	b.chain = newChain(b)
 	b.bare = b.jid.Bare().String()
 	var p [4]byte
 	_, _ = rand.Read(p[:])
@@ -166,6 +188,8 @@ func New(cfg *config.Config, opts Options) (*Bot, error) {
 		}
 		return rules.Stats{}
 	})
+	b.hm = newHostMetrics(b.met.reg)
+	b.met.gather = prometheus.Gatherers{b.met.gather, b.plugins}
 	b.rooms = newRooms(b.out, b.log.With("component", "rooms"), b.met, b.backoff)
 	if opts.JoinTimeout > 0 {
 		b.rooms.joinTTL = opts.JoinTimeout
@@ -179,15 +203,19 @@ func New(cfg *config.Config, opts Options) (*Bot, error) {
 	b.engine.Store(eng)
 	b.cron = b.newScheduler(cfg, jobs)
 	b.cfg.Store(newSettings(cfg))
-	b.rooms.Set(roomConfigs(cfg))
-	if b.plugins, err = plugins.Build(cfg); err != nil {
+	if err := b.openStore(cfg); err != nil {
+		return nil, err
+	}
+	b.rooms.Set(b.wantedRooms(cfg))
+	if b.pending, err = b.plugins.build(cfg); err != nil {
+		_ = b.store.Close()
 		return nil, err
 	}
 	return b, nil
 }
 
 func newSettings(cfg *config.Config) *settings {
-	return &settings{cfg: cfg, subscriptions: cfg.XMPP.Subscriptions, maxBody: cfg.Limits.MaxBodyBytes}
+	return &settings{cfg: cfg, subscriptions: cfg.XMPP.Subscriptions, maxBody: cfg.Limits.MaxBodyBytes, chain: chainNames(cfg)}
 }
 
 func perSecond(r rules.Rate) rate.Limit {
@@ -293,9 +321,22 @@ func (b *Bot) Run(ctx context.Context) error {
 		stopOut()
 		<-outDone
 	}()
-	if err := b.startPlugins(ctx); err != nil {
+	defer b.closeStore()
+	chainCtx, stopChain := context.WithCancel(context.Background())
+	chainDone := make(chan struct{})
+	go func() {
+		defer close(chainDone)
+		b.chain.run(chainCtx)
+	}()
+	defer func() {
+		stopChain()
+		<-chainDone
+		b.chain.wait()
+	}()
+	if err := b.plugins.startAll(ctx, b.pending); err != nil {
 		return fmt.Errorf("bot: %w", err)
 	}
+	b.pending = nil
 	defer b.stopPlugins()
 	b.cronMu.Lock()
 	b.cron.Start()
@@ -370,6 +411,7 @@ func (b *Bot) session(ctx context.Context) (time.Duration, error) {
 	b.met.connected.Set(1)
 	b.connMu.Lock()
 	b.conn = conn
+	b.connSince = started
 	b.connMu.Unlock()
 
 	h := b.newHandler(conn.JID)
@@ -601,22 +643,6 @@ func (b *Bot) baseMessage() rules.Message {
 	return rules.Message{Kind: "message", BotJID: b.bare}
 }
 
-// dispatch runs the chain (moderator, commands, rules) on one message and
-// carries out the actions.
-func (b *Bot) dispatch(m rules.Message) {
-	if m.Room != "" && m.BotNick == "" {
-		m.BotNick = b.rooms.nick(m.Room)
-	}
-	eng := b.engine.Load()
-	if eng == nil {
-		return
-	}
-	for _, a := range eng.Evaluate(m) {
-		b.met.ruleHits.WithLabelValues(a.Rule).Inc()
-		b.do(a)
-	}
-}
-
 // cronAction carries out an action of a cron job.
 func (b *Bot) cronAction(a rules.Action) {
 	b.met.ruleHits.WithLabelValues(a.Rule).Inc()
@@ -655,8 +681,8 @@ func (b *Bot) do(a rules.Action) {
 
 // publish hands a rule's payload to the first plugin that publishes.
 func (b *Bot) publish(a rules.Action) {
-	for _, p := range b.plugins {
-		if pub, ok := p.(plugins.Publisher); ok {
+	for _, rp := range b.plugins.active() {
+		if pub, ok := rp.p.(plugins.Publisher); ok {
 			if err := pub.Publish(a.To, []byte(a.Text)); err != nil {
 				b.log.Warn("publish failed", "rule", a.Rule, "subject", a.To, "err", err)
 			}
@@ -784,8 +810,12 @@ func (b *Bot) Ready() (bool, []string) {
 	up := b.conn != nil
 	b.connMu.Unlock()
 	all, lines := b.rooms.status()
-	for _, p := range b.plugins {
-		if r, ok := p.(plugins.Readier); ok {
+	for _, rp := range b.plugins.all() {
+		if f := rp.failure(); f != "" {
+			lines = append(lines, fmt.Sprintf("plugin %s: failed (%s), disabled", rp.name, f))
+			continue
+		}
+		if r, ok := rp.p.(plugins.Readier); ok && !rp.off.Load() {
 			ready, why := r.Ready()
 			state := "ready"
 			if !ready {
@@ -794,7 +824,7 @@ func (b *Bot) Ready() (bool, []string) {
 			if why != "" {
 				state += " (" + why + ")"
 			}
-			lines = append(lines, fmt.Sprintf("plugin %s: %s", p.Name(), state))
+			lines = append(lines, fmt.Sprintf("plugin %s: %s", rp.name, state))
 		}
 	}
 	if !up {
@@ -820,6 +850,13 @@ func (b *Bot) Reload(cfg *config.Config) error {
 		b.reloadFailed(err)
 		return fmt.Errorf("%w: %w", ErrReloadRefused, err)
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	swapped, err := b.plugins.reload(ctx, cfg)
+	if err != nil {
+		b.reloadFailed(err)
+		return fmt.Errorf("%w: %w", ErrReloadRefused, err)
+	}
 	eng.Adopt(b.engine.Load())
 	b.engine.Store(eng)
 	b.cronMu.Lock()
@@ -828,10 +865,10 @@ func (b *Bot) Reload(cfg *config.Config) error {
 	b.cron.Start()
 	b.cronMu.Unlock()
 	b.cfg.Store(newSettings(cfg))
-	b.rooms.Set(roomConfigs(cfg))
+	b.rooms.Set(b.wantedRooms(cfg))
 	b.met.reloads.WithLabelValues("ok").Inc()
 	b.met.reloadFailed.Set(0)
-	b.log.Info("configuration reloaded", "rules", eng.Len(), "rooms", len(cfg.Rooms), "cron", len(jobs))
+	b.log.Info("configuration reloaded", "rules", eng.Len(), "rooms", len(cfg.Rooms), "cron", len(jobs), "plugins_restarted", swapped)
 	return nil
 }
 

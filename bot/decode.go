@@ -12,6 +12,7 @@ const (
 	nsDelay    = "urn:xmpp:delay"
 	nsOldDelay = "jabber:x:delay"
 	nsStanzas  = "urn:ietf:params:xml:ns:xmpp-stanzas"
+	nsOccID    = "urn:xmpp:occupant-id:0"
 )
 
 // errTooDeep guards the stanza reader against absurd nesting.
@@ -80,6 +81,12 @@ func readChild(r xml.TokenReader, t xml.StartElement, st *inStanza) error {
 	case t.Name.Local == "error":
 		st.Error = &stanzaError{}
 		return readError(r, t, st.Error)
+	case t.Name.Local == "stanza-id" && t.Name.Space == nsSID:
+		// XEP-0359: only the room's (or the own server's) id is trusted;
+		// by is checked against the sender when the message is routed.
+		st.StanzaIDs = append(st.StanzaIDs, stanzaID{ID: attrValue(t, "id"), By: attrValue(t, "by")})
+	case t.Name.Local == "occupant-id" && t.Name.Space == nsOccID:
+		st.OccupantID = attrValue(t, "id")
 	}
 	return skip(r)
 }

@@ -39,6 +39,23 @@ type inStanza struct {
 	DelayFrom string       `xml:"-"`
 	MUCUser   *mucUserX    `xml:"http://jabber.org/protocol/muc#user x"`
 	Error     *stanzaError `xml:"error"`
+	// StanzaIDs are the XEP-0359 stanza-ids on the stanza; OccupantID the
+	// XEP-0421 occupant id a room put on it.
+	StanzaIDs  []stanzaID `xml:"-"`
+	OccupantID string     `xml:"-"`
+}
+
+// stanzaID is an XEP-0359 <stanza-id/>.
+type stanzaID struct{ ID, By string }
+
+// stanzaIDBy returns the stanza-id added by the entity by (a room).
+func (st *inStanza) stanzaIDBy(by string) string {
+	for _, s := range st.StanzaIDs {
+		if s.By == by {
+			return s.ID
+		}
+	}
+	return ""
 }
 
 type langText struct {
@@ -136,6 +153,7 @@ func (b *Bot) newHandler(self jid.JID) *handler {
 		xtime.Handle(xtime.Handler{TimeFunc: time.Now}),
 		mux.Ident(ident),
 		mux.Feature(feats),
+		mux.Feature(b.iqr),
 		mux.IQFunc(stanza.SetIQ, xml.Name{Space: "jabber:iq:roster", Local: "query"}, b.rosterPush),
 	)
 	return &handler{b: b, iq: m, jid: self}
@@ -208,7 +226,11 @@ func (h *handler) HandleXMPP(t xmlstream.TokenReadEncoder, start *xml.StartEleme
 			}
 			return nil // an answer nobody waits for (late, or not ours)
 		}
-		if err := h.iq.HandleXMPP(t, start); err != nil {
+		handled, rest := h.pluginIQ(t, start)
+		if handled {
+			return nil
+		}
+		if err := h.iq.HandleXMPP(rest, start); err != nil {
 			h.b.log.Warn("bad iq", "err", err)
 			h.b.met.rejected.WithLabelValues("bad_iq").Inc()
 		}
@@ -254,7 +276,7 @@ func (b *Bot) onPresence(st *inStanza) {
 		return
 	}
 	if b.rooms.isRoom(from.Bare().String()) {
-		p := mucPresence{From: from, Type: st.Type, Err: st.Error}
+		p := mucPresence{From: from, Type: st.Type, Err: st.Error, OccupantID: st.OccupantID}
 		if st.MUCUser != nil {
 			for _, s := range st.MUCUser.Status {
 				p.Statuses = append(p.Statuses, s.Code)
@@ -333,6 +355,11 @@ func (b *Bot) onMessage(st *inStanza) {
 	m.Body = body
 	m.Subject = subject
 	m.Delayed = delayed
+	// The occupant id is trusted only from a room (which sets it).
+	var stanzaID, occID string
+	if typ == "groupchat" {
+		occID = st.OccupantID
+	}
 
 	if typ == "groupchat" {
 		if !b.rooms.isRoom(bare) {
@@ -349,17 +376,24 @@ func (b *Bot) onMessage(st *inStanza) {
 		if hasSubject && !hasBody {
 			if b.rooms.subject(bare) {
 				m.Kind = "subject"
-				b.dispatch(m)
+				b.chain.enqueue(&chainItem{m: m, ev: eventOf(&m, st.ID, "", "")})
 			}
 			return
 		}
 		if occ, ok := b.rooms.occupantOf(bare, nick); ok {
 			m.Role, m.Affiliation, m.RealJID = occ.role, occ.affiliation, occ.realJID
+			if occID == "" {
+				occID = occ.occupantID
+			}
 		}
+		stanzaID = st.stanzaIDBy(bare)
 	} else {
+		m.RealJID = bare
 		m.Nick = from.Localpart()
 		if b.rooms.isRoom(bare) {
 			// A private message from a room occupant: answer privately.
+			// The room's JID is not the sender's.
+			m.RealJID = ""
 			m.Nick = from.Resourcepart()
 			if occ, ok := b.rooms.occupantOf(bare, m.Nick); ok {
 				m.Role, m.Affiliation, m.RealJID = occ.role, occ.affiliation, occ.realJID
@@ -369,12 +403,16 @@ func (b *Bot) onMessage(st *inStanza) {
 	if !hasBody || delayed {
 		return
 	}
-	b.publishEvent(m, st.ID)
-	b.dispatch(m)
+	ev := eventOf(&m, st.ID, stanzaID, occID)
+	if m.Room == "" && b.rooms.isRoom(bare) {
+		ev.Room = bare // a private message through the room
+	}
+	b.observe(&ev)
+	b.chain.enqueue(&chainItem{m: m, ev: ev})
 }
 
-// occupantEvent feeds joins, leaves and subject changes to the rules.
-func (b *Bot) occupantEvent(kind, room, nick string, occ occupant, subject string) {
+// occupantEvent feeds joins, leaves and nick changes to the chain.
+func (b *Bot) occupantEvent(kind, room, nick string, occ occupant, extra string) {
 	m := b.baseMessage()
 	m.Kind = kind
 	m.Type = "groupchat"
@@ -382,10 +420,13 @@ func (b *Bot) occupantEvent(kind, room, nick string, occ occupant, subject strin
 	m.Nick = nick
 	m.From = room + "/" + nick
 	m.Role, m.Affiliation, m.RealJID = occ.role, occ.affiliation, occ.realJID
-	m.Subject = subject
-	// The MUC manager calls this with its lock held: the rules run
-	// without it, after the presence was handled.
-	go b.dispatch(m)
+	ev := eventOf(&m, "", "", occ.occupantID)
+	if kind == kindNick {
+		ev.NewNick = extra
+	}
+	// The MUC manager calls this with its lock held: enqueue never
+	// blocks, and the chain runs later on its own goroutine.
+	b.chain.enqueue(&chainItem{m: m, ev: ev})
 }
 
 var _ xmpp.Handler = (*handler)(nil)

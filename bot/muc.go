@@ -12,6 +12,8 @@ import (
 	"mellium.im/xmlstream"
 	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/stanza"
+
+	"crier/plugins"
 )
 
 // Namespaces used by the MUC manager.
@@ -44,6 +46,10 @@ type RoomConfig struct {
 
 type occupant struct {
 	role, affiliation, realJID string
+	// occupantID is the room's XEP-0421 id of the occupant, when it
+	// gives one; joined is when the bot saw the occupant arrive.
+	occupantID string
+	joined     time.Time
 }
 
 type mucRoom struct {
@@ -59,6 +65,11 @@ type mucRoom struct {
 	role, affiliation string
 	occupants         map[string]occupant
 	subjectSeen       bool
+	// renamed holds new nicks announced by a 303 whose arrival is the
+	// second half of a nick change, not a join.
+	renamed map[string]bool
+	// byCommand marks a room joined by command (kept in the store).
+	byCommand bool
 
 	// kept is the joined state saved by Suspend, for Resume.
 	kept *keptRoom
@@ -87,8 +98,9 @@ type rooms struct {
 	met     *metrics
 	backoff func(try int) time.Duration
 	joinTTL time.Duration // a join without an answer is retried after this
-	// event reports occupant joins/leaves and subject changes to the rules.
-	event func(kind, room, nick string, occ occupant, subject string)
+	// event reports occupant joins, leaves and nick changes (extra is the
+	// new nick) to the chain.
+	event func(kind, room, nick string, occ occupant, extra string)
 }
 
 func newRooms(out *Outbox, log *slog.Logger, met *metrics, backoff func(int) time.Duration) *rooms {
@@ -370,11 +382,12 @@ func (r *rooms) gaugeLocked() {
 
 // mucPresence is the part of a presence the MUC manager reads.
 type mucPresence struct {
-	From     jid.JID
-	Type     string
-	Statuses []int
-	Item     mucItem
-	Err      *stanzaError
+	From       jid.JID
+	Type       string
+	Statuses   []int
+	Item       mucItem
+	Err        *stanzaError
+	OccupantID string
 }
 
 // handlePresence takes presence from a room. It reports false when the
@@ -401,12 +414,23 @@ func (r *rooms) handlePresence(p mucPresence) bool {
 		}
 		if occ, ok := rm.occupants[nick]; ok {
 			delete(rm.occupants, nick)
-			if rm.state == roomJoined && r.event != nil && !slices.Contains(p.Statuses, 303) {
-				r.event("leave", key, nick, occ, "")
+			renamed := slices.Contains(p.Statuses, 303) && p.Item.Nick != ""
+			if renamed {
+				if rm.renamed == nil {
+					rm.renamed = make(map[string]bool)
+				}
+				rm.renamed[p.Item.Nick] = true
+			}
+			if rm.state == roomJoined && r.event != nil {
+				if renamed {
+					r.event("nick", key, nick, occ, p.Item.Nick)
+				} else {
+					r.event("leave", key, nick, occ, "")
+				}
 			}
 		}
 	case p.Type == "" || p.Type == "available":
-		occ := occupant{role: p.Item.Role, affiliation: p.Item.Affiliation, realJID: bareOf(p.Item.JID)}
+		occ := occupant{role: p.Item.Role, affiliation: p.Item.Affiliation, realJID: bareOf(p.Item.JID), occupantID: p.OccupantID}
 		if self {
 			rm.cur = nick // the server may have changed it (status 210)
 			rm.role, rm.affiliation = occ.role, occ.affiliation
@@ -421,8 +445,17 @@ func (r *rooms) handlePresence(p mucPresence) bool {
 			}
 			return true
 		}
-		_, known := rm.occupants[nick]
+		old, known := rm.occupants[nick]
+		if known {
+			occ.joined = old.joined
+		} else {
+			occ.joined = time.Now()
+		}
 		rm.occupants[nick] = occ
+		if rm.renamed[nick] {
+			delete(rm.renamed, nick)
+			return true
+		}
 		if !known && rm.state == roomJoined && r.event != nil {
 			r.event("join", key, nick, occ, "")
 		}
@@ -609,4 +642,46 @@ func bareOf(s string) string {
 		return ""
 	}
 	return j.Bare().String()
+}
+
+// occupantList lists a room's occupants, by nick.
+func (r *rooms) occupantList(room string) []plugins.Occupant {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	rm := r.m[room]
+	if rm == nil {
+		return nil
+	}
+	out := make([]plugins.Occupant, 0, len(rm.occupants))
+	for nick, o := range rm.occupants {
+		out = append(out, occupantInfo(room, nick, o))
+	}
+	slices.SortFunc(out, func(a, b plugins.Occupant) int { return strings.Compare(a.Nick, b.Nick) })
+	return out
+}
+
+// markByCommand records that a room was joined by command.
+func (r *rooms) markByCommand(room string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if rm := r.m[room]; rm != nil {
+		rm.byCommand = true
+	}
+}
+
+// infos describes every room for plugins (status, rooms).
+func (r *rooms) infos() []plugins.RoomInfo {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]plugins.RoomInfo, 0, len(r.m))
+	for k, rm := range r.m {
+		st := rm.state.String()
+		if rm.state == roomIdle && r.online {
+			st = "waiting"
+		}
+		out = append(out, plugins.RoomInfo{JID: k, Nick: rm.cur, State: st, Role: rm.role, Affiliation: rm.affiliation,
+			ByCommand: rm.byCommand, Configured: !rm.byCommand, Occupants: len(rm.occupants), Error: rm.why})
+	}
+	slices.SortFunc(out, func(a, b plugins.RoomInfo) int { return strings.Compare(a.JID, b.JID) })
+	return out
 }

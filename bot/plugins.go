@@ -2,140 +2,403 @@ package bot
 
 import (
 	"context"
-	"encoding/xml"
 	"errors"
+	"fmt"
+	"reflect"
+	"slices"
+	"sync"
+	"sync/atomic"
 	"time"
 
-	"mellium.im/xmlstream"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 
+	"crier/internal/config"
+	"crier/internal/diag"
 	"crier/plugins"
-	"crier/rules"
 )
 
-const nsSID = "urn:xmpp:sid:0"
+// runningPlugin is one plugin instance the bot built.
+type runningPlugin struct {
+	name string
+	p    plugins.Plugin
+	cfg  any
+	host *pluginHost
 
-// pluginEnv is what plugins get from the bot.
-func (b *Bot) pluginEnv(p plugins.Plugin) plugins.Env {
-	return plugins.Env{
-		Logger:     b.log.With("plugin", p.Name()),
-		Registerer: b.met.reg,
-		Send:       b.pluginSend,
-		Subscribe: func(f func(plugins.Event)) {
-			b.subMu.Lock()
-			b.subs = append(b.subs, f)
-			b.subMu.Unlock()
-		},
-	}
+	// reg holds the instance's metrics: a rebuilt instance registers the
+	// same names, so each has a registry of its own, gathered while it is
+	// in the set.
+	reg *prometheus.Registry
+
+	started atomic.Bool
+	// off is set when the plugin is disabled: by command, or after a
+	// failure (failed then says why).
+	off    atomic.Bool
+	mu     sync.Mutex
+	failed string
 }
 
-// pluginSend queues a plugin's message. A body over the byte limit is
-// split; done then fires once, after the last part (or with the first
-// error).
-func (b *Bot) pluginSend(m plugins.Message, done func(error)) error {
-	if done == nil {
-		done = func(error) {}
+func (rp *runningPlugin) failure() string {
+	rp.mu.Lock()
+	defer rp.mu.Unlock()
+	return rp.failed
+}
+
+// pluginSet holds the plugins the bot runs. The chain reads the snapshot
+// without a lock; changes (start, reload, enable, disable) are serialised
+// by mu.
+type pluginSet struct {
+	b    *Bot
+	mu   sync.Mutex
+	list atomic.Pointer[[]*runningPlugin]
+}
+
+func (s *pluginSet) all() []*runningPlugin {
+	if l := s.list.Load(); l != nil {
+		return *l
 	}
-	room := ""
-	if m.Type == rules.TypeGroupchat {
-		room = bareOf(m.To)
-	}
-	parts := splitBody(cleanText(m.Body), b.cfg.Load().maxBody)
-	remaining := len(parts)
-	var failed error
-	settle := func(err error) {
-		b.doneMu.Lock()
-		remaining--
-		if err != nil && failed == nil {
-			failed = err
-		}
-		last := remaining == 0
-		ferr := failed
-		b.doneMu.Unlock()
-		if last {
-			done(ferr)
-		}
-	}
-	for i, body := range parts {
-		it := &Item{Kind: "message", To: m.To, Type: m.Type, Body: body, ID: b.nextID(), Room: room, Done: settle}
-		if i == 0 {
-			it.Subject = cleanText(m.Subject)
-		}
-		if m.OriginID != "" {
-			oid := m.OriginID
-			if len(parts) > 1 {
-				oid = oid + "." + itoa(i)
-			}
-			it.Payload = func() xml.TokenReader {
-				return xmlstream.Wrap(nil, xml.StartElement{Name: xml.Name{Space: nsSID, Local: "origin-id"}, Attr: []xml.Attr{{Name: xml.Name{Local: "id"}, Value: oid}}})
-			}
-		}
-		if err := b.out.Enqueue(it); err != nil {
-			// The parts not queued settle now; those queued settle later.
-			for j := i; j < len(parts); j++ {
-				settle(err)
-			}
-			if i == 0 {
-				if errors.Is(err, ErrClosed) {
-					return plugins.ErrStopped
-				}
-				return plugins.ErrBusy
-			}
-			return nil
+	return nil
+}
+
+// get returns the running instance of name.
+func (s *pluginSet) get(name string) *runningPlugin {
+	for _, rp := range s.all() {
+		if rp.name == name {
+			return rp
 		}
 	}
 	return nil
 }
 
-func itoa(i int) string {
-	const digits = "0123456789"
-	if i < 10 {
-		return digits[i : i+1]
+// links returns the chain's links in order: those of names that run.
+func (s *pluginSet) links(names []string) []*runningPlugin {
+	all := s.all()
+	out := make([]*runningPlugin, 0, len(names))
+	for _, n := range names {
+		for _, rp := range all {
+			if rp.name == n && rp.started.Load() && !rp.off.Load() {
+				out = append(out, rp)
+			}
+		}
 	}
-	return itoa(i/10) + digits[i%10:i%10+1]
+	return out
 }
 
-// publishEvent hands a received message to subscribed plugins.
-func (b *Bot) publishEvent(m rules.Message, id string) {
-	b.subMu.Lock()
-	subs := b.subs
-	b.subMu.Unlock()
-	if len(subs) == 0 {
+// active returns the plugins that run (started, not disabled).
+func (s *pluginSet) active() []*runningPlugin {
+	var out []*runningPlugin
+	for _, rp := range s.all() {
+		if rp.started.Load() && !rp.off.Load() {
+			out = append(out, rp)
+		}
+	}
+	return out
+}
+
+// build makes instances for cfg, one per enabled plugin. The error is a
+// diag.List when the plugins report positioned problems.
+func (s *pluginSet) build(cfg *config.Config) ([]*runningPlugin, error) {
+	core := coreOf(cfg)
+	var out []*runningPlugin
+	var errs diag.List
+	var other []error
+	for _, n := range plugins.Names() {
+		p, ok, err := plugins.BuildOne(n, cfg.Plugins[n], core)
+		if err != nil {
+			var l diag.List
+			if errors.As(err, &l) {
+				errs.Merge(l)
+			} else {
+				other = append(other, fmt.Errorf("plugin %s: %w", n, err))
+			}
+			continue
+		}
+		if ok {
+			out = append(out, s.wrap(n, p, cfg.Plugins[n]))
+		}
+	}
+	if len(other) > 0 {
+		return nil, errors.Join(append(other, errs.Err())...)
+	}
+	if err := errs.Err(); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (s *pluginSet) wrap(name string, p plugins.Plugin, cfg any) *runningPlugin {
+	rp := &runningPlugin{name: name, p: p, cfg: cfg, reg: prometheus.NewRegistry()}
+	rp.host = &pluginHost{b: s.b, rp: rp}
+	return rp
+}
+
+// coreOf is what plugins read of the core config.
+func coreOf(cfg *config.Config) plugins.Core { return cfg.PluginCore() }
+
+// start starts one instance: Start, when it has one, with its Env.
+func (s *pluginSet) start(ctx context.Context, rp *runningPlugin) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("plugin %s panicked while starting: %v", rp.name, p)
+		}
+	}()
+	if st, ok := rp.p.(plugins.Starter); ok {
+		env := plugins.Env{Logger: s.b.log.With("plugin", rp.name), Registerer: rp.reg, Host: rp.host}
+		if err := st.Start(ctx, env); err != nil {
+			rp.host.unregister()
+			return fmt.Errorf("plugin %s: %w", rp.name, err)
+		}
+	}
+	rp.started.Store(true)
+	s.b.hm.pluginRunning.WithLabelValues(rp.name).Set(1)
+	s.b.log.Info("plugin started", "plugin", rp.name)
+	return nil
+}
+
+// stop stops one instance within 5 seconds; its iq handlers go with it.
+func (s *pluginSet) stop(rp *runningPlugin) {
+	if !rp.started.CompareAndSwap(true, false) {
 		return
 	}
-	ev := plugins.Event{Time: time.Now(), Type: m.Type, From: m.From, Room: m.Room, Nick: m.Nick, Body: m.Body, Subject: m.Subject, ID: id}
-	for _, f := range subs {
-		f(ev)
+	rp.host.unregister()
+	if st, ok := rp.p.(plugins.Stopper); ok {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		func() {
+			defer func() {
+				if p := recover(); p != nil {
+					s.b.log.Error("plugin panicked while stopping", "plugin", rp.name, "panic", p)
+				}
+			}()
+			if err := st.Stop(ctx); err != nil {
+				s.b.log.Warn("plugin did not stop cleanly", "plugin", rp.name, "err", err)
+			}
+		}()
 	}
 }
 
-// startPlugins starts every enabled plugin; a plugin that fails to start
-// stops the ones started before it.
-func (b *Bot) startPlugins(ctx context.Context) error {
-	for _, p := range b.plugins {
-		if s, ok := p.(plugins.Starter); ok {
-			if err := s.Start(ctx, b.pluginEnv(p)); err != nil {
-				b.stopPlugins()
-				return err
+// startAll starts list and makes it the running set; a plugin that fails
+// to start stops the ones started before it.
+func (s *pluginSet) startAll(ctx context.Context, list []*runningPlugin) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i, rp := range list {
+		if err := s.start(ctx, rp); err != nil {
+			for j := i - 1; j >= 0; j-- {
+				s.stop(list[j])
 			}
-			b.log.Info("plugin started", "plugin", p.Name())
+			return err
 		}
 	}
+	s.list.Store(&list)
 	return nil
 }
 
-// stopPlugins stops plugins in reverse order, each within 5 seconds.
-func (b *Bot) stopPlugins() {
-	b.pluginsStop.Do(b.stopPluginsNow)
+// stopAll stops every plugin in reverse order.
+func (s *pluginSet) stopAll() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	all := s.all()
+	for i := len(all) - 1; i >= 0; i-- {
+		s.stop(all[i])
+	}
 }
 
-func (b *Bot) stopPluginsNow() {
-	for i := len(b.plugins) - 1; i >= 0; i-- {
-		if s, ok := b.plugins[i].(plugins.Stopper); ok {
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			if err := s.Stop(ctx); err != nil {
-				b.log.Warn("plugin did not stop cleanly", "plugin", b.plugins[i].Name(), "err", err)
-			}
-			cancel()
+// fail disables a plugin after a failure; the daemon goes on without it.
+func (s *pluginSet) fail(rp *runningPlugin, why string) {
+	rp.mu.Lock()
+	rp.failed = why
+	rp.mu.Unlock()
+	if rp.off.Swap(true) {
+		return
+	}
+	s.b.hm.pluginRunning.WithLabelValues(rp.name).Set(0)
+	s.b.log.Error("plugin disabled after a failure; the bot goes on without it", "plugin", rp.name, "why", why)
+	rp.host.unregister()
+	// Stopping may block on the plugin itself: not on the caller's
+	// goroutine (the chain's watchdog, a handler).
+	go s.stop(rp)
+}
+
+// setEnabled starts or stops a configured plugin at run time.
+func (s *pluginSet) setEnabled(ctx context.Context, name string, on bool) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	rp := s.get(name)
+	if rp == nil {
+		if _, ok := plugins.Lookup(name); !ok {
+			return fmt.Errorf("%w %q", plugins.ErrUnknownPlugin, name)
+		}
+		return fmt.Errorf("plugin %s is not configured (its table does not enable it)", name)
+	}
+	if !on {
+		if rp.off.Swap(true) {
+			return nil
+		}
+		s.b.hm.pluginRunning.WithLabelValues(name).Set(0)
+		s.stop(rp)
+		s.b.log.Info("plugin disabled by command", "plugin", name)
+		return nil
+	}
+	if !rp.off.Load() && rp.started.Load() {
+		return nil
+	}
+	// A stopped instance may not start again: build a fresh one.
+	cfg := s.b.cfg.Load().cfg
+	p, ok, err := plugins.BuildOne(name, cfg.Plugins[name], coreOf(cfg))
+	if err != nil || !ok {
+		return fmt.Errorf("plugin %s cannot be built: %v", name, err)
+	}
+	fresh := s.wrap(name, p, cfg.Plugins[name])
+	if err := s.start(ctx, fresh); err != nil {
+		s.b.hm.pluginFailures.WithLabelValues(name, "start").Inc()
+		return err
+	}
+	list := slices.Clone(s.all())
+	for i := range list {
+		if list[i] == rp {
+			list[i] = fresh
 		}
 	}
+	s.list.Store(&list)
+	s.b.log.Info("plugin enabled by command", "plugin", name)
+	return nil
+}
+
+// reload swaps in the plugins of cfg: a plugin whose config is unchanged
+// keeps running; a changed one is built, started, and swapped in before
+// the old instance stops; one no longer enabled stops. A plugin that
+// cannot be built or started refuses the whole reload, and nothing
+// changes. It returns the names of the plugins it replaced, started and
+// stopped.
+func (s *pluginSet) reload(ctx context.Context, cfg *config.Config) (changed []string, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	old := s.all()
+	byName := map[string]*runningPlugin{}
+	for _, rp := range old {
+		byName[rp.name] = rp
+	}
+	built, err := s.build(cfg)
+	if err != nil {
+		return nil, err
+	}
+	var next, fresh []*runningPlugin
+	keep := map[*runningPlugin]bool{}
+	for _, nb := range built {
+		if o := byName[nb.name]; o != nil && sameConfig(o.cfg, nb.cfg) && !o.off.Load() {
+			next = append(next, o)
+			keep[o] = true
+			// Stop releases what New took, if anything; the unused
+			// instance was never started.
+			continue
+		}
+		next = append(next, nb)
+		fresh = append(fresh, nb)
+	}
+	for i, rp := range fresh {
+		if err := s.start(ctx, rp); err != nil {
+			for j := i - 1; j >= 0; j-- {
+				s.stop(fresh[j])
+			}
+			return nil, err
+		}
+		changed = append(changed, rp.name)
+	}
+	s.list.Store(&next)
+	for _, o := range old {
+		if !keep[o] {
+			s.stop(o)
+			if !slices.Contains(changed, o.name) {
+				changed = append(changed, o.name)
+			}
+		}
+	}
+	return changed, nil
+}
+
+// sameConfig compares two plugin configs, ignoring where in the file they
+// were written (diag.Pos), so that a change elsewhere does not restart a
+// plugin.
+func sameConfig(a, b any) bool {
+	return equalIgnoringPos(reflect.ValueOf(a), reflect.ValueOf(b))
+}
+
+var posType = reflect.TypeFor[diag.Pos]()
+
+func equalIgnoringPos(a, b reflect.Value) bool {
+	if a.IsValid() != b.IsValid() {
+		return false
+	}
+	if !a.IsValid() {
+		return true
+	}
+	if a.Type() != b.Type() {
+		return false
+	}
+	switch a.Kind() {
+	case reflect.Pointer, reflect.Interface:
+		if a.IsNil() || b.IsNil() {
+			return a.IsNil() == b.IsNil()
+		}
+		return equalIgnoringPos(a.Elem(), b.Elem())
+	case reflect.Struct:
+		if a.Type() == posType {
+			return true
+		}
+		for i := range a.NumField() {
+			if !equalIgnoringPos(a.Field(i), b.Field(i)) {
+				return false
+			}
+		}
+		return true
+	case reflect.Slice, reflect.Array:
+		if a.Len() != b.Len() {
+			return false
+		}
+		for i := range a.Len() {
+			if !equalIgnoringPos(a.Index(i), b.Index(i)) {
+				return false
+			}
+		}
+		return true
+	case reflect.Map:
+		if a.Len() != b.Len() {
+			return false
+		}
+		for _, k := range a.MapKeys() {
+			if !equalIgnoringPos(a.MapIndex(k), b.MapIndex(k)) {
+				return false
+			}
+		}
+		return true
+	case reflect.Func:
+		return a.IsNil() && b.IsNil()
+	}
+	if a.CanInterface() && b.CanInterface() {
+		return reflect.DeepEqual(a.Interface(), b.Interface())
+	}
+	// Unexported fields: compare what can be read.
+	switch a.Kind() {
+	case reflect.String:
+		return a.String() == b.String()
+	case reflect.Bool:
+		return a.Bool() == b.Bool()
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		return a.Int() == b.Int()
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr:
+		return a.Uint() == b.Uint()
+	case reflect.Float32, reflect.Float64:
+		return a.Float() == b.Float()
+	}
+	return false
+}
+
+// Gather collects the metrics of the plugins in the set (prometheus.Gatherer).
+func (s *pluginSet) Gather() ([]*dto.MetricFamily, error) {
+	var gs prometheus.Gatherers
+	for _, rp := range s.all() {
+		gs = append(gs, rp.reg)
+	}
+	return gs.Gather()
 }

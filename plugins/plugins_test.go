@@ -105,7 +105,7 @@ func TestPluginSampleConfigs(t *testing.T) {
 			t.Errorf("%s: sample.conf does not load:\n%v", n, err)
 			continue
 		}
-		built, err := plugins.Build(cfg)
+		built, err := plugins.Build(cfg.Plugins, cfg.PluginCore())
 		if err != nil {
 			t.Errorf("%s: sample.conf is refused by the plugin:\n%v", n, err)
 			continue
@@ -128,7 +128,7 @@ func TestMinimalConfigEnablesNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	built, err := plugins.Build(cfg)
+	built, err := plugins.Build(cfg.Plugins, cfg.PluginCore())
 	if err != nil || len(built) != 0 {
 		t.Fatalf("Build(minimal) = %d plugins, %v", len(built), err)
 	}

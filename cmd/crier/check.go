@@ -37,7 +37,7 @@ func loadAll(path string) (*config.Config, *rules.Engine, error) {
 		_, cerrs := rules.CompileCron(cfg.Cron)
 		all.Merge(cerrs)
 		// Plugins check their own tables (templates, subjects).
-		if _, err := plugins.Build(cfg); err != nil {
+		if _, err := plugins.Build(cfg.Plugins, cfg.PluginCore()); err != nil {
 			var l diag.List
 			if asList(err, &l) {
 				all.Merge(l)

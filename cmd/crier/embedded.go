@@ -11,6 +11,7 @@ import (
 	"crier/examples/webchat"
 	"crier/internal/config"
 	"crier/internal/embeddednats"
+	"crier/plugins/natsrelay"
 	"crier/internal/miniserver"
 )
 
@@ -56,7 +57,7 @@ func startEmbedded(cfg *config.Config, log *slog.Logger) (*x509.CertPool, func()
 		}
 	}
 	if cfg.Embedded.NATS {
-		ns, err := embeddednats.Start(context.Background(), cfg.NATS.URL, "")
+		ns, err := embeddednats.Start(context.Background(), natsrelay.ConfigOf(cfg.Plugins).URL, "")
 		if err != nil {
 			stop()
 			return nil, func() {}, fmt.Errorf("crier: embedded NATS: %w", err)

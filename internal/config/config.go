@@ -12,6 +12,7 @@ import (
 	"mellium.im/xmpp/jid"
 
 	"crier/internal/diag"
+	"crier/plugins"
 	"crier/rules"
 )
 
@@ -55,8 +56,6 @@ const (
 	DefaultConnectTimeout = 20 * time.Second
 	// DefaultEmbeddedHTTP is embedded.http when embedded.xmpp is on.
 	DefaultEmbeddedHTTP = "127.0.0.1:5280"
-	// DefaultNATSURL is nats.url when embedded.nats is on.
-	DefaultNATSURL = "nats://127.0.0.1:4222"
 	// DefaultOutboxQueue is limits.outbox_queue.
 	DefaultOutboxQueue = 1000
 	// DefaultMaxBodyBytes is limits.max_body_bytes.
@@ -83,7 +82,29 @@ type Config struct {
 	Rooms    []Room           `toml:"rooms"`
 	Rules    []rules.Spec     `toml:"rules"`
 	Cron     []rules.CronSpec `toml:"cron"`
-	NATS     NATS             `toml:"nats"`
+	Bot      Bot              `toml:"bot"`
+
+	// Plugins holds each registered plugin's decoded and checked config,
+	// by plugin name (the defaults when its table is not written). The
+	// plugin owns the type.
+	Plugins plugins.Configs `toml:"-"`
+}
+
+// ChainRules is the name of the rules engine in [bot] chain: always last.
+const ChainRules = "rules"
+
+// DefaultChain is [bot] chain when it is not written. Links that are not
+// built into this binary are left out of the default.
+var DefaultChain = []string{"moderator", "commands", ChainRules}
+
+// Bot is the [bot] table.
+type Bot struct {
+	// StateDir is the state store's directory, relative to the config
+	// file; empty keeps state in memory only (lost at exit).
+	StateDir string `toml:"state_dir"`
+	// Chain is the order of the message chain: plugin names, then
+	// "rules", which is always last.
+	Chain []string `toml:"chain"`
 }
 
 // XMPP is the [xmpp] table: the bot's account and how to reach its server.
@@ -185,70 +206,13 @@ func (r Room) Addr() jid.JID {
 	return j
 }
 
-// NATS is the [nats] table.
-type NATS struct {
-	// URL is one server URL or a comma-separated list.
-	URL  string `toml:"url"`
-	User string `toml:"user"`
-	// Password is resolved from password or password_file.
-	Password     Secret  `toml:"password"`
-	PasswordFile string  `toml:"password_file"`
-	Token        Secret  `toml:"token"`
-	CredsFile    string  `toml:"creds_file"`
-	NKeyFile     string  `toml:"nkey_file"`
-	CAFile       string  `toml:"ca_file"`
-	Relay        []Relay `toml:"relay"`
-	// DeadLetter is the subject malformed relay messages are published to,
-	// for every relay that does not set its own; empty means
-	// "crier.deadletter".
-	DeadLetter string `toml:"dead_letter"`
-	// Publish, when set, is a text/template rendering the subject that
-	// every message the bot receives is published to as a JSON event (the
-	// XMPP to NATS direction), for example "xmpp.{{.Room}}.{{.Nick}}".
-	Publish string `toml:"publish"`
-	// Request, when set, is a subject on which NATS requests holding
-	// {"to","type","body","subject"} are sent as XMPP messages; the reply
-	// comes once the XMPP server has the message.
-	Request string `toml:"request"`
-}
-
-// Relay is one [[nats.relay]] table: NATS messages forwarded to XMPP.
-type Relay struct {
-	Subject string   `toml:"subject"`
-	To      []string `toml:"to"`
-	// Type is the message type for users; empty means headline. Rooms get
-	// groupchat whatever Type says, and Type "groupchat" makes every
-	// recipient a room.
-	Type string `toml:"type"`
-	// Stream, when set, consumes from JetStream with at-least-once delivery.
-	Stream  string `toml:"stream"`
-	Durable string `toml:"durable"`
-	// Template is a text/template rendering the message body; empty means
-	// the payload itself for format "text" and a one-line summary for
-	// format "json".
-	Template string `toml:"template"`
-	// Format is how the payload is read: "text" (the default) or "json".
-	Format string `toml:"format"`
-	// Rooms lists further recipients' JIDs that are rooms, besides those on
-	// a "conference." domain and the [[rooms]] the bot joins.
-	Rooms []string `toml:"rooms"`
-	// DeadLetter is the subject malformed messages are published to; empty
-	// means nats.dead_letter.
-	DeadLetter string `toml:"dead_letter"`
-	// MaxBytes is the largest payload relayed; larger ones are dead
-	// letters. Zero means 64 KiB.
-	MaxBytes int `toml:"max_bytes"`
-	// MaxAckPending bounds the JetStream messages in flight; zero means
-	// 256.
-	MaxAckPending int `toml:"max_ack_pending"`
-	// AckWait is how long JetStream waits for an ack before redelivering;
-	// zero means 30s.
-	AckWait Duration `toml:"ack_wait"`
-	// NakDelay is how long JetStream waits before redelivering a message
-	// that could not be sent; zero means 5s.
-	NakDelay Duration `toml:"nak_delay"`
-
-	Pos diag.Pos `toml:"-"`
+// PluginCore is what plugins may read of the core config.
+func (c *Config) PluginCore() plugins.Core {
+	rooms := make([]string, 0, len(c.Rooms))
+	for _, r := range c.Rooms {
+		rooms = append(rooms, r.JID)
+	}
+	return plugins.Core{Path: c.Path, Dir: c.Dir(), BotJID: c.XMPP.JID, Rooms: rooms, EmbeddedNATS: c.Embedded.NATS}
 }
 
 // Dir returns the directory of the config file, against which relative
@@ -269,6 +233,19 @@ func (c *Config) Redacted() string {
 	if err := toml.NewEncoder(&b).Encode(c); err != nil {
 		// Secret redacts itself under every fmt verb too.
 		return fmt.Sprintf("%+v", *c)
+	}
+	// Each plugin's table, under its own name; its secrets are Secrets
+	// too.
+	for _, n := range plugins.Names() {
+		spec, _ := plugins.Lookup(n)
+		v, ok := c.Plugins[n]
+		if !ok || spec.Table == "" {
+			continue
+		}
+		b.WriteString("\n")
+		if err := toml.NewEncoder(&b).Encode(map[string]any{spec.Table: v}); err != nil {
+			fmt.Fprintf(&b, "# [%s]: %+v\n", spec.Table, v)
+		}
 	}
 	return b.String()
 }

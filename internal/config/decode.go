@@ -13,6 +13,7 @@ import (
 	"github.com/BurntSushi/toml"
 
 	"crier/internal/diag"
+	"crier/plugins"
 )
 
 var (
@@ -57,7 +58,37 @@ func (d *decoder) decode(data []byte, c *Config) bool {
 		return false
 	}
 	d.md = md
-	d.table(reflect.ValueOf(c).Elem(), top, "")
+	// Tables owned by plugins are decoded into the plugin's own config
+	// struct by the same walk, so that their keys get the same checks and
+	// line numbers as the core keys.
+	root := reflect.ValueOf(c).Elem()
+	owned := make(map[string]toml.Primitive)
+	for k, prim := range top {
+		if _, core := fieldByKey(root, k); core {
+			continue
+		}
+		if spec, ok := plugins.ByTable(k); ok {
+			owned[spec.Name] = prim
+			delete(top, k)
+		}
+	}
+	d.table(root, top, "")
+	c.Plugins = make(plugins.Configs)
+	for _, n := range plugins.Names() {
+		spec, _ := plugins.Lookup(n)
+		if spec.Config == nil {
+			continue
+		}
+		v := spec.Config()
+		rv := reflect.ValueOf(v)
+		if rv.Kind() != reflect.Pointer {
+			panic("config: plugin " + n + ": Config must return a pointer")
+		}
+		if prim, ok := owned[n]; ok {
+			d.field(rv.Elem(), prim, spec.Table)
+		}
+		c.Plugins[n] = v
+	}
 	return true
 }
 
@@ -170,7 +201,16 @@ func (d *decoder) typeError(prim toml.Primitive, path, want string) {
 // unknown reports a key that has no field, suggesting a close one.
 func (d *decoder) unknown(t reflect.Type, path, name string) {
 	msg := fmt.Sprintf("unknown key %s", display(path))
-	if s := suggest(t, name); s != "" {
+	var extra []string
+	if path == name && t == reflect.TypeFor[Config]() {
+		// A top-level table may be a plugin's.
+		for _, n := range plugins.Names() {
+			if spec, _ := plugins.Lookup(n); spec.Table != "" {
+				extra = append(extra, spec.Table)
+			}
+		}
+	}
+	if s := suggest(t, name, extra...); s != "" {
 		msg += fmt.Sprintf(" (did you mean %q?)", s)
 	}
 	d.errs.Addf(d.file, d.idx.line(path), "%s", msg)
@@ -259,9 +299,9 @@ func keyNames(t reflect.Type) []string {
 }
 
 // suggest returns the known key closest to name, or "" when none is close.
-func suggest(t reflect.Type, name string) string {
+func suggest(t reflect.Type, name string, extra ...string) string {
 	best, bestDist := "", 3
-	for _, k := range keyNames(t) {
+	for _, k := range append(keyNames(t), extra...) {
 		if strings.EqualFold(k, name) {
 			return k
 		}

@@ -31,8 +31,8 @@ func TestDemoConfig(t *testing.T) {
 		e.Accounts[1].JID != "bob@localhost" || e.Accounts[1].Password.Reveal() != "bob" {
 		t.Errorf("embedded = %+v", e)
 	}
-	if c.NATS.URL != "nats://127.0.0.1:4222" || len(c.NATS.Relay) != 1 || c.NATS.Relay[0].Subject != "demo.>" || c.NATS.Relay[0].Stream == "" {
-		t.Errorf("nats = %+v", c.NATS)
+	if url := pluginField(t, c, "natsrelay", "URL"); url != "nats://127.0.0.1:4222" {
+		t.Errorf("nats.url = %v", url)
 	}
 	if len(c.Rooms) != 1 || c.Rooms[0].JID != "lobby@conference.localhost" || c.Rooms[0].Nick != "crier" {
 		t.Errorf("rooms = %+v", c.Rooms)

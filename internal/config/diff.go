@@ -10,11 +10,12 @@ import (
 // prev. Otherwise it returns an error wrapping ErrRestart that names every
 // changed field the daemon cannot change while it runs: the XMPP account
 // and server (jid, resource, transport, address, tls, bosh_url, ca_file,
-// insecure_skip_verify, stream_management), everything under [embedded], http.listen and the
-// NATS connection (url and credentials).
+// insecure_skip_verify, stream_management), everything under [embedded], http.listen and
+// bot.state_dir.
 //
-// Rooms, rules, cron, limits, keepalive and timeouts, subscriptions and
-// nats.relay may change. The XMPP password may change too; it is used from
+// Rooms, rules, cron, limits, keepalive and timeouts, subscriptions, the
+// chain and every plugin table may change: a plugin whose table changed is
+// built again and swapped in by the bot. The XMPP password may change too; it is used from
 // the next login.
 func Diff(prev, next *Config) error {
 	if prev == nil || next == nil {
@@ -48,14 +49,7 @@ func Diff(prev, next *Config) error {
 
 	check("http.listen", prev.HTTP.Listen != next.HTTP.Listen)
 
-	n, m := prev.NATS, next.NATS
-	check("nats.url", n.URL != m.URL)
-	check("nats.user", n.User != m.User)
-	check("nats.password", n.Password != m.Password)
-	check("nats.token", n.Token != m.Token)
-	check("nats.creds_file", n.CredsFile != m.CredsFile)
-	check("nats.nkey_file", n.NKeyFile != m.NKeyFile)
-	check("nats.ca_file", n.CAFile != m.CAFile)
+	check("bot.state_dir", prev.Bot.StateDir != next.Bot.StateDir)
 
 	if len(fields) == 0 {
 		return nil

@@ -51,7 +51,7 @@ stream_management = false`, []string{"xmpp.resource", "xmpp.address", "xmpp.tls"
 transport = "bosh"
 bosh_url = "https://example.org/bosh"`, []string{"xmpp.transport", "xmpp.bosh_url"}},
 		{"http", `listen = "127.0.0.1:9090"`, `listen = "127.0.0.1:9091"`, []string{"http.listen"}},
-		{"nats url", `url = "nats://127.0.0.1:4222"`, `url = "nats://127.0.0.1:4223"`, []string{"nats.url"}},
+		{"nats url may change (the relay is rebuilt)", `url = "nats://127.0.0.1:4222"`, `url = "nats://127.0.0.1:4223"`, nil},
 		{"embedded", `[http]`, `[embedded]
 xmpp = true
 [[embedded.accounts]]

@@ -211,10 +211,10 @@ url = "nats://127.0.0.1:4222"
 user = "crier"
 password_file = "nats.txt"
 `)
-	if got := c.NATS.Password.Reveal(); got != "natspw" {
+	if got := pluginField(t, c, "natsrelay", "Password").(Secret).Reveal(); got != "natspw" {
 		t.Errorf("nats password = %q", got)
 	}
-	if c.NATS.PasswordFile != filepath.Join(dir, "nats.txt") {
-		t.Errorf("password_file not resolved: %q", c.NATS.PasswordFile)
+	if got := pluginField(t, c, "natsrelay", "PasswordFile"); got != filepath.Join(dir, "nats.txt") {
+		t.Errorf("password_file not resolved: %q", got)
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"mellium.im/xmpp/jid"
 
 	"crier/internal/diag"
+	"crier/plugins"
 )
 
 // File size limits: a password or key file is small, and a path such as
@@ -113,8 +114,128 @@ func (v *validator) validate() {
 	v.http()
 	v.limits()
 	v.rooms()
-	v.nats()
+	v.bot()
+	v.plugins()
 }
+
+// bot checks the [bot] table: the state directory and the chain.
+func (v *validator) bot() {
+	b := &v.c.Bot
+	if b.StateDir != "" {
+		b.StateDir = v.resolve(b.StateDir)
+	} else if v.written("bot.state_dir") {
+		v.errorf("bot.state_dir", "must not be empty (leave it out to keep state in memory only)")
+	}
+	if !v.written("bot.chain") {
+		b.Chain = nil
+		for _, n := range DefaultChain {
+			if _, ok := plugins.Lookup(n); ok || n == ChainRules {
+				b.Chain = append(b.Chain, n)
+			}
+		}
+		return
+	}
+	seen := map[string]bool{}
+	var names []string
+	for _, n := range plugins.Names() {
+		names = append(names, n)
+	}
+	for i, n := range b.Chain {
+		switch {
+		case seen[n]:
+			v.errorf("bot.chain", "%q is listed twice", n)
+		case n == ChainRules:
+			if i != len(b.Chain)-1 {
+				v.errorf("bot.chain", "%q must be last: the rules engine always runs after the other links", ChainRules)
+			}
+		default:
+			if _, ok := plugins.Lookup(n); !ok {
+				msg := fmt.Sprintf("%q is not a plugin of this build (plugins: %s)", n, strings.Join(names, ", "))
+				if s := closest(n, names); s != "" {
+					msg += fmt.Sprintf("; did you mean %q?", s)
+				}
+				v.errorf("bot.chain", "%s", msg)
+			}
+		}
+		seen[n] = true
+	}
+	if !seen[ChainRules] {
+		b.Chain = append(b.Chain, ChainRules)
+	}
+}
+
+// closest returns the name of names nearest to n, or "".
+func closest(n string, names []string) string {
+	best, bestDist := "", 3
+	for _, k := range names {
+		if d := editDistance(k, n); d < bestDist {
+			best, bestDist = k, d
+		}
+	}
+	return best
+}
+
+// plugins runs each plugin config's own checks, with errors at the lines
+// of its table.
+func (v *validator) plugins() {
+	core := v.core()
+	for _, n := range plugins.Names() {
+		cfg, ok := v.c.Plugins[n]
+		if !ok {
+			continue
+		}
+		spec, _ := plugins.Lookup(n)
+		if c, ok := cfg.(plugins.Checked); ok {
+			c.Check(&checker{v: v, table: spec.Table, core: core})
+		}
+	}
+}
+
+// core is what plugins may read of the core config.
+func (v *validator) core() plugins.Core { return v.c.PluginCore() }
+
+// checker is the plugins.Checker of one plugin table.
+type checker struct {
+	v     *validator
+	table string
+	core  plugins.Core
+}
+
+func (c *checker) path(key string) string {
+	switch {
+	case key == "":
+		return c.table
+	case strings.HasPrefix(key, "["):
+		return c.table + key
+	}
+	return c.table + "." + key
+}
+
+// Errorf reports a problem with the key of the plugin's table.
+func (c *checker) Errorf(key, format string, args ...any) {
+	c.v.errorf(c.path(key), format, args...)
+}
+
+// Written reports whether the key of the plugin's table is in the file.
+func (c *checker) Written(key string) bool { return c.v.written(c.path(key)) }
+
+// Resolve makes name relative to the config file's directory.
+func (c *checker) Resolve(name string) string { return c.v.resolve(name) }
+
+// ReadSecret reads a small secret file.
+func (c *checker) ReadSecret(name string) (string, error) {
+	s, err := readSecretFile(name)
+	return string(s), err
+}
+
+// CheckCAFile checks a PEM file of CA certificates.
+func (c *checker) CheckCAFile(key, name string) { c.v.caFile(c.path(key), name) }
+
+// Getenv reads the environment.
+func (c *checker) Getenv(key string) string { return c.v.getenv(key) }
+
+// Core is the core configuration.
+func (c *checker) Core() plugins.Core { return c.core }
 
 func (v *validator) xmpp() {
 	x := &v.c.XMPP
@@ -218,9 +339,6 @@ func (v *validator) embedded() {
 	if e.TLSAddress != "" {
 		v.hostPort("embedded.tls_address", e.TLSAddress, true)
 	}
-	if e.NATS && v.c.NATS.URL == "" && !v.written("nats.url") {
-		v.c.NATS.URL = DefaultNATSURL
-	}
 	seen := make(map[string]int)
 	for i := range e.Accounts {
 		a := &e.Accounts[i]
@@ -284,121 +402,6 @@ func (v *validator) rooms() {
 				v.errorf(p+".nick", "%q is not a valid nickname: %v", r.Nick, err)
 			}
 		}
-	}
-}
-
-func (v *validator) nats() {
-	n := &v.c.NATS
-	if n.URL != "" {
-		v.natsURL(n.URL)
-	} else if len(n.Relay) > 0 {
-		v.errorf("nats.url", "must be set when nats.relay is used")
-	}
-	if n.Password != "" && n.PasswordFile != "" {
-		v.errorf("nats.password_file", "set password or password_file, not both")
-	}
-	if n.PasswordFile != "" {
-		n.PasswordFile = v.resolve(n.PasswordFile)
-		if n.Password == "" {
-			s, err := readSecretFile(n.PasswordFile)
-			if err != nil {
-				v.errorf("nats.password_file", "%v", err)
-			} else {
-				n.Password = s
-			}
-		}
-	}
-	if n.User != "" && n.Password == "" {
-		v.errorf("nats.user", "needs a password (password or password_file)")
-	}
-	if n.User == "" && (n.Password != "" || n.PasswordFile != "") {
-		v.errorf(firstWritten(v, "nats.password", "nats.password_file"), "needs nats.user")
-	}
-	var methods []string
-	for _, m := range []struct {
-		key string
-		set bool
-	}{
-		{"user", n.User != ""},
-		{"token", n.Token != ""},
-		{"creds_file", n.CredsFile != ""},
-		{"nkey_file", n.NKeyFile != ""},
-	} {
-		if m.set {
-			methods = append(methods, m.key)
-		}
-	}
-	if len(methods) > 1 {
-		v.errorf("nats."+methods[1], "choose one way to log in to NATS, not %s", strings.Join(methods, " and "))
-	}
-	for _, f := range []struct {
-		key  string
-		name *string
-	}{
-		{"creds_file", &n.CredsFile},
-		{"nkey_file", &n.NKeyFile},
-	} {
-		if *f.name != "" {
-			*f.name = v.resolve(*f.name)
-			if _, err := readFileLimit(*f.name, maxSecretFile); err != nil {
-				v.errorf("nats."+f.key, "%v", err)
-			}
-		}
-	}
-	if n.CAFile != "" {
-		n.CAFile = v.resolve(n.CAFile)
-		v.caFile("nats.ca_file", n.CAFile)
-	}
-	for i := range n.Relay {
-		v.relay(at("nats.relay", i), &n.Relay[i])
-	}
-}
-
-func (v *validator) natsURL(raw string) {
-	for part := range strings.SplitSeq(raw, ",") {
-		part = strings.TrimSpace(part)
-		u, err := url.Parse(part)
-		switch {
-		case err != nil:
-			v.errorf("nats.url", "%q is not a URL: %v", part, err)
-		case u.Scheme != "nats" && u.Scheme != "tls" && u.Scheme != "ws" && u.Scheme != "wss":
-			v.errorf("nats.url", "%q must be a nats://, tls://, ws:// or wss:// URL", part)
-		case u.Host == "":
-			v.errorf("nats.url", "%q has no host", part)
-		}
-	}
-}
-
-// natsSubject is a NATS subject: dot-separated tokens without blanks, '>'
-// only as the last token.
-var natsSubject = regexp.MustCompile(`^([^.\s>]+\.)*([^.\s>]+|>)$`)
-
-// messageTypes are the values of nats.relay.type.
-var messageTypes = map[string]bool{"": true, "chat": true, "groupchat": true, "headline": true, "normal": true}
-
-func (v *validator) relay(p string, r *Relay) {
-	switch {
-	case r.Subject == "":
-		v.errorf(p+".subject", "must be set")
-	case !natsSubject.MatchString(r.Subject):
-		v.errorf(p+".subject", "%q is not a valid NATS subject", r.Subject)
-	}
-	if len(r.To) == 0 {
-		v.errorf(p+".to", "must name at least one JID")
-	}
-	for i, to := range r.To {
-		j, err := jid.Parse(to)
-		if err != nil || to == "" {
-			v.errorf(p+".to", "%q is not a valid JID", to)
-			continue
-		}
-		r.To[i] = j.String()
-	}
-	if !messageTypes[r.Type] {
-		v.errorf(p+".type", `must be "chat", "groupchat", "headline" or "normal", not %q`, r.Type)
-	}
-	if r.Durable != "" && r.Stream == "" {
-		v.errorf(p+".durable", "needs stream: durable consumers are JetStream only")
 	}
 }
 

@@ -365,7 +365,7 @@ jid = "lobby@conference.example.org"
 		{"subscriptions", x.Subscriptions, SubscribeDomain},
 		{"stream_management on", x.StreamManagement, true},
 		{"embedded.http", c.Embedded.HTTP, DefaultEmbeddedHTTP},
-		{"nats.url", c.NATS.URL, DefaultNATSURL},
+		{"nats.url", pluginField(t, c, "natsrelay", "URL"), "nats://127.0.0.1:4222"},
 		{"http.listen", c.HTTP.Listen, ""},
 		{"sender_replies", c.Limits.SenderReplies.String(), "60/1m0s"},
 		{"outbox_rate off", c.Limits.OutboxRate.IsZero(), true},

@@ -7,14 +7,12 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-
-	"crier/internal/config"
 )
 
 // Options returns the connection options of the [nats] table: the client
 // name, the credentials (user and password, token, creds file or nkey seed
 // file) and the extra CA.
-func Options(n config.NATS) ([]nats.Option, error) {
+func Options(n Config) ([]nats.Option, error) {
 	opts := []nats.Option{nats.Name("crier"), nats.Timeout(5 * time.Second)}
 	switch {
 	case n.User != "":
@@ -39,7 +37,7 @@ func Options(n config.NATS) ([]nats.Option, error) {
 // Connect connects once to nats.url with Options, failing at once when the
 // server cannot be reached: it is for one-shot commands. The daemon's
 // connection retries instead.
-func Connect(n config.NATS) (*nats.Conn, error) {
+func Connect(n Config) (*nats.Conn, error) {
 	opts, err := Options(n)
 	if err != nil {
 		return nil, err

@@ -71,8 +71,8 @@ func loadConfig(t *testing.T, url, natsTOML string) *config.Config {
 type fakeBot struct {
 	mu   sync.Mutex
 	sent []plugins.Message
-	// busyUntil makes Send refuse with ErrBusy until then; like the bot it
-	// also calls done with the error.
+	// busyUntil makes Send refuse with ErrBusy until then (and then, as
+	// the Host promises, done is never called).
 	busyUntil time.Time
 	// alwaysBusy refuses every Send.
 	alwaysBusy bool
@@ -84,7 +84,7 @@ type fakeBot struct {
 	outcome  func(m plugins.Message, n int) error
 	attempts map[string]int
 	busyHits int
-	subs     []func(plugins.Event)
+	plugin   *Plugin
 	reg      *prometheus.Registry
 }
 
@@ -96,21 +96,23 @@ func (f *fakeBot) env() plugins.Env {
 	return plugins.Env{
 		Logger:     slog.New(slog.DiscardHandler).With("plugin", Name),
 		Registerer: f.reg,
-		Send:       f.send,
-		Subscribe: func(fn func(plugins.Event)) {
-			f.mu.Lock()
-			f.subs = append(f.subs, fn)
-			f.mu.Unlock()
-		},
+		Host:       fakeHost{f: f},
 	}
 }
+
+// fakeHost is the part of plugins.Host the relay uses; the rest panics.
+type fakeHost struct {
+	plugins.Host
+	f *fakeBot
+}
+
+func (h fakeHost) Send(m plugins.Message, done func(error)) error { return h.f.send(m, done) }
 
 func (f *fakeBot) send(m plugins.Message, done func(error)) error {
 	f.mu.Lock()
 	if f.alwaysBusy || time.Now().Before(f.busyUntil) {
 		f.busyHits++
 		f.mu.Unlock()
-		done(plugins.ErrBusy)
 		return plugins.ErrBusy
 	}
 	f.sent = append(f.sent, m)
@@ -153,24 +155,27 @@ func (f *fakeBot) release(err error) int {
 	return len(held)
 }
 
-// publishEvent hands ev to the subscribed plugins, as the bot does.
+// publishEvent hands ev to the started plugin, as the bot does.
 func (f *fakeBot) publishEvent(ev plugins.Event) {
 	f.mu.Lock()
-	subs := f.subs
+	p := f.plugin
 	f.mu.Unlock()
-	for _, s := range subs {
-		s(ev)
+	if p != nil {
+		p.Observe(&ev)
 	}
 }
 
 // startPlugin builds and starts the plugin for cfg with bot's Env.
 func startPlugin(t *testing.T, cfg *config.Config, bot *fakeBot) *Plugin {
 	t.Helper()
-	pl, enabled, err := New(cfg)
+	pl, enabled, err := plugins.BuildOne(Name, cfg.Plugins[Name], pluginsCore(cfg))
 	if err != nil || !enabled {
 		t.Fatalf("New: enabled=%v err=%v", enabled, err)
 	}
 	p := pl.(*Plugin)
+	bot.mu.Lock()
+	bot.plugin = p
+	bot.mu.Unlock()
 	if err := p.Start(context.Background(), bot.env()); err != nil {
 		t.Fatal(err)
 	}
@@ -270,4 +275,13 @@ func bodies(msgs []plugins.Message) string {
 		fmt.Fprintf(&b, "%s→%s(%s)", m.Body, m.To, m.Type)
 	}
 	return b.String()
+}
+
+// pluginsCore is what the bot hands plugins of cfg.
+func pluginsCore(cfg *config.Config) plugins.Core {
+	c := plugins.Core{Path: cfg.Path, Dir: cfg.Dir(), BotJID: cfg.XMPP.JID, EmbeddedNATS: cfg.Embedded.NATS}
+	for _, r := range cfg.Rooms {
+		c.Rooms = append(c.Rooms, r.JID)
+	}
+	return c
 }

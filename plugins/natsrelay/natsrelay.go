@@ -16,7 +16,6 @@ import (
 	"github.com/nats-io/nats.go"
 	"mellium.im/xmpp/jid"
 
-	"crier/internal/config"
 	"crier/internal/diag"
 	"crier/plugins"
 )
@@ -65,12 +64,21 @@ const busyLimit = 2 * time.Minute
 // NATS; more are dropped and counted.
 const eventQueue = 1024
 
-func init() { plugins.Register(Name, New) }
+func init() {
+	plugins.Register(plugins.Spec{
+		Name:   Name,
+		Table:  "nats",
+		Config: func() any { return &Config{} },
+		New: func(cfg any, core plugins.Core) (plugins.Plugin, bool, error) {
+			return New(*cfg.(*Config), core)
+		},
+	})
+}
 
 // Plugin relays NATS messages to XMPP and, optionally, XMPP messages to
 // NATS. Build it with New.
 type Plugin struct {
-	cfg        config.NATS
+	cfg        Config
 	relays     []*relay
 	rooms      map[string]bool // bare JIDs known to be rooms
 	pubTmpl    *template.Template
@@ -89,27 +97,28 @@ type Plugin struct {
 	subs     []*nats.Subscription
 	events   chan plugins.Event
 	started  atomic.Bool
-	stopped  atomic.Bool
-	stopOnce sync.Once
-	stopErr  error
+	// observing is set once events are published: Observe queues them.
+	observing atomic.Bool
+	stopped   atomic.Bool
+	stopOnce  sync.Once
+	stopErr   error
 }
 
 // New builds the plugin from the [nats] table. It is enabled when nats.url
 // is set and there is something to do: a relay, event publishing or a
 // request subject. Templates and the keys config does not check are
 // validated here; the error is a diag.List.
-func New(cfg *config.Config) (plugins.Plugin, bool, error) {
-	n := cfg.NATS
+func New(n Config, core plugins.Core) (plugins.Plugin, bool, error) {
 	if n.URL == "" || (len(n.Relay) == 0 && n.Publish == "" && n.Request == "") {
 		return nil, false, nil
 	}
 	p := &Plugin{cfg: n, rooms: map[string]bool{}, reqSubject: n.Request}
 	var errs diag.List
 	top := func(key, format string, args ...any) {
-		errs.Add(diag.Error{File: cfg.Path, Msg: "nats." + key + ": " + fmt.Sprintf(format, args...)})
+		errs.Add(diag.Error{File: core.Path, Msg: "nats." + key + ": " + fmt.Sprintf(format, args...)})
 	}
-	for _, r := range cfg.Rooms {
-		if j, err := jid.Parse(r.JID); err == nil {
+	for _, r := range core.Rooms {
+		if j, err := jid.Parse(r); err == nil {
 			p.rooms[j.Bare().String()] = true
 		}
 	}
@@ -208,11 +217,11 @@ func (p *Plugin) Start(ctx context.Context, env plugins.Env) error {
 		p.loops.Add(1)
 		go r.runJetStream(runCtx)
 	}
-	if p.pubTmpl != nil && env.Subscribe != nil {
+	if p.pubTmpl != nil {
 		p.events = make(chan plugins.Event, eventQueue)
 		p.loops.Add(1)
 		go p.publishEvents(runCtx)
-		env.Subscribe(p.onEvent)
+		p.observing.Store(true)
 	}
 	if p.reqSubject != "" {
 		sub, err := nc.QueueSubscribe(p.reqSubject, RequestQueue, p.onRequest)

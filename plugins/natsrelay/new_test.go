@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"crier/internal/config"
+	"crier/plugins"
 )
 
 func TestNewEnabled(t *testing.T) {
@@ -25,7 +26,7 @@ func TestNewEnabled(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
-		p, enabled, err := New(cfg)
+		p, enabled, err := plugins.BuildOne(Name, cfg.Plugins[Name], pluginsCore(cfg))
 		if err != nil || enabled != tc.enabled || (enabled && p.Name() != Name) {
 			t.Errorf("%s: enabled %v err %v", name, enabled, err)
 		}
@@ -53,7 +54,7 @@ func TestNewRejects(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%q: config: %v", tc.toml, err)
 		}
-		_, _, err = New(cfg)
+		_, _, err = plugins.BuildOne(Name, cfg.Plugins[Name], pluginsCore(cfg))
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%q: err = %v, want %q", tc.toml, err, tc.want)
 		}
@@ -61,10 +62,10 @@ func TestNewRejects(t *testing.T) {
 }
 
 func TestOptions(t *testing.T) {
-	if _, err := Options(config.NATS{NKeyFile: "/nonexistent/seed"}); err == nil {
+	if _, err := Options(Config{NKeyFile: "/nonexistent/seed"}); err == nil {
 		t.Error("missing nkey file accepted")
 	}
-	opts, err := Options(config.NATS{User: "u", Password: "p", CAFile: "ca.pem"})
+	opts, err := Options(Config{User: "u", Password: "p", CAFile: "ca.pem"})
 	if err != nil || len(opts) != 4 {
 		t.Errorf("options = %d, %v; want name, timeout, user and CA", len(opts), err)
 	}

@@ -17,7 +17,6 @@ import (
 	"github.com/nats-io/nuid"
 	"mellium.im/xmpp/jid"
 
-	"crier/internal/config"
 	"crier/internal/diag"
 	"crier/plugins"
 )
@@ -43,7 +42,7 @@ const (
 // pull consumer (JetStream) whose messages become stanzas.
 type relay struct {
 	p             *Plugin
-	cfg           config.Relay
+	cfg           Relay
 	tmpl          *template.Template
 	format        string
 	stream        string
@@ -58,7 +57,7 @@ type relay struct {
 }
 
 // newRelay checks rc and fills in its defaults.
-func newRelay(p *Plugin, i int, rc config.Relay, deadLetter string) (*relay, diag.List) {
+func newRelay(p *Plugin, i int, rc Relay, deadLetter string) (*relay, diag.List) {
 	var errs diag.List
 	bad := func(key, format string, args ...any) {
 		errs.Add(rc.Pos.At(key, "nats.relay."+key+": "+format, args...))
@@ -405,7 +404,7 @@ func (r *relay) send(ctx context.Context, in inMsg, m plugins.Message, e *entry)
 	settle := func(err error) { r.settle(e, to, err) }
 	label := r.cfg.Subject
 	if !in.js {
-		err := trySend(r.p.env.Send, m, settle)
+		err := trySend(r.p.env.Host.Send, m, settle)
 		switch {
 		case errors.Is(err, plugins.ErrBusy):
 			r.p.met.busy.WithLabelValues(label).Inc()
@@ -421,7 +420,7 @@ func (r *relay) send(ctx context.Context, in inMsg, m plugins.Message, e *entry)
 	start := time.Now()
 	lastProgress := start
 	for attempt := range maxAttempts {
-		err := trySend(r.p.env.Send, m, settle)
+		err := trySend(r.p.env.Host.Send, m, settle)
 		if !errors.Is(err, plugins.ErrBusy) {
 			return err
 		}

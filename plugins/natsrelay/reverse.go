@@ -99,12 +99,18 @@ func eventSubject(t *template.Template, ev plugins.Event) (string, error) {
 	return s, nil
 }
 
-// onEvent is the Env.Subscribe callback: it must not block, so it queues
-// the event for publishEvents and drops it when the queue is full.
-func (p *Plugin) onEvent(ev plugins.Event) {
-	if p.stopped.Load() {
+// Observe is called for every message the bot receives (plugins.Observer):
+// it must not block, so it queues the event for publishEvents and drops it
+// when the queue is full.
+func (p *Plugin) Observe(ev *plugins.Event) {
+	if !p.observing.Load() || p.stopped.Load() {
 		return
 	}
+	p.onEvent(*ev)
+}
+
+// onEvent queues one event to publish.
+func (p *Plugin) onEvent(ev plugins.Event) {
 	select {
 	case p.events <- ev:
 	default:
@@ -237,7 +243,7 @@ func (p *Plugin) onRequest(msg *nats.Msg) {
 		oid = "crier-" + hex.EncodeToString(sum[:16])
 	}
 	m := plugins.Message{To: req.To, Type: typ, Body: req.Body, Subject: req.Subject, OriginID: oid}
-	err = trySend(p.env.Send, m, func(err error) {
+	err = trySend(p.env.Host.Send, m, func(err error) {
 		if err != nil {
 			reply("failed", Reply{Error: err.Error(), OriginID: oid})
 			return

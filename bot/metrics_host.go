@@ -1,0 +1,32 @@
+package bot
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// hostMetrics are the metrics of the message chain and the plugin host.
+type hostMetrics struct {
+	chainDepth     prometheus.Gauge
+	chainDropped   prometheus.Counter
+	chainStopped   *prometheus.CounterVec
+	pluginFailures *prometheus.CounterVec
+	pluginIQ       *prometheus.CounterVec
+	pluginActions  *prometheus.CounterVec
+	pluginRunning  *prometheus.GaugeVec
+	storeErrors    *prometheus.CounterVec
+}
+
+func newHostMetrics(reg prometheus.Registerer) *hostMetrics {
+	m := &hostMetrics{
+		chainDepth:     prometheus.NewGauge(prometheus.GaugeOpts{Name: "crier_chain_queue_depth", Help: "Events waiting for the message chain."}),
+		chainDropped:   prometheus.NewCounter(prometheus.CounterOpts{Name: "crier_chain_dropped_total", Help: "Events dropped because the message chain's queue was full."}),
+		chainStopped:   prometheus.NewCounterVec(prometheus.CounterOpts{Name: "crier_chain_stopped_total", Help: "Events a chain link stopped before the rules, by link."}, []string{"link"}),
+		pluginFailures: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "crier_plugin_failures_total", Help: "Plugins disabled by a failure, by plugin and reason (panic, blocked, start)."}, []string{"plugin", "reason"}),
+		pluginIQ:       prometheus.NewCounterVec(prometheus.CounterOpts{Name: "crier_plugin_iq_total", Help: "iq requests handed to plugins, by plugin and result (result, error, panic, busy)."}, []string{"plugin", "result"}),
+		pluginActions:  prometheus.NewCounterVec(prometheus.CounterOpts{Name: "crier_plugin_actions_total", Help: "Room actions asked by plugins, by action and result (done, refused, failed)."}, []string{"action", "result"}),
+		pluginRunning:  prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "crier_plugin_running", Help: "1 for each plugin that runs, 0 for one configured but disabled or failed."}, []string{"plugin"}),
+		storeErrors:    prometheus.NewCounterVec(prometheus.CounterOpts{Name: "crier_state_errors_total", Help: "State store operations that failed, by operation."}, []string{"op"}),
+	}
+	for _, c := range []prometheus.Collector{m.chainDepth, m.chainDropped, m.chainStopped, m.pluginFailures, m.pluginIQ, m.pluginActions, m.pluginRunning, m.storeErrors} {
+		reg.MustRegister(c)
+	}
+	return m
+}

@@ -1,0 +1,237 @@
+package bot
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"mellium.im/xmpp/jid"
+
+	"crier/internal/config"
+	"crier/internal/state"
+	"crier/plugins"
+)
+
+// The bot's own state: rooms joined by command, in the namespace "core".
+const (
+	coreNamespace = "core"
+	coreSchema    = 1
+	roomKeyPrefix = "rooms/"
+	// StoreFile is the state store's file name in [bot] state_dir.
+	StoreFile = "crier.db"
+)
+
+// openStore opens the state store of cfg ([bot] state_dir, or memory) and
+// loads the rooms joined by command.
+func (b *Bot) openStore(cfg *config.Config) error {
+	if cfg.Bot.StateDir == "" {
+		b.store = state.NewMemory()
+		b.log.Info("no [bot] state_dir: state (rooms joined by command, grants) is kept in memory only and lost at exit")
+	} else {
+		st, err := openStateFile(filepath.Join(cfg.Bot.StateDir, StoreFile), b.log)
+		if err != nil {
+			return fmt.Errorf("bot: state store: %w", err)
+		}
+		b.store = st
+	}
+	ns, err := b.store.Namespace(coreNamespace, coreSchema)
+	if err != nil {
+		_ = b.store.Close()
+		return fmt.Errorf("bot: state store: %w", err)
+	}
+	b.core = ns
+	return b.core.View(func(tx state.Tx) error {
+		return tx.ForEach(roomKeyPrefix, func(key string, value []byte) error {
+			var rc RoomConfig
+			if err := json.Unmarshal(value, &rc); err != nil || rc.JID == "" {
+				b.log.Warn("state store: unreadable room entry, ignored", "key", key, "err", err)
+				return nil
+			}
+			b.cmdRooms[rc.JID] = rc
+			return nil
+		})
+	})
+}
+
+func (b *Bot) closeStore() {
+	if b.store != nil {
+		if err := b.store.Close(); err != nil {
+			b.log.Warn("state store did not close cleanly", "err", err)
+		}
+	}
+}
+
+// stopPlugins stops plugins in reverse order, once.
+func (b *Bot) stopPlugins() { b.pluginsStop.Do(b.plugins.stopAll) }
+
+// wantedRooms is the configured rooms, without those left by command, and
+// the rooms joined by command.
+func (b *Bot) wantedRooms(cfg *config.Config) []RoomConfig {
+	b.roomMu.Lock()
+	defer b.roomMu.Unlock()
+	var out []RoomConfig
+	seen := map[string]bool{}
+	for _, rc := range roomConfigs(cfg) {
+		if b.leftRooms[rc.JID] {
+			continue
+		}
+		seen[rc.JID] = true
+		out = append(out, rc)
+	}
+	keys := make([]string, 0, len(b.cmdRooms))
+	for k := range b.cmdRooms {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		if !seen[k] {
+			out = append(out, b.cmdRooms[k])
+		}
+	}
+	return out
+}
+
+// errBadRoom is returned for a room JID that cannot be joined.
+var errBadRoom = errors.New("bot: not a room JID")
+
+// joinByCommand joins a room and keeps it in the store until left by
+// command.
+func (b *Bot) joinByCommand(room, nick, password string) error {
+	j, err := jid.Parse(room)
+	if err != nil || j.Localpart() == "" || j.Resourcepart() != "" {
+		return fmt.Errorf("%w: %q (want room@service)", errBadRoom, room)
+	}
+	room = j.String()
+	if nick == "" {
+		nick = b.rooms.nick(room)
+	}
+	if nick == "" {
+		nick = b.jid.Localpart()
+	}
+	if _, err := j.WithResource(nick); err != nil {
+		return fmt.Errorf("bot: %q is not a valid nickname: %w", nick, err)
+	}
+	rc := RoomConfig{JID: room, Nick: nick, Password: password}
+	data, _ := json.Marshal(rc)
+	if err := b.core.Update(func(tx state.Tx) error { return tx.Put(roomKeyPrefix+room, data) }); err != nil {
+		b.hm.storeErrors.WithLabelValues("update").Inc()
+		return fmt.Errorf("bot: keeping the room in the state store: %w", err)
+	}
+	b.roomMu.Lock()
+	b.cmdRooms[room] = rc
+	delete(b.leftRooms, room)
+	b.roomMu.Unlock()
+	b.rooms.Set(b.wantedRooms(b.cfg.Load().cfg))
+	b.rooms.markByCommand(room)
+	b.log.Info("joining room by command", "room", room, "nick", nick)
+	return nil
+}
+
+// leaveByCommand leaves a room: one joined by command is forgotten, a
+// configured one stays left until the next restart or reload of a config
+// that lists it again.
+func (b *Bot) leaveByCommand(room string) error {
+	room = bareOf(room)
+	if room == "" || !b.rooms.isRoom(room) {
+		return fmt.Errorf("%w: %s", plugins.ErrNotRoom, room)
+	}
+	b.roomMu.Lock()
+	_, byCmd := b.cmdRooms[room]
+	b.roomMu.Unlock()
+	if byCmd {
+		if err := b.core.Update(func(tx state.Tx) error { return tx.Delete(roomKeyPrefix + room) }); err != nil {
+			b.hm.storeErrors.WithLabelValues("update").Inc()
+			return fmt.Errorf("bot: removing the room from the state store: %w", err)
+		}
+	}
+	b.roomMu.Lock()
+	delete(b.cmdRooms, room)
+	configured := false
+	for _, rc := range b.cfg.Load().cfg.Rooms {
+		configured = configured || strings.EqualFold(rc.JID, room)
+	}
+	if configured {
+		b.leftRooms[room] = true
+	}
+	b.roomMu.Unlock()
+	b.rooms.Set(b.wantedRooms(b.cfg.Load().cfg))
+	b.log.Info("left room by command", "room", room, "configured", configured)
+	return nil
+}
+
+// reloadPreview describes what reloading the config file would change.
+func (b *Bot) reloadPreview() (string, error) {
+	old := b.cfg.Load().cfg
+	if old.Path == "" {
+		return "", fmt.Errorf("%w: the configuration was not read from a file", ErrReloadRefused)
+	}
+	next, err := config.Load(old.Path)
+	if err != nil {
+		return "", err
+	}
+	if err := config.Diff(old, next); err != nil {
+		return "", fmt.Errorf("%w: %w", ErrReloadRefused, err)
+	}
+	return textDiff(old.Redacted(), next.Redacted()), nil
+}
+
+// textDiff lists the lines of b not in a (+) and of a not in b (-), each
+// under its TOML table header; "no change" when there are none.
+func textDiff(a, b string) string {
+	la, lb := strings.Split(a, "\n"), strings.Split(b, "\n")
+	count := func(lines []string) map[string]int {
+		m := map[string]int{}
+		for _, l := range lines {
+			m[sectioned(lines, l)]++
+		}
+		return m
+	}
+	ca, cb := count(la), count(lb)
+	var out []string
+	emit := func(lines []string, other map[string]int, sign string) {
+		for _, l := range lines {
+			k := sectioned(lines, l)
+			if strings.TrimSpace(l) == "" {
+				continue
+			}
+			if other[k] > 0 {
+				other[k]--
+				continue
+			}
+			out = append(out, sign+" "+k)
+		}
+	}
+	cb2 := map[string]int{}
+	for k, v := range cb {
+		cb2[k] = v
+	}
+	emit(la, cb2, "-")
+	emit(lb, ca, "+")
+	if len(out) == 0 {
+		return "no change"
+	}
+	return strings.Join(out, "\n")
+}
+
+// sectioned prefixes a key line with its table (the nearest header above
+// it), so that the same key in two tables differs.
+func sectioned(lines []string, l string) string {
+	t := strings.TrimSpace(l)
+	if strings.HasPrefix(t, "[") {
+		return t
+	}
+	sec := ""
+	for _, x := range lines {
+		xt := strings.TrimSpace(x)
+		if strings.HasPrefix(xt, "[") {
+			sec = xt
+		}
+		if x == l {
+			break
+		}
+	}
+	return sec + " " + t
+}
