@@ -43,6 +43,9 @@ type chainItem struct {
 type chain struct {
 	b *Bot
 	q chan *chainItem
+	// timeout is how long one link may take (linkTimeout; tests shorten it
+	// before the bot runs).
+	timeout atomic.Int64
 
 	// gen is the dispatch goroutine's generation: a goroutine that finds
 	// it changed (it was stuck in a link and replaced) ends.
@@ -58,7 +61,9 @@ type chain struct {
 }
 
 func newChain(b *Bot) *chain {
-	return &chain{b: b, q: make(chan *chainItem, chainQueue)}
+	c := &chain{b: b, q: make(chan *chainItem, chainQueue)}
+	c.timeout.Store(int64(linkTimeout))
+	return c
 }
 
 // enqueue hands an event to the chain without blocking.
@@ -79,7 +84,7 @@ func (c *chain) enqueue(it *chainItem) {
 func (c *chain) run(ctx context.Context) {
 	c.wg.Add(1)
 	go c.dispatch(ctx, c.gen.Load())
-	t := time.NewTicker(linkTimeout / 5)
+	t := time.NewTicker(50 * time.Millisecond)
 	defer t.Stop()
 	for {
 		select {
@@ -88,14 +93,15 @@ func (c *chain) run(ctx context.Context) {
 		case <-t.C:
 		}
 		since := c.busy.Load()
-		if since == 0 || time.Since(time.Unix(0, since)) < linkTimeout {
+		limit := time.Duration(c.timeout.Load())
+		if since == 0 || time.Since(time.Unix(0, since)) < limit {
 			continue
 		}
 		c.busyMu.Lock()
 		rp := c.busyLink
 		c.busyMu.Unlock()
 		if rp != nil {
-			c.b.plugins.fail(rp, "blocked the message chain for more than "+linkTimeout.String())
+			c.b.plugins.fail(rp, "blocked the message chain for more than "+limit.String())
 			c.b.hm.pluginFailures.WithLabelValues(rp.name, "blocked").Inc()
 		}
 		c.busy.Store(0)

@@ -20,16 +20,22 @@ import (
 	"crier/plugins"
 )
 
-// Plugins' iq handlers and disco nodes. The session's reader only reads
-// the request; the handler runs on a goroutine of its own and its answer is
-// written when it returns, so a plugin that is slow (or writes to disk)
-// never holds the stream.
+// Plugins' iq handlers and disco nodes. mellium answers service-unavailable
+// to every iq get or set whose handler returned without writing an answer
+// through the handler's own writer (session.go, responseChecker), so an
+// answer cannot be written later from another goroutine. The handler
+// therefore runs on a goroutine of its own (a panic there is contained)
+// while the reader waits for it at most pluginIQWait; a handler slower than
+// that gets resource-constraint and its late answer is dropped and
+// counted. Plugins keep slow work (network, long disk writes) out of their
+// iq handlers.
 
 const (
 	nsDiscoInfo  = "http://jabber.org/protocol/disco#info"
 	nsDiscoItems = "http://jabber.org/protocol/disco#items"
-	// pluginIQTimeout bounds one plugin iq handler.
-	pluginIQTimeout = 30 * time.Second
+	// pluginIQWait is how long the session's reader waits for a plugin's
+	// iq handler.
+	pluginIQWait = 2 * time.Second
 	// maxPluginIQ bounds the iq handlers running at once; more are
 	// answered resource-constraint.
 	maxPluginIQ = 64
@@ -191,7 +197,7 @@ func (h *handler) pluginIQ(t xmlstream.TokenReadEncoder, start *xml.StartElement
 	iq := plugins.IQ{ID: attrValue(*start, "id"), From: attrValue(*start, "from"), To: attrValue(*start, "to"), Type: typ, Payload: buf.Bytes(), Name: child.Name}
 	if err != nil {
 		b.met.rejected.WithLabelValues("bad_iq").Inc()
-		b.answerIQ(iq, nil, stanza.Error{Type: stanza.Modify, Condition: stanza.BadRequest})
+		b.answerIQ(t, iq, nil, stanza.Error{Type: stanza.Modify, Condition: stanza.BadRequest})
 		return true, nil
 	}
 	owner := rt.owner
@@ -202,9 +208,14 @@ func (h *handler) pluginIQ(t xmlstream.TokenReadEncoder, start *xml.StartElement
 	case b.iqr.slots <- struct{}{}:
 	default:
 		b.hm.pluginIQ.WithLabelValues(owner.name, "busy").Inc()
-		b.answerIQ(iq, nil, stanza.Error{Type: stanza.Wait, Condition: stanza.ResourceConstraint})
+		b.answerIQ(t, iq, nil, stanza.Error{Type: stanza.Wait, Condition: stanza.ResourceConstraint})
 		return true, nil
 	}
+	type answer struct {
+		res []byte
+		err error
+	}
+	answered := make(chan answer, 1)
 	go func() {
 		defer func() { <-b.iqr.slots }()
 		var res []byte
@@ -222,17 +233,27 @@ func (h *handler) pluginIQ(t xmlstream.TokenReadEncoder, start *xml.StartElement
 				res, err = discoAnswer(nr.d, iq, child)
 				return
 			}
-			ctx, cancel := context.WithTimeout(context.Background(), pluginIQTimeout)
+			ctx, cancel := context.WithTimeout(context.Background(), pluginIQWait)
 			defer cancel()
 			res, err = rt.h(ctx, iq)
 		}()
+		answered <- answer{res, err}
+	}()
+	timer := time.NewTimer(pluginIQWait)
+	defer timer.Stop()
+	select {
+	case a := <-answered:
 		result := "result"
-		if err != nil {
+		if a.err != nil {
 			result = "error"
 		}
 		b.hm.pluginIQ.WithLabelValues(owner.name, result).Inc()
-		b.answerIQ(iq, res, err)
-	}()
+		b.answerIQ(t, iq, a.res, a.err)
+	case <-timer.C:
+		b.hm.pluginIQ.WithLabelValues(owner.name, "timeout").Inc()
+		b.log.Warn("plugin iq handler too slow; answered resource-constraint", "plugin", owner.name, "query", iq.Name.Space, "after", pluginIQWait)
+		b.answerIQ(t, iq, nil, stanza.Error{Type: stanza.Wait, Condition: stanza.ResourceConstraint})
+	}
 	return true, nil
 }
 
@@ -253,13 +274,7 @@ func rewind(t xmlstream.TokenReadEncoder, pre []xml.Token) xmlstream.TokenReadEn
 
 // answerIQ writes the result (res: the raw child, or nil) or error of a
 // request handed to a plugin.
-func (b *Bot) answerIQ(req plugins.IQ, res []byte, err error) {
-	b.connMu.Lock()
-	conn := b.conn
-	b.connMu.Unlock()
-	if conn == nil {
-		return
-	}
+func (b *Bot) answerIQ(w xmlstream.TokenWriter, req plugins.IQ, res []byte, err error) {
 	to, _ := jid.Parse(req.From)
 	var out xml.TokenReader
 	if err != nil {
@@ -285,7 +300,7 @@ func (b *Bot) answerIQ(req plugins.IQ, res []byte, err error) {
 			out = stanza.IQ{ID: req.ID, To: to, Type: stanza.ResultIQ}.Wrap(inner)
 		}
 	}
-	if werr := b.write(conn, out); werr != nil {
+	if _, werr := xmlstream.Copy(w, out); werr != nil {
 		b.log.Warn("could not answer an iq", "to", req.From, "err", werr)
 	}
 }

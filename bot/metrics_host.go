@@ -20,7 +20,7 @@ func newHostMetrics(reg prometheus.Registerer) *hostMetrics {
 		chainDropped:   prometheus.NewCounter(prometheus.CounterOpts{Name: "crier_chain_dropped_total", Help: "Events dropped because the message chain's queue was full."}),
 		chainStopped:   prometheus.NewCounterVec(prometheus.CounterOpts{Name: "crier_chain_stopped_total", Help: "Events a chain link stopped before the rules, by link."}, []string{"link"}),
 		pluginFailures: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "crier_plugin_failures_total", Help: "Plugins disabled by a failure, by plugin and reason (panic, blocked, start)."}, []string{"plugin", "reason"}),
-		pluginIQ:       prometheus.NewCounterVec(prometheus.CounterOpts{Name: "crier_plugin_iq_total", Help: "iq requests handed to plugins, by plugin and result (result, error, panic, busy)."}, []string{"plugin", "result"}),
+		pluginIQ:       prometheus.NewCounterVec(prometheus.CounterOpts{Name: "crier_plugin_iq_total", Help: "iq requests handed to plugins, by plugin and result (result, error, panic, busy, timeout)."}, []string{"plugin", "result"}),
 		pluginActions:  prometheus.NewCounterVec(prometheus.CounterOpts{Name: "crier_plugin_actions_total", Help: "Room actions asked by plugins, by action and result (done, refused, failed)."}, []string{"action", "result"}),
 		pluginRunning:  prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "crier_plugin_running", Help: "1 for each plugin that runs, 0 for one configured but disabled or failed."}, []string{"plugin"}),
 		storeErrors:    prometheus.NewCounterVec(prometheus.CounterOpts{Name: "crier_state_errors_total", Help: "State store operations that failed, by operation."}, []string{"op"}),

@@ -11,8 +11,8 @@ import (
 	"crier/examples/webchat"
 	"crier/internal/config"
 	"crier/internal/embeddednats"
-	"crier/plugins/natsrelay"
 	"crier/internal/miniserver"
+	"crier/plugins/natsrelay"
 )
 
 // startEmbedded starts the in-process servers that [embedded] asks for:
