@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"log/slog"
 	"math"
 	"os"
@@ -90,6 +91,9 @@ func Open(path string, opts Options) (Store, error) {
 	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
 		return nil, fmt.Errorf("state: %s is a directory, not a store file", path)
 	}
+	if err := checkSize(path); err != nil {
+		return nil, err
+	}
 	db, err := openBolt(path, opts.LockTimeout)
 	if err != nil {
 		return nil, err
@@ -112,12 +116,14 @@ func openBolt(path string, timeout time.Duration) (db *bolt.DB, err error) {
 	// bbolt can panic on a damaged file (a freelist page that is garbage),
 	// and a page past the end of a truncated file faults in the memory
 	// map; SetPanicOnFault makes that fault a panic too. After a panic
-	// bbolt has not closed the file, so openFile keeps it to close here:
-	// that releases the lock.
+	// bbolt has neither unlocked nor closed the file, so OpenFile keeps it
+	// for this function to do so. (The memory map is left: bbolt keeps
+	// its address to itself.)
 	var file *os.File
 	defer func() {
 		if r := recover(); r != nil {
 			if file != nil {
+				unlock(file)
 				_ = file.Close()
 			}
 			db, err = nil, corrupt(path, fmt.Errorf("%v", r))
@@ -145,6 +151,59 @@ func openBolt(path string, timeout time.Duration) (db *bolt.DB, err error) {
 	return nil, fmt.Errorf("state: open %s: %w", path, err)
 }
 
+// The parts of bbolt's file format (version 2) that checkSize reads: a
+// meta page is a 16-byte page header and then the meta fields, native-endian.
+const (
+	boltMagic      = 0xED0CDAED
+	boltVersion    = 2
+	metaOffset     = 16 // the page header
+	metaChecksumAt = 56 // bytes of meta that the FNV-64a checksum covers
+	noFreelist     = math.MaxUint64
+)
+
+// checkSize refuses a file whose newest valid meta page names pages past
+// its end: bbolt does not check, and reads past its memory map. A file with
+// no valid meta page is left to bbolt to refuse.
+func checkSize(path string) error {
+	f, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("state: %w", err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("state: %w", err)
+	}
+	readMeta := func(off int64) (pageSize uint32, freelist, pgid, txid uint64, ok bool) {
+		buf := make([]byte, metaOffset+metaChecksumAt+8)
+		if _, err := f.ReadAt(buf, off); err != nil {
+			return 0, 0, 0, 0, false
+		}
+		m, ne := buf[metaOffset:], binary.NativeEndian
+		h := fnv.New64a()
+		_, _ = h.Write(m[:metaChecksumAt])
+		if ne.Uint32(m[0:]) != boltMagic || ne.Uint32(m[4:]) != boltVersion || ne.Uint64(m[metaChecksumAt:]) != h.Sum64() {
+			return 0, 0, 0, 0, false
+		}
+		return ne.Uint32(m[8:]), ne.Uint64(m[32:]), ne.Uint64(m[40:]), ne.Uint64(m[48:]), true
+	}
+	pageSize, freelist, pgid, txid, ok := readMeta(0)
+	if !ok {
+		return nil
+	}
+	if ps1, fl1, pg1, tx1, ok1 := readMeta(int64(pageSize)); ok1 && tx1 > txid {
+		pageSize, freelist, pgid = ps1, fl1, pg1
+	}
+	need := pgid * uint64(pageSize)
+	if need > uint64(fi.Size()) || (freelist != noFreelist && freelist >= pgid) {
+		return corrupt(path, fmt.Errorf("it is %d bytes long but its pages need %d (truncated)", fi.Size(), need))
+	}
+	return nil
+}
+
 // corrupt is the error for a store file that cannot be read.
 func corrupt(path string, cause error) error {
 	return fmt.Errorf("%w: %s: %v; move the file away (crier then starts with an empty store) or put back a copy from a backup",
@@ -154,10 +213,6 @@ func corrupt(path string, cause error) error {
 // check reads every page of every namespace once, so that a damaged file
 // fails Open instead of a transaction later, and returns the namespaces.
 func (s *boltStore) check() (names []string, err error) {
-	fi, err := os.Stat(s.path)
-	if err != nil {
-		return nil, fmt.Errorf("state: %w", err)
-	}
 	var btx *bolt.Tx
 	defer func() {
 		if r := recover(); r != nil {
@@ -171,9 +226,6 @@ func (s *boltStore) check() (names []string, err error) {
 	btx, err = s.db.Begin(false)
 	if err != nil {
 		return nil, fmt.Errorf("state: open %s: %w", s.path, err)
-	}
-	if btx.Size() > fi.Size() {
-		return nil, corrupt(s.path, fmt.Errorf("it is %d bytes long but its pages need %d (truncated)", fi.Size(), btx.Size()))
 	}
 	var sink byte
 	err = btx.ForEach(func(name []byte, b *bolt.Bucket) error {
