@@ -8,6 +8,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	bolt "go.etcd.io/bbolt"
 )
 
 // fired is what an expiry function was called with.
@@ -360,4 +362,33 @@ func waitFor(t *testing.T, cond func() bool) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	t.Fatal("condition not met in 10s")
+}
+
+func TestStaleIndexEntryIsDropped(t *testing.T) {
+	var logs logBuffer
+	st, _ := openT(t, Options{Logger: logs.logger()})
+	ns := nsT(t, st, "t", 1)
+	put(t, ns, "k", "v")
+	// An index entry whose key has no such expiry: the sweeper drops it
+	// with a warning and leaves the key alone.
+	err := st.(*boltStore).db.Update(func(btx *bolt.Tx) error {
+		return btx.Bucket([]byte("t")).Bucket(bucketIndex).Put(indexKey(encodeTime(time.Now().Add(-time.Minute)), []byte("k")), []byte{})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fn, ch := recorder()
+	ns.OnExpire(fn)
+	waitFor(t, func() bool { i, _ := countIndex(t, st, "t"); return i == 0 })
+	if v, ok := get(t, ns, "k"); !ok || v != "v" {
+		t.Errorf("k = %q, %v after its stale index entry was dropped", v, ok)
+	}
+	if out := logs.String(); !strings.Contains(out, "stale expiry index entry") {
+		t.Errorf("no warning:\n%s", out)
+	}
+	select {
+	case f := <-ch:
+		t.Errorf("a stale entry fired %v", f)
+	default:
+	}
 }
