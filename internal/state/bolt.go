@@ -174,33 +174,49 @@ func checkSize(path string) error {
 		return fmt.Errorf("state: %w", err)
 	}
 	defer f.Close()
+	type metaPage struct {
+		pageSize             uint32
+		freelist, pgid, txid uint64
+		ok                   bool
+	}
+	readMeta := func(off int64) (m metaPage) {
+		buf := make([]byte, metaOffset+metaChecksumAt+8)
+		if _, err := f.ReadAt(buf, off); err != nil {
+			return m
+		}
+		b, ne := buf[metaOffset:], binary.NativeEndian
+		h := fnv.New64a()
+		_, _ = h.Write(b[:metaChecksumAt])
+		if ne.Uint32(b[0:]) != boltMagic || ne.Uint32(b[4:]) != boltVersion || ne.Uint64(b[metaChecksumAt:]) != h.Sum64() {
+			return m
+		}
+		return metaPage{ne.Uint32(b[8:]), ne.Uint64(b[32:]), ne.Uint64(b[40:]), ne.Uint64(b[48:]), true}
+	}
+	// The second meta page is one page in: the first tells the page
+	// size, and when it is damaged bbolt takes the machine's.
+	m := readMeta(0)
+	pageSize := int64(os.Getpagesize())
+	if m.ok {
+		pageSize = int64(m.pageSize)
+	}
+	if m1 := readMeta(pageSize); m1.ok && (!m.ok || m1.txid > m.txid) {
+		m = m1
+	}
+	if !m.ok {
+		return nil
+	}
+	// The size is read after the meta pages: another crier may be
+	// writing the file (Open fails later with ErrLocked), and bbolt grows
+	// the file before it writes the meta page that needs the new size.
 	fi, err := f.Stat()
 	if err != nil {
 		return fmt.Errorf("state: %w", err)
 	}
-	readMeta := func(off int64) (pageSize uint32, freelist, pgid, txid uint64, ok bool) {
-		buf := make([]byte, metaOffset+metaChecksumAt+8)
-		if _, err := f.ReadAt(buf, off); err != nil {
-			return 0, 0, 0, 0, false
-		}
-		m, ne := buf[metaOffset:], binary.NativeEndian
-		h := fnv.New64a()
-		_, _ = h.Write(m[:metaChecksumAt])
-		if ne.Uint32(m[0:]) != boltMagic || ne.Uint32(m[4:]) != boltVersion || ne.Uint64(m[metaChecksumAt:]) != h.Sum64() {
-			return 0, 0, 0, 0, false
-		}
-		return ne.Uint32(m[8:]), ne.Uint64(m[32:]), ne.Uint64(m[40:]), ne.Uint64(m[48:]), true
-	}
-	pageSize, freelist, pgid, txid, ok := readMeta(0)
-	if !ok {
-		return nil
-	}
-	if ps1, fl1, pg1, tx1, ok1 := readMeta(int64(pageSize)); ok1 && tx1 > txid {
-		pageSize, freelist, pgid = ps1, fl1, pg1
-	}
-	need := pgid * uint64(pageSize)
-	if need > uint64(fi.Size()) || (freelist != noFreelist && freelist >= pgid) {
+	if need := m.pgid * uint64(m.pageSize); need > uint64(fi.Size()) {
 		return corrupt(path, fmt.Errorf("it is %d bytes long but its pages need %d (truncated)", fi.Size(), need))
+	}
+	if m.freelist != noFreelist && m.freelist >= m.pgid {
+		return corrupt(path, fmt.Errorf("its freelist page %d is past its last page %d", m.freelist, m.pgid-1))
 	}
 	return nil
 }

@@ -132,6 +132,7 @@ func TestCorruptFile(t *testing.T) {
 		{"truncated to one page and a bit", goodBytes[:page+904], ""},
 		{"truncated to half", goodBytes[:len(goodBytes)/2], "truncated"},
 		{"truncated to a tenth", goodBytes[:len(goodBytes)/10/page*page], "truncated"},
+		{"truncated, first meta page zeroed", overwrite(0, page, zeros)[:len(goodBytes)/2], "truncated"},
 		{"pages after the meta pages are garbage", overwrite(2*page, len(goodBytes), garbage), ""},
 		{"pages after the meta pages are zero", overwrite(2*page, len(goodBytes), zeros), ""},
 		{"a leaf page is garbage", overwrite(leaf*page, (leaf+1)*page, garbage), "reading it failed"},
