@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"log/slog"
 	"math"
 	"os"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
 )
 
 // Options tunes Open. The zero value is ready to use.
@@ -90,6 +92,9 @@ func Open(path string, opts Options) (Store, error) {
 	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
 		return nil, fmt.Errorf("state: %s is a directory, not a store file", path)
 	}
+	if err := checkSize(path); err != nil {
+		return nil, err
+	}
 	db, err := openBolt(path, opts.LockTimeout)
 	if err != nil {
 		return nil, err
@@ -112,12 +117,14 @@ func openBolt(path string, timeout time.Duration) (db *bolt.DB, err error) {
 	// bbolt can panic on a damaged file (a freelist page that is garbage),
 	// and a page past the end of a truncated file faults in the memory
 	// map; SetPanicOnFault makes that fault a panic too. After a panic
-	// bbolt has not closed the file, so openFile keeps it to close here:
-	// that releases the lock.
+	// bbolt has neither unlocked nor closed the file, so OpenFile keeps it
+	// for this function to do so. (The memory map is left: bbolt keeps
+	// its address to itself.)
 	var file *os.File
 	defer func() {
 		if r := recover(); r != nil {
 			if file != nil {
+				unlock(file)
 				_ = file.Close()
 			}
 			db, err = nil, corrupt(path, fmt.Errorf("%v", r))
@@ -135,14 +142,83 @@ func openBolt(path string, timeout time.Duration) (db *bolt.DB, err error) {
 	switch {
 	case err == nil:
 		return db, nil
-	case errors.Is(err, bolt.ErrTimeout):
+	case errors.Is(err, berrors.ErrTimeout):
 		return nil, fmt.Errorf("%w: %s is held by another crier (waited %v): stop that one, or give this one another state_dir",
 			ErrLocked, path, timeout)
-	case errors.Is(err, bolt.ErrInvalid), errors.Is(err, bolt.ErrChecksum), errors.Is(err, bolt.ErrVersionMismatch),
+	case errors.Is(err, berrors.ErrInvalid), errors.Is(err, berrors.ErrChecksum), errors.Is(err, berrors.ErrVersionMismatch),
 		strings.Contains(err.Error(), "file size too small"):
 		return nil, corrupt(path, err)
 	}
 	return nil, fmt.Errorf("state: open %s: %w", path, err)
+}
+
+// The parts of bbolt's file format (version 2) that checkSize reads: a
+// meta page is a 16-byte page header and then the meta fields, native-endian.
+const (
+	boltMagic      = 0xED0CDAED
+	boltVersion    = 2
+	metaOffset     = 16 // the page header
+	metaChecksumAt = 56 // bytes of meta that the FNV-64a checksum covers
+	noFreelist     = math.MaxUint64
+)
+
+// checkSize refuses a file whose newest valid meta page names pages past
+// its end: bbolt does not check, and reads past its memory map. A file with
+// no valid meta page is left to bbolt to refuse.
+func checkSize(path string) error {
+	f, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("state: %w", err)
+	}
+	defer f.Close()
+	type metaPage struct {
+		pageSize             uint32
+		freelist, pgid, txid uint64
+		ok                   bool
+	}
+	readMeta := func(off int64) (m metaPage) {
+		buf := make([]byte, metaOffset+metaChecksumAt+8)
+		if _, err := f.ReadAt(buf, off); err != nil {
+			return m
+		}
+		b, ne := buf[metaOffset:], binary.NativeEndian
+		h := fnv.New64a()
+		_, _ = h.Write(b[:metaChecksumAt])
+		if ne.Uint32(b[0:]) != boltMagic || ne.Uint32(b[4:]) != boltVersion || ne.Uint64(b[metaChecksumAt:]) != h.Sum64() {
+			return m
+		}
+		return metaPage{ne.Uint32(b[8:]), ne.Uint64(b[32:]), ne.Uint64(b[40:]), ne.Uint64(b[48:]), true}
+	}
+	// The second meta page is one page in: the first tells the page
+	// size, and when it is damaged bbolt takes the machine's.
+	m := readMeta(0)
+	pageSize := int64(os.Getpagesize())
+	if m.ok {
+		pageSize = int64(m.pageSize)
+	}
+	if m1 := readMeta(pageSize); m1.ok && (!m.ok || m1.txid > m.txid) {
+		m = m1
+	}
+	if !m.ok {
+		return nil
+	}
+	// The size is read after the meta pages: another crier may be
+	// writing the file (Open fails later with ErrLocked), and bbolt grows
+	// the file before it writes the meta page that needs the new size.
+	fi, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("state: %w", err)
+	}
+	if need := m.pgid * uint64(m.pageSize); need > uint64(fi.Size()) {
+		return corrupt(path, fmt.Errorf("it is %d bytes long but its pages need %d (truncated)", fi.Size(), need))
+	}
+	if m.freelist != noFreelist && m.freelist >= m.pgid {
+		return corrupt(path, fmt.Errorf("its freelist page %d is past its last page %d", m.freelist, m.pgid-1))
+	}
+	return nil
 }
 
 // corrupt is the error for a store file that cannot be read.
@@ -154,10 +230,6 @@ func corrupt(path string, cause error) error {
 // check reads every page of every namespace once, so that a damaged file
 // fails Open instead of a transaction later, and returns the namespaces.
 func (s *boltStore) check() (names []string, err error) {
-	fi, err := os.Stat(s.path)
-	if err != nil {
-		return nil, fmt.Errorf("state: %w", err)
-	}
 	var btx *bolt.Tx
 	defer func() {
 		if r := recover(); r != nil {
@@ -171,9 +243,6 @@ func (s *boltStore) check() (names []string, err error) {
 	btx, err = s.db.Begin(false)
 	if err != nil {
 		return nil, fmt.Errorf("state: open %s: %w", s.path, err)
-	}
-	if btx.Size() > fi.Size() {
-		return nil, corrupt(s.path, fmt.Errorf("it is %d bytes long but its pages need %d (truncated)", fi.Size(), btx.Size()))
 	}
 	var sink byte
 	err = btx.ForEach(func(name []byte, b *bolt.Bucket) error {

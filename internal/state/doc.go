@@ -26,9 +26,10 @@
 // Update returns after bbolt's commit, which fsyncs the file: a committed
 // write survives a crash or a SIGKILL (a test kills a writer and checks).
 // Open takes bbolt's exclusive file lock (another crier gets ErrLocked after
-// Options.LockTimeout) and reads every page of the namespaces once, so a
+// Options.LockTimeout), checks that the file is as long as its pages need
+// and reads every page of the namespaces once, so that a truncated or
 // damaged file is reported as ErrCorrupt at start rather than found while
-// serving.
+// serving (bbolt panics on some damage; Open recovers and says so).
 //
 // # Expiries
 //

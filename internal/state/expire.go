@@ -20,7 +20,8 @@ const (
 	// are wall-clock times and the timer's clock is monotonic, so a clock
 	// step is noticed within it.
 	maxSleep = time.Minute
-	// retryDelay is the wait after a sweep that failed.
+	// retryDelay is the wait after a sweep that failed, doubled after
+	// each further failure up to maxSleep.
 	retryDelay = time.Second
 )
 
@@ -38,6 +39,7 @@ type expirer struct {
 	quit  chan struct{}
 	done  chan struct{} // closed when the sweeper returned
 	calls sync.WaitGroup
+	retry time.Duration // the sweeper's wait after a failure; its own
 
 	mu       sync.Mutex
 	handlers map[string]*handler
@@ -144,9 +146,11 @@ func (e *expirer) sweepAll() (next time.Time, ok bool) {
 		now := e.s.now()
 		fired, next, ok, full, err := e.sweep(names, now)
 		if err != nil {
-			e.s.log.Warn("expiry sweep failed; trying again", "path", e.s.path, "err", err)
-			return now.Add(retryDelay), true
+			e.retry = min(max(2*e.retry, retryDelay), maxSleep)
+			e.s.log.Warn("expiry sweep failed; trying again", "path", e.s.path, "in", e.retry, "err", err)
+			return now.Add(e.retry), true
 		}
+		e.retry = 0
 		e.deliver(fired)
 		if !full {
 			return next, ok

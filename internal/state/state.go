@@ -35,8 +35,13 @@ var (
 	ErrPanic = errors.New("state: transaction function panicked")
 )
 
-// MaxNamespaceBytes is the longest namespace name.
-const MaxNamespaceBytes = 64
+// Limits of keys and namespace names.
+const (
+	// MaxKeyBytes is the longest key a namespace accepts.
+	MaxKeyBytes = 512
+	// MaxNamespaceBytes is the longest namespace name.
+	MaxNamespaceBytes = 64
+)
 
 // PanicError is returned by View and Update when their function panicked:
 // the transaction was rolled back and the panic stopped there, so that a
@@ -61,9 +66,6 @@ func (e *PanicError) Unwrap() []error {
 	}
 	return []error{ErrPanic}
 }
-
-// MaxKeyBytes is the longest key a namespace accepts.
-const MaxKeyBytes = 512
 
 // Store is a set of namespaces. It is safe for concurrent use.
 type Store interface {

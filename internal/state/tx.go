@@ -164,7 +164,7 @@ func (t *boltTx) expired(k []byte) bool {
 	return enc != nil && !decodeTime(enc).After(t.now)
 }
 
-// writable checks that a write may happen, and its key.
+// canWrite checks that a write may happen, and its key.
 func (t *boltTx) canWrite(key string) error {
 	switch {
 	case t.done:
@@ -311,3 +311,10 @@ func (t *boltTx) ForEach(prefix string, fn func(key string, value []byte) error)
 	}
 	return nil
 }
+
+// The bbolt backend implements the interfaces.
+var (
+	_ Store     = (*boltStore)(nil)
+	_ Namespace = (*boltNamespace)(nil)
+	_ Tx        = (*boltTx)(nil)
+)
