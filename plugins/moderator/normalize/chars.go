@@ -9,22 +9,22 @@ func invisible(r rune) bool {
 	case r < 0x00AD:
 		return false
 	case r == 0x00AD, // soft hyphen
-		r == 0x034F,                   // combining grapheme joiner
-		r == 0x061C,                   // Arabic letter mark
-		r == 0x115F, r == 0x1160,      // Hangul choseong and jungseong fillers
-		r == 0x17B4, r == 0x17B5,      // Khmer inherent vowels
-		r >= 0x180B && r <= 0x180F,    // Mongolian free variation selectors, vowel separator
-		r >= 0x200B && r <= 0x200F,    // zero-width space, joiners, direction marks
-		r >= 0x202A && r <= 0x202E,    // bidi embeddings and overrides
-		r >= 0x2060 && r <= 0x206F,    // word joiner, invisible operators, bidi isolates
-		r == 0x2800,                   // braille pattern blank
-		r == 0x3164,                   // Hangul filler
-		r >= 0xFE00 && r <= 0xFE0F,    // variation selectors
-		r == 0xFEFF,                   // zero-width no-break space
-		r == 0xFFA0,                   // halfwidth Hangul filler
-		r >= 0xFFF0 && r <= 0xFFFB,    // interlinear annotation controls
-		r >= 0x1BCA0 && r <= 0x1BCA3,  // shorthand format controls
-		r >= 0x1D173 && r <= 0x1D17A,  // musical symbol format controls
+		r == 0x034F,              // combining grapheme joiner
+		r == 0x061C,              // Arabic letter mark
+		r == 0x115F, r == 0x1160, // Hangul choseong and jungseong fillers
+		r == 0x17B4, r == 0x17B5, // Khmer inherent vowels
+		r >= 0x180B && r <= 0x180F,   // Mongolian free variation selectors, vowel separator
+		r >= 0x200B && r <= 0x200F,   // zero-width space, joiners, direction marks
+		r >= 0x202A && r <= 0x202E,   // bidi embeddings and overrides
+		r >= 0x2060 && r <= 0x206F,   // word joiner, invisible operators, bidi isolates
+		r == 0x2800,                  // braille pattern blank
+		r == 0x3164,                  // Hangul filler
+		r >= 0xFE00 && r <= 0xFE0F,   // variation selectors
+		r == 0xFEFF,                  // zero-width no-break space
+		r == 0xFFA0,                  // halfwidth Hangul filler
+		r >= 0xFFF0 && r <= 0xFFFB,   // interlinear annotation controls
+		r >= 0x1BCA0 && r <= 0x1BCA3, // shorthand format controls
+		r >= 0x1D173 && r <= 0x1D17A, // musical symbol format controls
 		r >= 0xE0000 && r <= 0xE0FFF: // tags, variation selectors supplement
 		return true
 	}
