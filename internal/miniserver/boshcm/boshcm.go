@@ -71,9 +71,9 @@ type goneSession struct {
 
 // Protocol constants.
 const (
-	verMine  = "1.11"
-	maxOut   = 1 << 20 // server output bytes buffered before Serve's writes block
-	maxIn    = 4 << 20 // client input bytes buffered before the session fails
+	verMine = "1.11"
+	maxOut  = 1 << 20 // server output bytes buffered before Serve's writes block
+	maxIn   = 4 << 20 // client input bytes buffered before the session fails
 )
 
 // New returns the handler for /http-bind.
