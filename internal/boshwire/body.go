@@ -85,6 +85,29 @@ func (b *Body) IntAttr(k string, def int) int {
 	return v
 }
 
+// UintAttr returns the attribute k as a non-negative decimal integer and
+// whether it is present. A present value that is not such a number (a sign,
+// spaces, letters, or a value above 1<<31-1) gives an error wrapping ErrBody.
+func (b *Body) UintAttr(k string) (int, bool, error) {
+	s, ok := b.Attr[k]
+	if !ok {
+		return 0, false, nil
+	}
+	if s == "" || len(s) > 10 {
+		return 0, true, fmt.Errorf("%w: bad %s %q", ErrBody, k, s)
+	}
+	for _, r := range s {
+		if r < '0' || r > '9' {
+			return 0, true, fmt.Errorf("%w: bad %s %q", ErrBody, k, s)
+		}
+	}
+	v, err := strconv.ParseInt(s, 10, 32)
+	if err != nil {
+		return 0, true, fmt.Errorf("%w: bad %s %q", ErrBody, k, s)
+	}
+	return int(v), true, nil
+}
+
 // ParseBody parses a complete <body xmlns='http://jabber.org/protocol/httpbind'/>
 // document and cuts its children out as raw bytes. It rejects comments,
 // processing instructions other than an XML declaration, DTDs, text outside

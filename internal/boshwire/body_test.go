@@ -122,3 +122,27 @@ func FuzzParseBody(f *testing.F) {
 		_ = b.IntAttr("wait", 0)
 	})
 }
+
+func TestUintAttr(t *testing.T) {
+	b := &Body{Attr: map[string]string{"ok": "30", "zero": "0", "sp": " 30", "neg": "-1", "plus": "+5",
+		"x": "1x", "empty": "", "big": "2147483648", "max": "2147483647", "long": "00000000001"}}
+	for _, tc := range []struct {
+		k       string
+		v       int
+		present bool
+		bad     bool
+	}{
+		{"ok", 30, true, false}, {"zero", 0, true, false}, {"max", 1<<31 - 1, true, false},
+		{"missing", 0, false, false},
+		{"sp", 0, true, true}, {"neg", 0, true, true}, {"plus", 0, true, true}, {"x", 0, true, true},
+		{"empty", 0, true, true}, {"big", 0, true, true}, {"long", 0, true, true},
+	} {
+		v, present, err := b.UintAttr(tc.k)
+		if (err != nil) != tc.bad || present != tc.present || (!tc.bad && v != tc.v) {
+			t.Errorf("UintAttr(%q) = %d, %v, %v; want %d, %v, bad=%v", tc.k, v, present, err, tc.v, tc.present, tc.bad)
+		}
+		if tc.bad && !errors.Is(err, ErrBody) {
+			t.Errorf("UintAttr(%q): error %v does not wrap ErrBody", tc.k, err)
+		}
+	}
+}

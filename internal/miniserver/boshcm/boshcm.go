@@ -29,8 +29,11 @@ type Config struct {
 	// MaxSessions caps the number of live sessions; 0 = 1000.
 	MaxSessions int
 	// MaxWait is the longest a request is held, in seconds; 0 = 60. A client
-	// asking for less gets what it asked for.
+	// asking for less gets what it asked for (0: a polling session).
 	MaxWait int
+	// MaxHold is the most requests held at once; 0 = 2. A client asking for
+	// less gets what it asked for.
+	MaxHold int
 	// Inactivity is how many seconds a session may go without any request
 	// before it ends; 0 = 60.
 	Inactivity int
@@ -51,7 +54,7 @@ type Handler struct {
 
 	mu       sync.Mutex
 	sessions map[string]*session
-	gone     map[string]string // recently ended sid -> its condition
+	gone     map[string]goneSession // recently ended sessions
 	goneFIFO []string
 	closed   bool
 	wg       sync.WaitGroup // session goroutines
@@ -60,13 +63,17 @@ type Handler struct {
 
 var _ http.Handler = (*Handler)(nil)
 
-// Protocol limits advertised in the session creation response.
+// goneSession is what is remembered of an ended session.
+type goneSession struct {
+	cond   string
+	legacy bool
+}
+
+// Protocol constants.
 const (
-	maxHold  = 1
-	requests = 2
-	verMine  = "1.11"
-	maxOut   = 1 << 20 // server output bytes buffered before Serve's writes block
-	maxIn    = 4 << 20 // client input bytes buffered before the session fails
+	verMine = "1.11"
+	maxOut  = 1 << 20 // server output bytes buffered before Serve's writes block
+	maxIn   = 4 << 20 // client input bytes buffered before the session fails
 )
 
 // New returns the handler for /http-bind.
@@ -76,6 +83,9 @@ func New(cfg Config) *Handler {
 	}
 	if cfg.MaxWait <= 0 {
 		cfg.MaxWait = 60
+	}
+	if cfg.MaxHold <= 0 {
+		cfg.MaxHold = 2
 	}
 	if cfg.Inactivity <= 0 {
 		cfg.Inactivity = 60
@@ -89,7 +99,7 @@ func New(cfg Config) *Handler {
 	if cfg.MaxBody <= 0 {
 		cfg.MaxBody = 256 << 10
 	}
-	h := &Handler{cfg: cfg, log: cfg.Logger, done: make(chan struct{}), sessions: map[string]*session{}, gone: map[string]string{}}
+	h := &Handler{cfg: cfg, log: cfg.Logger, done: make(chan struct{}), sessions: map[string]*session{}, gone: map[string]goneSession{}}
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
 	}
@@ -188,19 +198,22 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		return // the client went away
 	}
+	// Errors before a session is known are answered as XEP-0124 §17.2
+	// terminal binding conditions with HTTP 200: the deprecated HTTP codes
+	// of §17.1 are only for legacy clients, and only a session tells.
 	if len(data) > h.cfg.MaxBody {
-		writeBody(w, http.StatusRequestEntityTooLarge, terminateBody("policy-violation", nil))
+		writeBody(w, http.StatusOK, "", terminateBody("policy-violation", "", nil))
 		return
 	}
 	b, err := boshwire.ParseBody(data)
 	if err != nil {
 		h.log.Debug("bad BOSH body", "err", err)
-		writeBody(w, http.StatusBadRequest, terminateBody("bad-request", nil))
+		writeBody(w, http.StatusOK, "", terminateBody("bad-request", "", nil))
 		return
 	}
 	rid, err := b.RID()
 	if err != nil {
-		writeBody(w, http.StatusBadRequest, terminateBody("bad-request", nil))
+		writeBody(w, http.StatusOK, "", terminateBody("bad-request", "", nil))
 		return
 	}
 	sid := b.Get("sid")
@@ -210,46 +223,110 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	h.mu.Lock()
 	s := h.sessions[sid]
-	cond, gone := h.gone[sid]
+	g, gone := h.gone[sid]
 	h.mu.Unlock()
 	if s == nil {
+		// §10: an ended session is answered as one that does not exist;
+		// a request racing an error end learns why it ended.
+		cond := g.cond
 		if !gone || cond == "" {
-			// A request racing the end of its session learns why it ended.
 			cond = "item-not-found"
 		}
-		writeBody(w, statusOf(cond), terminateBody(cond, nil))
+		status := http.StatusOK
+		if g.legacy {
+			status = legacyStatus(cond)
+		}
+		writeBody(w, status, "", terminateBody(cond, "", nil))
 		return
 	}
 	s.handle(w, r, b, rid)
 }
 
+// params are the negotiated parameters of a new session.
+type params struct {
+	wait, hold int
+	content    string
+}
+
+// negotiate checks the creation request's 'wait', 'hold' and 'content'
+// (XEP-0124 §7.1, §7.2): the answer's wait and hold are the client's values
+// clamped to the maxima, never more than asked; a value that is not a
+// non-negative integer is a bad-request.
+func (h *Handler) negotiate(b *boshwire.Body) (params, error) {
+	p := params{wait: h.cfg.MaxWait, hold: 1}
+	wait, ok, err := b.UintAttr("wait")
+	if err != nil {
+		return p, err
+	}
+	if ok {
+		p.wait = min(wait, h.cfg.MaxWait)
+	}
+	hold, ok, err := b.UintAttr("hold")
+	if err != nil {
+		return p, err
+	}
+	if ok {
+		p.hold = hold
+	}
+	p.hold = min(p.hold, h.cfg.MaxHold)
+	if c := b.Get("content"); validHeaderValue(c) {
+		p.content = c
+	}
+	return p, nil
+}
+
+// validHeaderValue reports whether v is a plain, printable header value.
+func validHeaderValue(v string) bool {
+	if v == "" || len(v) > 200 {
+		return false
+	}
+	for i := 0; i < len(v); i++ {
+		if v[i] < ' ' || v[i] > '~' {
+			return false
+		}
+	}
+	return true
+}
+
 // create starts a session for a creation request.
 func (h *Handler) create(w http.ResponseWriter, r *http.Request, b *boshwire.Body, rid uint64) {
-	if to := b.Get("to"); !strings.EqualFold(to, h.cfg.Domain) {
-		writeBody(w, http.StatusOK, terminateBody("host-unknown", nil))
+	status := func(cond string) int {
+		if b.Get("ver") == "" {
+			return legacyStatus(cond)
+		}
+		return http.StatusOK
+	}
+	to := b.Get("to")
+	switch {
+	case to == "":
+		writeBody(w, http.StatusOK, "", terminateBody("improper-addressing", "", nil))
+		return
+	case !strings.EqualFold(to, h.cfg.Domain):
+		writeBody(w, http.StatusOK, "", terminateBody("host-unknown", "", nil))
 		return
 	}
-	wait := b.IntAttr("wait", h.cfg.MaxWait)
-	if wait <= 0 || wait > h.cfg.MaxWait {
-		wait = h.cfg.MaxWait
+	p, err := h.negotiate(b)
+	if err != nil {
+		h.log.Debug("bad BOSH session request", "err", err)
+		writeBody(w, status("bad-request"), "", terminateBody("bad-request", "", nil))
+		return
 	}
-	hold := min(b.IntAttr("hold", maxHold), maxHold)
 	h.mu.Lock()
 	if h.closed {
 		h.mu.Unlock()
-		writeBody(w, http.StatusServiceUnavailable, terminateBody("system-shutdown", nil))
+		writeBody(w, http.StatusOK, "", terminateBody("system-shutdown", "", nil))
 		return
 	}
 	if len(h.sessions) >= h.cfg.MaxSessions {
 		h.mu.Unlock()
-		writeBody(w, http.StatusServiceUnavailable, terminateBody("remote-connection-failed", nil))
+		writeBody(w, http.StatusOK, "", terminateBody("remote-connection-failed", "", nil))
 		return
 	}
-	s := newSession(h, randomID(), rid, wait, hold, b)
+	s := newSession(h, randomID(), rid, p, b)
 	h.sessions[s.sid] = s
 	h.wg.Add(2)
 	h.mu.Unlock()
-	h.log.Debug("BOSH session created", "sid", s.sid)
+	h.log.Debug("BOSH session created", "sid", s.sid, "wait", p.wait, "hold", p.hold)
 	go s.serve()
 	go s.loop()
 	s.handle(w, r, b, rid)
@@ -266,7 +343,7 @@ func (h *Handler) remove(s *session, cond string) {
 		return
 	}
 	delete(h.sessions, s.sid)
-	h.gone[s.sid] = cond
+	h.gone[s.sid] = goneSession{cond: cond, legacy: s.legacy}
 	h.goneFIFO = append(h.goneFIFO, s.sid)
 	if len(h.goneFIFO) > maxGone {
 		delete(h.gone, h.goneFIFO[0])
@@ -280,8 +357,9 @@ func randomID() string {
 	return hex.EncodeToString(b[:])
 }
 
-// statusOf is the HTTP status sent with a terminal binding condition.
-func statusOf(cond string) int {
+// legacyStatus is the deprecated HTTP error code of XEP-0124 §17.1 for a
+// terminal binding condition, sent only to legacy clients (no 'ver').
+func legacyStatus(cond string) int {
 	switch cond {
 	case "bad-request":
 		return http.StatusBadRequest
@@ -293,9 +371,13 @@ func statusOf(cond string) int {
 	return http.StatusOK
 }
 
-// writeBody sends one <body/> response.
-func writeBody(w http.ResponseWriter, status int, data []byte) {
-	w.Header().Set("Content-Type", "text/xml; charset=utf-8")
+// writeBody sends one <body/> response with the session's Content-Type
+// (XEP-0124 §7.1 'content'; "" = text/xml).
+func writeBody(w http.ResponseWriter, status int, content string, data []byte) {
+	if content == "" {
+		content = "text/xml; charset=utf-8"
+	}
+	w.Header().Set("Content-Type", content)
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Content-Length", strconv.Itoa(len(data)))
 	w.WriteHeader(status)
@@ -322,13 +404,14 @@ func responseBody(attrs string, children [][]byte) []byte {
 	return b.Bytes()
 }
 
-// terminateBody is a terminate response with an optional condition.
-func terminateBody(cond string, children [][]byte) []byte {
-	attrs := " type='terminate'"
+// terminateBody is a terminate response with an optional condition, more
+// attributes (escaped, each with a leading space) and children.
+func terminateBody(cond, attrs string, children [][]byte) []byte {
+	a := " type='terminate'"
 	if cond != "" {
-		attrs += " condition='" + boshwire.AttrEscape(cond) + "'"
+		a += " condition='" + boshwire.AttrEscape(cond) + "'"
 	}
-	return responseBody(attrs, children)
+	return responseBody(a+attrs, children)
 }
 
 // negotiateVer returns the lower of the client's version and ours.

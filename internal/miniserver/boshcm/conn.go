@@ -55,19 +55,26 @@ func (m *chanMutex) wait(dl time.Time) error {
 type serverConn struct {
 	s *session
 
-	mu     chanMutex
-	in     []byte
-	off    int
-	eof    bool // no input after in
-	closed bool
-	rdl    time.Time
-	wdl    time.Time
+	// idle gets a token whenever a read finds no input and waits: the
+	// server has handled everything it was given (see session.flush).
+	idle chan struct{}
+
+	mu        chanMutex
+	in        []byte
+	off       int
+	total     uint64    // bytes pushed so far
+	consumed  uint64    // bytes read so far
+	blockedAt time.Time // when a read last started waiting with all input read
+	eof       bool      // no input after in
+	closed    bool
+	rdl       time.Time
+	wdl       time.Time
 }
 
 var _ io.ByteReader = (*serverConn)(nil)
 
 func newServerConn(s *session) *serverConn {
-	c := &serverConn{s: s}
+	c := &serverConn{s: s, idle: make(chan struct{}, 1)}
 	c.mu.init()
 	return c
 }
@@ -80,7 +87,27 @@ func (c *serverConn) push(p []byte) {
 		return
 	}
 	c.in = append(c.in, p...)
+	c.total += uint64(len(p))
+	c.blockedAt = time.Time{}
 	c.mu.broadcast()
+}
+
+// pushed returns the number of bytes pushed so far.
+func (c *serverConn) pushed() uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.total
+}
+
+// blockedSince reports when the server started waiting for input after
+// reading at least mark bytes, if it is waiting now.
+func (c *serverConn) blockedSince(mark uint64) (time.Time, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.consumed < mark || c.off < len(c.in) || c.blockedAt.IsZero() {
+		return time.Time{}, false
+	}
+	return c.blockedAt, true
 }
 
 // buffered reports the input bytes the server has not read yet.
@@ -108,7 +135,15 @@ func (c *serverConn) readable() error {
 		case c.eof:
 			return io.EOF
 		}
+		if c.blockedAt.IsZero() {
+			c.blockedAt = time.Now()
+			select {
+			case c.idle <- struct{}{}:
+			default:
+			}
+		}
 		if err := c.mu.wait(c.rdl); err != nil {
+			c.blockedAt = time.Time{}
 			return err
 		}
 	}
@@ -116,6 +151,7 @@ func (c *serverConn) readable() error {
 
 func (c *serverConn) advance(n int) {
 	c.off += n
+	c.consumed += uint64(n)
 	if c.off == len(c.in) {
 		c.in, c.off = c.in[:0], 0
 	}
