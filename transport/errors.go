@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"strings"
 	"syscall"
 
 	"mellium.im/xmpp/stanza"
@@ -156,7 +157,7 @@ func classify(ctx context.Context, ph phase, err error, obs *observed) error {
 	if ph == phaseTLS {
 		return fmt.Errorf("%w: %w", ErrTLS, err)
 	}
-	if obs != nil && obs.noCommonMechanism() {
+	if obs != nil && obs.noCommonMechanism() && noMechanism(err) {
 		return fmt.Errorf("%w: no SASL mechanism in common, server offers %v", ErrAuth, obs.offered())
 	}
 	if errors.Is(err, bosh.ErrHTTP) {
@@ -166,6 +167,14 @@ func classify(ctx context.Context, ph phase, err error, obs *observed) error {
 		return fmt.Errorf("%w: server closed the connection during negotiation: %w", ErrProtocol, err)
 	}
 	return fmt.Errorf("%w: %w", ErrProtocol, err)
+}
+
+// noMechanism reports whether err is mellium's own "no matching SASL
+// mechanisms" (unexported there). Only then is a negotiation that offered
+// mechanisms and started none a matter of mechanisms: any other failure in
+// between (XML mellium cannot take, a cut connection) keeps its own words.
+func noMechanism(err error) bool {
+	return strings.Contains(err.Error(), "no matching SASL mechanism")
 }
 
 // dialFailure reports whether err is a failure to open a connection.

@@ -97,6 +97,9 @@ type tapConn struct {
 	in     xmlsplit.Splitter // touched only under rmu
 	inNS   string
 	inDead bool
+	// inHeader: the next incoming piece is a stream header (at the start
+	// and after SASL success).
+	inHeader bool
 
 	// wmu serialises writes: mellium's, and injected elements, which may
 	// only go out when mellium's last write ended on an element boundary.
@@ -121,15 +124,16 @@ func (tc *tapConn) NetConn() net.Conn { return tc.Conn }
 
 func newTapConn(c net.Conn, tap Tap, log *slog.Logger) *tapConn {
 	tc := &tapConn{
-		Conn:   c,
-		tap:    tap,
-		log:    log,
-		obs:    &observed{},
-		inNS:   nsClient,
-		outNS:  nsClient,
-		ended:  make(chan struct{}),
-		closed: make(chan struct{}),
-		sm:     newSMState(log),
+		Conn:     c,
+		tap:      tap,
+		log:      log,
+		obs:      &observed{},
+		inNS:     nsClient,
+		inHeader: true,
+		outNS:    nsClient,
+		ended:    make(chan struct{}),
+		closed:   make(chan struct{}),
+		sm:       newSMState(log),
 	}
 	tc.in.Max = maxElement
 	tc.out.Max = maxElement
@@ -139,13 +143,15 @@ func newTapConn(c net.Conn, tap Tap, log *slog.Logger) *tapConn {
 }
 
 // rawReader feeds every chunk read from the socket to the inbound splitter
-// before the decoder reads it.
+// before the decoder reads it, and takes out the whitespace between
+// top-level elements (see observeIn): a Read may then return 0 bytes and
+// no error.
 type rawReader struct{ tc *tapConn }
 
 func (r rawReader) Read(p []byte) (int, error) {
 	n, err := r.tc.Conn.Read(p)
 	if n > 0 {
-		r.tc.observeIn(p[:n])
+		n = r.tc.observeIn(p[:n])
 	}
 	if err != nil {
 		r.tc.endOnce.Do(func() { close(r.tc.ended) })
@@ -182,18 +188,28 @@ func (tc *tapConn) ReadByte() (byte, error) {
 }
 
 // fill reads the next chunk from the socket into the empty buffer. It
-// returns an error only when no byte came.
+// returns an error only when no byte came. A chunk that was nothing but
+// whitespace between elements (a keepalive) leaves nothing for the decoder,
+// so fill reads on; that is not a read without progress.
 func (tc *tapConn) fill() error {
 	tc.rmu.Lock()
 	defer tc.rmu.Unlock()
-	for range 100 { // a Read may legitimately return 0 bytes and no error
-		n, err := rawReader{tc}.Read(tc.rspace[:])
+	for empty := 0; empty < 100; { // a Read may legitimately return 0 bytes and no error
+		got, err := tc.Conn.Read(tc.rspace[:])
+		n := 0
+		if got > 0 {
+			n = tc.observeIn(tc.rspace[:got])
+		}
 		tc.rbuf, tc.rpos = tc.rspace[:n], 0
 		if n > 0 {
 			return nil
 		}
 		if err != nil {
+			tc.endOnce.Do(func() { close(tc.ended) })
 			return err
+		}
+		if got == 0 {
+			empty++
 		}
 	}
 	return io.ErrNoProgress
@@ -291,15 +307,62 @@ func (tc *tapConn) Close() error {
 	return err
 }
 
-func (tc *tapConn) observeIn(p []byte) {
-	if tc.inDead {
-		return
+// observeIn follows the incoming bytes p and returns how many of them are
+// left for the decoder once the whitespace between top-level elements is
+// taken out of p (in place: the decoder gets p[:n]). RFC 6120 allows such
+// whitespace anywhere between elements, and servers send it (keepalives,
+// pretty-printed negotiation), but mellium's negotiator fails on it
+// ("invalid feature list of type xml.CharData") when it comes before
+// <stream:features>. It carries nothing, so the decoder never sees it; the
+// tap has seen it.
+func (tc *tapConn) observeIn(p []byte) int {
+	whole, keep := p, 0
+	for len(p) > 0 {
+		k, used := tc.observeInPart(p)
+		keep += copy(whole[keep:], p[:k]) // moves down: keep never passes p's start
+		if used <= 0 {
+			used = len(p)
+		}
+		p = p[used:]
 	}
+	return keep
+}
+
+// observeInPart follows p up to the end of the stream it belongs to (a SASL
+// success restarts it). It moves the bytes for the decoder to p[:keep] and
+// reports how much of p it followed.
+func (tc *tapConn) observeInPart(p []byte) (keep, used int) {
+	if tc.inDead {
+		return len(p), len(p)
+	}
+	if tc.inHeader && tc.in.Buffered() == 0 {
+		// Whitespace before a stream header (after a restart) is allowed
+		// too, and means as little.
+		k := 0
+		for k < len(p) && isSpace(p[k]) {
+			k++
+		}
+		if k > 0 {
+			return 0, k
+		}
+	}
+	// The events cover the bytes the splitter held from earlier chunks
+	// followed by p: the first event starts that many bytes before p.
+	at := -tc.in.Buffered()
+	from := 0 // p[from:at] is to be kept
 	evs, err := tc.in.Feed(p)
 	for _, ev := range evs {
+		evStart := at
+		at += len(ev.Raw)
+		if ev.Kind == xmlsplit.Space && evStart >= 0 {
+			// Whitespace is never held back, so all of it is in p.
+			keep += copy(p[keep:], p[from:evStart])
+			from = at
+		}
 		switch ev.Kind {
 		case xmlsplit.StreamStart:
 			tc.inNS = defaultNS(ev.Attr)
+			tc.inHeader = false
 		case xmlsplit.StreamEnd:
 			tc.endOnce.Do(func() { close(tc.ended) })
 		case xmlsplit.Element:
@@ -311,19 +374,26 @@ func (tc *tapConn) observeIn(p []byte) {
 			}
 			if name.Space == nsSASL && name.Local == "success" {
 				// Both sides restart their streams after SASL success: the
-				// next bytes each way are new stream headers. Nothing else
-				// can travel in between, so resetting here is exact.
+				// next bytes each way are new stream headers. What p holds
+				// after <success/> belongs to the new stream, so the
+				// splitter's view of it (and any error it found there) is
+				// dropped and the rest of p is followed again.
 				tc.in.Reset()
+				tc.inHeader = true
 				tc.wmu.Lock()
 				tc.out.Reset()
 				tc.wmu.Unlock()
+				keep += copy(p[keep:], p[from:at])
+				return keep, at
 			}
 		}
 	}
+	keep += copy(p[keep:], p[from:])
 	if err != nil {
 		tc.inDead = true
 		tc.log.Warn("tap stopped following the incoming stream", "err", err)
 	}
+	return keep, len(p)
 }
 
 // observeOut runs with wmu held.
