@@ -1,9 +1,10 @@
 package bot
 
 import (
-	"crier/rules"
-
 	"github.com/prometheus/client_golang/prometheus"
+
+	"crier/internal/buildinfo"
+	"crier/rules"
 )
 
 // metrics are the daemon's Prometheus series. Each Bot has its own registry,
@@ -89,5 +90,70 @@ func newMetrics(depth func() float64, ruleStats func() rules.Stats) *metrics {
 			m.byKind[d][k] = m.stanzas.WithLabelValues(dir, k)
 		}
 	}
+	// Every documented series exists from the first scrape, at zero until
+	// it happens: a dashboard or an alert on rate() needs the zero.
+	for vec, values := range map[*prometheus.CounterVec][]string{
+		m.reconnects: disconnectReasons,
+		m.dropped:    dropReasons,
+		m.rejected:   rejectReasons,
+		m.reloads:    {"ok", "refused"},
+		m.rejoins:    rejoinReasons,
+		m.unacked:    {"confirmed", "sent_again", "dropped_stale"},
+	} {
+		for _, v := range values {
+			vec.WithLabelValues(v)
+		}
+	}
 	return m
+}
+
+// The label values each vector starts with (docs/OPERATIONS.md lists
+// them): transport.Reason's values, the outbox's drop reasons, the
+// handler's rejections and muc.go's metricReason.
+var (
+	disconnectReasons = []string{"auth", "tls", "dns", "connect", "timeout", "protocol", "insecure", "config", "canceled", "closed", "other"}
+	dropReasons       = []string{"queue_full", "room_queue_full", "refused", "room_left", "stale", "closed", "other"}
+	rejectReasons     = []string{"malformed", "bad_iq", "bad_jid", "body_too_large", "unknown_room", "unknown_element", "not_moderator", "panic"}
+	rejoinReasons     = []string{"kicked", "shutdown", "technical", "self_ping", "timeout", "error", "other"}
+)
+
+// primeRules makes the hit counter of each named rule or cron job exist,
+// at zero, before its first hit.
+func (m *metrics) primeRules(names []string) {
+	for _, n := range names {
+		m.ruleHits.WithLabelValues(n)
+	}
+}
+
+// deliveryBuckets are the bounds of crier_delivery_seconds: from a few
+// milliseconds on loopback to the minutes a message may wait for a
+// reconnect or a room.
+var deliveryBuckets = []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300}
+
+// newDeliveryHistogram is the outbox's latency histogram. The outbox owns
+// it (as it owns its depth) and observes each item it settles; the
+// operations endpoint serves it.
+func newDeliveryHistogram() prometheus.Histogram {
+	return prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "crier_delivery_seconds",
+		Help:    "Time from a stanza entering the outbox to the server acknowledging it.",
+		Buckets: deliveryBuckets,
+	})
+}
+
+// opsRegistry holds the series the operations endpoint adds to the bot's
+// registry: crier_build_info and the outbox's delivery histogram.
+func opsRegistry(version string, out *Outbox) *prometheus.Registry {
+	info := buildinfo.Read(version)
+	reg := prometheus.NewRegistry()
+	bi := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "crier_build_info",
+		Help: "Always 1; the labels say which build runs: version, VCS revision, Go version.",
+	}, []string{"version", "revision", "goversion"})
+	bi.WithLabelValues(version, info.Revision, info.GoVersion).Set(1)
+	reg.MustRegister(bi)
+	if out != nil {
+		reg.MustRegister(out.delivery)
+	}
+	return reg
 }

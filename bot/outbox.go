@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/time/rate"
 	"mellium.im/xmlstream"
 	"mellium.im/xmpp/stanza"
@@ -42,6 +43,7 @@ type Item struct {
 	Done func(error)
 
 	attempts  int
+	queued    time.Time // when Enqueue took it, for crier_delivery_seconds
 	notBefore time.Time
 	seq       uint64 // position in the session's written stanzas, for acks
 	smSeq     uint32 // stream management count after this item was written (at most)
@@ -143,6 +145,10 @@ type Outbox struct {
 	// lastWrite is when a stanza was last written (Unix nanoseconds): the
 	// keepalive reads it to tell a slow, shaping server from a deaf one.
 	lastWrite atomic.Int64
+
+	// delivery observes each settled item's time from Enqueue to the
+	// server's acknowledgement.
+	delivery prometheus.Histogram
 }
 
 type roomGate struct {
@@ -187,6 +193,8 @@ func newOutbox(cfg outboxConfig, hooks outboxHooks) *Outbox {
 		slow:  make(map[string]*slowdown),
 		sent:  make(map[string]*Item),
 		perRm: make(map[string]*rate.Limiter),
+
+		delivery: newDeliveryHistogram(),
 	}
 	if cfg.Rate > 0 {
 		o.global = rate.NewLimiter(cfg.Rate, cfg.Burst)
@@ -204,6 +212,7 @@ func (o *Outbox) poke() {
 // Enqueue adds it to the outbox without blocking. It fails (and counts a
 // drop) only when the queue is full.
 func (o *Outbox) Enqueue(it *Item) error {
+	it.queued = time.Now()
 	o.mu.Lock()
 	err := o.enqueueLocked(it)
 	o.mu.Unlock()
@@ -385,9 +394,7 @@ func (o *Outbox) attach(s sender, ack acker, ri resumeInfo) {
 		o.drop(it, ErrClosed, "stale")
 	}
 	for _, it := range settled {
-		if it.Done != nil {
-			it.Done(nil)
-		}
+		o.settle(it)
 	}
 	o.poke()
 }
@@ -685,9 +692,7 @@ func (o *Outbox) send(ctx context.Context, items []*Item, s sender, gen uint64) 
 		}
 	}
 	for _, it := range settled {
-		if it.Done != nil {
-			it.Done(nil)
-		}
+		o.settle(it)
 	}
 }
 
@@ -721,9 +726,7 @@ func (o *Outbox) acknowledged(gen, target uint64, err error) {
 	o.acked = max(o.acked, target)
 	o.mu.Unlock()
 	for _, it := range done {
-		if it.Done != nil {
-			it.Done(nil)
-		}
+		o.settle(it)
 	}
 	o.poke()
 }
@@ -821,6 +824,17 @@ func (o *Outbox) rememberLocked(it *Item) {
 		old := o.sentFIFO[0]
 		o.sentFIFO = o.sentFIFO[1:]
 		delete(o.sent, old)
+	}
+}
+
+// settle ends an item the server acknowledged (or that needs no
+// acknowledgement): its delivery time is observed and Done called.
+func (o *Outbox) settle(it *Item) {
+	if !it.queued.IsZero() {
+		o.delivery.Observe(time.Since(it.queued).Seconds())
+	}
+	if it.Done != nil {
+		it.Done(nil)
 	}
 }
 

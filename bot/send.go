@@ -8,6 +8,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
 
 	"mellium.im/xmlstream"
 	"mellium.im/xmpp/ping"
@@ -22,13 +25,20 @@ type OneShot struct {
 	To, Type, Subject, Body string
 }
 
-// SendOnce connects with cfg's account, sends one message and returns nil
-// only once the server acknowledged it. The acknowledgement is an iq ping
-// sent right after the message: a server handles the stanzas of one stream
-// in order, so its answer to the ping means it has processed the message.
-// For a room, the bot joins first (a server drops groupchat from
-// non-occupants) and leaves after.
-func SendOnce(ctx context.Context, cfg *config.Config, opts Options, m OneShot) error {
+// SendOnce connects with cfg's account, sends the messages and returns nil
+// only once the server acknowledged every one. The acknowledgement is an
+// iq ping sent right after the messages: a server handles the stanzas of
+// one stream in order, so its answer to the ping means it has processed
+// them, and an error answer to a message (an unknown domain, a room that
+// refused it) has arrived before it. For groupchat messages the session
+// joins each room first (a server drops groupchat from non-occupants) and
+// leaves after. The error, when not nil, names every recipient that did
+// not get its message (errors.Join of one error each), or why nothing was
+// sent at all.
+func SendOnce(ctx context.Context, cfg *config.Config, opts Options, msgs ...OneShot) error {
+	if len(msgs) == 0 {
+		return nil
+	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -50,58 +60,135 @@ func SendOnce(ctx context.Context, cfg *config.Config, opts Options, m OneShot) 
 		return err
 	}
 	defer conn.Close()
-	serveErr := make(chan error, 1)
-	joined := make(chan struct{}, 1)
-	room := ""
-	if m.Type == "groupchat" {
-		room = bareOf(m.To)
+
+	h := &oneShotHandler{rooms: make(map[string]*oneShotRoom), refused: make(map[string]string), changed: make(chan struct{}, 1)}
+	// A nick of its own too: two sends into one room at once do not
+	// conflict.
+	nick := x.Addr().Localpart() + "-send-" + hex.EncodeToString(rnd[:])
+	var rooms []string
+	for _, m := range msgs {
+		if r := bareOf(m.To); m.Type == "groupchat" && h.rooms[r] == nil {
+			h.rooms[r] = &oneShotRoom{}
+			rooms = append(rooms, r)
+		}
 	}
-	nick := x.Addr().Localpart() + "-send"
-	h := &oneShotHandler{room: room, nick: nick, joined: joined}
+	serveErr := make(chan error, 1)
 	go func() { serveErr <- conn.Session.Serve(h) }()
 
-	if room != "" {
-		it := &Item{Kind: "presence", To: room + "/" + nick, Payload: func() xml.TokenReader { return joinPayload("") }}
+	var failed []error
+	joined := make(map[string]bool, len(rooms))
+	if len(rooms) > 0 {
+		for _, r := range rooms {
+			it := &Item{Kind: "presence", To: r + "/" + nick, Payload: func() xml.TokenReader { return joinPayload(roomPassword(cfg, r)) }}
+			if err := conn.Session.Send(ctx, it.tokens()); err != nil {
+				return fmt.Errorf("bot: join %s: %w", r, err)
+			}
+		}
+		if err := h.waitJoins(ctx, serveErr); err != nil {
+			return err
+		}
+		for _, r := range rooms {
+			if why := h.joinError(r); why != "" {
+				failed = append(failed, fmt.Errorf("bot: %s: cannot join the room: %s", r, why))
+				continue
+			}
+			joined[r] = true
+		}
+	}
+	ids := make(map[string]string, len(msgs)) // stanza id -> recipient
+	for i, m := range msgs {
+		if m.Type == "groupchat" && !joined[bareOf(m.To)] {
+			continue
+		}
+		id := "send-" + strconv.Itoa(i+1)
+		ids[id] = m.To
+		it := &Item{Kind: "message", To: m.To, Type: m.Type, Body: cleanText(m.Body), Subject: cleanText(m.Subject), ID: id}
 		if err := conn.Session.Send(ctx, it.tokens()); err != nil {
-			return fmt.Errorf("bot: join %s: %w", room, err)
-		}
-		select {
-		case <-joined:
-		case err := <-serveErr:
-			return fmt.Errorf("bot: stream ended before joining %s: %v", room, err)
-		case <-ctx.Done():
-			return fmt.Errorf("bot: joining %s: %w", room, ctx.Err())
-		}
-		if h.joinErr != "" {
-			return fmt.Errorf("bot: cannot join %s: %s", room, h.joinErr)
+			return fmt.Errorf("bot: send to %s: %w", m.To, err)
 		}
 	}
-	it := &Item{Kind: "message", To: m.To, Type: m.Type, Body: cleanText(m.Body), Subject: cleanText(m.Subject), ID: "send-1"}
-	if err := conn.Session.Send(ctx, it.tokens()); err != nil {
-		return fmt.Errorf("bot: send: %w", err)
+	if len(ids) > 0 {
+		err = ping.Send(ctx, conn.Session, x.Addr().Domain())
+		var se stanza.Error
+		if err != nil && !errors.As(err, &se) {
+			return fmt.Errorf("bot: no acknowledgement from the server: %w", err)
+		}
 	}
-	err = ping.Send(ctx, conn.Session, x.Addr().Domain())
-	var se stanza.Error
-	if err != nil && !errors.As(err, &se) {
-		return fmt.Errorf("bot: no acknowledgement from the server: %w", err)
+	for i := range msgs {
+		id := "send-" + strconv.Itoa(i+1)
+		if to, ok := ids[id]; ok {
+			if why := h.refusal(id); why != "" {
+				failed = append(failed, fmt.Errorf("bot: %s: the server refused the message: %s", to, why))
+			}
+		}
 	}
-	if h.msgErr != "" {
-		return fmt.Errorf("bot: the server refused the message: %s", h.msgErr)
-	}
-	if room != "" {
-		leave := &Item{Kind: "presence", To: room + "/" + nick, Type: "unavailable"}
+	for r := range joined {
+		leave := &Item{Kind: "presence", To: r + "/" + nick, Type: "unavailable"}
 		_ = conn.Session.Send(ctx, leave.tokens())
 	}
-	return nil
+	return errors.Join(failed...)
 }
 
-// oneShotHandler watches for the join and for an error answer to the
-// message. It never blocks and never ends the session.
+// roomPassword returns the password cfg has for room, or "".
+func roomPassword(cfg *config.Config, room string) string {
+	for _, r := range cfg.Rooms {
+		if strings.EqualFold(r.Addr().Bare().String(), room) {
+			return r.Password.Reveal()
+		}
+	}
+	return ""
+}
+
+// oneShotRoom is the state of one room SendOnce joins.
+type oneShotRoom struct {
+	done bool   // the room answered the join
+	err  string // why the join failed, when it did
+}
+
+// oneShotHandler watches for the joins and for error answers to the
+// messages. It never blocks and never ends the session.
 type oneShotHandler struct {
-	room, nick string
-	joined     chan struct{}
-	joinErr    string
-	msgErr     string
+	mu      sync.Mutex
+	rooms   map[string]*oneShotRoom // bare room JID -> join state
+	refused map[string]string       // message id -> error condition
+	changed chan struct{}           // poked after each change
+}
+
+// waitJoins waits until every room answered its join.
+func (h *oneShotHandler) waitJoins(ctx context.Context, serveErr <-chan error) error {
+	for {
+		h.mu.Lock()
+		pending := ""
+		for r, st := range h.rooms {
+			if !st.done {
+				pending = r
+				break
+			}
+		}
+		h.mu.Unlock()
+		if pending == "" {
+			return nil
+		}
+		select {
+		case <-h.changed:
+		case err := <-serveErr:
+			return fmt.Errorf("bot: stream ended before joining %s: %v", pending, err)
+		case <-ctx.Done():
+			return fmt.Errorf("bot: joining %s: %w", pending, ctx.Err())
+		}
+	}
+}
+
+func (h *oneShotHandler) joinError(room string) string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.rooms[room].err
+}
+
+func (h *oneShotHandler) refusal(id string) string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.refused[id]
 }
 
 // HandleXMPP implements xmpp.Handler.
@@ -113,29 +200,36 @@ func (h *oneShotHandler) HandleXMPP(t xmlstream.TokenReadEncoder, start *xml.Sta
 	if err := readStanza(t, start, &st); err != nil {
 		return nil
 	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
 	switch {
-	case start.Name.Local == "presence" && h.room != "" && bareOf(st.From) == h.room:
-		self := false
-		if st.MUCUser != nil {
+	case start.Name.Local == "presence":
+		rm := h.rooms[bareOf(st.From)]
+		if rm == nil || rm.done {
+			return nil
+		}
+		if st.Type == "error" {
+			rm.done, rm.err = true, "undefined-condition"
+			if st.Error != nil {
+				rm.err = st.Error.Condition
+			}
+		} else if st.MUCUser != nil {
 			for _, s := range st.MUCUser.Status {
-				self = self || s.Code == 110
+				rm.done = rm.done || s.Code == 110
 			}
 		}
-		if st.Type == "error" && st.Error != nil {
-			h.joinErr = st.Error.Condition
-			self = true
-		}
-		if self {
-			select {
-			case h.joined <- struct{}{}:
-			default:
-			}
-		}
-	case start.Name.Local == "message" && st.Type == "error" && st.ID == "send-1":
-		h.msgErr = "undefined-condition"
+	case start.Name.Local == "message" && st.Type == "error" && strings.HasPrefix(st.ID, "send-"):
+		why := "undefined-condition"
 		if st.Error != nil {
-			h.msgErr = st.Error.Condition
+			why = st.Error.Condition
 		}
+		h.refused[st.ID] = why
+	default:
+		return nil
+	}
+	select {
+	case h.changed <- struct{}{}:
+	default:
 	}
 	return nil
 }

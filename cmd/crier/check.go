@@ -4,6 +4,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 
 	"crier/internal/config"
@@ -36,6 +37,7 @@ func loadAll(path string) (*config.Config, *rules.Engine, error) {
 		all.Merge(errs)
 		_, cerrs := rules.CompileCron(cfg.Cron)
 		all.Merge(cerrs)
+		all.Merge(refusedByBuild(cfg, haveEmbedded))
 		// Plugins check their own tables (templates, subjects).
 		if _, err := plugins.Build(cfg.Plugins, cfg.PluginCore()); err != nil {
 			var l diag.List
@@ -52,6 +54,34 @@ func loadAll(path string) (*config.Config, *rules.Engine, error) {
 	return cfg, eng, nil
 }
 
+// refusedByBuild reports what a valid config asks and this build cannot
+// do, so that `crier check` refuses what `crier run` would: [embedded]
+// servers in a build without them (-tags noembed).
+func refusedByBuild(cfg *config.Config, embedded bool) diag.List {
+	var l diag.List
+	if !embedded && (cfg.Embedded.XMPP || cfg.Embedded.NATS) {
+		l.Add(diag.Error{File: cfg.Path, Line: tableLine(cfg.Path, "embedded"),
+			Msg: "embedded: this build has no embedded servers (built with -tags noembed); turn [embedded] off or use a default build"})
+	}
+	return l
+}
+
+// tableLine returns the line of the file at path where the table name
+// starts ("[name]", "[name.sub]" or "[[name.sub]]"), or 0.
+func tableLine(path, name string) int {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return 0
+	}
+	for i, line := range strings.Split(string(data), "\n") {
+		t := strings.TrimLeft(strings.TrimSpace(line), "[")
+		if len(t) < len(strings.TrimSpace(line)) && (strings.HasPrefix(t, name+"]") || strings.HasPrefix(t, name+".")) {
+			return i + 1
+		}
+	}
+	return 0
+}
+
 func asList(err error, l *diag.List) bool {
 	if x, ok := err.(diag.List); ok {
 		*l = x
@@ -66,12 +96,13 @@ func configFlag(fs *flag.FlagSet) *string {
 	return p
 }
 
+// cmdCheck validates a config file as `crier run` would before starting,
+// without connecting anywhere.
 func cmdCheck(args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("check", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlags("check", "[-c FILE]", "Validates the config file as `crier run` does before it starts, without connecting\nanywhere, and prints every problem as FILE:LINE: message. Exit 0 valid, 2 invalid.", stderr)
 	path := configFlag(fs)
-	if err := fs.Parse(args); err != nil {
-		return &exitError{code: 2, err: fmt.Errorf("")}
+	if err := parseFlags(fs, args, stdout); err != nil {
+		return err
 	}
 	if fs.NArg() > 0 {
 		return usageErr("crier check: unexpected arguments: %s", strings.Join(fs.Args(), " "))

@@ -4,9 +4,14 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
 
 	"crier/examples/webchat"
 	"crier/internal/config"
@@ -14,6 +19,9 @@ import (
 	"crier/internal/miniserver"
 	"crier/plugins/natsrelay"
 )
+
+// haveEmbedded says whether this build has the embedded servers.
+const haveEmbedded = true
 
 // startEmbedded starts the in-process servers that [embedded] asks for:
 // the mini XMPP server (with the bot's own account, the demo accounts and
@@ -31,39 +39,118 @@ func startEmbedded(cfg *config.Config, log *slog.Logger) (*x509.CertPool, func()
 	}
 	if cfg.Embedded.XMPP {
 		domain := cfg.XMPP.Addr().Domainpart()
+		certPath := demoCertPath(cfg)
+		cert, err := demoCertificate(certPath, domain, log)
+		if err != nil {
+			return nil, stop, fmt.Errorf("crier: embedded server: %w", err)
+		}
 		accounts := map[string]string{cfg.XMPP.Addr().Bare().String(): cfg.XMPP.Password.Reveal()}
 		for _, a := range cfg.Embedded.Accounts {
 			accounts[a.JID] = a.Password.Reveal()
 		}
 		srv, err := miniserver.Start(context.Background(), miniserver.Config{
-			Domain:   domain,
-			Addr:     cfg.XMPP.Address,
-			TLSAddr:  cfg.Embedded.TLSAddress,
-			HTTPAddr: cfg.Embedded.HTTP,
-			Accounts: accounts,
-			Web:      webchat.FS,
-			Logger:   log,
+			Domain:      domain,
+			Addr:        cfg.XMPP.Address,
+			TLSAddr:     cfg.Embedded.TLSAddress,
+			HTTPAddr:    cfg.Embedded.HTTP,
+			Accounts:    accounts,
+			Web:         webchat.FS,
+			Certificate: cert,
+			Logger:      log,
 		})
 		if err != nil {
-			return nil, stop, fmt.Errorf("crier: embedded server: %w", err)
+			return nil, stop, inUse(fmt.Errorf("crier: embedded server: %w", err), cfg.Path,
+				keyAddr{"xmpp.address", cfg.XMPP.Address}, keyAddr{"embedded.tls_address", cfg.Embedded.TLSAddress}, keyAddr{"embedded.http", cfg.Embedded.HTTP})
 		}
 		stops = append(stops, func() { srv.Close() })
 		log.Info("embedded XMPP server up", "domain", domain, "c2s", srv.Addr(), "http", srv.HTTPAddr(), "accounts", len(accounts))
 		roots = srv.CertPool()
-		if p, err := writeEmbeddedCA(srv.CACertPEM()); err != nil {
-			log.Warn("cannot save the embedded server's certificate for crier send", "err", err)
-		} else {
-			log.Info("embedded server certificate saved (trusted by crier send with this config)", "path", p)
+		if cert != nil {
+			log.Info("embedded server certificate (trusted by crier send with this config; --ca-file for other clients)", "path", certPath)
 		}
 	}
 	if cfg.Embedded.NATS {
 		ns, err := embeddednats.Start(context.Background(), natsrelay.ConfigOf(cfg.Plugins).URL, "")
 		if err != nil {
 			stop()
-			return nil, func() {}, fmt.Errorf("crier: embedded NATS: %w", err)
+			return nil, func() {}, inUse(fmt.Errorf("crier: embedded NATS: %w", err), cfg.Path, keyAddr{"nats.url", hostPortOf(cfg.NATS.URL)})
 		}
 		stops = append(stops, func() { ns.Close() })
 		log.Info("embedded NATS server up (JetStream on)", "url", ns.ClientURL())
 	}
 	return roots, stop, nil
+}
+
+// demoCertificate returns the embedded server's certificate: the one kept
+// at path, or a new one saved there first. A file that is there is never
+// replaced, so that a start (even one that fails later, on a port in use)
+// cannot change the certificate a running demo presents and crier send
+// trusts. It is created in one step (written aside, then linked into
+// place), so that two starts at once agree on one certificate. When the
+// directory is not writable, the server gets a certificate of its own for
+// this run only (nil), and the log says so.
+func demoCertificate(path, domain string, log *slog.Logger) (*tls.Certificate, error) {
+	if cert, err := readDemoCert(path, domain); err == nil || !errors.Is(err, os.ErrNotExist) {
+		return cert, err
+	}
+	certPEM, keyPEM, err := miniserver.NewCertificate(domain)
+	if err != nil {
+		return nil, err
+	}
+	if err := createFile(path, append(certPEM, keyPEM...)); err != nil && !errors.Is(err, os.ErrExist) {
+		log.Warn("cannot keep the embedded server's certificate: it changes at each start, and crier send needs --ca-file", "path", path, "err", err)
+		return nil, nil
+	}
+	return readDemoCert(path, domain)
+}
+
+// readDemoCert loads the certificate and key kept at path and checks that
+// they still serve domain for at least a day.
+func readDemoCert(path, domain string) (*tls.Certificate, error) {
+	data, err := readPrivateFile(path, 64<<10)
+	if err != nil {
+		return nil, err
+	}
+	cert, err := tls.X509KeyPair(data, data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w (remove the file to make a new certificate)", path, err)
+	}
+	leaf := cert.Leaf
+	if leaf == nil {
+		if leaf, err = x509.ParseCertificate(cert.Certificate[0]); err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+	}
+	if err := leaf.VerifyHostname(domain); err != nil {
+		return nil, fmt.Errorf("%s: %w (remove the file to make a new certificate)", path, err)
+	}
+	if time.Now().Add(24 * time.Hour).After(leaf.NotAfter) {
+		return nil, fmt.Errorf("%s: the certificate expires on %s (remove the file to make a new one)", path, leaf.NotAfter.Format(time.DateOnly))
+	}
+	return &cert, nil
+}
+
+// createFile creates path with data, readable by its owner only, unless
+// it exists (os.ErrExist): the data is written to a temporary file of the
+// same directory and linked into place, so that a reader never sees it
+// half written.
+func createFile(path string, data []byte) error {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(dir, ".tmp-*")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	defer os.Remove(tmp)
+	_, err = f.Write(data)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	return os.Link(tmp, path)
 }

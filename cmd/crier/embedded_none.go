@@ -10,6 +10,9 @@ import (
 	"crier/internal/config"
 )
 
+// haveEmbedded says whether this build has the embedded servers.
+const haveEmbedded = false
+
 // startEmbedded refuses [embedded]: this is the lean production build
 // (-tags noembed), without the demo's in-process servers.
 func startEmbedded(cfg *config.Config, _ *slog.Logger) (*x509.CertPool, func(), error) {

@@ -4,7 +4,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 
 	"mellium.im/xmpp/jid"
@@ -12,11 +11,25 @@ import (
 	"crier/rules"
 )
 
+// cmdRules runs the subcommands of `crier rules`: only "test" for now.
+func cmdRules(args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "test" {
+		return cmdRulesTest(args[1:], stdout, stderr)
+	}
+	const list = "usage: crier rules test -c FILE [--room ROOM] [--nick NICK] [--from JID] [--role ROLE] --body TEXT\n\n" +
+		"subcommands:\n  test  show which rules match a message and what they would do, without connecting\n"
+	if len(args) > 0 && (args[0] == "-h" || args[0] == "-help" || args[0] == "--help") {
+		fmt.Fprint(stdout, list)
+		return nil
+	}
+	return usageErr("crier rules: the only subcommand is 'test'\n\n%s", list)
+}
+
 // cmdRulesTest is the dry run: which rules match a message, and what they
 // would do. It never connects anywhere.
-func cmdRulesTest(args []string, stdout io.Writer) error {
-	fs := flag.NewFlagSet("rules test", flag.ContinueOnError)
-	fs.SetOutput(os.Stderr)
+func cmdRulesTest(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("rules test", "-c FILE [--room ROOM] [--nick NICK] [--from JID] [--role ROLE] --body TEXT",
+		"Shows which rules match one message and the action and reply each would produce;\nnothing is sent. Without --room the message is a one-to-one chat.", stderr)
 	path := configFlag(fs)
 	room := fs.String("room", "", "room JID (without it: a one-to-one chat message)")
 	nick := fs.String("nick", "", "sender's nick (default: the localpart of --from, or \"user\")")
@@ -26,8 +39,8 @@ func cmdRulesTest(args []string, stdout io.Writer) error {
 	typ := fs.String("type", "", "message type (default groupchat with --room, else chat)")
 	body := fs.String("body", "", "message body")
 	botNick := fs.String("bot-nick", "", "the bot's nick in the room (default: from the config)")
-	if err := fs.Parse(args); err != nil {
-		return &exitError{code: 2, err: fmt.Errorf("")}
+	if err := parseFlags(fs, args, stdout); err != nil {
+		return err
 	}
 	if fs.NArg() > 0 {
 		return usageErr("crier rules test: unexpected arguments: %s", strings.Join(fs.Args(), " "))

@@ -2,10 +2,10 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
 	"runtime/debug"
@@ -34,15 +34,28 @@ func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
 
 // cmdRun is the daemon. Signals become a context (SIGINT, SIGTERM) and a
 // reload channel (SIGHUP); teardown runs in reverse order of start-up.
-func cmdRun(args []string, stderr io.Writer) error {
-	fs := flag.NewFlagSet("run", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+func cmdRun(args []string, stdout, stderr io.Writer) error {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	return runDaemon(ctx, args, stdout, stderr, hup)
+}
+
+// runDaemon runs the daemon until ctx ends; each value on hup reloads the
+// config file. The listeners are bound in an order that fails early and
+// touches nothing on the way: the operations port first, then the
+// embedded servers, then the bot connects.
+func runDaemon(ctx context.Context, args []string, stdout, stderr io.Writer, hup <-chan os.Signal) error {
+	fs := newFlags("run", "[-c FILE] [-log-format text|json] [-log-level debug|info|warn|error]",
+		"Runs the daemon until SIGINT or SIGTERM (a graceful shutdown, exit 0); SIGHUP reloads the\nconfig file, as POST /-/reload does.", stderr)
 	path := configFlag(fs)
 	format := fs.String("log-format", "text", "log format: text or json")
 	level := fs.String("log-level", "info", "log level: debug, info, warn or error")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile to this file until the daemon stops")
-	if err := fs.Parse(args); err != nil {
-		return &exitError{code: 2, err: fmt.Errorf("")}
+	if err := parseFlags(fs, args, stdout); err != nil {
+		return err
 	}
 	if fs.NArg() > 0 {
 		return usageErr("crier run: unexpected arguments: %s", strings.Join(fs.Args(), " "))
@@ -69,14 +82,15 @@ func cmdRun(args []string, stderr io.Writer) error {
 		}()
 	}
 
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
-
 	log.Info("crier starting", "version", buildVersion(), "config", *path, "jid", cfg.XMPP.JID, "transport", cfg.XMPP.Transport)
 
+	var opsLn net.Listener
+	if cfg.HTTP.Listen != "" {
+		if opsLn, err = bot.ListenOps(cfg.HTTP.Listen); err != nil {
+			return &exitError{code: 1, err: inUse(err, cfg.Path, keyAddr{"http.listen", cfg.HTTP.Listen})}
+		}
+		defer opsLn.Close() // when the start fails before it is served
+	}
 	roots, stopEmbedded, err := startEmbedded(cfg, log)
 	if err != nil {
 		return &exitError{code: 1, err: err}
@@ -88,12 +102,9 @@ func cmdRun(args []string, stderr io.Writer) error {
 		return &exitError{code: 2, err: err}
 	}
 	reload := func() error { return b.ReloadFile(*path) }
-	if cfg.HTTP.Listen != "" {
-		addr, _, err := bot.ServeOps(ctx, cfg.HTTP.Listen, b.OpsHandler(reload))
-		if err != nil {
-			return &exitError{code: 1, err: err}
-		}
-		log.Info("operations endpoint up", "addr", addr.String(), "paths", "/metrics /-/healthy /-/ready /-/reload")
+	if opsLn != nil {
+		bot.ServeOpsOn(ctx, opsLn, b.OpsHandler(reload))
+		log.Info("operations endpoint up", "addr", opsLn.Addr().String(), "paths", "/metrics /-/healthy /-/ready /-/reload")
 	}
 	go func() {
 		for {

@@ -1,110 +1,304 @@
 package main
 
 import (
+	"bytes"
 	"context"
-	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/BurntSushi/toml"
+	"mellium.im/xmpp/jid"
 
 	"crier/bot"
 	"crier/internal/config"
 )
 
-// embeddedCAPath is where `crier run` leaves the embedded server's
-// certificate, so that `crier send` with the same config trusts it.
-func embeddedCAPath() string {
-	dir, err := os.UserCacheDir()
-	if err != nil {
-		dir = os.TempDir()
-	}
-	return filepath.Join(dir, "crier", "embedded-ca.pem")
+// The environment crier send reads for the account (CRIER_XMPP_PASSWORD,
+// config.PasswordEnv, as every command does).
+const (
+	envJID       = "CRIER_XMPP_JID"
+	envAddress   = "CRIER_XMPP_ADDRESS"
+	envTransport = "CRIER_XMPP_TRANSPORT"
+	envTLS       = "CRIER_XMPP_TLS"
+	envBOSHURL   = "CRIER_XMPP_BOSH_URL"
+	envCAFile    = "CRIER_XMPP_CA_FILE"
+)
+
+// maxSendBody is the largest body crier send reads from standard input.
+const maxSendBody = 1 << 20
+
+const sendAbout = `Signs in with the account, sends the message to every --to, and exits 0 only once the
+server acknowledged all of them; 1 when one was not delivered (each is named), 2 on bad
+usage. A room (a [[rooms]] JID of the config, a JID on a conference. domain, or every
+--to with --type groupchat) is joined for the send and gets groupchat; users get --type.
+
+The account comes from the flags, else the environment (CRIER_XMPP_JID, CRIER_XMPP_PASSWORD,
+CRIER_XMPP_ADDRESS, CRIER_XMPP_TRANSPORT, CRIER_XMPP_TLS, CRIER_XMPP_BOSH_URL,
+CRIER_XMPP_CA_FILE), else the config file: -c FILE, or ./config.toml when it exists and
+no JID is given. No config file is needed. The password is never a flag (other users
+can read a command line): use --password-file or CRIER_XMPP_PASSWORD.
+
+The server's certificate must be trusted by the system or by --ca-file. With a config
+whose [embedded] xmpp is on, the demo's certificate, which crier run keeps beside the
+config (.crier/embedded-DOMAIN.pem), is trusted too.`
+
+// listFlag is a flag that may be given several times.
+type listFlag []string
+
+func (l *listFlag) String() string { return strings.Join(*l, " ") }
+
+func (l *listFlag) Set(v string) error {
+	*l = append(*l, v)
+	return nil
 }
 
-func writeEmbeddedCA(pem []byte) (string, error) {
-	p := embeddedCAPath()
-	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
-		return "", err
-	}
-	return p, os.WriteFile(p, pem, 0o600)
+// sendFlags are the account settings of crier send's flags and
+// environment; empty means not given.
+type sendFlags struct {
+	jid, passwordFile, address, transport, tls, boshURL, caFile string
 }
 
 // cmdSend is the one-shot push: it exits 0 only once the server
-// acknowledged the message.
-func cmdSend(args []string, stdin io.Reader, stderr io.Writer) error {
-	fs := flag.NewFlagSet("send", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+// acknowledged every message.
+func cmdSend(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	fs := newFlags("send", "[-c FILE] [--jid JID] [--address HOST:PORT] --to JID [--to JID...] [--type T] [--subject S] [BODY|-]", sendAbout, stderr)
 	path := configFlag(fs)
-	to := fs.String("to", "", "recipient JID (a room's bare JID for groupchat)")
-	typ := fs.String("type", "", "message type: chat, headline, normal or groupchat (default: groupchat for a configured room, else chat)")
+	var to listFlag
+	fs.Var(&to, "to", "recipient JID, a user or a room's bare JID; repeat for several")
+	typ := fs.String("type", "", "message type for users: chat, headline or normal (default chat); groupchat makes every --to a room")
 	subject := fs.String("subject", "", "message subject")
 	timeout := fs.Duration("timeout", 30*time.Second, "give up after this long")
-	if err := fs.Parse(args); err != nil {
-		return &exitError{code: 2, err: errors.New("")}
+	var f sendFlags
+	fs.StringVar(&f.jid, "jid", "", "the account's bare JID (env "+envJID+")")
+	fs.StringVar(&f.passwordFile, "password-file", "", "file holding the account's password (env "+config.PasswordEnv+" holds the password itself)")
+	fs.StringVar(&f.address, "address", "", "server host:port; empty looks up the domain's SRV records (env "+envAddress+")")
+	fs.StringVar(&f.address, "server", "", "the same as --address")
+	fs.StringVar(&f.transport, "transport", "", "tcp or bosh (env "+envTransport+"; default tcp)")
+	fs.StringVar(&f.tls, "tls", "", "starttls, direct, or none to a server on this machine (env "+envTLS+"; default starttls)")
+	fs.StringVar(&f.boshURL, "bosh-url", "", "the BOSH URL, for --transport bosh (env "+envBOSHURL+")")
+	fs.StringVar(&f.caFile, "ca-file", "", "PEM file of a CA to trust besides the system's (env "+envCAFile+")")
+	if err := parseFlags(fs, args, stdout); err != nil {
+		return err
 	}
-	if *to == "" {
-		return usageErr("crier send: --to is required")
+	if len(to) == 0 {
+		return usageErr("crier send: --to is required (repeat it for several recipients)")
 	}
-	var body string
-	switch {
-	case fs.NArg() == 0 || (fs.NArg() == 1 && fs.Arg(0) == "-"):
-		b, err := io.ReadAll(io.LimitReader(stdin, 1<<20))
-		if err != nil {
-			return &exitError{code: 1, err: fmt.Errorf("crier send: reading the body: %w", err)}
+	for _, t := range to {
+		if _, err := jid.Parse(t); err != nil || t == "" {
+			return usageErr("crier send: --to %q is not a JID", t)
 		}
-		body = strings.TrimRight(string(b), "\n")
+	}
+	switch *typ {
+	case "", "chat", "headline", "normal", "groupchat":
 	default:
-		body = strings.Join(fs.Args(), " ")
+		return usageErr("crier send: --type %q: want chat, headline, normal or groupchat", *typ)
+	}
+	body, err := readBody(fs.Args(), stdin)
+	if err != nil {
+		return err
 	}
 	if body == "" && *subject == "" {
 		return usageErr("crier send: nothing to send (give a BODY, or - for standard input)")
 	}
-	cfg, _, err := loadAll(*path)
+	f.fromEnv(os.Getenv)
+
+	explicit := false
+	fs.Visit(func(fl *flag.Flag) { explicit = explicit || fl.Name == "c" || fl.Name == "config" })
+	var base *config.Config
+	if explicit || f.jid == "" {
+		if _, err := os.Stat(*path); err == nil || explicit {
+			cfg, err := config.Load(*path)
+			if err != nil {
+				return &exitError{code: 2, err: err}
+			}
+			base = cfg
+		}
+	}
+	cfg, err := f.config(base)
 	if err != nil {
 		return err
 	}
-	t := *typ
-	if t == "" {
-		t = "chat"
-		for _, r := range cfg.Rooms {
-			if strings.EqualFold(r.Addr().Bare().String(), *to) {
-				t = "groupchat"
-			}
+
+	msgs := make([]bot.OneShot, 0, len(to))
+	for _, t := range to {
+		mt := *typ
+		if mt == "" {
+			mt = "chat"
 		}
+		if isRoom(cfg, t) {
+			mt = "groupchat"
+		}
+		msgs = append(msgs, bot.OneShot{To: t, Type: mt, Subject: *subject, Body: body})
 	}
-	switch t {
-	case "chat", "headline", "normal", "groupchat":
-	default:
-		return usageErr("crier send: --type %q: want chat, headline, normal or groupchat", t)
-	}
+
 	log, _ := newLogger(stderr, "text", "warn")
 	opts := bot.Options{Logger: log}
-	if cfg.Embedded.XMPP {
-		opts.RootCAs = embeddedRoots(cfg)
+	certPath := ""
+	if base != nil && base.Embedded.XMPP {
+		certPath = demoCertPath(base)
+		pool, err := demoRoots(certPath)
+		switch {
+		case err == nil:
+			opts.RootCAs = pool
+		case !errors.Is(err, os.ErrNotExist):
+			fmt.Fprintf(stderr, "crier send: not trusting the demo's certificate: %v\n", err)
+		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
-	if err := bot.SendOnce(ctx, cfg, opts, bot.OneShot{To: *to, Type: t, Subject: *subject, Body: body}); err != nil {
-		return &exitError{code: 1, err: fmt.Errorf("crier send: %w", err)}
+	if err := bot.SendOnce(ctx, cfg, opts, msgs...); err != nil {
+		msg := strings.ReplaceAll(err.Error(), "\n", "\ncrier send: ")
+		if certPath != "" && (strings.Contains(msg, "x509") || strings.Contains(msg, "certificate")) {
+			msg += fmt.Sprintf("\ncrier send: the demo's certificate is %s: is `crier run -c %s` running?", certPath, base.Path)
+		}
+		return &exitError{code: 1, err: errors.New("crier send: " + msg)}
 	}
 	return nil
 }
 
-// embeddedRoots trusts the certificate a running demo left behind.
-func embeddedRoots(cfg *config.Config) *x509.CertPool {
-	pem, err := os.ReadFile(embeddedCAPath())
+// readBody returns the message body: the arguments joined, or standard
+// input for none or "-" (at most maxSendBody bytes, a trailing newline
+// dropped).
+func readBody(args []string, stdin io.Reader) (string, error) {
+	if len(args) > 0 && !(len(args) == 1 && args[0] == "-") {
+		return strings.Join(args, " "), nil
+	}
+	b, err := io.ReadAll(io.LimitReader(stdin, maxSendBody+1))
 	if err != nil {
-		return nil
+		return "", &exitError{code: 1, err: fmt.Errorf("crier send: reading the body: %w", err)}
 	}
-	pool, err := x509.SystemCertPool()
-	if err != nil || pool == nil {
-		pool = x509.NewCertPool()
+	if len(b) > maxSendBody {
+		return "", usageErr("crier send: the body on standard input is longer than %d bytes", maxSendBody)
 	}
-	pool.AppendCertsFromPEM(pem)
-	return pool
+	return strings.TrimRight(string(b), "\n"), nil
+}
+
+// fromEnv fills what the flags left empty from the environment.
+func (f *sendFlags) fromEnv(getenv func(string) string) {
+	for _, e := range []struct {
+		v   *string
+		env string
+	}{{&f.jid, envJID}, {&f.address, envAddress}, {&f.transport, envTransport}, {&f.tls, envTLS}, {&f.boshURL, envBOSHURL}, {&f.caFile, envCAFile}} {
+		if *e.v == "" {
+			*e.v = getenv(e.env)
+		}
+	}
+}
+
+// config returns the config crier send connects with: base's [xmpp] (when
+// there is a config file) with the flags and environment over it, checked
+// by the same validation as a config file. The error is a usage error
+// (exit 2) naming the flag to fix.
+func (f *sendFlags) config(base *config.Config) (*config.Config, error) {
+	x := map[string]any{}
+	embedded := false
+	if base != nil {
+		b := base.XMPP
+		x["jid"], x["resource"], x["transport"], x["tls"] = b.JID, b.Resource, b.Transport, b.TLS
+		x["connect_timeout"], x["stream_management"] = b.ConnectTimeout.String(), b.StreamManagement
+		x["insecure_skip_verify"] = b.InsecureSkipVerify
+		for k, v := range map[string]string{"password": b.Password.Reveal(), "address": b.Address, "bosh_url": b.BOSHURL, "ca_file": b.CAFile} {
+			if v != "" {
+				x[k] = v
+			}
+		}
+		embedded = base.Embedded.XMPP
+	}
+	for k, v := range map[string]string{"jid": f.jid, "address": f.address, "transport": f.transport, "tls": f.tls, "bosh_url": f.boshURL, "ca_file": f.caFile} {
+		if v != "" {
+			x[k] = v
+		}
+	}
+	if f.jid != "" && base != nil && !strings.EqualFold(f.jid, base.XMPP.JID) {
+		// Another account than the config's: not the config's password.
+		delete(x, "password")
+		embedded = false
+	}
+	password := ""
+	if f.passwordFile != "" {
+		p, err := readSecret(f.passwordFile)
+		if err != nil {
+			return nil, usageErr("crier send: --password-file: %v", err)
+		}
+		password, x["password"] = p, p
+	}
+	var buf bytes.Buffer
+	if err := toml.NewEncoder(&buf).Encode(map[string]any{"xmpp": x, "embedded": map[string]any{"xmpp": embedded}}); err != nil {
+		return nil, usageErr("crier send: %v", err)
+	}
+	cfg, err := config.LoadBytes("", buf.Bytes())
+	if err != nil {
+		return nil, usageErr("%s", sendProblems(err))
+	}
+	if password != "" {
+		cfg.XMPP.Password = config.Secret(password) // the flag wins over the environment
+	}
+	if base != nil {
+		cfg.Path = base.Path
+		cfg.Rooms = base.Rooms
+	}
+	return cfg, nil
+}
+
+// sendHints names, for each [xmpp] key, the flag and variable that set it.
+var sendHints = map[string]string{
+	"xmpp.jid":       "--jid or " + envJID,
+	"xmpp.address":   "--address or " + envAddress,
+	"xmpp.transport": "--transport or " + envTransport,
+	"xmpp.tls":       "--tls or " + envTLS,
+	"xmpp.bosh_url":  "--bosh-url or " + envBOSHURL,
+	"xmpp.ca_file":   "--ca-file or " + envCAFile,
+	"xmpp.password":  "--password-file or " + config.PasswordEnv,
+	"xmpp":           "--password-file or " + config.PasswordEnv,
+}
+
+// sendProblems words the validation errors of crier send's settings with
+// the flags that set them.
+func sendProblems(err error) string {
+	var lines []string
+	for _, line := range strings.Split(err.Error(), "\n") {
+		if line == "" {
+			continue
+		}
+		key, _, _ := strings.Cut(line, ":")
+		if h, ok := sendHints[key]; ok {
+			line += " (" + h + ")"
+		}
+		lines = append(lines, "crier send: "+line)
+	}
+	return strings.Join(lines, "\n")
+}
+
+// readSecret reads a password file: its first line, at most 4 KiB.
+func readSecret(path string) (string, error) {
+	data, err := readPrivateFile(path, 4<<10)
+	if err != nil {
+		return "", err
+	}
+	s, _, _ := strings.Cut(string(data), "\n")
+	s = strings.TrimRight(s, "\r")
+	if s == "" {
+		return "", fmt.Errorf("%s is empty", path)
+	}
+	return s, nil
+}
+
+// isRoom reports whether to is a room: one of cfg's [[rooms]], or a bare
+// JID on a conference. domain (as the NATS relay decides).
+func isRoom(cfg *config.Config, to string) bool {
+	j, err := jid.Parse(to)
+	if err != nil || j.Resourcepart() != "" {
+		return false
+	}
+	for _, r := range cfg.Rooms {
+		if r.Addr().Bare().Equal(j) {
+			return true
+		}
+	}
+	return strings.HasPrefix(j.Domainpart(), "conference.")
 }

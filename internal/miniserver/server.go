@@ -88,6 +88,10 @@ type Config struct {
 	// zero): stanzas for it are kept, its presence and rooms stay, until a
 	// <resume/> takes it up again or the time is over.
 	ResumeTimeout time.Duration
+	// Certificate, when set, is the certificate (with its key) the
+	// server presents; when nil, Start makes a self-signed one for Domain
+	// (NewCertificate makes one to keep across restarts).
+	Certificate *tls.Certificate
 	// Logger receives the server's logs; slog.Default() when nil.
 	Logger *slog.Logger
 }
@@ -186,7 +190,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	tm, err := newTLSMaterial(d.Domainpart())
+	tm, err := newTLSMaterial(d.Domainpart(), cfg.Certificate)
 	if err != nil {
 		return nil, err
 	}
@@ -382,10 +386,10 @@ func (s *Server) Domain() string { return s.domain }
 // MUCDomain returns the domain of the multi-user chat service.
 func (s *Server) MUCDomain() string { return s.mucDomain }
 
-// CertPool returns a pool trusting the server's self-signed certificate.
+// CertPool returns a pool trusting the server's certificate.
 func (s *Server) CertPool() *x509.CertPool { return s.tls.pool }
 
-// CACertPEM returns the server's self-signed certificate in PEM form.
+// CACertPEM returns the server's certificate in PEM form.
 func (s *Server) CACertPEM() []byte { return append([]byte(nil), s.tls.certPEM...) }
 
 // ClientTLSConfig returns a TLS client configuration trusting the server,
