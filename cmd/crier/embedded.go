@@ -73,7 +73,7 @@ func startEmbedded(cfg *config.Config, log *slog.Logger) (*x509.CertPool, func()
 		ns, err := embeddednats.Start(context.Background(), natsrelay.ConfigOf(cfg.Plugins).URL, "")
 		if err != nil {
 			stop()
-			return nil, func() {}, inUse(fmt.Errorf("crier: embedded NATS: %w", err), cfg.Path, keyAddr{"nats.url", hostPortOf(cfg.NATS.URL)})
+			return nil, func() {}, inUse(fmt.Errorf("crier: embedded NATS: %w", err), cfg.Path, keyAddr{"nats.url", hostPortOf(natsrelay.ConfigOf(cfg.Plugins).URL)})
 		}
 		stops = append(stops, func() { ns.Close() })
 		log.Info("embedded NATS server up (JetStream on)", "url", ns.ClientURL())
