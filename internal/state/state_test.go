@@ -579,7 +579,14 @@ func TestConcurrentUse(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	fired.Wait() // every expiry fires once (a second call panics the WaitGroup)
+	// Every expiry fires once (a second call panics the WaitGroup).
+	all := make(chan struct{})
+	go func() { fired.Wait(); close(all) }()
+	select {
+	case <-all:
+	case <-time.After(10 * time.Second):
+		t.Fatal("not every expiry fired in 10s")
+	}
 }
 
 // countIndex counts a namespace's expiry index and by-key entries.
