@@ -11,6 +11,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"crier/plugins"
 )
 
 // ReloadHeader is the header a POST /-/reload must carry, with any value.
@@ -53,7 +55,27 @@ func (b *Bot) OpsHandler(reload func() error) http.Handler {
 		}
 		fmt.Fprintln(w, "reloaded")
 	})
+	mux.Handle("/", http.HandlerFunc(b.pluginHTTP))
 	return mux
+}
+
+// pluginHTTP serves the paths of the plugins that serve HTTP
+// (plugins.HTTPServer): webhook receivers and the like.
+func (b *Bot) pluginHTTP(w http.ResponseWriter, r *http.Request) {
+	p := r.URL.Path
+	if !strings.HasPrefix(p, "/-/") && p != "/metrics" {
+		for _, rp := range b.plugins.active() {
+			hs, ok := rp.p.(plugins.HTTPServer)
+			if !ok {
+				continue
+			}
+			if h, ok := hs.Routes()[p]; ok {
+				h.ServeHTTP(w, r)
+				return
+			}
+		}
+	}
+	http.NotFound(w, r)
 }
 
 // fromBrowser says why a reload request may come from a web page, or ""

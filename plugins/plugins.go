@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"regexp"
 	"sort"
 	"sync"
@@ -244,4 +245,12 @@ func BuildOne(name string, cfg any, core Core) (Plugin, bool, error) {
 		cfg = s.Config()
 	}
 	return s.New(cfg, core)
+}
+
+// HTTPServer is a plugin that serves HTTP paths on the operations listener
+// ([http] listen), e.g. webhook receivers. Routes is asked on every
+// request, so a reloaded instance's paths take over at once; a path under
+// /-/ or /metrics is the bot's own and never reaches a plugin.
+type HTTPServer interface {
+	Routes() map[string]http.Handler
 }
