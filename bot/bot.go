@@ -200,12 +200,12 @@ func New(cfg *config.Config, opts Options) (*Bot, error) {
 	if err != nil {
 		return nil, err
 	}
-	b.engine.Store(eng)
-	b.cron = b.newScheduler(cfg, jobs)
-	b.cfg.Store(newSettings(cfg))
 	if err := b.openStore(cfg); err != nil {
 		return nil, err
 	}
+	b.engine.Store(eng)
+	b.cron = b.newScheduler(cfg, jobs)
+	b.cfg.Store(newSettings(cfg))
 	b.rooms.Set(b.wantedRooms(cfg))
 	if b.pending, err = b.plugins.build(cfg); err != nil {
 		_ = b.store.Close()
@@ -240,7 +240,8 @@ func roomJIDs(cfg *config.Config) []string {
 // once on reconnect, per job), also before the first connection and after a
 // reload.
 func (b *Bot) newScheduler(cfg *config.Config, jobs []*rules.CronJob) *rules.Scheduler {
-	s := rules.NewScheduler(jobs, b.cronAction, rules.WithRooms(roomJIDs(cfg)...), rules.WithLogger(b.log.With("component", "cron")))
+	s := rules.NewScheduler(jobs, b.cronAction, rules.WithRooms(roomJIDs(cfg)...), rules.WithLogger(b.log.With("component", "cron")),
+		rules.WithHistory(cronHistory{b}))
 	if !b.online.Load() {
 		s.Disconnected()
 	}

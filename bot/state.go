@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 
 	"mellium.im/xmpp/jid"
 
@@ -20,6 +21,7 @@ const (
 	coreNamespace = "core"
 	coreSchema    = 1
 	roomKeyPrefix = "rooms/"
+	cronKeyPrefix = "cron/"
 	// StoreFile is the state store's file name in [bot] state_dir.
 	StoreFile = "crier.db"
 )
@@ -234,4 +236,42 @@ func sectioned(lines []string, l string) string {
 		}
 	}
 	return sec + " " + t
+}
+
+// cronHistory keeps cron jobs' last runs in the store (rules.History).
+type cronHistory struct{ b *Bot }
+
+// Last returns the scheduled time of the job's last run.
+func (h cronHistory) Last(job string) (time.Time, bool) {
+	var at time.Time
+	ok := false
+	err := h.b.core.View(func(tx state.Tx) error {
+		v, found := tx.Get(cronKeyPrefix + job)
+		if !found {
+			return nil
+		}
+		t, err := time.Parse(time.RFC3339Nano, string(v))
+		if err != nil {
+			return err
+		}
+		at, ok = t, true
+		return nil
+	})
+	if err != nil {
+		h.b.log.Warn("state store: cron job's last run unreadable", "cron", job, "err", err)
+		h.b.hm.storeErrors.WithLabelValues("view").Inc()
+		return time.Time{}, false
+	}
+	return at, ok
+}
+
+// Ran records a run.
+func (h cronHistory) Ran(job string, at time.Time) {
+	err := h.b.core.Update(func(tx state.Tx) error {
+		return tx.Put(cronKeyPrefix+job, []byte(at.UTC().Format(time.RFC3339Nano)))
+	})
+	if err != nil {
+		h.b.log.Warn("state store: cannot record a cron job's run", "cron", job, "err", err)
+		h.b.hm.storeErrors.WithLabelValues("update").Inc()
+	}
 }

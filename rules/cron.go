@@ -174,6 +174,19 @@ func WithRooms(rooms ...string) SchedulerOption {
 // WithLogger sets the logger of template failures.
 func WithLogger(l *slog.Logger) SchedulerOption { return func(s *Scheduler) { s.log = l } }
 
+// History keeps the time of each job's last run across restarts (the bot
+// keeps it in its state store), so that a job with missed = "once" runs
+// once after a stop during which a run fell, and never twice.
+type History interface {
+	// Last returns the scheduled time of the job's last run.
+	Last(job string) (time.Time, bool)
+	// Ran records a run of the job at its scheduled time.
+	Ran(job string, at time.Time)
+}
+
+// WithHistory makes the scheduler read and record the jobs' last runs.
+func WithHistory(h History) SchedulerOption { return func(s *Scheduler) { s.history = h } }
+
 // WithRand replaces the source of jitter: it returns a number in [0, n).
 func WithRand(f func(n int64) int64) SchedulerOption { return func(s *Scheduler) { s.rand = f } }
 
@@ -196,8 +209,9 @@ type Scheduler struct {
 	emit  func(Action)
 	clock Clock
 	rooms map[string]bool
-	log   *slog.Logger
-	rand  func(n int64) int64
+	log     *slog.Logger
+	rand    func(n int64) int64
+	history History
 
 	mu        sync.Mutex // guards connected, missed, started
 	connected bool
@@ -247,6 +261,24 @@ func (s *Scheduler) Start() {
 		return
 	}
 	s.started = true
+	if s.history != nil {
+		// A run of a missed = "once" job that fell while crier was not
+		// running (after its last recorded run) is due once now.
+		now := s.clock.Now()
+		for i, j := range s.jobs {
+			last, ok := s.history.Last(j.name)
+			if !ok || !j.missedOnce {
+				continue
+			}
+			if next := j.Next(last); !next.IsZero() && !next.After(now) {
+				s.missed[i] = true
+				s.log.Info("cron job missed a run while crier was stopped; it runs once now", "cron", j.name, "last", last, "missed", next)
+				if s.connected {
+					s.wake[i] <- struct{}{}
+				}
+			}
+		}
+	}
 	for i := range s.jobs {
 		s.wg.Add(1)
 		go s.run(i)
@@ -341,6 +373,11 @@ func (s *Scheduler) fire(j *CronJob, at time.Time) {
 	if err != nil {
 		s.log.Warn("cron job failed", "cron", j.name, "err", err)
 		return
+	}
+	// Recorded before the action is carried out: a crash in between loses
+	// one run rather than doing it twice.
+	if s.history != nil {
+		s.history.Ran(j.name, at)
 	}
 	s.emit(a)
 }

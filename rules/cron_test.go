@@ -360,3 +360,87 @@ func TestSchedulerRealTime(t *testing.T) {
 		t.Errorf("ran %d times in 2.5s, want 2 (1 to 3)", n)
 	}
 }
+
+// memHistory is a History in memory, shared by two schedulers as the
+// state store is shared by two runs of crier.
+type memHistory struct {
+	mu   sync.Mutex
+	last map[string]time.Time
+}
+
+func (h *memHistory) Last(job string) (time.Time, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	t, ok := h.last[job]
+	return t, ok
+}
+
+func (h *memHistory) Ran(job string, at time.Time) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.last[job] = at
+}
+
+// TestSchedulerHistoryAcrossRestart: a missed = "once" job whose run fell
+// while crier was stopped runs once at the next start, and not again at
+// the start after; a skip job does not; a run that already happened is
+// not repeated by a restart.
+func TestSchedulerHistoryAcrossRestart(t *testing.T) {
+	start := time.Date(2024, 5, 6, 8, 59, 0, 0, time.UTC)
+	clk := newFakeClock(start)
+	specs := []CronSpec{
+		{Name: "catchup", Schedule: "0 9 * * *", Timezone: "UTC", To: "ops@example.org", Body: "daily", Missed: "once"},
+		{Name: "skipper", Schedule: "0 9 * * *", Timezone: "UTC", To: "ops@example.org", Body: "skip"},
+	}
+	jobs, errs := CompileCron(specs)
+	if len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	h := &memHistory{last: map[string]time.Time{}}
+	got := make(chan Action, 10)
+	run := func() *Scheduler {
+		s := NewScheduler(jobs, func(a Action) { got <- a }, WithClock(clk), WithHistory(h))
+		s.Start()
+		return s
+	}
+	count := func(wait time.Duration) map[string]int {
+		seen := map[string]int{}
+		deadline := time.After(wait)
+		for {
+			select {
+			case a := <-got:
+				seen[a.Rule]++
+			case <-deadline:
+				return seen
+			}
+		}
+	}
+	s := run()
+	clk.waitTimers(t, 2)
+	clk.advance(time.Minute) // 09:00: both run
+	if c := count(300 * time.Millisecond); c["catchup"] != 1 || c["skipper"] != 1 {
+		t.Fatalf("at 09:00: %v", c)
+	}
+	clk.waitTimers(t, 2)
+	s.Stop()
+
+	// A restart the same morning repeats nothing.
+	s = run()
+	if c := count(300 * time.Millisecond); len(c) != 0 {
+		t.Fatalf("a restart after the run repeated it: %v", c)
+	}
+	s.Stop()
+
+	// Stopped over the next 09:00: the once job runs once at the start.
+	clk.advance(30 * time.Hour)
+	s = run()
+	if c := count(300 * time.Millisecond); c["catchup"] != 1 || c["skipper"] != 0 {
+		t.Fatalf("start after a missed run: %v, want catchup once and skipper not", c)
+	}
+	s.Stop()
+	s = run()
+	if c := count(300 * time.Millisecond); len(c) != 0 {
+		t.Fatalf("the catch-up ran again at the next start: %v", c)
+	}
+	s.Stop()
+}
