@@ -483,7 +483,9 @@ func TestOpsEndpoints(t *testing.T) {
 			t.Errorf("metrics lack %q", m)
 		}
 	}
-	resp, err := http.Post(ts.URL+"/-/reload", "", nil)
+	req, _ := http.NewRequest("POST", ts.URL+"/-/reload", nil)
+	req.Header.Set(ReloadHeader, "1")
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil || resp.StatusCode != 200 || reloads != 1 {
 		t.Fatalf("reload: %v %v %d", err, resp, reloads)
 	}
