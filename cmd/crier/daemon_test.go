@@ -272,4 +272,3 @@ func TestSecretsNeverInLogsOrMetrics(t *testing.T) {
 		}
 	}
 }
-
