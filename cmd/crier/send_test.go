@@ -63,7 +63,7 @@ func fromBot(body string) func(xmpptest.Stanza) bool {
 // a directory without a config file: each recipient gets it, the users
 // with the asked type, the room as groupchat.
 func TestSendSeveralRecipientsWithoutConfig(t *testing.T) {
-	srv, ca := mini(t, miniserver.Config{})
+	srv, ca := mini(t, miniserver.Config{HTTPAddr: "127.0.0.1:0"})
 	alice, bob := user(t, srv, "alice"), user(t, srv, "bob")
 	if err := alice.Join(lobby, "alice"); err != nil {
 		t.Fatal(err)
@@ -97,6 +97,14 @@ func TestSendSeveralRecipientsWithoutConfig(t *testing.T) {
 			t.Errorf("%s got type %q, want chat", c.JID(), got.Type)
 		}
 	}
+
+	// Over BOSH, chosen by flags.
+	if code, _, errs := runIn("", "send", "--transport", "bosh", "--bosh-url", "http://"+srv.HTTPAddr()+"/http-bind",
+		"--to", "alice@localhost", "--to", lobby, "over bosh"); code != 0 {
+		t.Fatalf("bosh: exit %d: %s", code, errs)
+	}
+	alice.Expect(t, 5*time.Second, fromBot("over bosh"))
+	alice.Expect(t, 5*time.Second, func(s xmpptest.Stanza) bool { return s.Type == "groupchat" && s.Body == "over bosh" })
 }
 
 // TestSendExitCodes checks 2 for bad usage, 1 for what was not delivered
