@@ -212,7 +212,9 @@ func (o *Outbox) poke() {
 // Enqueue adds it to the outbox without blocking. It fails (and counts a
 // drop) only when the queue is full.
 func (o *Outbox) Enqueue(it *Item) error {
-	it.queued = time.Now()
+	if it.queued.IsZero() {
+		it.queued = time.Now()
+	}
 	o.mu.Lock()
 	err := o.enqueueLocked(it)
 	o.mu.Unlock()

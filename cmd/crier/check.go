@@ -15,8 +15,10 @@ import (
 )
 
 // loadAll loads the config file and compiles its rules and cron jobs,
-// collecting every problem. The error is an exitError with code 2.
-func loadAll(path string) (*config.Config, *rules.Engine, error) {
+// collecting every problem. forRun adds what this build cannot run
+// (refusedByBuild), for check and run. The error is an exitError with
+// code 2.
+func loadAll(path string, forRun bool) (*config.Config, *rules.Engine, error) {
 	cfg, err := config.Load(path)
 	var all diag.List
 	if err != nil {
@@ -37,7 +39,9 @@ func loadAll(path string) (*config.Config, *rules.Engine, error) {
 		all.Merge(errs)
 		_, cerrs := rules.CompileCron(cfg.Cron)
 		all.Merge(cerrs)
-		all.Merge(refusedByBuild(cfg, haveEmbedded))
+		if forRun {
+			all.Merge(refusedByBuild(cfg, haveEmbedded))
+		}
 		// Plugins check their own tables (templates, subjects).
 		if _, err := plugins.Build(cfg.Plugins, cfg.PluginCore()); err != nil {
 			var l diag.List
@@ -107,7 +111,7 @@ func cmdCheck(args []string, stdout, stderr io.Writer) error {
 	if fs.NArg() > 0 {
 		return usageErr("crier check: unexpected arguments: %s", strings.Join(fs.Args(), " "))
 	}
-	cfg, eng, err := loadAll(*path)
+	cfg, eng, err := loadAll(*path, true)
 	if err != nil {
 		return err
 	}

@@ -9,8 +9,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"time"
 
 	"crier/examples/webchat"
@@ -153,4 +157,18 @@ func createFile(path string, data []byte) error {
 		return err
 	}
 	return os.Link(tmp, path)
+}
+
+// hostPortOf returns the host:port of a URL such as nats://127.0.0.1:4222
+// (the first of a comma-separated list), or "" when it has none.
+func hostPortOf(raw string) string {
+	raw, _, _ = strings.Cut(raw, ",")
+	u, err := url.Parse(strings.TrimSpace(raw))
+	if err != nil || u.Host == "" {
+		return ""
+	}
+	if u.Port() == "" {
+		return net.JoinHostPort(u.Hostname(), strconv.Itoa(4222))
+	}
+	return u.Host
 }

@@ -136,6 +136,11 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if err == nil {
 		return 0
 	}
+	return runWith(err, stderr)
+}
+
+// runWith prints a command's error on stderr and returns its exit code.
+func runWith(err error, stderr io.Writer) int {
 	var ee *exitError
 	if errors.As(err, &ee) {
 		if ee.err != nil && ee.err.Error() != "" {

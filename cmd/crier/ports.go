@@ -4,8 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/url"
-	"strconv"
 	"strings"
 	"syscall"
 )
@@ -68,18 +66,4 @@ func failedPort(err error) string {
 		}
 	}
 	return ""
-}
-
-// hostPortOf returns the host:port of a URL such as nats://127.0.0.1:4222
-// (the first of a comma-separated list), or "" when it has none.
-func hostPortOf(raw string) string {
-	raw, _, _ = strings.Cut(raw, ",")
-	u, err := url.Parse(strings.TrimSpace(raw))
-	if err != nil || u.Host == "" {
-		return ""
-	}
-	if u.Port() == "" {
-		return net.JoinHostPort(u.Hostname(), strconv.Itoa(4222))
-	}
-	return u.Host
 }

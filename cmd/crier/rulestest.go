@@ -50,7 +50,7 @@ func cmdRulesTest(args []string, stdout, stderr io.Writer) error {
 	if !bodySet {
 		return usageErr("crier rules test: --body is required")
 	}
-	cfg, eng, err := loadAll(*path)
+	cfg, eng, err := loadAll(*path, false)
 	if err != nil {
 		return err
 	}

@@ -64,7 +64,7 @@ func runDaemon(ctx context.Context, args []string, stdout, stderr io.Writer, hup
 	if err != nil {
 		return err
 	}
-	cfg, _, err := loadAll(*path)
+	cfg, _, err := loadAll(*path, true)
 	if err != nil {
 		return err
 	}

@@ -1,11 +1,12 @@
-// Command natspush publishes one headline event to NATS, for trying the
-// natsrelay plugin: with crier running a relay on "alerts.>" in JSON
-// format, the event arrives as an XMPP message.
+// Command natspush publishes one event to NATS as JSON, for trying crier's
+// NATS relay (plugins/natsrelay): with the demo running (`crier run`, whose
+// config.toml relays "demo.>" to alice and the lobby), the defaults publish
+// an event that arrives as a headline.
 //
-//	go run ./examples/natspush -subject alerts.demo -title "Disk full" -body "95% on db1"
+//	go run ./examples/natspush -title "Disk full" -body "95% on db1" -severity warning
 //
 // The event carries a Nats-Msg-Id, so publishing it twice with the same -id
-// relays it once.
+// relays it once (JetStream drops the duplicate).
 package main
 
 import (
@@ -17,6 +18,13 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nuid"
+)
+
+// Defaults: the demo's embedded NATS server and a subject its relay
+// ([[nats.relay]] subject = "demo.>" in config.toml) forwards.
+const (
+	defaultURL     = "nats://127.0.0.1:4222"
+	defaultSubject = "demo.alert"
 )
 
 // event is the JSON payload natsrelay understands in format "json".
@@ -31,15 +39,19 @@ type event struct {
 }
 
 func main() {
-	url := flag.String("url", "nats://127.0.0.1:4222", "NATS server URL")
-	subject := flag.String("subject", "alerts.demo", "subject to publish on")
-	title := flag.String("title", "Demo alert", "event title")
-	body := flag.String("body", "Something happened", "event body")
-	severity := flag.String("severity", "info", "event severity")
-	link := flag.String("link", "", "URL shown with the event")
-	id := flag.String("id", "", "event id (Nats-Msg-Id); empty makes a new one")
-	to := flag.String("to", "", "recipient JID replacing the relay's (optional)")
+	url := flag.String("url", defaultURL, "NATS server to publish to (the demo's embedded one by default)")
+	subject := flag.String("subject", defaultSubject, "NATS subject; crier relays it when a [[nats.relay]] subject matches (the demo relays demo.>)")
+	title := flag.String("title", "Demo alert", "event title: the first part of the message")
+	body := flag.String("body", "Something happened", "event body: the text of the message")
+	severity := flag.String("severity", "info", "event severity (info, warning, critical…): the demo's template shows it as [WARNING]")
+	link := flag.String("link", "", "a URL the message links to (the event's \"url\")")
+	id := flag.String("id", "", "event id, sent as Nats-Msg-Id: the same id twice is relayed once (empty: a new id)")
+	to := flag.String("to", "", "a JID that gets the event instead of the relay's own recipients (optional)")
 	flag.Parse()
+	if flag.NArg() > 0 {
+		fmt.Fprintf(os.Stderr, "natspush: unexpected arguments %q (the text goes in -body)\n", flag.Args())
+		os.Exit(2)
+	}
 	if err := run(*url, *subject, *id, *to, event{Title: *title, Body: *body, Severity: *severity, URL: *link}); err != nil {
 		fmt.Fprintln(os.Stderr, "natspush:", err)
 		os.Exit(1)

@@ -3,11 +3,13 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
 
+	"crier/internal/config"
 	"crier/internal/embeddednats"
 	"crier/plugins/natsrelay"
 )
@@ -25,14 +27,14 @@ func TestRunPublishesARelayableEvent(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer nc.Close()
-	sub, err := nc.SubscribeSync("alerts.>")
+	sub, err := nc.SubscribeSync("demo.>")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := nc.Flush(); err != nil {
 		t.Fatal(err)
 	}
-	if err := run(srv.ClientURL(), "alerts.demo", "e-1", "bob@example.org", event{Title: "T", Body: "B", Severity: "warn"}); err != nil {
+	if err := run(srv.ClientURL(), defaultSubject, "e-1", "bob@example.org", event{Title: "T", Body: "B", Severity: "warn"}); err != nil {
 		t.Fatal(err)
 	}
 	m, err := sub.NextMsg(5 * time.Second)
@@ -50,4 +52,61 @@ func TestRunPublishesARelayableEvent(t *testing.T) {
 	if err != nil || p.Title != "T" || p.Body != "B" || p.Severity != "warn" || p.ID != "e-1" || len(p.To) != 1 || p.To[0] != "bob@example.org" {
 		t.Errorf("payload %+v, %v", p, err)
 	}
+}
+
+// TestDefaultSubjectIsRelayedByTheDemo checks that the defaults reach the
+// demo: config.toml has a relay whose subject matches defaultSubject, on
+// the NATS server defaultURL names.
+func TestDefaultSubjectIsRelayedByTheDemo(t *testing.T) {
+	cfg, err := config.Load("../../config.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.NATS.URL != defaultURL {
+		t.Errorf("the demo's NATS is %s, natspush's default %s", cfg.NATS.URL, defaultURL)
+	}
+	var subjects []string
+	for _, r := range cfg.NATS.Relay {
+		subjects = append(subjects, r.Subject)
+		if subjectMatches(r.Subject, defaultSubject) {
+			return
+		}
+	}
+	t.Fatalf("no relay of config.toml (subjects %q) forwards natspush's default subject %q", subjects, defaultSubject)
+}
+
+func TestSubjectMatches(t *testing.T) {
+	for _, tc := range []struct {
+		filter, subject string
+		want            bool
+	}{
+		{"demo.>", "demo.alert", true},
+		{"demo.>", "demo.a.b", true},
+		{"demo.>", "demo", false},
+		{"demo.*", "demo.alert", true},
+		{"demo.*", "demo.a.b", false},
+		{"alerts.>", "demo.alert", false},
+		{"demo.alert", "demo.alert", true},
+	} {
+		if got := subjectMatches(tc.filter, tc.subject); got != tc.want {
+			t.Errorf("subjectMatches(%q, %q) = %v", tc.filter, tc.subject, got)
+		}
+	}
+}
+
+// subjectMatches reports whether a NATS subscription filter ("*" one
+// token, ">" one or more trailing tokens) matches subject.
+func subjectMatches(filter, subject string) bool {
+	f, s := strings.Split(filter, "."), strings.Split(subject, ".")
+	for i, tok := range f {
+		switch {
+		case tok == ">":
+			return len(s) > i
+		case i >= len(s):
+			return false
+		case tok != "*" && tok != s[i]:
+			return false
+		}
+	}
+	return len(f) == len(s)
 }
