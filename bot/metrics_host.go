@@ -1,6 +1,10 @@
 package bot
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"crier/plugins"
+)
 
 // hostMetrics are the metrics of the message chain and the plugin host.
 type hostMetrics struct {
@@ -21,9 +25,28 @@ func newHostMetrics(reg prometheus.Registerer) *hostMetrics {
 		chainStopped:   prometheus.NewCounterVec(prometheus.CounterOpts{Name: "crier_chain_stopped_total", Help: "Events a chain link stopped before the rules, by link."}, []string{"link"}),
 		pluginFailures: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "crier_plugin_failures_total", Help: "Plugins disabled by a failure, by plugin and reason (panic, blocked, start)."}, []string{"plugin", "reason"}),
 		pluginIQ:       prometheus.NewCounterVec(prometheus.CounterOpts{Name: "crier_plugin_iq_total", Help: "iq requests handed to plugins, by plugin and result (result, error, panic, busy, timeout)."}, []string{"plugin", "result"}),
-		pluginActions:  prometheus.NewCounterVec(prometheus.CounterOpts{Name: "crier_plugin_actions_total", Help: "Room actions asked by plugins, by action and result (done, refused, failed)."}, []string{"action", "result"}),
+		pluginActions:  prometheus.NewCounterVec(prometheus.CounterOpts{Name: "crier_plugin_actions_total", Help: "Room actions asked by plugins, by action and result (requested, refused, done, failed)."}, []string{"action", "result"}),
 		pluginRunning:  prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "crier_plugin_running", Help: "1 for each plugin that runs, 0 for one configured but disabled or failed."}, []string{"plugin"}),
 		storeErrors:    prometheus.NewCounterVec(prometheus.CounterOpts{Name: "crier_state_errors_total", Help: "State store operations that failed, by operation."}, []string{"op"}),
+	}
+	// Every series exists from the first scrape, at zero.
+	for _, n := range plugins.Names() {
+		m.chainStopped.WithLabelValues(n)
+		m.pluginRunning.WithLabelValues(n)
+		for _, r := range []string{"panic", "blocked", "start"} {
+			m.pluginFailures.WithLabelValues(n, r)
+		}
+		for _, r := range []string{"result", "error", "panic", "busy", "timeout"} {
+			m.pluginIQ.WithLabelValues(n, r)
+		}
+	}
+	for k := plugins.ActKick; k <= plugins.ActConfigure; k++ {
+		for _, r := range []string{"requested", "refused", "done", "failed"} {
+			m.pluginActions.WithLabelValues(k.String(), r)
+		}
+	}
+	for _, op := range []string{"view", "update"} {
+		m.storeErrors.WithLabelValues(op)
 	}
 	for _, c := range []prometheus.Collector{m.chainDepth, m.chainDropped, m.chainStopped, m.pluginFailures, m.pluginIQ, m.pluginActions, m.pluginRunning, m.storeErrors} {
 		reg.MustRegister(c)
