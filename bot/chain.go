@@ -221,13 +221,10 @@ func eventOf(m *rules.Message, id, stanzaID, occupantID string) plugins.Event {
 		ev.Kind = plugins.EventLeave
 	case rules.KindSubject:
 		ev.Kind = plugins.EventSubject
-	case kindNick:
+	case rules.KindNick:
 		ev.Kind = plugins.EventNick
 	default:
 		ev.Kind = plugins.EventMessage
 	}
 	return ev
 }
-
-// kindNick is a nick change; the rules have no trigger for it.
-const kindNick = "nick"

@@ -16,6 +16,8 @@ import (
 	"mellium.im/xmpp/stanza"
 	"mellium.im/xmpp/version"
 	"mellium.im/xmpp/xtime"
+
+	"crier/rules"
 )
 
 // maxInBody is the largest incoming body the bot looks at; larger ones are
@@ -375,7 +377,7 @@ func (b *Bot) onMessage(st *inStanza) {
 		}
 		if hasSubject && !hasBody {
 			if b.rooms.subject(bare) {
-				m.Kind = "subject"
+				m.Kind = rules.KindSubject
 				b.chain.enqueue(&chainItem{m: m, ev: eventOf(&m, st.ID, "", "")})
 			}
 			return
@@ -412,7 +414,7 @@ func (b *Bot) onMessage(st *inStanza) {
 }
 
 // occupantEvent feeds joins, leaves and nick changes to the chain.
-func (b *Bot) occupantEvent(kind, room, nick string, occ occupant, extra string) {
+func (b *Bot) occupantEvent(kind rules.EventKind, room, nick string, occ occupant, extra string) {
 	m := b.baseMessage()
 	m.Kind = kind
 	m.Type = "groupchat"
@@ -421,7 +423,7 @@ func (b *Bot) occupantEvent(kind, room, nick string, occ occupant, extra string)
 	m.From = room + "/" + nick
 	m.Role, m.Affiliation, m.RealJID = occ.role, occ.affiliation, occ.realJID
 	ev := eventOf(&m, "", "", occ.occupantID)
-	if kind == kindNick {
+	if kind == rules.KindNick {
 		ev.NewNick = extra
 	}
 	// The MUC manager calls this with its lock held: enqueue never

@@ -14,6 +14,7 @@ import (
 	"mellium.im/xmpp/stanza"
 
 	"crier/plugins"
+	"crier/rules"
 )
 
 // Namespaces used by the MUC manager.
@@ -100,7 +101,7 @@ type rooms struct {
 	joinTTL time.Duration // a join without an answer is retried after this
 	// event reports occupant joins, leaves and nick changes (extra is the
 	// new nick) to the chain.
-	event func(kind, room, nick string, occ occupant, extra string)
+	event func(kind rules.EventKind, room, nick string, occ occupant, extra string)
 }
 
 func newRooms(out *Outbox, log *slog.Logger, met *metrics, backoff func(int) time.Duration) *rooms {
@@ -423,9 +424,9 @@ func (r *rooms) handlePresence(p mucPresence) bool {
 			}
 			if rm.state == roomJoined && r.event != nil {
 				if renamed {
-					r.event("nick", key, nick, occ, p.Item.Nick)
+					r.event(rules.KindNick, key, nick, occ, p.Item.Nick)
 				} else {
-					r.event("leave", key, nick, occ, "")
+					r.event(rules.KindLeave, key, nick, occ, "")
 				}
 			}
 		}
@@ -457,7 +458,7 @@ func (r *rooms) handlePresence(p mucPresence) bool {
 			return true
 		}
 		if !known && rm.state == roomJoined && r.event != nil {
-			r.event("join", key, nick, occ, "")
+			r.event(rules.KindJoin, key, nick, occ, "")
 		}
 	}
 	return true

@@ -205,10 +205,10 @@ func WithRand(f func(n int64) int64) SchedulerOption { return func(s *Scheduler)
 // and Reconnected), runs are not emitted; a job with missed = "once" then
 // runs once on Reconnected, however many runs it missed.
 type Scheduler struct {
-	jobs  []*CronJob
-	emit  func(Action)
-	clock Clock
-	rooms map[string]bool
+	jobs    []*CronJob
+	emit    func(Action)
+	clock   Clock
+	rooms   map[string]bool
 	log     *slog.Logger
 	rand    func(n int64) int64
 	history History

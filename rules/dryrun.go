@@ -69,7 +69,7 @@ func FormatAction(a Action) string {
 	case ActPublish:
 		head = fmt.Sprintf("publish to %s", a.To)
 	default:
-		head = a.Kind
+		head = string(a.Kind)
 	}
 	if a.Text == "" {
 		return head

@@ -86,7 +86,7 @@ type rule struct {
 
 // action is one compiled action of a rule.
 type action struct {
-	kind                         string
+	kind                         ActionKind
 	to, room, nick, text, subjct tmpl
 	typ                          string
 	private                      bool
@@ -108,7 +108,7 @@ var typeEvents = map[string]int{
 	TypeGroupchat: evGroupchat, TypeChat: evChat, TypeHeadline: evHeadline, TypeNormal: evNormal,
 }
 
-var actionKinds = []string{
+var actionKinds = []ActionKind{
 	ActReply, ActSend, ActHeadline, ActSubject, ActKick, ActBan, ActVoice, ActDevoice, ActInvite, ActPublish, ActLog,
 }
 
@@ -290,14 +290,14 @@ func (c *compiler) rule(s Spec, label string, at func(key, format string, args .
 
 	on := s.On
 	if len(on) == 0 {
-		on = []string{KindMessage}
+		on = []string{string(KindMessage)}
 	}
 	in := s.In
 	if len(in) == 0 {
 		in = []string{TypeGroupchat, TypeChat}
 	}
 	for _, o := range on {
-		switch strings.ToLower(o) {
+		switch EventKind(strings.ToLower(o)) {
 		case KindMessage:
 			for _, t := range in {
 				ev, ok := typeEvents[strings.ToLower(t)]
@@ -317,7 +317,7 @@ func (c *compiler) rule(s Spec, label string, at func(key, format string, args .
 			atf("on", "unknown trigger %q in on (want message, join, leave or subject)", o)
 		}
 	}
-	if len(s.In) > 0 && !slices.ContainsFunc(on, func(o string) bool { return strings.EqualFold(o, KindMessage) }) {
+	if len(s.In) > 0 && !slices.ContainsFunc(on, func(o string) bool { return strings.EqualFold(o, string(KindMessage)) }) {
 		atf("in", "in applies to message triggers, and on has none")
 	}
 
@@ -380,9 +380,13 @@ func (c *compiler) rule(s Spec, label string, at func(key, format string, args .
 	for i, a := range s.Actions {
 		key := "actions"
 		name := fmt.Sprintf("actions[%d]", i)
-		do := strings.ToLower(a.Do)
+		do := ActionKind(strings.ToLower(a.Do))
 		if !slices.Contains(actionKinds, do) {
-			atf(key, "%s: unknown action %q (want %s)", name, a.Do, strings.Join(actionKinds, ", "))
+			names := make([]string, len(actionKinds))
+			for i, k := range actionKinds {
+				names[i] = string(k)
+			}
+			atf(key, "%s: unknown action %q (want %s)", name, a.Do, strings.Join(names, ", "))
 			continue
 		}
 		act := action{kind: do, private: a.Private}
@@ -459,7 +463,7 @@ func specHash(s Spec) [32]byte {
 // misspelt field or group fails then rather than on a live message.
 func sampleData(rule string, re *regexp.Regexp) Data {
 	d := Data{
-		Rule: rule, Kind: KindMessage, Type: TypeGroupchat,
+		Rule: rule, Kind: string(KindMessage), Type: TypeGroupchat,
 		From: "room@conference.example.org/alice", Room: "room@conference.example.org", Nick: "alice",
 		RealJID: "alice@example.org", Role: "participant", Affiliation: "member",
 		Body: "sample message body", Subject: "sample subject", BotNick: "crier",

@@ -96,7 +96,7 @@ func TestSenderLimit(t *testing.T) {
 	kinds := func(as []Action) string {
 		var k []string
 		for _, a := range as {
-			k = append(k, a.Kind)
+			k = append(k, string(a.Kind))
 		}
 		return strings.Join(k, ",")
 	}

@@ -221,7 +221,7 @@ func (r *rule) limitKey(x *evalCtx) string {
 // data is the template dot for a message.
 func (r *rule) data(m *Message, sub []string) Data {
 	d := Data{
-		Rule: r.name, Kind: m.Kind, Type: m.Type, From: m.From, Room: m.Room, Nick: m.Nick,
+		Rule: r.name, Kind: string(m.Kind), Type: m.Type, From: m.From, Room: m.Room, Nick: m.Nick,
 		RealJID: m.RealJID, Role: m.Role, Affiliation: m.Affiliation, Body: m.Body, Subject: m.Subject,
 		BotNick: m.BotNick, Match: sub,
 	}

@@ -88,7 +88,7 @@ func TestGolden(t *testing.T) {
 				if msg.BotJID == "" {
 					msg.BotJID = "crier@example.org"
 				}
-				fmt.Fprintf(&out, "== %d %s %s %s: %s\n", i+1, or(msg.Kind, "message"), msg.Type, or(msg.Nick, msg.From),
+				fmt.Fprintf(&out, "== %d %s %s %s: %s\n", i+1, or(string(msg.Kind), "message"), msg.Type, or(msg.Nick, msg.From),
 					strings.ReplaceAll(or(msg.Body, msg.Subject), "\n", `\n`))
 				DryRun(&out, e, msg)
 			}

@@ -153,8 +153,9 @@ func TestEvaluateConcurrent(t *testing.T) {
 
 func TestPermitted(t *testing.T) {
 	tests := []struct {
-		kind, role, aff string
-		want            bool
+		kind      ActionKind
+		role, aff string
+		want      bool
 	}{
 		{ActKick, "moderator", "none", true},
 		{ActKick, "participant", "owner", false},

@@ -2,13 +2,23 @@ package rules
 
 import "strings"
 
+// EventKind is what a Message is: a message, or an occupant or subject
+// event in a room.
+type EventKind string
+
 // Event kinds of Message.Kind.
 const (
-	KindMessage = "message"
-	KindJoin    = "join"
-	KindLeave   = "leave"
-	KindSubject = "subject"
+	KindMessage EventKind = "message"
+	KindJoin    EventKind = "join"
+	KindLeave   EventKind = "leave"
+	KindSubject EventKind = "subject"
+	// KindNick is an occupant's nick change; no rule triggers on it, the
+	// chain's links see it.
+	KindNick EventKind = "nick"
 )
+
+// ActionKind is what an Action does.
+type ActionKind string
 
 // Message types of Message.Type and Action.Type.
 const (
@@ -20,30 +30,30 @@ const (
 
 // Action kinds of Action.Kind.
 const (
-	ActReply    = "reply"
-	ActSend     = "send"
-	ActHeadline = "headline"
-	ActSubject  = "subject"
-	ActKick     = "kick"
-	ActBan      = "ban"
-	ActVoice    = "voice"
-	ActDevoice  = "devoice"
-	ActInvite   = "invite"
-	ActPublish  = "publish"
-	ActLog      = "log"
+	ActReply    ActionKind = "reply"
+	ActSend     ActionKind = "send"
+	ActHeadline ActionKind = "headline"
+	ActSubject  ActionKind = "subject"
+	ActKick     ActionKind = "kick"
+	ActBan      ActionKind = "ban"
+	ActVoice    ActionKind = "voice"
+	ActDevoice  ActionKind = "devoice"
+	ActInvite   ActionKind = "invite"
+	ActPublish  ActionKind = "publish"
+	ActLog      ActionKind = "log"
 )
 
 // Message is one event the rules look at: a message, an occupant joining or
 // leaving a room, or a room's subject changing.
 type Message struct {
-	Kind        string // "message" (default), "join", "leave", "subject"
-	Type        string // groupchat | chat | headline | normal; default groupchat in a room, else chat
-	From        string // full JID of the sender (for groupchat: room@service/nick)
-	Room        string // bare room JID for room traffic, "" otherwise
-	Nick        string // occupant nick in a room; for chat: the sender's localpart
-	RealJID     string // occupant's real bare JID when known
-	Role        string // MUC role of the occupant
-	Affiliation string // MUC affiliation of the occupant
+	Kind        EventKind // KindMessage (default), KindJoin, KindLeave, KindSubject
+	Type        string    // groupchat | chat | headline | normal; default groupchat in a room, else chat
+	From        string    // full JID of the sender (for groupchat: room@service/nick)
+	Room        string    // bare room JID for room traffic, "" otherwise
+	Nick        string    // occupant nick in a room; for chat: the sender's localpart
+	RealJID     string    // occupant's real bare JID when known
+	Role        string    // MUC role of the occupant
+	Affiliation string    // MUC affiliation of the occupant
 	Body        string
 	Subject     string
 	BotNick     string // the bot's nick in this room (for mention and self checks)
@@ -54,14 +64,14 @@ type Message struct {
 // Action is something the bot should do because a rule applied. The rules
 // engine only describes it; the bot performs it.
 type Action struct {
-	Rule    string // name of the rule (or cron job) that produced it
-	Kind    string // reply | send | headline | subject | kick | ban | voice | devoice | invite | publish | log
-	To      string // target JID: room bare JID for groupchat, full/bare JID for chat/headline; invitee for invite; NATS subject for publish
-	Type    string // message type to send: groupchat | chat | headline | normal
-	Text    string // rendered body / subject / reason / log line / payload
-	Nick    string // target occupant for kick/ban/voice/devoice
-	Subject string // new room subject (subject), or the subject of a message
-	Room    string // the room of subject, kick, ban, voice, devoice and invite
+	Rule    string     // name of the rule (or cron job) that produced it
+	Kind    ActionKind // reply | send | headline | subject | kick | ban | voice | devoice | invite | publish | log
+	To      string     // target JID: room bare JID for groupchat, full/bare JID for chat/headline; invitee for invite; NATS subject for publish
+	Type    string     // message type to send: groupchat | chat | headline | normal
+	Text    string     // rendered body / subject / reason / log line / payload
+	Nick    string     // target occupant for kick/ban/voice/devoice
+	Subject string     // new room subject (subject), or the subject of a message
+	Room    string     // the room of subject, kick, ban, voice, devoice and invite
 }
 
 // Outgoing reports whether a is sent to the XMPP server (as opposed to

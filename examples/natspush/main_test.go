@@ -62,11 +62,12 @@ func TestDefaultSubjectIsRelayedByTheDemo(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.NATS.URL != defaultURL {
-		t.Errorf("the demo's NATS is %s, natspush's default %s", cfg.NATS.URL, defaultURL)
+	n := natsrelay.ConfigOf(cfg.Plugins)
+	if n.URL != defaultURL {
+		t.Errorf("the demo's NATS is %s, natspush's default %s", n.URL, defaultURL)
 	}
 	var subjects []string
-	for _, r := range cfg.NATS.Relay {
+	for _, r := range n.Relay {
 		subjects = append(subjects, r.Subject)
 		if subjectMatches(r.Subject, defaultSubject) {
 			return
