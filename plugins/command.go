@@ -104,8 +104,19 @@ type Command struct {
 	Summary string // one line for help
 	Args    []Arg
 	Level   Level
+	// Global makes Level a bot-wide right: only [commands] admins and
+	// users granted the level hold it. Without Global a room's
+	// moderators, owners, admins and members hold their room-scoped level
+	// when the command is given in (or privately through) that room.
+	Global bool
 	// Destructive commands ask for confirmation first.
 	Destructive bool
+	// Preview, when set on a Destructive command, describes what the call
+	// would do; the text is shown with the request to confirm. An empty
+	// text and a nil error mean this call needs no confirmation (e.g. a
+	// "list" action of a command that can also delete); an error refuses
+	// the call before it is confirmed.
+	Preview func(ctx context.Context, c *Call) (string, error)
 	// Stages, when set, makes the ad-hoc command multi-stage: each stage's
 	// form shows its Args (prev/next/complete); in chat all arguments are
 	// given at once. The command's Args are then the union, in order.
