@@ -94,6 +94,9 @@ func cmdError(typ, cond, app, text string) *plugins.IQError {
 
 // handleIQ answers an XEP-0050 <command/> request.
 func (p *Plugin) handleIQ(ctx context.Context, iq plugins.IQ) ([]byte, error) {
+	if p.stopped.Load() {
+		return nil, cmdError("cancel", "service-unavailable", "", "commands are stopping")
+	}
 	if len(iq.Payload) > maxPayloadBytes {
 		p.m.rejected.WithLabelValues(reasonTooBig).Inc()
 		return nil, cmdError("modify", "bad-request", "bad-payload", fmt.Sprintf("the request is %d bytes; the limit is %d", len(iq.Payload), maxPayloadBytes))

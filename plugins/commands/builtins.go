@@ -11,11 +11,6 @@ import (
 	"crier/plugins"
 )
 
-// Errors the built-in commands answer with.
-var (
-	errNoName = errors.New("name the plugin")
-)
-
 // builtinCommands are the plugin's own commands.
 func (p *Plugin) builtinCommands() []plugins.Command {
 	room := plugins.Arg{Name: "room", Label: "Room", Desc: "the room's bare JID", Kind: plugins.ArgJID, Required: true}

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -24,9 +25,11 @@ func SampleConfig() string { return sampleConf }
 
 // Errors of the commands package.
 var (
-	// ErrNotStarted is returned by calls that need the running bot before
-	// Start.
+	// ErrNotStarted is returned by Start without a Host.
 	ErrNotStarted = errors.New("commands: plugin not started")
+
+	// errNoName is the answer of plugins enable/disable without a name.
+	errNoName = errors.New("name the plugin")
 )
 
 func init() {
@@ -84,6 +87,9 @@ type Plugin struct {
 	started time.Time
 	sem     chan struct{}
 	wg      sync.WaitGroup
+	// stopped makes Handle, Unhandled and the iq handler step aside once
+	// Stop began (a reload's new instance already serves).
+	stopped atomic.Bool
 
 	limiter  *limiter
 	confirms *confirms
@@ -168,6 +174,7 @@ func (p *Plugin) Stop(ctx context.Context) error {
 	if p.cancel == nil {
 		return nil
 	}
+	p.stopped.Store(true)
 	p.cancel()
 	done := make(chan struct{})
 	go func() { p.wg.Wait(); close(done) }()
@@ -269,7 +276,7 @@ func (p *Plugin) fromBot(ev *plugins.Event) bool {
 // Handle runs a message that names a known command (on a goroutine of its
 // own) and stops the chain; anything else continues.
 func (p *Plugin) Handle(_ context.Context, ev *plugins.Event) plugins.Verdict {
-	if ev.Kind != plugins.EventMessage || p.host == nil {
+	if ev.Kind != plugins.EventMessage || p.host == nil || p.stopped.Load() {
 		return plugins.Continue
 	}
 	name, rest, ok := p.splitCommand(ev.Body)
@@ -291,7 +298,7 @@ func (p *Plugin) Handle(_ context.Context, ev *plugins.Event) plugins.Verdict {
 // Unhandled answers an unknown command with one short hint, at most once
 // per window per sender and place, never to another bot.
 func (p *Plugin) Unhandled(_ context.Context, ev *plugins.Event) {
-	if !p.cfg.UnknownReply || ev.Kind != plugins.EventMessage || p.host == nil {
+	if !p.cfg.UnknownReply || ev.Kind != plugins.EventMessage || p.host == nil || p.stopped.Load() {
 		return
 	}
 	name, _, ok := p.splitCommand(ev.Body)

@@ -359,7 +359,9 @@ func TestRights(t *testing.T) {
 	memberCmd := plugins.Command{Name: "vote", Summary: "members only", Level: plugins.Member,
 		Run: func(context.Context, *plugins.Call) (plugins.Reply, error) { return plugins.Reply{Text: "voted"}, nil }}
 	roomAdminCmd := plugins.Command{Name: "topic", Summary: "room admins", Level: plugins.Admin,
-		Run: func(context.Context, *plugins.Call) (plugins.Reply, error) { return plugins.Reply{Text: "topic set"}, nil }}
+		Run: func(context.Context, *plugins.Call) (plugins.Reply, error) {
+			return plugins.Reply{Text: "topic set"}, nil
+		}}
 	f := newFixture(t, nil, modCmd, memberCmd, roomAdminCmd)
 	if err := f.p.acl.set(f.p.ns, "granted-mod@example.org", plugins.Moderator); err != nil {
 		t.Fatal(err)
@@ -634,7 +636,7 @@ func TestUnknownCommand(t *testing.T) {
 	}
 	// Never to a bot, never in a loop.
 	silent := []plugins.Event{
-		inRoom(occupant{nick: "crier"}, "!nosuch"),                          // the bot's own echo
+		inRoom(occupant{nick: "crier"}, "!nosuch"), // the bot's own echo
 		{Kind: plugins.EventMessage, Type: "headline", From: "news.example.org", Body: "!nosuch"},
 		{Kind: plugins.EventMessage, Type: "error", From: "x@example.org/r", Body: "!nosuch"},
 		dm("otherbot@example.org", `!x unknown command "!foo" — try !help`), // a bot quoting our hint
@@ -768,5 +770,22 @@ func TestNoStore(t *testing.T) {
 	defer p.Stop(context.Background())
 	if r := f.chat1(dm(admin, "!acl grant bob@example.org member")); r != "bob@example.org is now member (no state store: until the next restart)" {
 		t.Errorf("grant without store: %q", r)
+	}
+}
+
+// TestStop: after Stop the plugin steps aside; Stop is safe twice.
+func TestStop(t *testing.T) {
+	f := newFixture(t, nil)
+	if err := f.p.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	ev := dm(admin, "!version")
+	if f.p.Handle(context.Background(), &ev) != plugins.Continue {
+		t.Error("Handle after Stop stopped the chain")
+	}
+	_, ie := f.adhoc(adminPhone, xCommand{Node: "version"})
+	expectIQError(t, ie, "service-unavailable", "")
+	if err := f.p.Stop(context.Background()); err != nil {
+		t.Errorf("second Stop: %v", err)
 	}
 }
