@@ -271,6 +271,9 @@ type Host interface {
 	// plugin, if one runs (ErrUnsupported otherwise).
 	Publish(subject string, data []byte) error
 	// Commands lists every command of the running plugins (Commander).
+	// The commands plugin calls it for each command message: the Host may
+	// return a shared slice that it replaces (never changes) when the set
+	// of running plugins changes; callers must not modify it.
 	Commands() []Command
 	// Plugins lists the registered plugins and their state.
 	Plugins() []PluginInfo

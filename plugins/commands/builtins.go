@@ -152,7 +152,11 @@ func (p *Plugin) builtinCommands() []plugins.Command {
 				if err != nil {
 					return "", err
 				}
-				return fmt.Sprintf("this will revoke %s's %s grant", j, p.acl.get(j)), nil
+				l := p.acl.get(j)
+				if l == plugins.Anyone {
+					return "", fmt.Errorf("%s has no grant", j)
+				}
+				return fmt.Sprintf("this will revoke %s's %s grant", j, l), nil
 			},
 			Run: p.runACL,
 		},

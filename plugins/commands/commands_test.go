@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/BurntSushi/toml"
+
 	"crier/plugins"
 )
 
@@ -548,7 +550,7 @@ func TestACL(t *testing.T) {
 	if _, ok := f.h.Store.Get("acl/bob@example.org"); ok {
 		t.Fatal("revoked grant still stored")
 	}
-	if r := f.chat1(dm(admin, "!acl revoke bob@example.org")); !strings.Contains(r, "") || len(f.h.Store.Keys("acl/")) != 0 {
+	if r := f.chat1(dm(admin, "!acl revoke bob@example.org")); r != "!acl: bob@example.org has no grant" || len(f.h.Store.Keys("acl/")) != 0 {
 		t.Errorf("second revoke: %q", r)
 	}
 }
@@ -787,5 +789,37 @@ func TestStop(t *testing.T) {
 	expectIQError(t, ie, "service-unavailable", "")
 	if err := f.p.Stop(context.Background()); err != nil {
 		t.Errorf("second Stop: %v", err)
+	}
+}
+
+// TestSampleConfig decodes sample.conf strictly (every key known) and
+// checks it passes Check.
+func TestSampleConfig(t *testing.T) {
+	var file struct {
+		Commands *Config `toml:"commands"`
+	}
+	file.Commands = defaultConfig()
+	md, err := toml.Decode(SampleConfig(), &file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u := md.Undecoded(); len(u) != 0 {
+		t.Fatalf("unknown keys in sample.conf: %v", u)
+	}
+	ck := &checker{}
+	file.Commands.Check(ck)
+	if len(ck.errs) != 0 {
+		t.Fatalf("sample.conf: %q", ck.errs)
+	}
+	c := file.Commands
+	if c.Rate != (Rate{N: 10, Per: time.Minute}) || time.Duration(c.ConfirmTimeout) != 30*time.Second || !slices.Equal(c.Admins, []string{"admin@example.org"}) {
+		t.Errorf("sample decoded to %+v", c)
+	}
+	var bad struct {
+		Commands *Config `toml:"commands"`
+	}
+	bad.Commands = defaultConfig()
+	if _, err := toml.Decode("[commands]\nrate = \"fast\"\n", &bad); err == nil || !strings.Contains(err.Error(), "want N/window") {
+		t.Errorf("bad rate decoded: %v", err)
 	}
 }

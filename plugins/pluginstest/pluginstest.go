@@ -388,11 +388,12 @@ func (h *Host) Publish(subject string, data []byte) error {
 	return nil
 }
 
-// Commands returns CommandList.
+// Commands returns CommandList, shared as the Host contract allows:
+// SetCommands replaces it whole.
 func (h *Host) Commands() []plugins.Command {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return slices.Clone(h.CommandList)
+	return h.CommandList
 }
 
 // SetCommands replaces CommandList (e.g. with the plugin's own commands,
