@@ -139,7 +139,7 @@ func (p *Plugin) adhocStart(ctx context.Context, w who, cmd *plugins.Command, re
 		if audited(cmd) {
 			p.audit.record(w, cmd.Name, nil, "forbidden", nil)
 		}
-		return nil, cmdError("auth", "forbidden", "", p.forbiddenText(w, cmd))
+		return nil, p.forbidden(w, cmd, "")
 	}
 	if ok, _ := p.rateAllow(w); !ok {
 		p.m.total.WithLabelValues(cmd.Name, "adhoc", resultRefused).Inc()
@@ -245,7 +245,7 @@ func (p *Plugin) adhocFinish(ctx context.Context, w who, cmd *plugins.Command, s
 	if !p.allowed(w, cmd) { // rights may have changed during the session
 		p.sessions.drop(s.id)
 		p.m.rejected.WithLabelValues(reasonForbidden).Inc()
-		return nil, cmdError("auth", "forbidden", "", p.forbiddenText(w, cmd))
+		return nil, p.forbidden(w, cmd, s.id)
 	}
 	if cmd.Destructive && !confirmed {
 		prompt, err := p.preview(ctx, w, cmd, p.newCall(w, cmd, s.vals))
@@ -332,6 +332,15 @@ func complete(st []plugins.Arg, vals map[string]string) bool {
 		}
 	}
 	return true
+}
+
+// forbidden is the error of a command the requester may not run: the
+// missing right named in the text and in an error note.
+func (p *Plugin) forbidden(w who, cmd *plugins.Command, sid string) error {
+	text := p.forbiddenText(w, cmd)
+	e := cmdError("auth", "forbidden", "", text)
+	e.Payload = marshal(xCommand{Node: cmd.Name, SessionID: sid, Status: "canceled", Notes: []xNote{{Type: "error", Text: text}}})
+	return e
 }
 
 // formRefused is the error of a form that fails: bad-request with

@@ -196,7 +196,8 @@ func TestAdHocSessions(t *testing.T) {
 	// A stranger: forbidden, with the missing right named.
 	_, ie = f.adhoc(evePhone, xCommand{Node: "join"})
 	expectIQError(t, ie, "forbidden", "")
-	if ie.Type != "auth" || ie.Text != "!join needs the admin right (bot-wide); you have anyone" {
+	if ie.Type != "auth" || ie.Text != "!join needs the admin right (bot-wide); you have anyone" ||
+		!strings.Contains(string(ie.Payload), `<note type="error">!join needs the admin right`) {
 		t.Errorf("forbidden %+v", ie)
 	}
 	// Through a room: the room's view of the occupant counts, not the bare JID.

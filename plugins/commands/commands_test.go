@@ -823,3 +823,36 @@ func TestSampleConfig(t *testing.T) {
 		t.Errorf("bad rate decoded: %v", err)
 	}
 }
+
+// TestRunsOffTheChain: Handle returns while the command still runs.
+func TestRunsOffTheChain(t *testing.T) {
+	release := make(chan struct{})
+	slow := plugins.Command{Name: "slow", Summary: "waits",
+		Run: func(ctx context.Context, _ *plugins.Call) (plugins.Reply, error) {
+			select {
+			case <-release:
+				return plugins.Reply{Text: "finally"}, nil
+			case <-ctx.Done():
+				return plugins.Reply{}, ctx.Err()
+			}
+		}}
+	f := newFixture(t, nil, slow)
+	ev := dm(stranger, "!slow")
+	returned := make(chan plugins.Verdict, 1)
+	go func() { returned <- f.p.Handle(context.Background(), &ev) }()
+	select {
+	case v := <-returned:
+		if v != plugins.Stop {
+			t.Fatalf("verdict %v", v)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Handle waited for the command")
+	}
+	if n := len(f.h.Sent()); n != 0 {
+		t.Fatalf("%d replies before the command finished", n)
+	}
+	close(release)
+	if m := f.h.WaitSent(t, 1, 5*time.Second); m[0].Body != "finally" {
+		t.Fatalf("reply %q", m[0].Body)
+	}
+}
