@@ -25,8 +25,8 @@ func SampleConfig() string { return sampleConf }
 
 // Errors of the commands package.
 var (
-	// ErrNotStarted is returned by Start without a Host.
-	ErrNotStarted = errors.New("commands: plugin not started")
+	// ErrNoHost is returned by Start when the Env has no Host.
+	ErrNoHost = errors.New("commands: started without a host")
 
 	// errNoName is the answer of plugins enable/disable without a name.
 	errNoName = errors.New("name the plugin")
@@ -57,7 +57,8 @@ const (
 	runTimeout = 30 * time.Second
 	// maxRunning bounds commands running at once; more are refused busy.
 	maxRunning = 64
-	// maxLineBytes bounds the whole chat line, whatever the arguments.
+	// maxLineBytesFactor times max_arg_bytes bounds the whole chat line,
+	// whatever the arguments.
 	maxLineBytesFactor = 8
 	// auditKeep is how many audit records the store keeps.
 	auditKeep = 1000
@@ -141,7 +142,7 @@ func (p *Plugin) Start(_ context.Context, env plugins.Env) error {
 		p.log = env.Logger
 	}
 	if env.Host == nil {
-		return fmt.Errorf("%w: no host", ErrNotStarted)
+		return ErrNoHost
 	}
 	if env.Registerer != nil {
 		if err := p.m.register(env.Registerer); err != nil {

@@ -856,3 +856,49 @@ func TestRunsOffTheChain(t *testing.T) {
 		t.Fatalf("reply %q", m[0].Body)
 	}
 }
+
+// TestStartWithoutHost is refused with a sentinel.
+func TestStartWithoutHost(t *testing.T) {
+	if err := New(*defaultConfig(), plugins.Core{}).Start(context.Background(), plugins.Env{}); !errors.Is(err, ErrNoHost) {
+		t.Fatalf("Start without host: %v", err)
+	}
+}
+
+// TestMetricsRegistered: the series are on the Registerer under their
+// documented names, and a second instance (a reload) shares them.
+func TestMetricsRegistered(t *testing.T) {
+	f := newFixture(t, nil)
+	f.chat1(dm(stranger, "!version"))
+	f.chat1(dm(stranger, "!join "+ops))
+	p2 := New(f.p.cfg, plugins.Core{})
+	if err := p2.Start(context.Background(), plugins.Env{Registerer: f.reg, Host: f.h}); err != nil {
+		t.Fatalf("second instance: %v", err)
+	}
+	defer p2.Stop(context.Background())
+	ev := dm(stranger, "!version")
+	p2.Handle(context.Background(), &ev)
+	p2.wg.Wait()
+	mfs, err := f.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			var l []string
+			for _, lp := range m.GetLabel() {
+				l = append(l, lp.GetName()+"="+lp.GetValue())
+			}
+			got[mf.GetName()+"{"+strings.Join(l, ",")+"}"] = m.GetCounter().GetValue()
+		}
+	}
+	for k, v := range map[string]float64{
+		"crier_commands_total{command=version,result=ok,surface=chat}":   2,
+		"crier_commands_total{command=join,result=refused,surface=chat}": 1,
+		"crier_commands_rejected_total{reason=forbidden}":                1,
+	} {
+		if got[k] != v {
+			t.Errorf("%s = %v, want %v (have %v)", k, got[k], v, got)
+		}
+	}
+}
