@@ -80,13 +80,16 @@ type Arg struct {
 	Kind  ArgKind
 	// Required arguments must be given.
 	Required bool
-	// Rest makes the last text argument take the rest of the chat line.
+	// Rest makes a text argument take the rest of the chat line.
+	// Arguments declared after it are written name=value in chat, before
+	// the text starts ("!say type=headline TO TEXT").
 	Rest bool
 	// Options are the choices of an ArgList.
 	Options []string
 	// Default is the value when not given.
 	Default string
-	// Max bounds a text argument's length in bytes (0: 1024).
+	// Max bounds the argument's length in bytes (0: [commands]
+	// max_arg_bytes, 1024 by default).
 	Max int
 }
 

@@ -322,3 +322,33 @@ func TestAdHocSessionsBounded(t *testing.T) {
 	f.clk.Advance(6 * time.Minute)
 	f.mustAdhoc(adminPhone, xCommand{Node: "join"})
 }
+
+// TestAdHocOtherPlugin: another plugin's command gets a generated form
+// with its typed fields, checked like the chat arguments.
+func TestAdHocOtherPlugin(t *testing.T) {
+	f := newFixture(t, nil, typedCmd)
+	r := f.mustAdhoc(evePhone, xCommand{Node: "typed"})
+	if got := fieldVars(r.Form); got != "n:text-single,d:text-single,b:boolean,l:list-single,j:jid-single,rest:text-multi" {
+		t.Fatalf("typed form %s", got)
+	}
+	if r.Form.Fields[0].Desc != "(a whole number)" || r.Form.Fields[1].Desc != "(a duration such as 10m or 2h)" {
+		t.Errorf("descs %q %q", r.Form.Fields[0].Desc, r.Form.Fields[1].Desc)
+	}
+	_, ie := f.adhoc(evePhone, xCommand{Node: "typed", SessionID: r.SessionID, Action: "complete", Form: submit("n", "many")})
+	expectIQError(t, ie, "not-acceptable", "")
+	if ie.Text != `n: "many" is not a whole number` {
+		t.Errorf("text %q", ie.Text)
+	}
+	r = f.mustAdhoc(evePhone, xCommand{Node: "typed", SessionID: r.SessionID, Action: "complete", Form: submit("n", "7", "b", "1")})
+	if notes(r) != "info: n=7 b=true" {
+		t.Errorf("typed result %s", notes(r))
+	}
+	// And in chat, and in help.
+	if got := f.chat1(dm(stranger, "!typed 7 1m yes")); got != "n=7 b=true" {
+		t.Errorf("chat typed %q", got)
+	}
+	f.clk.Advance(time.Minute)
+	if got := f.chat1(dm(stranger, "!help")); !strings.Contains(got, "!typed N [D] [B] [red|green] [J] [REST...] — test every argument kind") {
+		t.Errorf("help lacks typed:\n%s", got)
+	}
+}
