@@ -1,10 +1,13 @@
 package commands
 
 import (
+	"encoding/xml"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"mellium.im/xmpp/stanza"
 
 	"crier/plugins"
 )
@@ -350,5 +353,26 @@ func TestAdHocOtherPlugin(t *testing.T) {
 	f.clk.Advance(time.Minute)
 	if got := f.chat1(dm(stranger, "!help")); !strings.Contains(got, "!typed N [D] [B] [red|green] [J] [REST...] — test every argument kind") {
 		t.Errorf("help lacks typed:\n%s", got)
+	}
+}
+
+// TestIQErrorElement: the error element the Host sends is well-formed,
+// mellium reads its condition and text back, and it carries the XEP-0050
+// condition.
+func TestIQErrorElement(t *testing.T) {
+	e := cmdError("modify", "bad-request", "bad-sessionid", `the session <belongs> to "another" JID`)
+	el := e.Element()
+	var se stanza.Error
+	if err := xml.Unmarshal(el, &se); err != nil {
+		t.Fatalf("%s: %v", el, err)
+	}
+	if se.Type != stanza.Modify || se.Condition != stanza.BadRequest || se.Text[""] != `the session <belongs> to "another" JID` {
+		t.Errorf("decoded %+v from %s", se, el)
+	}
+	if !strings.Contains(string(el), `<bad-sessionid xmlns="http://jabber.org/protocol/commands"/></error>`) {
+		t.Errorf("no application condition in %s", el)
+	}
+	if e.Error() != `bad-request: the session <belongs> to "another" JID` {
+		t.Errorf("Error() = %q", e.Error())
 	}
 }
