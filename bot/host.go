@@ -111,16 +111,9 @@ func (h *pluginHost) Publish(subject string, data []byte) error {
 	return plugins.ErrUnsupported
 }
 
-// Commands lists the commands of every running Commander.
-func (h *pluginHost) Commands() []plugins.Command {
-	var out []plugins.Command
-	for _, rp := range h.b.plugins.active() {
-		if c, ok := rp.p.(plugins.Commander); ok {
-			out = append(out, c.Commands()...)
-		}
-	}
-	return out
-}
+// Commands lists the commands of every running Commander. The slice is
+// shared and replaced (never changed) when the running plugins change.
+func (h *pluginHost) Commands() []plugins.Command { return h.b.plugins.commands() }
 
 // Plugins lists the registered plugins and their state.
 func (h *pluginHost) Plugins() []plugins.PluginInfo { return h.b.pluginInfos() }

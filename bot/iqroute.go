@@ -195,6 +195,9 @@ func (h *handler) pluginIQ(t xmlstream.TokenReadEncoder, start *xml.StartElement
 	}
 	_ = skip(t) // the iq's end
 	iq := plugins.IQ{ID: attrValue(*start, "id"), From: attrValue(*start, "from"), To: attrValue(*start, "to"), Type: typ, Payload: buf.Bytes(), Name: child.Name}
+	if iq.To == "" {
+		iq.To = h.jid.String()
+	}
 	if err != nil {
 		b.met.rejected.WithLabelValues("bad_iq").Inc()
 		b.answerIQ(t, iq, nil, stanza.Error{Type: stanza.Modify, Condition: stanza.BadRequest})
@@ -239,7 +242,9 @@ func (h *handler) pluginIQ(t xmlstream.TokenReadEncoder, start *xml.StartElement
 		}()
 		answered <- answer{res, err}
 	}()
-	timer := time.NewTimer(pluginIQWait)
+	// A little longer than the handler's own time limit, so that a handler
+	// that watches its context answers itself.
+	timer := time.NewTimer(pluginIQWait + 500*time.Millisecond)
 	defer timer.Stop()
 	select {
 	case a := <-answered:
@@ -277,6 +282,20 @@ func rewind(t xmlstream.TokenReadEncoder, pre []xml.Token) xmlstream.TokenReadEn
 func (b *Bot) answerIQ(w xmlstream.TokenWriter, req plugins.IQ, res []byte, err error) {
 	to, _ := jid.Parse(req.From)
 	var out xml.TokenReader
+	var ie *plugins.IQError
+	if errors.As(err, &ie) {
+		raw := append(append([]byte(nil), ie.Payload...), ie.Element()...)
+		r, perr := rawElements(raw)
+		if perr == nil {
+			out = stanza.IQ{ID: req.ID, To: to, Type: stanza.ErrorIQ}.Wrap(r)
+			if _, werr := xmlstream.Copy(w, out); werr != nil {
+				b.log.Warn("could not answer an iq", "to", req.From, "err", werr)
+			}
+			return
+		}
+		b.log.Error("plugin iq error has malformed XML; answering its condition only", "query", req.Name.Space, "err", perr)
+		err = stanza.Error{Type: stanza.ErrorType(ie.Type), Condition: stanza.Condition(ie.Condition)}
+	}
 	if err != nil {
 		var se stanza.Error
 		if !errors.As(err, &se) {
@@ -307,7 +326,12 @@ func (b *Bot) answerIQ(w xmlstream.TokenWriter, req plugins.IQ, res []byte, err 
 
 // rawElement turns one XML element's bytes into tokens, checking that it
 // is well formed and a single element.
-func rawElement(raw []byte) (xml.TokenReader, error) {
+func rawElement(raw []byte) (xml.TokenReader, error) { return rawTokens(raw, false) }
+
+// rawElements is rawElement for a sequence of elements.
+func rawElements(raw []byte) (xml.TokenReader, error) { return rawTokens(raw, true) }
+
+func rawTokens(raw []byte, many bool) (xml.TokenReader, error) {
 	d := xml.NewDecoder(bytes.NewReader(raw))
 	var toks []xml.Token
 	depth := 0
@@ -321,7 +345,7 @@ func rawElement(raw []byte) (xml.TokenReader, error) {
 		}
 		switch tok.(type) {
 		case xml.StartElement:
-			if depth == 0 && len(toks) > 0 {
+			if depth == 0 && len(toks) > 0 && !many {
 				return nil, fmt.Errorf("more than one element")
 			}
 			depth++
@@ -374,6 +398,9 @@ func discoAnswer(d plugins.DiscoNode, iq plugins.IQ, q xml.StartElement) ([]byte
 		}
 	} else {
 		for _, it := range d.Items(iq.From, node) {
+			if it.JID == "" {
+				it.JID = iq.To // the bot itself
+			}
 			attrs := []xml.Attr{{Name: xml.Name{Local: "jid"}, Value: it.JID}}
 			if it.Node != "" {
 				attrs = append(attrs, xml.Attr{Name: xml.Name{Local: "node"}, Value: it.Node})

@@ -51,6 +51,26 @@ type pluginSet struct {
 	b    *Bot
 	mu   sync.Mutex
 	list atomic.Pointer[[]*runningPlugin]
+	// cmds caches the running plugins' commands; nil after any change.
+	cmds atomic.Pointer[[]plugins.Command]
+}
+
+// changed drops what is derived from the running set.
+func (s *pluginSet) changed() { s.cmds.Store(nil) }
+
+// commands lists the commands of every running Commander.
+func (s *pluginSet) commands() []plugins.Command {
+	if c := s.cmds.Load(); c != nil {
+		return *c
+	}
+	var out []plugins.Command
+	for _, rp := range s.active() {
+		if c, ok := rp.p.(plugins.Commander); ok {
+			out = append(out, c.Commands()...)
+		}
+	}
+	s.cmds.Store(&out)
+	return out
 }
 
 func (s *pluginSet) all() []*runningPlugin {
@@ -150,6 +170,7 @@ func (s *pluginSet) start(ctx context.Context, rp *runningPlugin) (err error) {
 		}
 	}
 	rp.started.Store(true)
+	s.changed()
 	s.b.hm.pluginRunning.WithLabelValues(rp.name).Set(1)
 	s.b.log.Info("plugin started", "plugin", rp.name)
 	return nil
@@ -160,6 +181,7 @@ func (s *pluginSet) stop(rp *runningPlugin) {
 	if !rp.started.CompareAndSwap(true, false) {
 		return
 	}
+	s.changed()
 	rp.host.unregister()
 	if st, ok := rp.p.(plugins.Stopper); ok {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -191,6 +213,7 @@ func (s *pluginSet) startAll(ctx context.Context, list []*runningPlugin) error {
 		}
 	}
 	s.list.Store(&list)
+	s.changed()
 	return nil
 }
 
@@ -212,6 +235,7 @@ func (s *pluginSet) fail(rp *runningPlugin, why string) {
 	if rp.off.Swap(true) {
 		return
 	}
+	s.changed()
 	s.b.hm.pluginRunning.WithLabelValues(rp.name).Set(0)
 	s.b.log.Error("plugin disabled after a failure; the bot goes on without it", "plugin", rp.name, "why", why)
 	rp.host.unregister()
@@ -235,6 +259,7 @@ func (s *pluginSet) setEnabled(ctx context.Context, name string, on bool) error 
 		if rp.off.Swap(true) {
 			return nil
 		}
+		s.changed()
 		s.b.hm.pluginRunning.WithLabelValues(name).Set(0)
 		s.stop(rp)
 		s.b.log.Info("plugin disabled by command", "plugin", name)
@@ -261,6 +286,7 @@ func (s *pluginSet) setEnabled(ctx context.Context, name string, on bool) error 
 		}
 	}
 	s.list.Store(&list)
+	s.changed()
 	s.b.log.Info("plugin enabled by command", "plugin", name)
 	return nil
 }
@@ -306,6 +332,7 @@ func (s *pluginSet) reload(ctx context.Context, cfg *config.Config) (changed []s
 		changed = append(changed, rp.name)
 	}
 	s.list.Store(&next)
+	s.changed()
 	for _, o := range old {
 		if !keep[o] {
 			s.stop(o)

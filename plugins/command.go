@@ -80,13 +80,16 @@ type Arg struct {
 	Kind  ArgKind
 	// Required arguments must be given.
 	Required bool
-	// Rest makes the last text argument take the rest of the chat line.
+	// Rest makes a text argument take the rest of the chat line.
+	// Arguments declared after it are written name=value in chat, before
+	// the text starts ("!say type=headline TO TEXT").
 	Rest bool
 	// Options are the choices of an ArgList.
 	Options []string
 	// Default is the value when not given.
 	Default string
-	// Max bounds a text argument's length in bytes (0: 1024).
+	// Max bounds the argument's length in bytes (0: [commands]
+	// max_arg_bytes, 1024 by default).
 	Max int
 }
 
@@ -104,8 +107,19 @@ type Command struct {
 	Summary string // one line for help
 	Args    []Arg
 	Level   Level
+	// Global makes Level a bot-wide right: only [commands] admins and
+	// users granted the level hold it. Without Global a room's
+	// moderators, owners, admins and members hold their room-scoped level
+	// when the command is given in (or privately through) that room.
+	Global bool
 	// Destructive commands ask for confirmation first.
 	Destructive bool
+	// Preview, when set on a Destructive command, describes what the call
+	// would do; the text is shown with the request to confirm. An empty
+	// text and a nil error mean this call needs no confirmation (e.g. a
+	// "list" action of a command that can also delete); an error refuses
+	// the call before it is confirmed.
+	Preview func(ctx context.Context, c *Call) (string, error)
 	// Stages, when set, makes the ad-hoc command multi-stage: each stage's
 	// form shows its Args (prev/next/complete); in chat all arguments are
 	// given at once. The command's Args are then the union, in order.

@@ -1,6 +1,7 @@
 package plugins
 
 import (
+	"bytes"
 	"context"
 	"encoding/xml"
 	"time"
@@ -155,11 +156,57 @@ type IQ struct {
 	Name xml.Name
 }
 
+// IQError is an iq error with what RFC 6120 and XEP-0050 put in it beyond
+// a stanza.Error: an application-specific condition (XEP-0050's
+// <bad-sessionid/>) and a copy of the request's child carrying notes. An
+// IQHandler returns it (as *IQError) to have the Host send it.
+type IQError struct {
+	// Type is the error type: cancel, modify, auth or wait.
+	Type string
+	// Condition is the defined condition (urn:ietf:params:xml:ns:xmpp-stanzas),
+	// e.g. "bad-request".
+	Condition string
+	// Text is a human-readable description; may be empty.
+	Text string
+	// App is the raw XML of an application-specific condition element,
+	// e.g. <bad-sessionid xmlns='http://jabber.org/protocol/commands'/>.
+	App []byte
+	// Payload is raw XML the Host puts in the error iq before <error/>
+	// (RFC 6120 §8.3.1 allows the request's child there).
+	Payload []byte
+}
+
+// Error returns the condition and text.
+func (e *IQError) Error() string {
+	if e.Text == "" {
+		return e.Condition
+	}
+	return e.Condition + ": " + e.Text
+}
+
+// Element returns the raw XML of the <error/> element (without Payload).
+func (e *IQError) Element() []byte {
+	var b bytes.Buffer
+	b.WriteString(`<error type="`)
+	_ = xml.EscapeText(&b, []byte(e.Type))
+	b.WriteString(`"><`)
+	_ = xml.EscapeText(&b, []byte(e.Condition))
+	b.WriteString(` xmlns="urn:ietf:params:xml:ns:xmpp-stanzas"/>`)
+	if e.Text != "" {
+		b.WriteString(`<text xmlns="urn:ietf:params:xml:ns:xmpp-stanzas">`)
+		_ = xml.EscapeText(&b, []byte(e.Text))
+		b.WriteString(`</text>`)
+	}
+	b.Write(e.App)
+	b.WriteString(`</error>`)
+	return b.Bytes()
+}
+
 // IQHandler answers one iq request. It runs on a goroutine of its own (not
 // the session's reader). It returns the raw XML of the result's child
-// (nil for an empty result) or an error: a stanza.Error from
-// mellium.im/xmpp/stanza is sent as it is, any other error as
-// internal-server-error (and logged).
+// (nil for an empty result) or an error: a *IQError (found with
+// errors.As) or a stanza.Error from mellium.im/xmpp/stanza is sent as it
+// is, any other error as internal-server-error (and logged).
 type IQHandler func(ctx context.Context, iq IQ) ([]byte, error)
 
 // DiscoItem is an item of a disco#items answer.
@@ -173,7 +220,9 @@ type DiscoNode interface {
 	// Info returns the node's identities (category/type/name triples) and
 	// features; ok false answers item-not-found.
 	Info(from, node string) (identities [][3]string, features []string, ok bool)
-	// Items returns the node's items for from.
+	// Items returns the node's items for from. An item with an empty JID
+	// names the bot itself: the Host fills in the JID the query was sent
+	// to.
 	Items(from, node string) []DiscoItem
 }
 
@@ -222,6 +271,9 @@ type Host interface {
 	// plugin, if one runs (ErrUnsupported otherwise).
 	Publish(subject string, data []byte) error
 	// Commands lists every command of the running plugins (Commander).
+	// The commands plugin calls it for each command message: the Host may
+	// return a shared slice that it replaces (never changes) when the set
+	// of running plugins changes; callers must not modify it.
 	Commands() []Command
 	// Plugins lists the registered plugins and their state.
 	Plugins() []PluginInfo

@@ -41,7 +41,7 @@ func TestDemoConfig(t *testing.T) {
 	for _, r := range c.Rules {
 		names = append(names, r.Name)
 	}
-	if !slices.Equal(names, []string{"ping", "help", "echo"}) {
+	if !slices.Equal(names, []string{"ping", "echo"}) {
 		t.Errorf("rules = %q", names)
 	}
 	if c.Rules[0].Match != "^!ping$" || c.Rules[0].Reply != "pong {{.Nick}}" {

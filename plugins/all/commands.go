@@ -1,0 +1,4 @@
+package all
+
+// commands serves chat commands and XEP-0050 ad-hoc commands.
+import _ "crier/plugins/commands"
