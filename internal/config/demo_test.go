@@ -47,8 +47,8 @@ func TestDemoConfig(t *testing.T) {
 	if c.Rules[0].Match != "^!ping$" || c.Rules[0].Reply != "pong {{.Nick}}" {
 		t.Errorf("ping rule = %+v", c.Rules[0])
 	}
-	if !strings.Contains(c.Rules[2].Reply, ".Match") {
-		t.Errorf("echo rule does not use .Match: %q", c.Rules[2].Reply)
+	if !strings.Contains(c.Rules[1].Reply, ".Match") {
+		t.Errorf("echo rule does not use .Match: %q", c.Rules[1].Reply)
 	}
 	// Each rule's Pos points at its lines in the file.
 	data, err := os.ReadFile(path)
