@@ -7,6 +7,7 @@ import (
 
 	"crier/internal/config"
 	"crier/plugins"
+	_ "crier/plugins/commands" // on by default, as in crier
 	"crier/rules"
 )
 
@@ -23,10 +24,30 @@ func (l *passLink) Handle(_ context.Context, ev *plugins.Event) plugins.Verdict 
 	return plugins.Continue
 }
 
+// hundredCommands is a Commander with 100 commands, as a plugin that
+// brings many would be.
+type hundredCommands struct{}
+
+func (hundredCommands) Name() string { return "hundred" }
+
+func (hundredCommands) Commands() []plugins.Command {
+	out := make([]plugins.Command, 100)
+	for i := range out {
+		out[i] = plugins.Command{Name: fmt.Sprintf("cmd%03d", i), Summary: "a command",
+			Args: []plugins.Arg{{Name: "text", Rest: true}},
+			Run: func(context.Context, *plugins.Call) (plugins.Reply, error) {
+				return plugins.Reply{Text: "ok"}, nil
+			}}
+	}
+	return out
+}
+
 // BenchmarkChain measures what the message chain adds per message: the
-// same room message through chain.handle with no link and with three
-// links that pass it on, the rules engine (the demo's ping rule, which
-// does not match) last in both.
+// same room message through chain.handle with no link, and with three
+// links: a pass-through link, the commands plugin with 100 more commands
+// registered (the message is not a command), and another pass-through;
+// the rules engine (the demo's ping rule, which does not match) last in
+// both. BenchmarkReplyPath is the whole reply path for comparison.
 func BenchmarkChain(b *testing.B) {
 	for _, n := range []int{0, 3} {
 		b.Run(fmt.Sprintf("links=%d", n), func(b *testing.B) {
@@ -52,14 +73,30 @@ reply = "pong {{.Nick}}"
 			}
 			var list []*runningPlugin
 			var names []string
-			for i := range n {
-				l := &passLink{n: i}
-				rp := bot.plugins.wrap(l.Name(), l, nil)
-				rp.started.Store(true)
-				list = append(list, rp)
-				names = append(names, l.Name())
+			if n > 0 {
+				// The commands plugin, built from the defaults, and 100
+				// commands of another plugin.
+				var cmds *runningPlugin
+				for _, rp := range bot.pending {
+					if rp.name == "commands" {
+						cmds = rp
+					}
+				}
+				if cmds == nil {
+					b.Fatal("the commands plugin was not built")
+				}
+				h := bot.plugins.wrap("hundred", hundredCommands{}, nil)
+				p0, p2 := &passLink{n: 0}, &passLink{n: 2}
+				list = []*runningPlugin{bot.plugins.wrap(p0.Name(), p0, nil), cmds, bot.plugins.wrap(p2.Name(), p2, nil), h}
+				if err := bot.plugins.startAll(context.Background(), list); err != nil {
+					b.Fatal(err)
+				}
+				defer bot.plugins.stopAll()
+				names = []string{p0.Name(), "commands", p2.Name()}
+				if got := len(bot.plugins.commands()); got < 100 {
+					b.Fatalf("%d commands registered", got)
+				}
 			}
-			bot.plugins.list.Store(&list)
 			st := *bot.cfg.Load()
 			st.chain = names
 			bot.cfg.Store(&st)

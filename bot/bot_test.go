@@ -378,8 +378,14 @@ func TestNoGrowthAcrossReconnects(t *testing.T) {
 	}
 	base := settle()
 	for i := 0; i < 50; i++ {
+		// Wait for this drop's reconnect to be counted: ready alone may
+		// still be the state from before the bot noticed the drop.
+		before := counter(t, h.bot, "crier_connects_total")
 		srv.DropAll()
-		time.Sleep(5 * time.Millisecond)
+		deadline := time.Now().Add(10 * time.Second)
+		for counter(t, h.bot, "crier_connects_total") <= before && time.Now().Before(deadline) {
+			time.Sleep(2 * time.Millisecond)
+		}
 		h.waitReady(10 * time.Second)
 	}
 	after := settle()

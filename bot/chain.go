@@ -151,8 +151,9 @@ func (c *chain) handle(ctx context.Context, it *chainItem, gen uint64) {
 	}
 	handled := false
 	if eng := b.engine.Load(); eng != nil {
-		for _, a := range eng.Evaluate(*m) {
-			handled = true
+		var acts []rules.Action
+		acts, handled = eng.EvaluateMatched(*m)
+		for _, a := range acts {
 			b.met.ruleHits.WithLabelValues(a.Rule).Inc()
 			b.do(a)
 		}

@@ -17,6 +17,7 @@ type scratch struct {
 // result is what one evaluation produced.
 type result struct {
 	actions []Action
+	applied int       // rules that applied, or would have but for a limit
 	matched []matched // only when tracing
 	dropped int       // outgoing actions the sender limit dropped
 }
@@ -34,6 +35,14 @@ type matched struct {
 // own nick in a room.
 func (e *Engine) Evaluate(m Message) []Action {
 	return e.eval(m, false).actions
+}
+
+// EvaluateMatched is Evaluate that also reports whether any rule applied
+// to m, even when it produced no action (a template that failed, a rate
+// limit, the loop breaker): the message was for the rules.
+func (e *Engine) EvaluateMatched(m Message) ([]Action, bool) {
+	res := e.eval(m, false)
+	return res.actions, res.applied > 0
 }
 
 // normalize fills the defaults of m and reports whether it may trigger
@@ -159,6 +168,7 @@ func (e *Engine) eval(m Message, trace bool) result {
 		if !ok || (r.not != nil && r.not.anyHolds(&x)) {
 			continue
 		}
+		res.applied++
 		if r.limiter != nil && !r.limiter.allow(r.limitKey(&x), now) {
 			e.cnt.limited.Add(1)
 			if trace {

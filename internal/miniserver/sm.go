@@ -198,6 +198,7 @@ func (s *Server) negotiateResume(ctx context.Context, sess *xmpp.Session, a *aut
 	c.hibGen++ // the expiry timer no longer applies
 	handled := c.sm.handled
 	wdone := c.wdone
+	resent := len(c.sm.queue) // read under the lock: deliveries append to it
 	s.mu.Unlock()
 	// The old connection's writer must be gone before this one takes over.
 	select {
@@ -212,7 +213,7 @@ func (s *Server) negotiateResume(ctx context.Context, sess *xmpp.Session, a *aut
 	a.client, a.resumed = c, true
 	a.mu.Unlock()
 	s.stats.resumed.Add(1)
-	s.log.Debug("session resumed", "jid", c.full.String(), "h", h, "resent", len(c.sm.queue))
+	s.log.Debug("session resumed", "jid", c.full.String(), "h", h, "resent", resent)
 	return xmpp.Ready, nil, nil
 }
 
