@@ -113,16 +113,19 @@ func BenchmarkHandleMessage(b *testing.B) {
 			start, rest := tokensOf(b, c.raw)
 			in := &replayStream{}
 			ctx := context.Background()
-			var buf []*Item
+			// The chain runs here, on this goroutine, as its dispatch
+			// goroutine would; then the outbox writes the reply.
 			drain := func() {
 				for {
-					items, s, gen, _ := bt.out.next(time.Now(), buf[:0])
-					if len(items) == 0 {
-						return
+					select {
+					case it := <-bt.chain.q:
+						bt.chain.handle(ctx, it, 0)
+						continue
+					default:
 					}
-					bt.out.send(ctx, items, s, gen)
-					buf = items
+					break
 				}
+				bt.out.Drain(ctx)
 			}
 			b.ReportAllocs()
 			for b.Loop() {

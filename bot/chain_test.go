@@ -276,3 +276,15 @@ func labelled2(t *testing.T, b *Bot, name, l1, v1, l2, v2 string) float64 {
 	}
 	return 0
 }
+
+// waitFor polls cond every 2 ms until it holds, at most 5 seconds.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}

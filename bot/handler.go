@@ -17,6 +17,7 @@ import (
 	"mellium.im/xmpp/version"
 	"mellium.im/xmpp/xtime"
 
+	"crier/bot/outbox"
 	"crier/rules"
 )
 
@@ -306,9 +307,9 @@ func (b *Bot) onSubscribe(from jid.JID) {
 		typ = "subscribed"
 	}
 	b.log.Info("presence subscription request", "from", from.Bare().String(), "answer", typ)
-	_ = b.out.Enqueue(&Item{Kind: "presence", To: from.Bare().String(), Type: typ, Priority: High})
+	_ = b.out.Enqueue(&outbox.Item{Kind: outbox.Presence, To: from.Bare().String(), Type: typ, Priority: outbox.High})
 	if ok {
-		_ = b.out.Enqueue(&Item{Kind: "presence", To: from.Bare().String(), Type: "subscribe", Priority: High})
+		_ = b.out.Enqueue(&outbox.Item{Kind: outbox.Presence, To: from.Bare().String(), Type: "subscribe", Priority: outbox.High})
 	}
 }
 

@@ -14,6 +14,7 @@ import (
 	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/stanza"
 
+	"crier/bot/outbox"
 	"crier/internal/state"
 	"crier/plugins"
 	"crier/rules"
@@ -226,7 +227,7 @@ func (b *Bot) doAction(a plugins.Action, done func(error)) error {
 	var item []xml.Attr
 	switch a.Kind {
 	case plugins.ActSubject:
-		return b.enqueueDone(&Item{Kind: "message", To: room, Type: "groupchat", Subject: cleanText(a.Text), ID: b.nextID(), Room: room}, done)
+		return b.enqueueDone(&outbox.Item{Kind: outbox.Message, To: room, Type: "groupchat", Subject: cleanText(a.Text), ID: b.nextID(), Room: room}, done)
 	case plugins.ActInvite:
 		if _, err := jid.Parse(a.JID); err != nil || a.JID == "" {
 			return fmt.Errorf("plugins: invite: %q is not a JID", a.JID)
@@ -284,7 +285,7 @@ func (b *Bot) doAction(a plugins.Action, done func(error)) error {
 	}
 	var inner xml.TokenReader
 	if r := cleanText(a.Reason); r != "" {
-		inner = textElem("reason", r)
+		inner = outbox.TextElem("reason", r)
 	}
 	payload := xmlstream.Wrap(
 		xmlstream.Wrap(inner, xml.StartElement{Name: xml.Name{Local: "item"}, Attr: item}),
@@ -335,7 +336,7 @@ const (
 func retractPayload(id, reason string) xml.TokenReader {
 	inner := []xml.TokenReader{xmlstream.Wrap(nil, xml.StartElement{Name: xml.Name{Space: nsRetract, Local: "retract"}})}
 	if reason != "" {
-		inner = append(inner, textElem("reason", reason))
+		inner = append(inner, outbox.TextElem("reason", reason))
 	}
 	return xmlstream.Wrap(
 		xmlstream.Wrap(xmlstream.MultiReader(inner...), xml.StartElement{Name: xml.Name{Space: nsModerate, Local: "moderate"}}),
@@ -362,16 +363,16 @@ func field(name, value, typ string) xml.TokenReader {
 	if typ != "" {
 		attrs = append(attrs, xml.Attr{Name: xml.Name{Local: "type"}, Value: typ})
 	}
-	return xmlstream.Wrap(textElem("value", value), xml.StartElement{Name: xml.Name{Local: "field"}, Attr: attrs})
+	return xmlstream.Wrap(outbox.TextElem("value", value), xml.StartElement{Name: xml.Name{Local: "field"}, Attr: attrs})
 }
 
 // enqueueDone queues an item whose done reports the write; an error now
 // means done is never called.
-func (b *Bot) enqueueDone(it *Item, done func(error)) error {
+func (b *Bot) enqueueDone(it *outbox.Item, done func(error)) error {
 	return errorOrDone(func(settle func(error)) error {
 		it.Done = settle
 		if err := b.out.Enqueue(it); err != nil {
-			if errors.Is(err, ErrClosed) {
+			if errors.Is(err, outbox.ErrClosed) {
 				return plugins.ErrStopped
 			}
 			return plugins.ErrBusy

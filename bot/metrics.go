@@ -3,6 +3,7 @@ package bot
 import (
 	"github.com/prometheus/client_golang/prometheus"
 
+	"crier/bot/outbox"
 	"crier/internal/buildinfo"
 	"crier/rules"
 )
@@ -125,25 +126,9 @@ func (m *metrics) primeRules(names []string) {
 	}
 }
 
-// deliveryBuckets are the bounds of crier_delivery_seconds: from a few
-// milliseconds on loopback to the minutes a message may wait for a
-// reconnect or a room.
-var deliveryBuckets = []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300}
-
-// newDeliveryHistogram is the outbox's latency histogram. The outbox owns
-// it (as it owns its depth) and observes each item it settles; the
-// operations endpoint serves it.
-func newDeliveryHistogram() prometheus.Histogram {
-	return prometheus.NewHistogram(prometheus.HistogramOpts{
-		Name:    "crier_delivery_seconds",
-		Help:    "Time from a stanza entering the outbox to the server acknowledging it.",
-		Buckets: deliveryBuckets,
-	})
-}
-
 // opsRegistry holds the series the operations endpoint adds to the bot's
 // registry: crier_build_info and the outbox's delivery histogram.
-func opsRegistry(version string, out *Outbox) *prometheus.Registry {
+func opsRegistry(version string, out *outbox.Outbox) *prometheus.Registry {
 	info := buildinfo.Read(version)
 	reg := prometheus.NewRegistry()
 	bi := prometheus.NewGaugeVec(prometheus.GaugeOpts{
@@ -153,7 +138,7 @@ func opsRegistry(version string, out *Outbox) *prometheus.Registry {
 	bi.WithLabelValues(version, info.Revision, info.GoVersion).Set(1)
 	reg.MustRegister(bi)
 	if out != nil {
-		reg.MustRegister(out.delivery)
+		reg.MustRegister(out.Delivery())
 	}
 	return reg
 }

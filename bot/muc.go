@@ -13,6 +13,7 @@ import (
 	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/stanza"
 
+	"crier/bot/outbox"
 	"crier/plugins"
 	"crier/rules"
 )
@@ -94,7 +95,7 @@ type rooms struct {
 	mu      sync.Mutex
 	m       map[string]*mucRoom
 	online  bool
-	out     *Outbox
+	out     *outbox.Outbox
 	log     *slog.Logger
 	met     *metrics
 	backoff func(try int) time.Duration
@@ -104,7 +105,7 @@ type rooms struct {
 	event func(kind rules.EventKind, room, nick string, occ occupant, extra string)
 }
 
-func newRooms(out *Outbox, log *slog.Logger, met *metrics, backoff func(int) time.Duration) *rooms {
+func newRooms(out *outbox.Outbox, log *slog.Logger, met *metrics, backoff func(int) time.Duration) *rooms {
 	return &rooms{
 		m:       make(map[string]*mucRoom),
 		out:     out,
@@ -265,7 +266,7 @@ func (r *rooms) leaveLocked(rm *mucRoom) {
 	r.stopTimerLocked(rm)
 	rm.gen++
 	if rm.state == roomJoined || rm.state == roomJoining {
-		_ = r.out.Enqueue(&Item{Kind: "presence", To: rm.cfg.JID + "/" + rm.cur, Type: "unavailable", Priority: High})
+		_ = r.out.Enqueue(&outbox.Item{Kind: outbox.Presence, To: rm.cfg.JID + "/" + rm.cur, Type: "unavailable", Priority: outbox.High})
 	}
 	rm.state = roomIdle
 	rm.why = "left"
@@ -281,10 +282,10 @@ func (r *rooms) joinLocked(rm *mucRoom) {
 	rm.subjectSeen = false
 	rm.occupants = make(map[string]occupant)
 	pw := rm.cfg.Password
-	err := r.out.Enqueue(&Item{
-		Kind:     "presence",
+	err := r.out.Enqueue(&outbox.Item{
+		Kind:     outbox.Presence,
 		To:       rm.cfg.JID + "/" + rm.cur,
-		Priority: High,
+		Priority: outbox.High,
 		Payload:  func() xml.TokenReader { return joinPayload(pw) },
 	})
 	if err != nil {
@@ -313,7 +314,7 @@ func joinPayload(password string) xml.TokenReader {
 	})
 	inner := []xml.TokenReader{hist}
 	if password != "" {
-		inner = append(inner, textElem("password", password))
+		inner = append(inner, outbox.TextElem("password", password))
 	}
 	return xmlstream.Wrap(xmlstream.MultiReader(inner...), xml.StartElement{Name: xml.Name{Space: nsMUC, Local: "x"}})
 }

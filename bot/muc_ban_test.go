@@ -15,6 +15,7 @@ import (
 	"mellium.im/xmlstream"
 	"mellium.im/xmpp/jid"
 
+	"crier/bot/outbox"
 	"crier/rules"
 )
 
@@ -64,7 +65,11 @@ func TestBanSchedulesNoRejoin(t *testing.T) {
 		rejoin bool
 	}{{307, true}, {301, false}} {
 		t.Run(fmt.Sprintf("status-%d", tc.status), func(t *testing.T) {
-			o := runOutbox(t, outboxConfig{}, outboxHooks{})
+			o := outbox.New(outbox.Config{}, outbox.Hooks{})
+			ctx, cancel := context.WithCancel(context.Background())
+			ran := make(chan struct{})
+			go func() { o.Run(ctx); close(ran) }()
+			t.Cleanup(func() { cancel(); <-ran })
 			f := &wireSender{}
 			o.Attach(f, nil)
 			met := newMetrics(func() float64 { return 0 }, func() rules.Stats { return rules.Stats{} })

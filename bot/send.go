@@ -16,6 +16,7 @@ import (
 	"mellium.im/xmpp/ping"
 	"mellium.im/xmpp/stanza"
 
+	"crier/bot/outbox"
 	"crier/internal/config"
 	"crier/transport"
 )
@@ -79,8 +80,8 @@ func SendOnce(ctx context.Context, cfg *config.Config, opts Options, msgs ...One
 	joined := make(map[string]bool, len(rooms))
 	if len(rooms) > 0 {
 		for _, r := range rooms {
-			it := &Item{Kind: "presence", To: r + "/" + nick, Payload: func() xml.TokenReader { return joinPayload(roomPassword(cfg, r)) }}
-			if err := conn.Session.Send(ctx, it.tokens()); err != nil {
+			it := &outbox.Item{Kind: outbox.Presence, To: r + "/" + nick, Payload: func() xml.TokenReader { return joinPayload(roomPassword(cfg, r)) }}
+			if err := conn.Session.Send(ctx, it.Tokens()); err != nil {
 				return fmt.Errorf("bot: join %s: %w", r, err)
 			}
 		}
@@ -102,8 +103,8 @@ func SendOnce(ctx context.Context, cfg *config.Config, opts Options, msgs ...One
 		}
 		id := "send-" + strconv.Itoa(i+1)
 		ids[id] = m.To
-		it := &Item{Kind: "message", To: m.To, Type: m.Type, Body: cleanText(m.Body), Subject: cleanText(m.Subject), ID: id}
-		if err := conn.Session.Send(ctx, it.tokens()); err != nil {
+		it := &outbox.Item{Kind: outbox.Message, To: m.To, Type: m.Type, Body: cleanText(m.Body), Subject: cleanText(m.Subject), ID: id}
+		if err := conn.Session.Send(ctx, it.Tokens()); err != nil {
 			return fmt.Errorf("bot: send to %s: %w", m.To, err)
 		}
 	}
@@ -123,8 +124,8 @@ func SendOnce(ctx context.Context, cfg *config.Config, opts Options, msgs ...One
 		}
 	}
 	for r := range joined {
-		leave := &Item{Kind: "presence", To: r + "/" + nick, Type: "unavailable"}
-		_ = conn.Session.Send(ctx, leave.tokens())
+		leave := &outbox.Item{Kind: outbox.Presence, To: r + "/" + nick, Type: "unavailable"}
+		_ = conn.Session.Send(ctx, leave.Tokens())
 	}
 	return errors.Join(failed...)
 }

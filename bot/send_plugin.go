@@ -7,6 +7,7 @@ import (
 
 	"mellium.im/xmlstream"
 
+	"crier/bot/outbox"
 	"crier/plugins"
 	"crier/rules"
 )
@@ -47,7 +48,7 @@ func (b *Bot) sendParts(m plugins.Message, done func(error)) error {
 		}
 	}
 	for i, body := range parts {
-		it := &Item{Kind: "message", To: m.To, Type: m.Type, Body: body, ID: b.nextID(), Room: room, Done: settle}
+		it := &outbox.Item{Kind: outbox.Message, To: m.To, Type: m.Type, Body: body, ID: b.nextID(), Room: room, Done: settle}
 		if i == 0 {
 			it.Subject = cleanText(m.Subject)
 		}
@@ -66,7 +67,7 @@ func (b *Bot) sendParts(m plugins.Message, done func(error)) error {
 				settle(err)
 			}
 			if i == 0 {
-				if errors.Is(err, ErrClosed) {
+				if errors.Is(err, outbox.ErrClosed) {
 					return plugins.ErrStopped
 				}
 				return plugins.ErrBusy

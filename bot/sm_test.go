@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"crier/bot/outbox"
 	"crier/internal/miniserver"
 	"crier/internal/xmpptest"
 )
@@ -30,8 +31,8 @@ type doneLog struct {
 	n     atomic.Int64
 }
 
-func (d *doneLog) item(body string, after func(n int64)) *Item {
-	return &Item{Kind: "message", To: "alice@localhost", Type: "chat", Body: body, Done: func(err error) {
+func (d *doneLog) item(body string, after func(n int64)) *outbox.Item {
+	return &outbox.Item{Kind: outbox.Message, To: "alice@localhost", Type: "chat", Body: body, Done: func(err error) {
 		d.mu.Lock()
 		if err != nil {
 			d.fails++
@@ -221,18 +222,15 @@ func TestDropMidBurstLosesNothing(t *testing.T) {
 			// stanzas were written and some of them are not confirmed yet
 			// (the shaped server reads slowly, so that moment lasts).
 			waitFor(t, "written and unconfirmed stanzas", func() bool {
-				h.bot.out.mu.Lock()
-				defer h.bot.out.mu.Unlock()
-				return h.bot.out.written >= 20 && len(h.bot.out.unacked) > 0
+				st := h.bot.out.Stats()
+				return st.Written >= 20 && st.Unacked > 0
 			})
 			srv.DropAll()
 			d.wait(t, n, 30*time.Second)
 			if got := counter(t, h.bot, "crier_connects_total"); got <= connects {
 				t.Fatalf("connects %v -> %v: the drop did not happen mid-burst", connects, got)
 			}
-			h.bot.out.mu.Lock()
-			resent := h.bot.out.resent
-			h.bot.out.mu.Unlock()
+			resent := h.bot.out.Stats().Resent
 			if resent == 0 {
 				t.Fatal("nothing was unacknowledged at the drop: it did not happen mid-burst")
 			}

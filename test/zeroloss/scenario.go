@@ -12,7 +12,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
-	"crier/bot"
+	"crier/bot/outbox"
 	"crier/internal/crierproc"
 	"crier/internal/embeddednats"
 	"crier/internal/xmpptest"
@@ -71,7 +71,7 @@ type Result struct {
 // may deliver twice without a defect:
 //
 //   - each XMPP server restart can cost at most one outbox window
-//     (bot.DefaultAckWindow stanzas written and not yet acknowledged): the
+//     (outbox.DefaultAckWindow stanzas written and not yet acknowledged): the
 //     server may have routed them before the connection dropped, and crier
 //     sends them again after it reconnects;
 //   - each SIGKILL of crier can cost at most max_ack_pending messages:
@@ -82,7 +82,7 @@ type Result struct {
 // (ack_wait passed during a reconnect) are caught by crier's seen-window
 // and never sent twice, so they add nothing.
 func DuplicateBound(restarts, kills, maxAckPending int) int {
-	return restarts*bot.DefaultAckWindow + kills*maxAckPending
+	return restarts*outbox.DefaultAckWindow + kills*maxAckPending
 }
 
 // tally counts the event numbers a receiver got. Bodies are "TAG N": a
@@ -327,7 +327,7 @@ func Run(t testing.TB, sc Scenario) Result {
 	}
 	if res.Duplicates > res.DupBound {
 		t.Errorf("%d duplicates, more than the bound %d (2 restarts x window %d + 1 kill x max_ack_pending %d)",
-			res.Duplicates, res.DupBound, bot.DefaultAckWindow, scenarioMaxAckPending)
+			res.Duplicates, res.DupBound, outbox.DefaultAckWindow, scenarioMaxAckPending)
 	}
 	if len(res.Unexpected) > 0 {
 		t.Errorf("bodies that are no event number: %q", res.Unexpected)

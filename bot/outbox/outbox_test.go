@@ -1,4 +1,4 @@
-package bot
+package outbox
 
 import (
 	"bytes"
@@ -93,8 +93,8 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-func runOutbox(t *testing.T, cfg outboxConfig, hooks outboxHooks) *Outbox {
-	o := newOutbox(cfg, hooks)
+func runOutbox(t *testing.T, cfg Config, hooks Hooks) *Outbox {
+	o := New(cfg, hooks)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { o.Run(ctx); close(done) }()
@@ -103,19 +103,19 @@ func runOutbox(t *testing.T, cfg outboxConfig, hooks outboxHooks) *Outbox {
 }
 
 func TestOutboxPriorityAndEscaping(t *testing.T) {
-	o := runOutbox(t, outboxConfig{}, outboxHooks{})
+	o := runOutbox(t, Config{}, Hooks{})
 	f := &fakeSender{block: make(chan struct{})}
 	o.Attach(f, nil)
 	release := sync.OnceFunc(func() { close(f.block) })
 	t.Cleanup(release)
-	_ = o.Enqueue(&Item{Kind: "message", To: "a@b", Type: "chat", Body: "bulk <&>"})
+	_ = o.Enqueue(&Item{Kind: Message, To: "a@b", Type: "chat", Body: "bulk <&>"})
 	// The writer holds the first message; the presence queued after two
 	// more messages must overtake them.
 	waitFor(t, "writer busy", func() bool { return o.Depth() == 0 })
 	for i := 0; i < 2; i++ {
-		_ = o.Enqueue(&Item{Kind: "message", To: "a@b", Type: "chat", Body: "bulk <&>"})
+		_ = o.Enqueue(&Item{Kind: Message, To: "a@b", Type: "chat", Body: "bulk <&>"})
 	}
-	_ = o.Enqueue(&Item{Kind: "presence", Priority: High})
+	_ = o.Enqueue(&Item{Kind: Presence, Priority: High})
 	release()
 	waitFor(t, "4 stanzas", func() bool { return len(f.sent()) == 4 })
 	got := f.sent()
@@ -128,13 +128,13 @@ func TestOutboxPriorityAndEscaping(t *testing.T) {
 }
 
 func TestOutboxRoomGate(t *testing.T) {
-	o := runOutbox(t, outboxConfig{RoomQueue: 2}, outboxHooks{})
+	o := runOutbox(t, Config{RoomQueue: 2}, Hooks{})
 	f := &fakeSender{}
 	o.Attach(f, nil)
 	var drops []error
 	var mu sync.Mutex
 	for i := 0; i < 3; i++ {
-		_ = o.Enqueue(&Item{Kind: "message", To: "r@muc", Type: "groupchat", Body: "x", Room: "r@muc", Done: func(err error) {
+		_ = o.Enqueue(&Item{Kind: Message, To: "r@muc", Type: "groupchat", Body: "x", Room: "r@muc", Done: func(err error) {
 			mu.Lock()
 			drops = append(drops, err)
 			mu.Unlock()
@@ -156,10 +156,10 @@ func TestOutboxRoomGate(t *testing.T) {
 func TestOutboxQueueFullCounted(t *testing.T) {
 	dropped := 0
 	var mu sync.Mutex
-	o := newOutbox(outboxConfig{Queue: 5}, outboxHooks{dropped: func(string) { mu.Lock(); dropped++; mu.Unlock() }})
+	o := New(Config{Queue: 5}, Hooks{Dropped: func(string) { mu.Lock(); dropped++; mu.Unlock() }})
 	errs := 0
 	for i := 0; i < 8; i++ {
-		if err := o.Enqueue(&Item{Kind: "message", To: "a@b", Body: "x"}); err != nil {
+		if err := o.Enqueue(&Item{Kind: Message, To: "a@b", Body: "x"}); err != nil {
 			errs++
 		}
 	}
@@ -169,11 +169,11 @@ func TestOutboxQueueFullCounted(t *testing.T) {
 }
 
 func TestOutboxSlowServerLosesNothing(t *testing.T) {
-	o := runOutbox(t, outboxConfig{Queue: 100}, outboxHooks{})
+	o := runOutbox(t, Config{Queue: 100}, Hooks{})
 	f := &fakeSender{block: make(chan struct{})}
 	o.Attach(f, nil)
 	for i := 0; i < 50; i++ {
-		if err := o.Enqueue(&Item{Kind: "message", To: "a@b", Body: "x"}); err != nil {
+		if err := o.Enqueue(&Item{Kind: Message, To: "a@b", Body: "x"}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -201,10 +201,10 @@ func TestOutboxSlowServerLosesNothing(t *testing.T) {
 
 // With a rate limit, each stanza waits for its own token: no batching.
 func TestOutboxRateLimitWritesOneByOne(t *testing.T) {
-	o := runOutbox(t, outboxConfig{Rate: 1000, Burst: 100}, outboxHooks{})
+	o := runOutbox(t, Config{Rate: 1000, Burst: 100}, Hooks{})
 	f := &fakeSender{}
 	for i := 0; i < 20; i++ {
-		_ = o.Enqueue(&Item{Kind: "message", To: "a@b", Body: "x"})
+		_ = o.Enqueue(&Item{Kind: Message, To: "a@b", Body: "x"})
 	}
 	o.Attach(f, nil)
 	waitFor(t, "all 20", func() bool { return len(f.sent()) == 20 })
@@ -216,10 +216,10 @@ func TestOutboxRateLimitWritesOneByOne(t *testing.T) {
 }
 
 func TestOutboxWriteFailureKeepsItem(t *testing.T) {
-	o := runOutbox(t, outboxConfig{}, outboxHooks{})
+	o := runOutbox(t, Config{}, Hooks{})
 	bad := &fakeSender{fail: true}
 	o.Attach(bad, nil)
-	_ = o.Enqueue(&Item{Kind: "message", To: "a@b", Body: "keep me"})
+	_ = o.Enqueue(&Item{Kind: Message, To: "a@b", Body: "keep me"})
 	time.Sleep(100 * time.Millisecond)
 	o.Attach(nil, nil)
 	good := &fakeSender{}
@@ -231,10 +231,10 @@ func TestOutboxWriteFailureKeepsItem(t *testing.T) {
 }
 
 func TestOutboxResourceConstraintRetries(t *testing.T) {
-	o := runOutbox(t, outboxConfig{}, outboxHooks{})
+	o := runOutbox(t, Config{}, Hooks{})
 	f := &fakeSender{}
 	o.Attach(f, nil)
-	_ = o.Enqueue(&Item{Kind: "message", To: "r@muc", Type: "groupchat", Body: "again", ID: "m1"})
+	_ = o.Enqueue(&Item{Kind: Message, To: "r@muc", Type: "groupchat", Body: "again", ID: "m1"})
 	waitFor(t, "first copy", func() bool { return len(f.sent()) == 1 })
 	start := time.Now()
 	if !o.HandleError("m1", stanza.ResourceConstraint) {
@@ -253,12 +253,12 @@ func TestOutboxResourceConstraintRetries(t *testing.T) {
 }
 
 func TestOutboxRateLimit(t *testing.T) {
-	o := runOutbox(t, outboxConfig{Rate: 50, Burst: 1}, outboxHooks{})
+	o := runOutbox(t, Config{Rate: 50, Burst: 1}, Hooks{})
 	f := &fakeSender{}
 	o.Attach(f, nil)
 	start := time.Now()
 	for i := 0; i < 11; i++ {
-		_ = o.Enqueue(&Item{Kind: "message", To: "a@b", Body: "x"})
+		_ = o.Enqueue(&Item{Kind: Message, To: "a@b", Body: "x"})
 	}
 	waitFor(t, "11 sent", func() bool { return len(f.sent()) == 11 })
 	if d := time.Since(start); d < 150*time.Millisecond {
@@ -286,14 +286,14 @@ func (g *gateAcker) ack() error {
 }
 
 func TestOutboxAckWindowAndDone(t *testing.T) {
-	o := runOutbox(t, outboxConfig{Window: 4}, outboxHooks{})
+	o := runOutbox(t, Config{Window: 4}, Hooks{})
 	f := &fakeSender{}
 	g := &gateAcker{open: make(chan struct{})}
 	o.Attach(f, g.ack)
 	var mu sync.Mutex
 	done := 0
 	for i := 0; i < 10; i++ {
-		_ = o.Enqueue(&Item{Kind: "message", To: "a@b", Body: "x", Done: func(err error) {
+		_ = o.Enqueue(&Item{Kind: Message, To: "a@b", Body: "x", Done: func(err error) {
 			if err == nil {
 				mu.Lock()
 				done++
@@ -321,12 +321,12 @@ func TestOutboxAckWindowAndDone(t *testing.T) {
 }
 
 func TestOutboxResendsUnacknowledgedAfterReconnect(t *testing.T) {
-	o := runOutbox(t, outboxConfig{Window: 8}, outboxHooks{})
+	o := runOutbox(t, Config{Window: 8}, Hooks{})
 	first := &fakeSender{}
 	dead := &gateAcker{open: make(chan struct{}), fail: true}
 	o.Attach(first, dead.ack)
 	for i := 0; i < 3; i++ {
-		_ = o.Enqueue(&Item{Kind: "message", To: "a@b", Body: fmt.Sprint("m", i)})
+		_ = o.Enqueue(&Item{Kind: Message, To: "a@b", Body: fmt.Sprint("m", i)})
 	}
 	waitFor(t, "3 written to the first session", func() bool { return len(first.sent()) == 3 })
 	// The connection dies before the server confirmed anything.
@@ -346,13 +346,13 @@ func TestOutboxResendsUnacknowledgedAfterReconnect(t *testing.T) {
 }
 
 func TestOutboxRoomRateLimit(t *testing.T) {
-	o := runOutbox(t, outboxConfig{RoomRate: 50, Burst: 1}, outboxHooks{})
+	o := runOutbox(t, Config{RoomRate: 50, Burst: 1}, Hooks{})
 	f := &fakeSender{}
 	o.Attach(f, nil)
 	o.SetRoomJoined("r@muc", true)
 	start := time.Now()
 	for i := 0; i < 11; i++ {
-		_ = o.Enqueue(&Item{Kind: "message", To: "r@muc", Type: "groupchat", Room: "r@muc", Body: "x"})
+		_ = o.Enqueue(&Item{Kind: Message, To: "r@muc", Type: "groupchat", Room: "r@muc", Body: "x"})
 	}
 	waitFor(t, "11 room messages", func() bool { return len(f.sent()) == 11 })
 	if d := time.Since(start); d < 150*time.Millisecond {
@@ -380,7 +380,7 @@ type doneCounts struct {
 }
 
 func (d *doneCounts) item(body, room string) *Item {
-	it := &Item{Kind: "message", To: "alice@localhost", Type: "chat", Body: body, Done: func(err error) {
+	it := &Item{Kind: Message, To: "alice@localhost", Type: "chat", Body: body, Done: func(err error) {
 		if err == nil {
 			d.mu.Lock()
 			d.n[body]++
@@ -410,7 +410,7 @@ func TestOutboxResumeSettlesConfirmedResendsRestOnce(t *testing.T) {
 	bodies := []string{"m0", "g0", "m1", "g1"}
 	for _, acked := range []uint32{0, 1, 2, 4} {
 		t.Run(fmt.Sprint("acked=", acked), func(t *testing.T) {
-			o := runOutbox(t, outboxConfig{Window: 8}, outboxHooks{})
+			o := runOutbox(t, Config{Window: 8}, Hooks{})
 			first := &smFake{}
 			dead := &gateAcker{open: make(chan struct{}), fail: true}
 			t.Cleanup(func() { close(dead.open) })
@@ -428,7 +428,7 @@ func TestOutboxResumeSettlesConfirmedResendsRestOnce(t *testing.T) {
 
 			o.Attach(nil, nil) // the connection is lost
 			second := &smFake{base: acked}
-			o.attach(second, func() error { return nil }, resumeInfo{resumed: true, acked: acked, known: true})
+			o.AttachResumed(second, func() error { return nil }, ResumeInfo{Resumed: true, Acked: acked, Known: true})
 			o.SetRoomJoined(muc, true) // rooms.Resume
 			want := bodies[acked:]
 			waitFor(t, "the unconfirmed ones written again", func() bool { return len(second.sent()) >= len(want) })
@@ -474,14 +474,14 @@ func TestOutboxResumeSettlesConfirmedResendsRestOnce(t *testing.T) {
 // the room is joined again.
 func TestOutboxReconnectResendsRoomItemsOnce(t *testing.T) {
 	const muc = "r@muc"
-	o := runOutbox(t, outboxConfig{Window: 8}, outboxHooks{})
+	o := runOutbox(t, Config{Window: 8}, Hooks{})
 	first := &fakeSender{}
 	dead := &gateAcker{open: make(chan struct{}), fail: true}
 	t.Cleanup(func() { close(dead.open) })
 	o.Attach(first, dead.ack)
 	o.SetRoomJoined(muc, true)
 	for i := range 3 {
-		_ = o.Enqueue(&Item{Kind: "message", To: muc, Type: "groupchat", Room: muc, Body: fmt.Sprint("g", i)})
+		_ = o.Enqueue(&Item{Kind: Message, To: muc, Type: "groupchat", Room: muc, Body: fmt.Sprint("g", i)})
 	}
 	waitFor(t, "3 written to the first session", func() bool { return len(first.sent()) == 3 })
 	o.Attach(nil, nil)
@@ -508,7 +508,7 @@ func TestOutboxReconnectResendsRoomItemsOnce(t *testing.T) {
 func TestOutboxWriteAcrossDetach(t *testing.T) {
 	for _, confirmed := range []bool{false, true} {
 		t.Run(fmt.Sprint("confirmed=", confirmed), func(t *testing.T) {
-			o := runOutbox(t, outboxConfig{Window: 8}, outboxHooks{})
+			o := runOutbox(t, Config{Window: 8}, Hooks{})
 			first := &smFake{fakeSender: fakeSender{block: make(chan struct{})}}
 			o.Attach(first, func() error { return nil })
 			d := &doneCounts{n: map[string]int{}}
@@ -526,7 +526,7 @@ func TestOutboxWriteAcrossDetach(t *testing.T) {
 				h = 1
 			}
 			second := &smFake{base: h}
-			o.attach(second, func() error { return nil }, resumeInfo{resumed: true, acked: h, known: true})
+			o.AttachResumed(second, func() error { return nil }, ResumeInfo{Resumed: true, Acked: h, Known: true})
 			if err := o.Flush(context.Background()); err != nil {
 				t.Fatal(err)
 			}
@@ -553,7 +553,7 @@ func TestOutboxQueuedRoomItemsWaitAfterLoss(t *testing.T) {
 	const muc = "r@muc"
 	for _, failed := range []bool{false, true} {
 		t.Run(fmt.Sprint("failed-write=", failed), func(t *testing.T) {
-			o := runOutbox(t, outboxConfig{Window: 8}, outboxHooks{})
+			o := runOutbox(t, Config{Window: 8}, Hooks{})
 			first := &fakeSender{block: make(chan struct{}), fail: failed}
 			var unblock sync.Once
 			release := func() { unblock.Do(func() { close(first.block) }) }
@@ -561,7 +561,7 @@ func TestOutboxQueuedRoomItemsWaitAfterLoss(t *testing.T) {
 			o.Attach(first, func() error { return nil })
 			o.SetRoomJoined(muc, true)
 			g := func(i int) *Item {
-				return &Item{Kind: "message", To: muc, Type: "groupchat", Room: muc, Body: fmt.Sprint("g", i)}
+				return &Item{Kind: Message, To: muc, Type: "groupchat", Room: muc, Body: fmt.Sprint("g", i)}
 			}
 			// g0 is being written (blocked), g1 and g2 wait in the queue.
 			_ = o.Enqueue(g(0))
@@ -601,7 +601,7 @@ func TestOutboxQueuedRoomItemsWaitAfterLoss(t *testing.T) {
 // about A's stream, so the item is written again rather than settled by
 // B's count.
 func TestOutboxLateWriteOfOlderSession(t *testing.T) {
-	o := runOutbox(t, outboxConfig{Window: 8}, outboxHooks{})
+	o := runOutbox(t, Config{Window: 8}, Hooks{})
 	first := &smFake{fakeSender: fakeSender{block: make(chan struct{})}}
 	var unblock sync.Once
 	release := func() { unblock.Do(func() { close(first.block) }) }
@@ -618,7 +618,7 @@ func TestOutboxLateWriteOfOlderSession(t *testing.T) {
 	waitFor(t, "the write to A", func() bool { return len(first.sent()) == 1 })
 	time.Sleep(20 * time.Millisecond)
 	third := &smFake{base: 5}
-	o.attach(third, func() error { return nil }, resumeInfo{resumed: true, acked: 5, known: true})
+	o.AttachResumed(third, func() error { return nil }, ResumeInfo{Resumed: true, Acked: 5, Known: true})
 	if err := o.Flush(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -637,17 +637,17 @@ func TestOutboxLateWriteOfOlderSession(t *testing.T) {
 // them.
 func TestOutboxRoomClosedHoldsQueued(t *testing.T) {
 	const muc = "r@muc"
-	o := runOutbox(t, outboxConfig{}, outboxHooks{})
+	o := runOutbox(t, Config{}, Hooks{})
 	f := &fakeSender{block: make(chan struct{})}
 	var unblock sync.Once
 	release := func() { unblock.Do(func() { close(f.block) }) }
 	t.Cleanup(release)
 	o.Attach(f, nil)
 	o.SetRoomJoined(muc, true)
-	_ = o.Enqueue(&Item{Kind: "message", To: "alice@localhost", Type: "chat", Body: "c0"})
+	_ = o.Enqueue(&Item{Kind: Message, To: "alice@localhost", Type: "chat", Body: "c0"})
 	waitFor(t, "the writer busy", func() bool { return o.Depth() == 0 })
 	for i := range 2 {
-		_ = o.Enqueue(&Item{Kind: "message", To: muc, Type: "groupchat", Room: muc, Body: fmt.Sprint("g", i)})
+		_ = o.Enqueue(&Item{Kind: Message, To: muc, Type: "groupchat", Room: muc, Body: fmt.Sprint("g", i)})
 	}
 	o.SetRoomJoined(muc, false) // kicked
 	release()

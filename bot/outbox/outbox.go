@@ -1,4 +1,4 @@
-package bot
+package outbox
 
 import (
 	"context"
@@ -25,10 +25,29 @@ const (
 	High
 )
 
+// Kind is the stanza an Item becomes.
+type Kind int
+
+// Kinds of Item.
+const (
+	// Message is a <message/>.
+	Message Kind = iota
+	// Presence is a <presence/>.
+	Presence
+)
+
+// String returns the stanza's element name.
+func (k Kind) String() string {
+	if k == Presence {
+		return "presence"
+	}
+	return "message"
+}
+
 // Item is one stanza waiting in the outbox. The outbox builds the XML when it
 // sends, so an item costs a few strings while it waits.
 type Item struct {
-	Kind     string // "message" or "presence"
+	Kind     Kind
 	To       string // full or bare JID
 	Type     string // message or presence type ("" = normal / available)
 	Body     string
@@ -52,22 +71,22 @@ type Item struct {
 
 // Outbox errors.
 var (
-	ErrQueueFull = errors.New("bot: outbox queue full")
-	ErrRoomQueue = errors.New("bot: room queue full")
-	ErrGaveUp    = errors.New("bot: server kept refusing the stanza")
-	ErrClosed    = errors.New("bot: outbox closed")
+	ErrQueueFull = errors.New("outbox: queue full")
+	ErrRoomQueue = errors.New("outbox: room queue full")
+	ErrGaveUp    = errors.New("outbox: server kept refusing the stanza")
+	ErrClosed    = errors.New("outbox: closed")
 )
 
-// sender is what the outbox writes to: the current session.
-type sender interface {
+// Sender is what the outbox writes to: the current session.
+type Sender interface {
 	Send(ctx context.Context, r xml.TokenReader) error
 }
 
-// acker is an acknowledgement barrier: it returns nil once the server has
-// processed every stanza written before it was called. The bot's acker is
+// Acker is an acknowledgement barrier: it returns nil once the server has
+// processed every stanza written before it was called. The bot's Acker is
 // an XMPP ping, which a server answers after the stanzas before it on the
 // same stream; with stream management it becomes <r/> and <a h="N"/>.
-type acker func() error
+type Acker func() error
 
 // DefaultAckWindow is how many stanzas may be written and not yet
 // acknowledged. It keeps a slow or shaping server from piling data up in
@@ -75,8 +94,8 @@ type acker func() error
 // a keepalive ping would wait behind all of it.
 const DefaultAckWindow = 32
 
-// outboxConfig holds the outbox's limits.
-type outboxConfig struct {
+// Config holds the outbox's limits.
+type Config struct {
 	Queue     int        // bulk items waiting at most
 	RoomQueue int        // items waiting for one room to be joined
 	Rate      rate.Limit // stanzas/s to the server, 0 = unlimited
@@ -86,16 +105,16 @@ type outboxConfig struct {
 	Window    int           // stanzas written and not yet acknowledged at most
 }
 
-// outboxHooks reports what happens to items, for metrics and logs.
-type outboxHooks struct {
-	dropped func(reason string)
-	sent    func(it *Item)
-	failed  func(err error) // a write failed: the connection is broken
-	stuck   func()          // a write hung longer than the write timeout
+// Hooks reports what happens to items, for metrics and logs.
+type Hooks struct {
+	Dropped func(reason string)
+	Sent    func(it *Item)
+	Failed  func(err error) // a write failed: the connection is broken
+	Stuck   func()          // a write hung longer than the write timeout
 	// reattached reports, for each new session, the unacknowledged items
 	// of the previous one that the server confirmed, that go out again,
 	// and that were dropped as stale.
-	reattached func(settled, resent, stale int)
+	Reattached func(settled, resent, stale int)
 }
 
 // current reports whether gen is still the attached session.
@@ -113,8 +132,8 @@ func (o *Outbox) current(gen uint64) bool {
 // read the request, inline on the stream, which also gives them priority over
 // everything queued here.
 type Outbox struct {
-	cfg   outboxConfig
-	hooks outboxHooks
+	cfg   Config
+	hooks Hooks
 
 	mu       sync.Mutex
 	wake     chan struct{} // poked (non-blocking) whenever something changes
@@ -124,8 +143,8 @@ type Outbox struct {
 	slow     map[string]*slowdown // per-target backoff after resource-constraint
 	sent     map[string]*Item     // recently sent messages by id, for error replies
 	sentFIFO []string
-	s        sender
-	ack      acker
+	s        Sender
+	ack      Acker
 	gen      uint64 // changes with each attached session
 	// Acknowledgements of the current session: unacked holds the written
 	// items in order; written counts them, asked is the count a barrier was
@@ -169,7 +188,7 @@ const (
 	highQueueCap = 4096
 )
 
-func newOutbox(cfg outboxConfig, hooks outboxHooks) *Outbox {
+func New(cfg Config, hooks Hooks) *Outbox {
 	if cfg.Queue <= 0 {
 		cfg.Queue = 1000
 	}
@@ -319,33 +338,33 @@ func (o *Outbox) ForgetRoom(room string) {
 // least once, never silently lost with a dead connection's socket buffers.
 // High items of a previous session (presence, joins) are dropped instead:
 // the bot sends fresh ones after each connect.
-func (o *Outbox) Attach(s sender, ack acker) { o.attach(s, ack, resumeInfo{}) }
+func (o *Outbox) Attach(s Sender, ack Acker) { o.AttachResumed(s, ack, ResumeInfo{}) }
 
-// resumeInfo tells attach how the new session relates to the old one
+// ResumeInfo tells attach how the new session relates to the old one
 // (XEP-0198 resumption).
-type resumeInfo struct {
-	// resumed: the server kept the session, so presence and joins
+type ResumeInfo struct {
+	// Resumed: the server kept the session, so presence and joins
 	// written to it still hold and are resent rather than dropped.
-	resumed bool
-	// acked, when known, is how many stanzas of the old session the
+	Resumed bool
+	// Acked, when Known, is how many stanzas of the old session the
 	// server confirmed: the unacknowledged items it covers are settled
 	// instead of being sent again.
-	acked uint32
-	known bool
+	Acked uint32
+	Known bool
 }
 
-// smSender is a sender that tells the stream management count of the
+// SMSender is a Sender that tells the stream management count of the
 // stanzas written so far (transport.Conn.SMSent).
-type smSender interface {
+type SMSender interface {
 	SMSent() (uint32, bool)
 }
 
-func (o *Outbox) attach(s sender, ack acker, ri resumeInfo) {
+func (o *Outbox) AttachResumed(s Sender, ack Acker, ri ResumeInfo) {
 	o.mu.Lock()
 	o.s = s
 	o.ack = ack
 	o.gen++
-	o.resumed = s != nil && ri.resumed
+	o.resumed = s != nil && ri.Resumed
 	o.written, o.asked, o.acked = 0, 0, 0
 	if s == nil {
 		// Detached: the rooms wait for the next session to say where the
@@ -366,7 +385,7 @@ func (o *Outbox) attach(s sender, ack acker, ri resumeInfo) {
 		return
 	}
 	var stale []*Item
-	if !ri.resumed {
+	if !ri.Resumed {
 		stale = o.high
 		o.high = nil
 	}
@@ -374,11 +393,11 @@ func (o *Outbox) attach(s sender, ack acker, ri resumeInfo) {
 	// rest (bulk ones; session-bound ones only into a resumed session).
 	var resend, settled []*Item
 	for _, it := range o.unacked {
-		if ri.known && it.smOK && int32(it.smSeq-ri.acked) <= 0 {
+		if ri.Known && it.smOK && int32(it.smSeq-ri.Acked) <= 0 {
 			settled = append(settled, it)
 			continue
 		}
-		if it.Priority == High && !ri.resumed {
+		if it.Priority == High && !ri.Resumed {
 			stale = append(stale, it)
 			continue
 		}
@@ -389,8 +408,8 @@ func (o *Outbox) attach(s sender, ack acker, ri resumeInfo) {
 	o.resent += len(resend)
 	o.requeueLocked(resend) // written before anything queued since: first
 	o.mu.Unlock()
-	if o.hooks.reattached != nil {
-		o.hooks.reattached(len(settled), len(resend), len(stale))
+	if o.hooks.Reattached != nil {
+		o.hooks.Reattached(len(settled), len(resend), len(stale))
 	}
 	for _, it := range stale {
 		o.drop(it, ErrClosed, "stale")
@@ -485,7 +504,7 @@ const maxBatch = 16
 // rate limit applies, up to maxBatch-1 more that are ready as well, so that
 // a burst of replies leaves in one write instead of one each. With nothing
 // ready it returns how long to wait (-1: until poked).
-func (o *Outbox) next(now time.Time, batch []*Item) (items []*Item, s sender, gen uint64, wait time.Duration) {
+func (o *Outbox) next(now time.Time, batch []*Item) (items []*Item, s Sender, gen uint64, wait time.Duration) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if o.s == nil {
@@ -595,7 +614,7 @@ func (o *Outbox) limiterFor(room string) *rate.Limiter {
 
 // send writes items (one, or a batch when no rate limit is set) in one
 // write and settles them.
-func (o *Outbox) send(ctx context.Context, items []*Item, s sender, gen uint64) {
+func (o *Outbox) send(ctx context.Context, items []*Item, s Sender, gen uint64) {
 	if it := items[0]; len(items) == 1 && it.Priority == Bulk {
 		if o.global != nil {
 			if err := o.global.Wait(ctx); err != nil {
@@ -615,17 +634,17 @@ func (o *Outbox) send(ctx context.Context, items []*Item, s sender, gen uint64) 
 	// happens just as the write finishes it breaks the next one (see
 	// iq.go). A watchdog enforces the write timeout instead.
 	stuck := time.AfterFunc(o.cfg.Write, func() {
-		if o.hooks.stuck != nil && o.current(gen) {
-			o.hooks.stuck()
+		if o.hooks.Stuck != nil && o.current(gen) {
+			o.hooks.Stuck()
 		}
 	})
 	var r xml.TokenReader
 	if len(items) == 1 {
-		r = items[0].tokens()
+		r = items[0].Tokens()
 	} else {
 		rs := make([]xml.TokenReader, len(items))
 		for i, it := range items {
-			rs[i] = it.tokens()
+			rs[i] = it.Tokens()
 		}
 		r = xmlstream.MultiReader(rs...)
 	}
@@ -633,8 +652,8 @@ func (o *Outbox) send(ctx context.Context, items []*Item, s sender, gen uint64) 
 	stuck.Stop()
 	if err != nil {
 		o.requeueFront(items, gen)
-		if o.hooks.failed != nil && o.current(gen) {
-			o.hooks.failed(err)
+		if o.hooks.Failed != nil && o.current(gen) {
+			o.hooks.Failed(err)
 		}
 		return
 	}
@@ -643,7 +662,7 @@ func (o *Outbox) send(ctx context.Context, items []*Item, s sender, gen uint64) 
 	// position from above (others may have written in between), which is
 	// the safe side for deciding after a resumption what the server has.
 	smCount, smOn := uint32(0), false
-	if c, ok := s.(smSender); ok {
+	if c, ok := s.(SMSender); ok {
 		smCount, smOn = c.SMSent()
 	}
 	var settled, stale, late []*Item
@@ -651,7 +670,7 @@ func (o *Outbox) send(ctx context.Context, items []*Item, s sender, gen uint64) 
 	for i, it := range items {
 		it.smSeq, it.smOK = smCount-uint32(len(items)-1-i), smOn
 		o.inflight--
-		if it.Kind == "message" && it.ID != "" {
+		if it.Kind == Message && it.ID != "" {
 			o.rememberLocked(it)
 		}
 		switch {
@@ -689,8 +708,8 @@ func (o *Outbox) send(ctx context.Context, items []*Item, s sender, gen uint64) 
 		o.drop(it, ErrClosed, "stale")
 	}
 	for _, it := range items {
-		if o.hooks.sent != nil {
-			o.hooks.sent(it)
+		if o.hooks.Sent != nil {
+			o.hooks.Sent(it)
 		}
 	}
 	for _, it := range settled {
@@ -841,19 +860,19 @@ func (o *Outbox) settle(it *Item) {
 }
 
 func (o *Outbox) drop(it *Item, err error, reason string) {
-	if o.hooks.dropped != nil {
-		o.hooks.dropped(reason)
+	if o.hooks.Dropped != nil {
+		o.hooks.Dropped(reason)
 	}
 	if it.Done != nil {
 		it.Done(err)
 	}
 }
 
-// tokens renders the item as a stanza. Text goes through the XML encoder
+// Tokens renders the item as a stanza. Text goes through the XML encoder
 // as character data, so it is escaped and never spliced into markup. The
 // common case (no payload) is one slice of tokens: this runs for every
 // stanza the bot sends.
-func (it *Item) tokens() xml.TokenReader {
+func (it *Item) Tokens() xml.TokenReader {
 	attrs := make([]xml.Attr, 0, 3)
 	if it.To != "" {
 		attrs = append(attrs, xml.Attr{Name: xml.Name{Local: "to"}, Value: it.To})
@@ -864,7 +883,7 @@ func (it *Item) tokens() xml.TokenReader {
 	if it.ID != "" {
 		attrs = append(attrs, xml.Attr{Name: xml.Name{Local: "id"}, Value: it.ID})
 	}
-	start := xml.StartElement{Name: xml.Name{Space: stanza.NSClient, Local: it.Kind}, Attr: attrs}
+	start := xml.StartElement{Name: xml.Name{Space: stanza.NSClient, Local: it.Kind.String()}, Attr: attrs}
 	toks := make([]xml.Token, 0, 8)
 	toks = append(toks, start)
 	text := func(name, v string) {
@@ -897,6 +916,68 @@ func (r *tokenSlice) Token() (xml.Token, error) {
 	return t, nil
 }
 
-func textElem(name, v string) xml.TokenReader {
+func TextElem(name, v string) xml.TokenReader {
 	return xmlstream.Wrap(xmlstream.Token(xml.CharData(v)), xml.StartElement{Name: xml.Name{Local: name}})
+}
+
+// LastWrite is when a stanza was last written (Unix nanoseconds; 0 before
+// the first): the keepalive reads it to tell a slow, shaping server from a
+// deaf one.
+func (o *Outbox) LastWrite() int64 { return o.lastWrite.Load() }
+
+// Delivery is the histogram of each settled item's time from Enqueue to
+// the server's acknowledgement (crier_delivery_seconds), for the bot to
+// serve.
+func (o *Outbox) Delivery() prometheus.Histogram { return o.delivery }
+
+// deliveryBuckets are the bounds of crier_delivery_seconds: from a few
+// milliseconds on loopback to the minutes a message may wait for a
+// reconnect or a room.
+var deliveryBuckets = []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300}
+
+// newDeliveryHistogram is the outbox's latency histogram. The outbox owns
+// it (as it owns its depth) and observes each item it settles; the
+// operations endpoint serves it.
+func newDeliveryHistogram() prometheus.Histogram {
+	return prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "crier_delivery_seconds",
+		Help:    "Time from a stanza entering the outbox to the server acknowledging it.",
+		Buckets: deliveryBuckets,
+	})
+}
+
+// Drain writes what is queued now on the calling goroutine, as Run's
+// writer would, and returns how many stanzas it wrote. Benchmarks use it to
+// measure the send path without the writer goroutine's hand-off; the bot
+// uses Run.
+func (o *Outbox) Drain(ctx context.Context) int {
+	var buf []*Item
+	n := 0
+	for {
+		items, s, gen, _ := o.next(time.Now(), buf[:0])
+		if len(items) == 0 {
+			return n
+		}
+		o.send(ctx, items, s, gen)
+		n += len(items)
+		buf = items
+	}
+}
+
+// Stats are the outbox's counts for the session attached now.
+type Stats struct {
+	// Written is how many stanzas this session wrote; Unacked how many of
+	// them the server has not confirmed yet.
+	Written uint64
+	Unacked int
+	// Resent is how many unacknowledged stanzas of lost connections were
+	// written again, in all.
+	Resent int
+}
+
+// Stats returns the outbox's counts.
+func (o *Outbox) Stats() Stats {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return Stats{Written: o.written, Unacked: len(o.unacked), Resent: o.resent}
 }
