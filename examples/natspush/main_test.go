@@ -11,6 +11,7 @@ import (
 
 	"crier/internal/config"
 	"crier/internal/embeddednats"
+	_ "crier/plugins/all" // config.toml uses the plugins' tables
 	"crier/plugins/natsrelay"
 )
 
