@@ -160,18 +160,19 @@ type Conn struct {
 	inactivity time.Duration
 	nextRID    uint64
 	inflight   int
-	lastRID    uint64        // rid of the most recently sent request
-	written    bool          // the request lastRID has been written out
-	writtenAt  time.Time     // when it was
-	lastDone   bool          // the request lastRID has been answered
-	serverAcks bool          // the server reports acks (XEP-0124 §9.1)
-	ackedRID   uint64        // the highest rid the server acknowledged
-	answered   uint64        // every rid up to this one has been answered
-	srtt       time.Duration // smoothed answer time (write to response), RFC 6298 style
-	rttvar     time.Duration // its variation
-	keys       []string      // the key sequence, the next key last (§15)
-	pollAfter  time.Time     // no empty request before this
-	quietUntil time.Time     // no empty request before this either (replyWindow)
+	lastRID    uint64               // rid of the most recently sent request
+	written    bool                 // the request lastRID has been written out
+	writtenAt  time.Time            // when it was
+	lastDone   bool                 // the request lastRID has been answered
+	serverAcks bool                 // the server reports acks (XEP-0124 §9.1)
+	ackedRID   uint64               // the highest rid the server acknowledged
+	answered   uint64               // every rid up to this one has been answered
+	writes     map[uint64]time.Time // when each open request was written
+	srtt       time.Duration        // smoothed reaction time of the server (see sampleRTT)
+	rttvar     time.Duration        // its variation
+	keys       []string             // the key sequence, the next key last (§15)
+	pollAfter  time.Time            // no empty request before this
+	quietUntil time.Time            // no empty request before this either (replyWindow)
 
 	// Incoming side.
 	kinds      map[uint64]int
@@ -524,9 +525,11 @@ func (c *Conn) run() {
 // request N+1 is sent only once request N is known or safely assumed to
 // have reached the server: N has been answered; or the server acknowledged
 // it (XEP-0124 §9.1 ack, where the server reports acks); or N was written
-// to its connection (httptrace WroteRequest) long enough ago: the smoothed
-// answer time of the session plus four times its variation, as TCP times
-// its retransmissions (loopback: about a millisecond; never above 10 ms). At most 'hold'+1 requests are open (one more to
+// to its connection (httptrace WroteRequest) long enough ago: how long the
+// server takes to react to a new request (the time from writing one to the
+// answer of the request it held before, smoothed, plus four times its
+// variation, as TCP times its retransmissions), at least 0.5 ms and at
+// most 10 ms. At most 'hold'+1 requests are open (one more to
 // terminate, §11), so under load a request carries many stanzas each way.
 // A retry repeats an rid the server has probably seen; XEP-0124 makes a
 // repeated rid safe (the server re-sends its answer).
@@ -579,16 +582,17 @@ func (c *Conn) nextRequest(now time.Time) (*request, time.Time) {
 
 // Bounds of the settling time (see nextRequest).
 const (
-	minSettle = 100 * time.Microsecond
+	minSettle = 500 * time.Microsecond
 	maxSettle = 10 * time.Millisecond
 )
 
-// sampleRTT feeds the answer time of one request into the estimate, as TCP
-// does for its retransmission timer (RFC 6298). Answers the server held
-// (longer than maxSettle) say nothing about the network and are left out.
-// Call with c.mu held.
+// sampleRTT feeds one reaction time of the server into the estimate, as
+// TCP times its retransmissions (RFC 6298). A sample is the time from
+// writing request N+1 to the answer of request N, held until then: a server
+// answers the held request when the next arrives (XEP-0124 §8), so this is
+// how long the server takes to take in a request. Call with c.mu held.
 func (c *Conn) sampleRTT(d time.Duration) {
-	if d > maxSettle {
+	if d <= 0 || d > maxSettle {
 		return
 	}
 	if c.srtt == 0 {
@@ -604,8 +608,8 @@ func (c *Conn) sampleRTT(d time.Duration) {
 }
 
 // settle is how long after a request was written the next may follow when
-// nothing confirmed the first: the smoothed answer time plus four times its
-// variation, within [minSettle, maxSettle] (maxSettle while nothing is
+// nothing confirmed the first: the smoothed reaction time plus four times
+// its variation, within [minSettle, maxSettle] (maxSettle while nothing is
 // known). Call with c.mu held.
 func (c *Conn) settle() time.Duration {
 	if c.srtt == 0 {
@@ -832,6 +836,10 @@ func (c *Conn) markWritten(r *request) {
 	defer c.mu.Unlock()
 	if r.writtenAt.IsZero() {
 		r.writtenAt = time.Now()
+		if c.writes == nil {
+			c.writes = map[uint64]time.Time{}
+		}
+		c.writes[r.rid] = r.writtenAt
 	}
 	if r.rid == c.lastRID && !c.written {
 		c.written = true
@@ -868,9 +876,10 @@ func (c *Conn) onResponse(r *request, b *boshwire.Body) {
 		}
 		c.lastDone = true
 	}
-	if !r.writtenAt.IsZero() {
-		c.sampleRTT(now.Sub(r.writtenAt))
+	if t, ok := c.writes[r.rid+1]; ok && !r.writtenAt.IsZero() && r.writtenAt.Before(t) {
+		c.sampleRTT(now.Sub(t))
 	}
+	delete(c.writes, r.rid)
 	if c.serverAcks || r.kind == kindCreate {
 		// §9.1: ack names the highest rid the server has with every lower
 		// one; without it (after the creation) it is this request's rid.
