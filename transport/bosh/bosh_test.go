@@ -394,14 +394,12 @@ func TestRequestsReachServerInOrder(t *testing.T) {
 	bob := login(t, srv.URL, "bob", "bpass", bosh.Config{Client: jitter()})
 	// Ping-pong: every message is answered at once, the worst case for a
 	// fresh long poll racing the reply.
-	var want []string
 	// Each answer comes just after the client gave up waiting for one and
 	// sent a long poll: the poll and the answer's request are sent close
 	// together.
 	pause := func() { time.Sleep(2*time.Millisecond + time.Duration(rand.Int64N(int64(time.Millisecond)))) }
 	for i := range 40 {
 		body := fmt.Sprintf("ping %d", i)
-		want = append(want, body)
 		alice.send(t, "bob@"+domain, body)
 		bob.expect(t, body)
 		pause()

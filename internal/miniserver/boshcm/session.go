@@ -628,14 +628,6 @@ func (s *session) endLocked(cond string, term *request) {
 	s.mu.broadcast()
 }
 
-// takeOut returns the queued output and empties the queue. Call with s.mu
-// held.
-func (s *session) takeOut() [][]byte {
-	out := s.out
-	s.out, s.outBytes = nil, 0
-	return out
-}
-
 // fromServer takes bytes the server wrote, cuts them into elements and
 // answers held requests with them. It blocks (honouring the write deadline)
 // while the client is not collecting them fast enough.
