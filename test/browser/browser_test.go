@@ -41,7 +41,7 @@ const stepTimeout = 20 * time.Second
 // page is one browser tab with the web chat loaded, and what the tab wrote
 // to its console (kept for failure reports).
 type page struct {
-	t   *testing.T
+	t   testing.TB
 	ctx context.Context
 
 	mu      sync.Mutex
@@ -50,7 +50,7 @@ type page struct {
 
 // findChromium returns the browser's path or fails the test with the way to
 // install it.
-func findChromium(t *testing.T) string {
+func findChromium(t testing.TB) string {
 	t.Helper()
 	if _, err := os.Stat(chromiumPath); err == nil {
 		return chromiumPath
@@ -67,7 +67,7 @@ func findChromium(t *testing.T) string {
 // waits until the web chat's script has run. The browser stops when the test
 // ends; if the test failed, a screenshot and the console output are kept and
 // their location logged.
-func openPage(t *testing.T, url string) *page {
+func openPage(t testing.TB, url string) *page {
 	t.Helper()
 	exe := findChromium(t)
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),

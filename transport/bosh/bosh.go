@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/sha1"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -49,16 +51,29 @@ type Config struct {
 	// RetryDelay is the pause before the first retry (doubled for each next
 	// one); 0 = 250ms.
 	RetryDelay time.Duration
-	// SendGap is the least time between writing one request and sending the
-	// next (see "Ordering" in the package documentation); 0 = 10ms, negative
-	// = none.
-	SendGap time.Duration
+	// Keys turns the key sequence of XEP-0124 §15 on (KeysAuto: only over
+	// plain http, where it protects the session from injected requests).
+	Keys KeyMode
 	// CloseTimeout bounds how long Close waits for the answer to its
 	// terminate request; 0 = 3s.
 	CloseTimeout time.Duration
 	// Logger receives debug and warning messages; nil = discard.
 	Logger *slog.Logger
 }
+
+// KeyMode says when a Conn uses XEP-0124 key sequencing.
+type KeyMode int
+
+// Key modes.
+const (
+	// KeysAuto uses keys over http:// and not over https://, whose
+	// connection already protects the session.
+	KeysAuto KeyMode = iota
+	// KeysOn always uses keys.
+	KeysOn
+	// KeysOff never uses keys.
+	KeysOff
+)
 
 // Stats counts the work done by a Conn.
 type Stats struct {
@@ -98,13 +113,14 @@ type outItem struct {
 }
 
 type request struct {
-	rid      uint64
-	kind     int
-	payload  []byte
-	empty    bool
-	elements int
-	stanzas  int
-	sentAt   time.Time
+	rid       uint64
+	kind      int
+	payload   []byte
+	empty     bool
+	elements  int
+	stanzas   int
+	sentAt    time.Time
+	writtenAt time.Time // when its first attempt was written out; guarded by Conn.mu
 }
 
 // Conn is a BOSH session seen as a net.Conn: writes are XMPP stream bytes
@@ -144,11 +160,19 @@ type Conn struct {
 	inactivity time.Duration
 	nextRID    uint64
 	inflight   int
-	lastRID    uint64    // rid of the most recently sent request
-	written    bool      // the request lastRID has been written out
-	writtenAt  time.Time // when it was
-	pollAfter  time.Time // no empty request before this
-	quietUntil time.Time // no empty request before this either (replyWindow)
+	lastRID    uint64               // rid of the most recently sent request
+	written    bool                 // the request lastRID has been written out
+	writtenAt  time.Time            // when it was
+	lastDone   bool                 // the request lastRID has been answered
+	serverAcks bool                 // the server reports acks (XEP-0124 §9.1)
+	ackedRID   uint64               // the highest rid the server acknowledged
+	answered   uint64               // every rid up to this one has been answered
+	writes     map[uint64]time.Time // when each open request was written
+	srtt       time.Duration        // smoothed reaction time of the server (see sampleRTT)
+	rttvar     time.Duration        // its variation
+	keys       []string             // the key sequence, the next key last (§15)
+	pollAfter  time.Time            // no empty request before this
+	quietUntil time.Time            // no empty request before this either (replyWindow)
 
 	// Incoming side.
 	kinds      map[uint64]int
@@ -220,12 +244,6 @@ func Dial(ctx context.Context, cfg Config) (net.Conn, error) {
 	if cfg.RetryDelay <= 0 {
 		cfg.RetryDelay = 250 * time.Millisecond
 	}
-	switch {
-	case cfg.SendGap == 0:
-		cfg.SendGap = 10 * time.Millisecond
-	case cfg.SendGap < 0:
-		cfg.SendGap = 0
-	}
 	if cfg.CloseTimeout <= 0 {
 		cfg.CloseTimeout = 3 * time.Second
 	}
@@ -249,6 +267,10 @@ func Dial(ctx context.Context, cfg Config) (net.Conn, error) {
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	c.nextRID = randomRID()
 	c.deliverRID = c.nextRID
+	c.answered = c.nextRID - 1
+	if cfg.Keys == KeysOn || (cfg.Keys == KeysAuto && u.Scheme == "http") {
+		c.keys = keySequence(keyCount)
+	}
 	c.wg.Add(1)
 	go c.run()
 	return c, nil
@@ -499,12 +521,18 @@ func (c *Conn) run() {
 //
 // Ordering: a connection manager must see requests in rid order, and
 // ejabberd stalls when rid N+1 overtakes rid N (two HTTP connections
-// racing). So a request is only sent once the previous one has been written
-// to its connection (httptrace WroteRequest) and SendGap has passed since: the
-// earlier request is then already in the server's socket buffer, well ahead
-// of the next one, which still needs its own write (and often a new
-// connection). A retry repeats an rid the server has probably seen; XEP-0124
-// makes a repeated rid safe (the server re-sends its answer).
+// racing: it buffers N+1 but holds N without looking at it again). So
+// request N+1 is sent only once request N is known or safely assumed to
+// have reached the server: N has been answered; or the server acknowledged
+// it (XEP-0124 §9.1 ack, where the server reports acks); or N was written
+// to its connection (httptrace WroteRequest) long enough ago: how long the
+// server takes to react to a new request (the time from writing one to the
+// answer of the request it held before, smoothed, plus four times its
+// variation, as TCP times its retransmissions), at least 0.5 ms and at
+// most 10 ms. At most 'hold'+1 requests are open (one more to
+// terminate, §11), so under load a request carries many stanzas each way.
+// A retry repeats an rid the server has probably seen; XEP-0124 makes a
+// repeated rid safe (the server re-sends its answer).
 func (c *Conn) nextRequest(now time.Time) (*request, time.Time) {
 	if c.fatal != nil || c.remoteEnd {
 		return nil, time.Time{}
@@ -519,15 +547,17 @@ func (c *Conn) nextRequest(now time.Time) (*request, time.Time) {
 	case stCreating, stTerminating, stDone:
 		return nil, time.Time{}
 	}
-	if c.inflight > 0 {
+	if c.inflight > 0 && !c.lastDone {
 		if !c.written {
 			return nil, time.Time{}
 		}
-		if at := c.writtenAt.Add(c.cfg.SendGap); now.Before(at) {
-			return nil, at
+		if !c.serverAcks || c.ackedRID < c.lastRID {
+			if at := c.writtenAt.Add(c.settle()); now.Before(at) {
+				return nil, at
+			}
 		}
 	}
-	limit := c.requests
+	limit := min(c.requests, c.hold+1)
 	if len(c.queue) > 0 {
 		// XEP-0124 lets a client exceed 'requests' by one to terminate.
 		if c.queueEndsWithTerminate() {
@@ -548,6 +578,44 @@ func (c *Conn) nextRequest(now time.Time) (*request, time.Time) {
 		return nil, c.quietUntil
 	}
 	return c.newRequest(kindData, nil, 0, 0, now), time.Time{}
+}
+
+// Bounds of the settling time (see nextRequest).
+const (
+	minSettle = 500 * time.Microsecond
+	maxSettle = 10 * time.Millisecond
+)
+
+// sampleRTT feeds one reaction time of the server into the estimate, as
+// TCP times its retransmissions (RFC 6298). A sample is the time from
+// writing request N+1 to the answer of request N, held until then: a server
+// answers the held request when the next arrives (XEP-0124 §8), so this is
+// how long the server takes to take in a request. Call with c.mu held.
+func (c *Conn) sampleRTT(d time.Duration) {
+	if d <= 0 || d > maxSettle {
+		return
+	}
+	if c.srtt == 0 {
+		c.srtt, c.rttvar = d, d/2
+		return
+	}
+	diff := c.srtt - d
+	if diff < 0 {
+		diff = -diff
+	}
+	c.rttvar = (3*c.rttvar + diff) / 4
+	c.srtt = (7*c.srtt + d) / 8
+}
+
+// settle is how long after a request was written the next may follow when
+// nothing confirmed the first: the smoothed reaction time plus four times
+// its variation, within [minSettle, maxSettle] (maxSettle while nothing is
+// known). Call with c.mu held.
+func (c *Conn) settle() time.Duration {
+	if c.srtt == 0 {
+		return maxSettle
+	}
+	return min(max(c.srtt+4*c.rttvar, minSettle), maxSettle)
 }
 
 func (c *Conn) queueEndsWithTerminate() bool {
@@ -612,7 +680,7 @@ func (c *Conn) newRequest(kind int, payload []byte, elements, stanzas int, now t
 	b.WriteString("' xmlns='" + boshwire.NSHTTPBind + "'")
 	switch kind {
 	case kindCreate:
-		fmt.Fprintf(&b, " to='%s' wait='%d' hold='%d' ver='1.6' content='text/xml; charset=utf-8'"+
+		fmt.Fprintf(&b, " to='%s' wait='%d' hold='%d' ver='1.6' ack='1' content='text/xml; charset=utf-8'"+
 			" xmpp:version='1.0' xmlns:xmpp='%s'", boshwire.AttrEscape(c.to), c.cfg.Wait, c.cfg.Hold, boshwire.NSXBOSH)
 		if c.lang != "" {
 			fmt.Fprintf(&b, " xml:lang='%s'", boshwire.AttrEscape(c.lang))
@@ -626,6 +694,11 @@ func (c *Conn) newRequest(kind int, payload []byte, elements, stanzas int, now t
 		fmt.Fprintf(&b, " sid='%s' type='terminate'", boshwire.AttrEscape(c.sid))
 	default:
 		fmt.Fprintf(&b, " sid='%s'", boshwire.AttrEscape(c.sid))
+	}
+	b.WriteString(c.keyAttrs(kind == kindCreate))
+	if kind != kindCreate && c.answered+1 < rid {
+		// §9.2: while earlier answers are missing, say which arrived.
+		fmt.Fprintf(&b, " ack='%d'", c.answered)
 	}
 	if len(payload) == 0 {
 		b.WriteString("/>")
@@ -641,6 +714,7 @@ func (c *Conn) newRequest(kind int, payload []byte, elements, stanzas int, now t
 	c.inflight++
 	c.lastRID = rid
 	c.written = false
+	c.lastDone = false
 	return &request{rid: rid, kind: kind, payload: b.Bytes(), empty: elements == 0 && kind == kindData,
 		elements: elements, stanzas: stanzas, sentAt: now}
 }
@@ -703,7 +777,7 @@ func (c *Conn) post(r *request, first bool) (*boshwire.Body, error) {
 	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
 		WroteRequest: func(info httptrace.WroteRequestInfo) {
 			if info.Err == nil {
-				c.markWritten(r.rid)
+				c.markWritten(r)
 			}
 		},
 	})
@@ -756,11 +830,18 @@ func (c *Conn) post(r *request, first bool) (*boshwire.Body, error) {
 	return b, nil
 }
 
-// markWritten records that request rid has been written to its connection.
-func (c *Conn) markWritten(rid uint64) {
+// markWritten records that request r has been written to its connection.
+func (c *Conn) markWritten(r *request) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if rid == c.lastRID && !c.written {
+	if r.writtenAt.IsZero() {
+		r.writtenAt = time.Now()
+		if c.writes == nil {
+			c.writes = map[uint64]time.Time{}
+		}
+		c.writes[r.rid] = r.writtenAt
+	}
+	if r.rid == c.lastRID && !c.written {
 		c.written = true
 		c.writtenAt = time.Now()
 		c.broadcast()
@@ -787,9 +868,31 @@ func (c *Conn) onResponse(r *request, b *boshwire.Body) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.inflight--
-	if r.rid == c.lastRID && !c.written {
-		c.written = true
-		c.writtenAt = time.Now()
+	now := time.Now()
+	if r.rid == c.lastRID {
+		if !c.written {
+			c.written = true
+			c.writtenAt = now
+		}
+		c.lastDone = true
+	}
+	if t, ok := c.writes[r.rid+1]; ok && !r.writtenAt.IsZero() && r.writtenAt.Before(t) {
+		c.sampleRTT(now.Sub(t))
+	}
+	delete(c.writes, r.rid)
+	if c.serverAcks || r.kind == kindCreate {
+		// §9.1: ack names the highest rid the server has with every lower
+		// one; without it (after the creation) it is this request's rid.
+		a := r.rid
+		if v, err := boshwire.ParseRID(b.Get("ack")); err == nil {
+			a = v
+			if r.kind == kindCreate {
+				c.serverAcks = true
+			}
+		}
+		if c.serverAcks && a > c.ackedRID {
+			c.ackedRID = a
+		}
 	}
 	if r.empty {
 		// An empty request answered empty and early, with no later request
@@ -806,7 +909,7 @@ func (c *Conn) onResponse(r *request, b *boshwire.Body) {
 		// What just arrived is usually answered at once (an iq result, a
 		// SASL response, a reply): give the answer a moment to become the
 		// next request instead of sending an empty one that the answer
-		// would then have to wait behind (SendGap).
+		// would then have to follow (see nextRequest).
 		c.quietUntil = time.Now().Add(replyWindow)
 	}
 	c.responses[r.rid] = b
@@ -819,6 +922,7 @@ func (c *Conn) onResponse(r *request, b *boshwire.Body) {
 		kind := c.kinds[c.deliverRID]
 		delete(c.kinds, c.deliverRID)
 		c.deliverRID++
+		c.answered = c.deliverRID - 1
 		c.apply(kind, nb)
 		if c.eof || c.fatal != nil {
 			break
@@ -991,4 +1095,46 @@ func (c *Conn) SetWriteDeadline(t time.Time) error {
 	c.wdl = t
 	c.broadcast()
 	return nil
+}
+
+// keyCount is the length of a key sequence; the client switches to a new
+// one when it is used up (XEP-0124 §15.5).
+const keyCount = 1024
+
+// keySequence returns K(1)..K(n) of XEP-0124 §15.3 from a random seed:
+// K(1) = hex(SHA-1(seed)), K(i) = hex(SHA-1(K(i-1))).
+func keySequence(n int) []string {
+	var seed [20]byte
+	_, _ = rand.Read(seed[:])
+	out := make([]string, n)
+	k := hex.EncodeToString(seed[:])
+	for i := range out {
+		sum := sha1.Sum([]byte(k))
+		k = hex.EncodeToString(sum[:])
+		out[i] = k
+	}
+	return out
+}
+
+// keyAttrs are the key attributes of the next request: newkey K(n) on the
+// creation, then key K(n-1), K(n-2)... and with K(1) the newkey of a fresh
+// sequence (§15.4, §15.5). Call with c.mu held.
+func (c *Conn) keyAttrs(create bool) string {
+	if len(c.keys) == 0 {
+		return ""
+	}
+	pop := func() string {
+		k := c.keys[len(c.keys)-1]
+		c.keys = c.keys[:len(c.keys)-1]
+		return k
+	}
+	if create {
+		return " newkey='" + pop() + "'"
+	}
+	a := " key='" + pop() + "'"
+	if len(c.keys) == 0 {
+		c.keys = keySequence(keyCount)
+		a += " newkey='" + pop() + "'"
+	}
+	return a
 }

@@ -6,13 +6,16 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"regexp"
 	"runtime"
+	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -317,5 +320,146 @@ func TestUnreachableServer(t *testing.T) {
 	}
 	if st := nc.(*bosh.Conn).Stats(); st.Retries != 3 || st.Requests != 4 {
 		t.Errorf("stats %+v: want 3 retries of 4 requests", st)
+	}
+}
+
+// arrivals records, for each session, the rids in the order their requests
+// reached the HTTP server, and whether two were ever open at once.
+type arrivals struct {
+	next http.Handler
+
+	mu      sync.Mutex
+	rids    map[string][]uint64 // sid -> rids in arrival order
+	open    int
+	maxOpen int
+	attrs   []string // the creation requests' attributes
+}
+
+var sidRE = regexp.MustCompile(`sid='([^']+)'`)
+
+func (a *arrivals) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	data, _ := io.ReadAll(r.Body)
+	r.Body = io.NopCloser(bytes.NewReader(data))
+	rid, _ := strconv.ParseUint(ridOf(data), 10, 64)
+	sid := ""
+	if m := sidRE.FindSubmatch(data); m != nil {
+		sid = string(m[1])
+	}
+	a.mu.Lock()
+	if sid == "" {
+		a.attrs = append(a.attrs, string(data))
+	} else {
+		a.rids[sid] = append(a.rids[sid], rid)
+	}
+	a.open++
+	a.maxOpen = max(a.maxOpen, a.open)
+	a.mu.Unlock()
+	a.next.ServeHTTP(w, r)
+	a.mu.Lock()
+	a.open--
+	a.mu.Unlock()
+}
+
+// jitterConn delays every write by a random 0-2 ms.
+type jitterConn struct{ net.Conn }
+
+func (c jitterConn) Write(p []byte) (int, error) {
+	time.Sleep(time.Duration(rand.Int64N(int64(2 * time.Millisecond))))
+	return c.Conn.Write(p)
+}
+
+// TestRequestsReachServerInOrder: with no fixed gap between requests, the
+// next one still never reaches the server before the one before it (the
+// ordering that ejabberd needs), while requests do overlap; the client asks
+// for acks and uses a key sequence over plain http.
+func TestRequestsReachServerInOrder(t *testing.T) {
+	h := newHub(t)
+	a := &arrivals{rids: map[string][]uint64{}}
+	srv, cm := startCM(t, h, boshcm.Config{}, func(next http.Handler) http.Handler { a.next = next; return a })
+	// The network delays each write by a random 0-2 ms, so requests sent
+	// together on two connections would overtake each other.
+	jitter := func() *http.Client {
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		d := &net.Dialer{}
+		tr.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+			c, err := d.DialContext(ctx, network, addr)
+			if err != nil {
+				return nil, err
+			}
+			return jitterConn{c}, nil
+		}
+		return &http.Client{Transport: tr}
+	}
+	alice := login(t, srv.URL, "alice", "apass", bosh.Config{Client: jitter()})
+	bob := login(t, srv.URL, "bob", "bpass", bosh.Config{Client: jitter()})
+	// Ping-pong: every message is answered at once, the worst case for a
+	// fresh long poll racing the reply.
+	// Each answer comes just after the client gave up waiting for one and
+	// sent a long poll: the poll and the answer's request are sent close
+	// together.
+	pause := func() { time.Sleep(2*time.Millisecond + time.Duration(rand.Int64N(int64(time.Millisecond)))) }
+	for i := range 40 {
+		body := fmt.Sprintf("ping %d", i)
+		alice.send(t, "bob@"+domain, body)
+		bob.expect(t, body)
+		pause()
+		bob.send(t, "alice@"+domain, "re "+body)
+		alice.expect(t, "re "+body)
+		pause()
+	}
+	_ = alice.stop(t)
+	_ = bob.stop(t)
+	_ = cm.Close()
+	srv.Close()
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for sid, rids := range a.rids {
+		for i := 1; i < len(rids); i++ {
+			if rids[i] < rids[i-1] {
+				t.Errorf("session %s: rid %d reached the server after rid %d: %v", sid, rids[i], rids[i-1], rids)
+				break
+			}
+		}
+	}
+	if a.maxOpen < 2 {
+		t.Errorf("at most %d request open at a time: the test did not exercise overlapping requests", a.maxOpen)
+	}
+	for _, c := range a.attrs {
+		if !strings.Contains(c, "ack='1'") || !strings.Contains(c, "newkey='") {
+			t.Errorf("creation request without ack='1' or newkey: %s", c)
+		}
+	}
+}
+
+// BenchmarkPingPong measures one message and its answer between two BOSH
+// clients of the connection manager, one at a time. The answer comes at
+// once ("now") or 3 ms later ("3ms", after the client's reply window, so
+// that a fresh long poll and the answer's request follow each other
+// closely: where a fixed gap between requests costs); ns/op includes the
+// two 3 ms pauses.
+//
+//	go test -run '^$' -bench PingPong -count 5 ./transport/bosh/
+func BenchmarkPingPong(b *testing.B) {
+	for _, tc := range []struct {
+		name  string
+		pause time.Duration
+	}{{"now", 0}, {"3ms", 3 * time.Millisecond}} {
+		b.Run(tc.name, func(b *testing.B) {
+			h := newHub(b)
+			srv, _ := startCM(b, h, boshcm.Config{}, nil)
+			alice := login(b, srv.URL, "alice", "apass", bosh.Config{})
+			bob := login(b, srv.URL, "bob", "bpass", bosh.Config{})
+			for b.Loop() {
+				alice.send(b, "bob@"+domain, "ping")
+				bob.expect(b, "ping")
+				time.Sleep(tc.pause)
+				bob.send(b, "alice@"+domain, "pong")
+				alice.expect(b, "pong")
+				time.Sleep(tc.pause)
+			}
+			b.StopTimer()
+			_ = alice.stop(b)
+			_ = bob.stop(b)
+		})
 	}
 }

@@ -41,22 +41,37 @@
 //
 // # Ordering
 //
-// At most 'requests' requests are in flight (one more to terminate), and one
-// long poll is always pending so the server can push. A request is sent only
-// after the previous one has been written to its HTTP connection plus
-// Config.SendGap: two requests never race to the server on two connections
-// (ejabberd stalls when rid N+1 arrives before rid N). A failed request is
-// sent again with the same rid (Config.MaxRetries times, with backoff; the
-// first retry at once when an established connection broke, as a
-// kept-alive connection closed by the server or a restarted server does);
-// the connection manager answers a repeated rid with its buffered response.
-// After a response that carried elements, the empty request that keeps one
-// pending waits a couple of milliseconds for the reader's answer, which
-// then travels as that request instead of waiting SendGap behind it.
-// Elements written while requests are in flight are batched, so under load
-// a request carries many stanzas each way. Empty requests that the server
-// answers at once are spaced by 'polling'. Close also closes the idle
-// kept-alive connections of the session's HTTP client.
+// At most 'hold'+1 requests are in flight (within 'requests'; one more to
+// terminate), and one long poll is always pending so the server can push.
+// A connection manager must see requests in rid order, and ejabberd stalls
+// when rid N+1 reaches it before rid N (two HTTP connections racing). So
+// request N+1 is sent only once request N has been answered, or the server
+// acknowledged it (XEP-0124 §9.1 'ack', which the client asks for with
+// ack='1'), or N was written to its connection (httptrace WroteRequest)
+// long enough ago: the server's reaction time as measured in the session
+// (from writing a request to the answer of the one held before it),
+// smoothed, plus four times its variation, between 0.5 and 10 ms. There is
+// no fixed gap. A failed request is sent again with the same rid
+// (Config.MaxRetries times, with backoff; the first retry at once when an
+// established connection broke, as a kept-alive connection closed by the
+// server or a restarted server does); the connection manager answers a
+// repeated rid with its buffered response. After a response that carried
+// elements, the empty request that keeps one pending waits a couple of
+// milliseconds for the reader's answer, which then travels as that request
+// instead. Elements written while requests are in flight are batched, so
+// under load a request carries many stanzas each way. Empty requests that
+// the server answers at once are spaced by 'polling'. Close also closes the
+// idle kept-alive connections of the session's HTTP client.
+//
+// # Acknowledgements and keys
+//
+// Requests carry 'ack' (the highest rid whose answer and every earlier one
+// arrived) while an earlier answer is missing (XEP-0124 §9.2). Over plain
+// http (Config.Keys, default KeysAuto) the session uses the key sequence of
+// §15: newkey on the creation request, then each key hashing to the one
+// before, a new sequence when one is used up; a retry repeats its key. Over
+// https the connection protects the session and no keys are sent. Pausing
+// (§10) is not used: crier never leaves a session idle on purpose.
 //
 // Conn implements io.ByteReader (mellium makes a new decoder after each
 // restart and must not lose read-ahead) and deliberately not

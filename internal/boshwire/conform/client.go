@@ -55,7 +55,7 @@ type probe struct {
 
 // post sends one <body/> and reads the answer.
 func (p *probe) post(body string) answer {
-	ctx, cancel := context.WithTimeout(p.ctx, 30*time.Second)
+	ctx, cancel := context.WithTimeout(p.ctx, 20*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.t.URL, strings.NewReader(body))
 	if err != nil {
@@ -71,9 +71,19 @@ func (p *probe) post(body string) answer {
 	data, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	a := answer{status: resp.StatusCode, header: resp.Header, raw: string(data), elapsed: time.Since(start), err: err}
 	if err == nil {
-		a.b, a.err = boshwire.ParseBody(data)
+		if a.b, err = boshwire.ParseBody(data); err != nil {
+			a.err = fmt.Errorf("HTTP %d, not a <body/>: %q: %w", a.status, shorten(a.raw), err)
+		}
 	}
 	return a
+}
+
+// shorten cuts s to at most 200 bytes for a message.
+func shorten(s string) string {
+	if len(s) > 200 {
+		return s[:200] + "..."
+	}
+	return s
 }
 
 // async sends a request in the background.

@@ -7,7 +7,8 @@
 //	passed, total := conform.Score(rs)
 //	fmt.Print(conform.Report(rs))
 //
-// Some checks log in (SASL PLAIN, restart, bind) to have the server answer
+// Only MUST and SHOULD requirements are checked (key verification, a MAY,
+// is left out). Some checks log in (SASL PLAIN, restart, bind) to have the server answer
 // iq pings. Optional features (pause, ack) are checked only where the
 // connection manager offers them. The mini server's connection manager is
 // checked in the fast suite (internal/miniserver/boshcm), Prosody's in

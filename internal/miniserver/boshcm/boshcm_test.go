@@ -589,3 +589,26 @@ func TestKeySequence(t *testing.T) {
 		t.Fatalf("a replayed key: %d %s, want item-not-found", code, raw)
 	}
 }
+
+// TestOutOfOrderIsNotOveractivity: an empty request that arrives after a
+// later one (out of order) is not the last of a too-fast sequence (XEP-0124
+// §11 judges the newest): the session goes on.
+func TestOutOfOrderIsNotOveractivity(t *testing.T) {
+	x := newTester(t, Config{})
+	sid := x.create(1700)
+	// Make 1701 the held request and answer it with a message.
+	code, _, raw := x.post(fmt.Sprintf("<body rid='1701' sid='%s' %s>%s</body>", sid, ns, msg("a")))
+	if code != 200 || !strings.Contains(raw, "<body>a</body>") {
+		t.Fatalf("1701: %d %s", code, raw)
+	}
+	// Now 1703 (a stanza) overtakes 1702 (an empty poll).
+	late := x.async(fmt.Sprintf("<body rid='1703' sid='%s' %s>%s</body>", sid, ns, msg("b")))
+	time.Sleep(50 * time.Millisecond)
+	early := x.async(fmt.Sprintf("<body rid='1702' sid='%s' %s/>", sid, ns))
+	for i, ch := range []<-chan string{early, late} {
+		got := within(ch, 5*time.Second)
+		if !strings.HasPrefix(got, "200 ") || strings.Contains(got, "terminate") {
+			t.Errorf("request %d of the out-of-order pair: %q", i+1, got)
+		}
+	}
+}

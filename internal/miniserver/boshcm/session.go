@@ -205,13 +205,16 @@ func (s *session) loop() {
 // handle processes one request of this session and writes its answer.
 func (s *session) handle(w http.ResponseWriter, r *http.Request, b *boshwire.Body, rid uint64) {
 	req := newRequest(rid, b)
+	// resp is read under the lock: a repeat of this rid hands this
+	// channel to itself (see admit).
 	s.mu.Lock()
+	resp := req.resp
 	s.admit(req)
 	s.mu.Unlock()
 	safety := time.NewTimer(s.wait + 5*time.Second)
 	defer safety.Stop()
 	select {
-	case rp := <-req.resp:
+	case rp := <-resp:
 		writeBody(w, rp.status, s.content, rp.data)
 	case <-r.Context().Done():
 		// The answer, when it comes, stays in the cache for a retry.
@@ -275,7 +278,9 @@ func (s *session) admit(req *request) {
 	}
 	empty := len(req.b.Children) == 0 && kind == "" && req.b.Get("xmpp:restart") == "" && req.b.Get("pause") == ""
 	polling := time.Duration(s.h.cfg.Polling) * time.Second
-	if empty && rid != s.first && now.Sub(s.lastArrival) < polling {
+	// Judged on the newest request only: one that arrives after a later
+	// one (out of order, §14.2) is not the last of the sequence.
+	if empty && rid != s.first && !s.anyPendingAbove(rid) && now.Sub(s.lastArrival) < polling {
 		open := len(s.held) + len(s.pending) + 1
 		if open >= s.requests || (s.hold == 0 && s.lastEmpty && s.lastNoData) {
 			// §11 overactivity, §12 polling too often: empty requests
@@ -285,7 +290,9 @@ func (s *session) admit(req *request) {
 			return
 		}
 	}
-	s.lastArrival = now
+	if !s.anyPendingAbove(rid) {
+		s.lastArrival = now
+	}
 	s.pending[rid] = req
 	for !s.ended {
 		next, ok := s.pending[s.nextRID]
@@ -300,6 +307,16 @@ func (s *session) admit(req *request) {
 		s.flush()
 	}
 	s.mu.broadcast()
+}
+
+// anyPendingAbove reports whether a request with a higher rid is waiting.
+func (s *session) anyPendingAbove(rid uint64) bool {
+	for r := range s.pending {
+		if r > rid {
+			return true
+		}
+	}
+	return false
 }
 
 // find returns the held or pending request with this rid.
@@ -609,14 +626,6 @@ func (s *session) endLocked(cond string, term *request) {
 	s.conn.endInput()
 	s.h.remove(s, cond)
 	s.mu.broadcast()
-}
-
-// takeOut returns the queued output and empties the queue. Call with s.mu
-// held.
-func (s *session) takeOut() [][]byte {
-	out := s.out
-	s.out, s.outBytes = nil, 0
-	return out
 }
 
 // fromServer takes bytes the server wrote, cuts them into elements and
