@@ -306,6 +306,12 @@ func (n *Normalizer) compute(sc *scratch, r rune, lettered bool) expansion {
 		if rs, ch = sc.foldRunes(rs); ch {
 			steps |= Fold
 		}
+		for i, c := range rs {
+			if m, ok := extraFold(c); ok {
+				rs[i] = m
+				steps |= Confusables
+			}
+		}
 		if rs, ch = skeletonize(rs); ch {
 			steps |= Confusables
 		}
