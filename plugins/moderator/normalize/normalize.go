@@ -31,6 +31,8 @@ const (
 	// flagEdge marks a character of a word the Loose step joined: a word
 	// may start before it and end after it.
 	flagEdge
+	// flagDrop marks a separator the Loose step removes.
+	flagDrop
 )
 
 // expansion is what Leet-free per-character steps make of one character.
@@ -56,7 +58,11 @@ type scratch struct {
 	tmp   [64]byte
 	tmp2  [64]byte
 	rs    []rune
+	toks  []span
 }
+
+// span is a range of units.
+type span struct{ start, end int }
 
 // maxCache bounds the per-scratch cache of non-ASCII characters.
 const maxCache = 4096
@@ -105,11 +111,20 @@ func (n *Normalizer) NormalizeInto(t *Text, s string) {
 	if n.steps&Invisible != 0 {
 		units = n.dropInvisible(t, units)
 	}
+	if n.steps&Loose != 0 {
+		// Before Leet: the joined word "F r e e c 0 i n s" has letters, so
+		// its "0" is read as a letter too.
+		units = sc.loosen(units)
+	}
 	markLettered(units, n.steps&Leet != 0)
 	if n.steps&Leet != 0 {
 		for i := range units {
 			u := &units[i]
 			if u.flags&flagLettered == 0 {
+				continue
+			}
+			if (u.r == '!' || u.r == '+') && (i+1 == len(units) || !isWord(units[i+1].r)) {
+				// "wow!" and "c++": punctuation, not a letter in disguise.
 				continue
 			}
 			if r, ok := leet(u.r); ok {
@@ -121,7 +136,9 @@ func (n *Normalizer) NormalizeInto(t *Text, s string) {
 	sc.buf = n.expand(sc, units, sc.buf[:0])
 	units, sc.buf = sc.buf, units
 	if n.steps&Loose != 0 {
-		units = loosen(units)
+		// Again, for what only became letters now (enclosed letters and
+		// regional indicators written "🇫 🇺 🇨 🇰").
+		units = sc.loosen(units)
 	}
 	if n.steps&Runs != 0 {
 		units = collapse(units)
@@ -453,11 +470,13 @@ func (sc *scratch) foldRunes(rs []rune) ([]rune, bool) {
 	return []rune(string(folded)), true
 }
 
+// maxLooseGap is the longest separator the Loose step sees through.
+const maxLooseGap = 5
+
 // loosen joins runs of at least three one-character words separated by
 // short separators, marking each joined character as a possible word edge.
-func loosen(units []unit) []unit {
-	type tok struct{ start, end int }
-	var toks []tok
+func (sc *scratch) loosen(units []unit) []unit {
+	toks := sc.toks[:0]
 	for i := 0; i < len(units); {
 		if !isWord(units[i].r) {
 			i++
@@ -467,12 +486,13 @@ func loosen(units []unit) []unit {
 		for j < len(units) && isWord(units[j].r) {
 			j++
 		}
-		toks = append(toks, tok{i, j})
+		toks = append(toks, span{i, j})
 		i = j
 	}
-	single := func(t tok) bool { return units[t.start].src0 == units[t.end-1].src0 }
-	gapOK := func(a, b tok) bool {
-		if b.start-a.end > 3 {
+	sc.toks = toks
+	single := func(t span) bool { return units[t.start].src0 == units[t.end-1].src0 }
+	gapOK := func(a, b span) bool {
+		if b.start-a.end > maxLooseGap {
 			return false
 		}
 		for k := a.end; k < b.start; k++ {
@@ -482,7 +502,7 @@ func loosen(units []unit) []unit {
 		}
 		return true
 	}
-	drop := make([]bool, 0)
+	dropped := false
 	for g := 0; g < len(toks); {
 		if !single(toks[g]) {
 			g++
@@ -493,9 +513,6 @@ func loosen(units []unit) []unit {
 			h++
 		}
 		if h-g >= 3 {
-			if len(drop) == 0 {
-				drop = make([]bool, len(units))
-			}
 			for k := g; k < h; k++ {
 				for x := toks[k].start; x < toks[k].end; x++ {
 					units[x].flags |= flagEdge
@@ -503,19 +520,20 @@ func loosen(units []unit) []unit {
 				}
 				if k > g {
 					for x := toks[k-1].end; x < toks[k].start; x++ {
-						drop[x] = true
+						units[x].flags |= flagDrop
+						dropped = true
 					}
 				}
 			}
 		}
 		g = h
 	}
-	if len(drop) == 0 {
+	if !dropped {
 		return units
 	}
 	out := units[:0]
-	for i, u := range units {
-		if !drop[i] {
+	for _, u := range units {
+		if u.flags&flagDrop == 0 {
 			out = append(out, u)
 		}
 	}

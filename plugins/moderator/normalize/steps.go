@@ -22,6 +22,11 @@ const (
 	// zero-width (non-)joiner between two letters of a script that needs it
 	// (Arabic, Persian, Indic scripts and a few others).
 	Invisible
+	// Loose sees through separators between letters: a run of at least
+	// three one-character words ("f r e e", "f.r.e.e", "f-r-e-e"), apart
+	// by up to five separators and on one line, is joined into one, and
+	// every letter of it may start or end a word match.
+	Loose
 	// Leet maps digits and symbols that stand for letters (4→a, 3→e, 0→o,
 	// 1→i, $→s, @→a, 7→t, ...) inside a word that has at least one letter,
 	// so "$100" and "2024" are left alone.
@@ -38,10 +43,6 @@ const (
 	Confusables
 	// Fold applies Unicode full case folding (golang.org/x/text/cases).
 	Fold
-	// Loose sees through separators between letters: a run of at least
-	// three one-character words ("f r e e", "f.r.e.e", "f-r-e-e") is joined
-	// into one, and every letter of it may start or end a word match.
-	Loose
 	// Runs collapses runs of one character into one ("fooooo" → "fo"),
 	// keeping the run length so a matcher can still tell "good" from "god"
 	// (see Text.Run).
@@ -61,11 +62,11 @@ var stepNames = [...]struct {
 }{
 	{NFKC, "nfkc"},
 	{Invisible, "invisible"},
+	{Loose, "loose"},
 	{Leet, "leet"},
 	{Marks, "marks"},
 	{Confusables, "confusables"},
 	{Fold, "fold"},
-	{Loose, "loose"},
 	{Runs, "runs"},
 }
 
