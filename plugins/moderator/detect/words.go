@@ -192,7 +192,15 @@ func (w *Words) Check(in *Input, out []Verdict) []Verdict {
 			continue
 		}
 		m := sc.matches[first]
-		sp := t.Span(int(m.start), int(m.end))
+		// Show the whole word a prefix or infix entry matched in.
+		start, end := int(m.start), int(m.end)
+		for start > 0 && !t.WordStart(start) {
+			start--
+		}
+		for end < t.Len() && !t.WordEnd(end) {
+			end++
+		}
+		sp := t.Span(start, end)
 		detail := fmt.Sprintf("entry %q", w.patterns[m.pattern].entry)
 		if count > 1 {
 			detail += fmt.Sprintf(" (%d matches)", count)

@@ -159,8 +159,11 @@ func (n *Normalizer) NormalizeInto(t *Text, s string) {
 
 // decode splits s into characters, applying NFKC per normalisation segment
 // so each output character keeps the range of the original it came from. It
-// also counts the combining marks for the zalgo statistics.
+// also counts the combining marks of the original for the zalgo statistics.
 func (n *Normalizer) decode(t *Text, s string, units []unit) []unit {
+	for _, r := range s {
+		t.count(r)
+	}
 	quick := len(s)
 	if n.steps&NFKC != 0 {
 		quick = norm.NFKC.QuickSpanString(s)
@@ -168,7 +171,6 @@ func (n *Normalizer) decode(t *Text, s string, units []unit) []unit {
 	for i := 0; i < quick; {
 		r, size := utf8.DecodeRuneInString(s[i:])
 		units = append(units, unit{r: r, src0: int32(i), src1: int32(i + size), run: 1})
-		t.count(r)
 		i += size
 	}
 	if quick == len(s) {
@@ -188,7 +190,6 @@ func (n *Normalizer) decode(t *Text, s string, units []unit) []unit {
 				u.steps = NFKC
 			}
 			units = append(units, u)
-			t.count(r)
 			j += size
 		}
 	}

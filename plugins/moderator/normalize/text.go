@@ -13,12 +13,12 @@ type Text struct {
 	offsets []int32
 	steps   Step
 
-	// Marks counts the combining marks of the original (after NFKC).
+	// Marks counts the combining marks of the original.
 	Marks int
 	// MaxMarks is the longest run of combining marks on one character:
 	// accents need one or two, "zalgo" text stacks many.
 	MaxMarks int
-	// Letters counts the letters of the original (after NFKC).
+	// Letters counts the letters of the original.
 	Letters int
 
 	curMarks int
