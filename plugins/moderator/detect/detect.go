@@ -65,6 +65,18 @@ type Message struct {
 type Input struct {
 	Msg  *Message
 	Text *normalize.Text
+
+	sk    sketch
+	hasSk bool
+}
+
+// sketch returns the near-duplicate sketch of the text, made once.
+func (in *Input) sketch() *sketch {
+	if !in.hasSk {
+		in.sk = newSketch(in.Text)
+		in.hasSk = true
+	}
+	return &in.sk
 }
 
 // Verdict is one detector's finding on a message or join.
@@ -156,6 +168,7 @@ func (s *Set) Normalizer() *normalize.Normalizer { return s.norm }
 func (s *Set) Check(m *Message, out []Verdict) []Verdict {
 	in := s.pool.Get().(*Input)
 	in.Msg = m
+	in.hasSk = false
 	s.norm.NormalizeInto(in.Text, m.Body)
 	for _, d := range s.dets {
 		out = d.Check(in, out)

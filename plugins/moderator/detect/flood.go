@@ -71,7 +71,10 @@ func (f *Flood) Check(in *Input, out []Verdict) []Verdict {
 	now := f.Clock.now()
 	f.mu.Lock()
 	f.state.expire(now.Add(-f.Window), expireBatch)
-	evs := f.state.get(stateKey{in.Msg.Room, in.Msg.Sender}, now)
+	evs, fresh := f.state.get(stateKey{in.Msg.Room, in.Msg.Sender}, now)
+	if fresh {
+		*evs = (*evs)[:0]
+	}
 	*evs = trim(*evs, now.Add(-f.Window))
 	if len(*evs) > f.Messages {
 		*evs = (*evs)[:copy(*evs, (*evs)[1:])]
@@ -142,7 +145,10 @@ func (r *Raid) Check(in *Input, out []Verdict) []Verdict {
 	who := maphash.String(senderSeed, in.Msg.Sender)
 	r.mu.Lock()
 	r.state.expire(now.Add(-r.Window), expireBatch)
-	evs := r.state.get(stateKey{room: in.Msg.Room}, now)
+	evs, fresh := r.state.get(stateKey{room: in.Msg.Room}, now)
+	if fresh {
+		*evs = (*evs)[:0]
+	}
 	*evs = trim(*evs, now.Add(-r.Window))
 	if len(*evs) >= r.Messages {
 		*evs = (*evs)[:copy(*evs, (*evs)[1:])]
@@ -228,7 +234,10 @@ func (j *JoinWave) Join(room, sender string) (Verdict, bool) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	j.state.expire(now.Add(-j.Window), expireBatch)
-	st := j.state.get(stateKey{room: room}, now)
+	st, fresh := j.state.get(stateKey{room: room}, now)
+	if fresh {
+		st.times, st.reported = st.times[:0], time.Time{}
+	}
 	since := now.Add(-j.Window)
 	i := 0
 	for i < len(st.times) && st.times[i].Before(since) {

@@ -206,7 +206,9 @@ func parseLink(s []byte, i int, loose bool) (Link, int, bool) {
 	if j, ok := schemePrefix(s, i); ok {
 		scheme, i = true, j
 	}
-	var labels []string
+	// Label boundaries, without allocating: most candidates are no links.
+	var labels [16][2]int
+	n := 0
 	obf := false
 	for {
 		j := i
@@ -217,7 +219,11 @@ func parseLink(s []byte, i int, loose bool) (Link, int, bool) {
 		if j == i {
 			break
 		}
-		labels = append(labels, string(s[i:j]))
+		if n == len(labels) {
+			return Link{}, 0, false
+		}
+		labels[n] = [2]int{i, j}
+		n++
 		i = j
 		k, o, ok := dotAt(s, i, loose)
 		if !ok || k >= len(s) || !labelByte(s, k) {
@@ -226,13 +232,11 @@ func parseLink(s []byte, i int, loose bool) (Link, int, bool) {
 		obf = obf || o
 		i = k
 	}
-	if len(labels) < 2 {
+	if n < 2 {
 		return Link{}, 0, false
 	}
-	tld := labels[len(labels)-1]
-	host := strings.Join(labels, ".")
-	path := ""
-	end := i
+	tld := s[labels[n-1][0]:labels[n-1][1]]
+	pathStart, end := i, i
 	if i < len(s) && s[i] == '/' || loose && i+1 < len(s) && s[i] == ' ' && s[i+1] == '/' {
 		j := i
 		for j < len(s) && s[j] == ' ' {
@@ -242,20 +246,29 @@ func parseLink(s []byte, i int, loose bool) (Link, int, bool) {
 		for k < len(s) && !isSpaceByte(s[k]) {
 			k++
 		}
-		path = string(s[j:k])
-		end = k
+		pathStart, end = j, k
 	}
+	pathLen := end - pathStart
 	known, ambiguous := tldKind(tld)
+	first := s[labels[0][0]:labels[0][1]]
 	switch {
 	case scheme:
-	case labels[0] == "www":
+	case string(first) == "www":
 	case !known:
 		return Link{}, 0, false
-	case ambiguous && len(path) < 2 && len(labels) < 3:
+	case ambiguous && pathLen < 2 && n < 3:
 		// "ok.so", "it.is": a word, a dot and a word, not a link.
 		return Link{}, 0, false
 	}
-	return Link{Host: host, Path: path, Invite: inviteOf(host, path), Obfuscated: obf, Start: start, End: end}, end, true
+	var host []byte
+	for k := 0; k < n; k++ {
+		if k > 0 {
+			host = append(host, '.')
+		}
+		host = append(host, s[labels[k][0]:labels[k][1]]...)
+	}
+	h, path := string(host), string(s[pathStart:end])
+	return Link{Host: h, Path: path, Invite: inviteOf(h, path), Obfuscated: obf, Start: start, End: end}, end, true
 }
 
 // schemePrefix recognises "http://", "https://" and a few others.
@@ -354,11 +367,11 @@ func inviteOf(host, path string) string {
 // tldKind tells whether tld is a top-level domain this detector knows, and
 // whether it is also a common short word, so a bare "x.tld" needs a path
 // before it counts as a link.
-func tldKind(tld string) (known, ambiguous bool) {
-	if _, ok := ambiguousTLDs[tld]; ok {
+func tldKind(tld []byte) (known, ambiguous bool) {
+	if _, ok := ambiguousTLDs[string(tld)]; ok {
 		return true, true
 	}
-	_, ok := knownTLDs[tld]
+	_, ok := knownTLDs[string(tld)]
 	return ok, false
 }
 

@@ -14,7 +14,14 @@ type lru[V any] struct {
 	max        int
 	m          map[stateKey]*lruNode[V]
 	head, tail *lruNode[V] // head is the most recently used
+	// free keeps a few evicted nodes, with their values' buffers, for the
+	// next new keys: senders come and go all the time.
+	free  *lruNode[V]
+	nfree int
 }
+
+// maxFree bounds the evicted nodes kept for reuse.
+const maxFree = 64
 
 type lruNode[V any] struct {
 	key        stateKey
@@ -27,21 +34,30 @@ func newLRU[V any](max int) *lru[V] {
 	return &lru[V]{max: max, m: make(map[stateKey]*lruNode[V])}
 }
 
-// get returns the state for k, creating it, and marks it used at now.
-func (l *lru[V]) get(k stateKey, now time.Time) *V {
+// get returns the state for k and marks it used at now. A new key gets
+// the value of a reused node: fresh is set and the caller resets it.
+func (l *lru[V]) get(k stateKey, now time.Time) (v *V, fresh bool) {
 	n, ok := l.m[k]
 	if ok {
 		l.unlink(n)
 	} else {
-		n = &lruNode[V]{key: k}
+		if l.free != nil {
+			n, l.free = l.free, l.free.next
+			l.nfree--
+			n.next = nil
+		} else {
+			n = new(lruNode[V])
+		}
+		n.key = k
 		l.m[k] = n
+		fresh = true
 	}
 	n.last = now
 	l.pushFront(n)
 	for len(l.m) > l.max && l.tail != nil {
 		l.remove(l.tail)
 	}
-	return &n.val
+	return &n.val, fresh
 }
 
 // expire drops up to limit entries unused since before, oldest first.
@@ -57,6 +73,11 @@ func (l *lru[V]) len() int { return len(l.m) }
 func (l *lru[V]) remove(n *lruNode[V]) {
 	l.unlink(n)
 	delete(l.m, n.key)
+	if l.nfree < maxFree {
+		n.key = stateKey{}
+		n.next, l.free = l.free, n
+		l.nfree++
+	}
 }
 
 func (l *lru[V]) unlink(n *lruNode[V]) {

@@ -39,23 +39,28 @@ func (c *Caps) Check(in *Input, out []Verdict) []Verdict {
 	}
 	upper, lower := 0, 0
 	forWords(body, func(w string) {
-		if skipWord(w, in.Msg.Occupants) {
-			return
-		}
+		u, l := 0, 0
 		for _, r := range w {
 			switch {
 			case r < 0x80:
 				if 'A' <= r && r <= 'Z' {
-					upper++
+					u++
 				} else if 'a' <= r && r <= 'z' {
-					lower++
+					l++
 				}
 			case unicode.IsUpper(r) || unicode.IsTitle(r):
-				upper++
+				u++
 			case unicode.IsLower(r):
-				lower++
+				l++
 			}
 		}
+		// Only a word with capitals can change the verdict, so only such
+		// a word is looked up among the nicks.
+		if u > 0 && skipWord(w, in.Msg.Occupants) {
+			return
+		}
+		upper += u
+		lower += l
 	})
 	total := upper + lower
 	if total < minLetters || float64(upper) < ratio*float64(total) {
@@ -104,8 +109,18 @@ func skipWord(w string, occ Occupants) bool {
 // mentionNick strips a word of a leading "@" and trailing punctuation, as a
 // mention is written ("@Bob", "Bob:", "bob,").
 func mentionNick(w string) string {
-	w = strings.TrimPrefix(w, "@")
-	return strings.TrimRight(w, ",:;.!?)")
+	if len(w) > 0 && w[0] == '@' {
+		w = w[1:]
+	}
+	for len(w) > 0 {
+		switch w[len(w)-1] {
+		case ',', ':', ';', '.', '!', '?', ')':
+			w = w[:len(w)-1]
+			continue
+		}
+		break
+	}
+	return w
 }
 
 // Symbols flags messages made mostly of symbols and punctuation (ASCII art,
@@ -201,6 +216,6 @@ func (z *Zalgo) Check(in *Input, out []Verdict) []Verdict {
 		return out
 	}
 	return append(out, Verdict{Detector: "zalgo", Rule: "zalgo", Points: z.Points,
-		Detail: fmt.Sprintf("%d combining marks on one character (limit %d), %d in all over %d letters",
-			t.MaxMarks, limit, t.Marks, t.Letters)})
+		Detail: fmt.Sprintf("%d combining marks on one character (limit %d), %d in all",
+			t.MaxMarks, limit, t.Marks)})
 }

@@ -60,14 +60,17 @@ func (r *Repeat) Name() string { return "repeat" }
 // Check implements Detector.
 func (r *Repeat) Check(in *Input, out []Verdict) []Verdict {
 	r.once.Do(r.init)
-	sk := newSketch(in.Text)
+	sk := in.sketch()
 	if sk.n == 0 {
 		return out
 	}
 	now := r.Clock.now()
 	r.mu.Lock()
 	r.state.expire(now.Add(-r.Window), expireBatch)
-	hist := r.state.get(stateKey{in.Msg.Room, in.Msg.Sender}, now)
+	hist, fresh := r.state.get(stateKey{in.Msg.Room, in.Msg.Sender}, now)
+	if fresh {
+		*hist = (*hist)[:0]
+	}
 	since := now.Add(-r.Window)
 	same, best := 1, 0.0
 	for i := range *hist {
@@ -83,7 +86,7 @@ func (r *Repeat) Check(in *Input, out []Verdict) []Verdict {
 	if len(*hist) >= r.History {
 		*hist = (*hist)[:copy(*hist, (*hist)[1:])]
 	}
-	*hist = append(*hist, seen{at: now, sk: sk})
+	*hist = append(*hist, seen{at: now, sk: *sk})
 	r.mu.Unlock()
 	if same < r.Max {
 		return out
@@ -137,7 +140,7 @@ func (c *Copypasta) Name() string { return "copypasta" }
 // Check implements Detector.
 func (c *Copypasta) Check(in *Input, out []Verdict) []Verdict {
 	c.once.Do(c.init)
-	sk := newSketch(in.Text)
+	sk := in.sketch()
 	if sk.n < c.MinLength {
 		return out
 	}
@@ -145,14 +148,20 @@ func (c *Copypasta) Check(in *Input, out []Verdict) []Verdict {
 	who := maphash.String(senderSeed, in.Msg.Sender)
 	c.mu.Lock()
 	c.state.expire(now.Add(-c.Window), expireBatch)
-	hist := c.state.get(stateKey{room: in.Msg.Room}, now)
+	hist, fresh := c.state.get(stateKey{room: in.Msg.Room}, now)
+	if fresh {
+		*hist = (*hist)[:0]
+	}
 	since := now.Add(-c.Window)
 	var others [16]uint64
 	n := 0
 outer:
-	for i := range *hist {
+	for i := len(*hist) - 1; i >= 0; i-- {
 		h := &(*hist)[i]
-		if h.at.Before(since) || h.who == who || !sk.similar(&h.sk, c.Similarity, c.MinLength) {
+		if h.at.Before(since) {
+			break // older ones are older still
+		}
+		if h.who == who || !sk.similar(&h.sk, c.Similarity, c.MinLength) {
 			continue
 		}
 		for _, o := range others[:min(n, len(others))] {
@@ -168,7 +177,7 @@ outer:
 	if len(*hist) >= c.History {
 		*hist = (*hist)[:copy(*hist, (*hist)[1:])]
 	}
-	*hist = append(*hist, seen{at: now, sk: sk, who: who})
+	*hist = append(*hist, seen{at: now, sk: *sk, who: who})
 	c.mu.Unlock()
 	if n+1 < c.Senders {
 		return out

@@ -1,9 +1,7 @@
 package detect
 
 import (
-	"hash/maphash"
 	"math/bits"
-	"unicode/utf8"
 
 	"crier/plugins/moderator/normalize"
 )
@@ -17,16 +15,13 @@ type sketch struct {
 	bits [8]uint64
 	hash uint64
 	n    int
+	pop  int // bits set
 }
-
-var sketchSeed = maphash.MakeSeed()
 
 func newSketch(t *normalize.Text) sketch {
 	var s sketch
-	var h maphash.Hash
-	h.SetSeed(sketchSeed)
+	h := uint64(14695981039346656037)
 	prev := rune(-1)
-	var buf [4]byte
 	for i := 0; i < t.Len(); i++ {
 		if !t.IsWordChar(i) {
 			continue
@@ -40,9 +35,12 @@ func newSketch(t *normalize.Text) sketch {
 			s.bits[b/64] |= 1 << (b % 64)
 		}
 		prev = r
-		h.Write(buf[:utf8.EncodeRune(buf[:], r)])
+		h = (h ^ uint64(uint32(r))) * 1099511628211
 	}
-	s.hash = h.Sum64()
+	s.hash = h
+	for _, w := range s.bits {
+		s.pop += bits.OnesCount64(w)
+	}
 	return s
 }
 
@@ -72,8 +70,12 @@ func (s *sketch) similar(o *sketch, threshold float64, minLen int) bool {
 	if s.n < minLen || o.n < minLen {
 		return false
 	}
-	// Very different lengths cannot be near-duplicates.
+	// Very different lengths cannot be near-duplicates, and the Jaccard
+	// index is at most the ratio of the two set sizes.
 	if s.n*2 < o.n || o.n*2 < s.n {
+		return false
+	}
+	if lo, hi := min(s.pop, o.pop), max(s.pop, o.pop); float64(lo) < threshold*float64(hi) {
 		return false
 	}
 	return s.similarity(o) >= threshold

@@ -61,10 +61,22 @@ func joinable(r rune) bool {
 // the joiners kept inside words.
 func isWord(r rune) bool {
 	if r < 0x80 {
-		return 'a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9'
+		return asciiWord[r]
 	}
+	return isWordSlow(r)
+}
+
+func isWordSlow(r rune) bool {
 	return unicode.IsLetter(r) || unicode.IsDigit(r) || unicode.IsMark(r) || joiner(r)
 }
+
+// asciiWord marks ASCII letters and digits.
+var asciiWord = func() (t [128]bool) {
+	for c := range t {
+		t[c] = 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9'
+	}
+	return t
+}()
 
 // isLetter is unicode.IsLetter with an ASCII fast path.
 func isLetter(r rune) bool {
@@ -109,8 +121,11 @@ func leet(r rune) (rune, bool) {
 // leetable reports whether r may be changed by leet; such characters join a
 // word when the Leet step is on.
 func leetable(r rune) bool {
-	_, ok := leet(r)
-	return ok
+	switch r {
+	case '4', '@', '8', '3', '€', '9', '1', '!', '|', '0', '5', '$', '7', '+':
+		return true
+	}
+	return false
 }
 
 // skeletonOf returns the UTS #39 prototype of r (in NFD) and whether r has

@@ -108,7 +108,7 @@ func (n *Normalizer) NormalizeInto(t *Text, s string) {
 	defer n.pool.Put(sc)
 
 	units := n.decode(t, s, t.units[:0])
-	if n.steps&Invisible != 0 {
+	if n.steps&Invisible != 0 && !t.ascii {
 		units = n.dropInvisible(t, units)
 	}
 	if n.steps&Loose != 0 {
@@ -116,7 +116,9 @@ func (n *Normalizer) NormalizeInto(t *Text, s string) {
 		// its "0" is read as a letter too.
 		units = sc.loosen(units)
 	}
-	markLettered(units, n.steps&Leet != 0)
+	if n.steps&(Leet|Confusables) != 0 {
+		markLettered(units, n.steps&Leet != 0)
+	}
 	if n.steps&Leet != 0 {
 		for i := range units {
 			u := &units[i]
@@ -133,36 +135,59 @@ func (n *Normalizer) NormalizeInto(t *Text, s string) {
 			}
 		}
 	}
-	sc.buf = n.expand(sc, units, sc.buf[:0])
+	var newWords bool
+	sc.buf, newWords = n.expand(sc, units, sc.buf[:0])
 	units, sc.buf = sc.buf, units
-	if n.steps&Loose != 0 {
+	if n.steps&Loose != 0 && newWords {
 		// Again, for what only became letters now (enclosed letters and
 		// regional indicators written "🇫 🇺 🇨 🇰").
 		units = sc.loosen(units)
 	}
-	if n.steps&Runs != 0 {
-		units = collapse(units)
-	}
-	t.units = units
-	for i := range units {
-		t.steps |= units[i].steps
-		t.norm = utf8.AppendRune(t.norm, units[i].r)
-	}
-	t.offsets = t.offsets[:0]
+	// Collapse runs and write the text in one pass.
+	runs := n.steps&Runs != 0
+	out := units[:0]
 	off := int32(0)
-	for i := range units {
+	for _, u := range units {
+		if runs && len(out) > 0 {
+			last := &out[len(out)-1]
+			if u.r == last.r && (u.flags&flagEdge) == (last.flags&flagEdge) {
+				last.run += u.run
+				last.src1 = u.src1
+				last.steps |= u.steps | Runs
+				t.steps |= last.steps
+				continue
+			}
+		}
+		out = append(out, u)
+		t.steps |= u.steps
 		t.offsets = append(t.offsets, off)
-		off += int32(utf8.RuneLen(units[i].r))
+		if u.r < utf8.RuneSelf {
+			t.norm = append(t.norm, byte(u.r))
+			off++
+		} else {
+			t.norm = utf8.AppendRune(t.norm, u.r)
+			off = int32(len(t.norm))
+		}
 	}
 	t.offsets = append(t.offsets, off)
+	t.units = out
 }
 
 // decode splits s into characters, applying NFKC per normalisation segment
 // so each output character keeps the range of the original it came from. It
 // also counts the combining marks of the original for the zalgo statistics.
 func (n *Normalizer) decode(t *Text, s string, units []unit) []unit {
-	for _, r := range s {
-		t.count(r)
+	t.ascii = true
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			t.ascii = false
+			break
+		}
+	}
+	if !t.ascii {
+		for _, r := range s {
+			t.count(r)
+		}
 	}
 	quick := len(s)
 	if n.steps&NFKC != 0 {
@@ -253,8 +278,10 @@ func markLettered(units []unit, withLeet bool) {
 	}
 }
 
-// expand applies Marks, Confusables and Fold to every character.
-func (n *Normalizer) expand(sc *scratch, in, out []unit) []unit {
+// expand applies Marks, Confusables and Fold to every character. It
+// reports whether some character that was no part of a word became one.
+func (n *Normalizer) expand(sc *scratch, in, out []unit) ([]unit, bool) {
+	newWords := false
 	for _, u := range in {
 		lettered := u.flags&flagLettered != 0
 		var e expansion
@@ -292,13 +319,15 @@ func (n *Normalizer) expand(sc *scratch, in, out []unit) []unit {
 			}
 			continue
 		}
+		wasWord := isWord(u.r)
 		for _, r := range e.out {
 			v := u
 			v.r = r
 			out = append(out, v)
+			newWords = newWords || !wasWord && isWord(r)
 		}
 	}
-	return out
+	return out, newWords
 }
 
 // compute works out the expansion of one character.
@@ -306,7 +335,7 @@ func (n *Normalizer) compute(sc *scratch, r rune, lettered bool) expansion {
 	rs := append(sc.rs[:0], r)
 	var steps Step
 	skeleton := n.steps&Confusables != 0 && (lettered || !unicode.IsDigit(r))
-	if n.steps&(Marks|Confusables) != 0 {
+	if n.steps&(Marks|Confusables|Homoglyphs) != 0 {
 		rs = decompose(rs)
 	}
 	if n.steps&Marks != 0 {
@@ -351,10 +380,18 @@ func (n *Normalizer) compute(sc *scratch, r rune, lettered bool) expansion {
 				steps |= Confusables
 			}
 		}
-	} else if n.steps&Fold != 0 {
-		var ch bool
-		if rs, ch = sc.foldRunes(rs); ch {
-			steps |= Fold
+	} else {
+		if n.steps&Fold != 0 {
+			var ch bool
+			if rs, ch = sc.foldRunes(rs); ch {
+				steps |= Fold
+			}
+		}
+		if n.steps&Homoglyphs != 0 && r >= 0x80 {
+			if h, ok := sc.homoglyph(rs); ok {
+				rs = h
+				steps |= Homoglyphs
+			}
 		}
 	}
 	sc.rs = rs
@@ -367,6 +404,32 @@ func (n *Normalizer) compute(sc *scratch, r rune, lettered bool) expansion {
 		return expansion{out: string(r), same: true}
 	}
 	return expansion{out: string(rs), steps: steps}
+}
+
+// homoglyph maps characters whose skeleton (folded, without marks) is
+// plain ASCII letters and digits to that skeleton; it reports false when
+// anything would be left outside ASCII.
+func (sc *scratch) homoglyph(rs []rune) ([]rune, bool) {
+	out, changed := skeletonize(rs)
+	if changed {
+		out = stripMarks(decompose(out))
+		out, _ = sc.foldRunes(out)
+	}
+	for i, c := range out {
+		if m, ok := extraFold(c); ok {
+			out[i] = m
+			changed = true
+		}
+	}
+	if !changed || len(out) == 0 {
+		return rs, false
+	}
+	for _, c := range out {
+		if !('a' <= c && c <= 'z' || '0' <= c && c <= '9') {
+			return rs, false
+		}
+	}
+	return out, true
 }
 
 // decompose replaces each rune with its canonical decomposition (NFD).
@@ -477,6 +540,25 @@ const maxLooseGap = 5
 // loosen joins runs of at least three one-character words separated by
 // short separators, marking each joined character as a possible word edge.
 func (sc *scratch) loosen(units []unit) []unit {
+	// Most texts have fewer than three one-character words: count first.
+	singles := 0
+	for i := 0; i < len(units); {
+		if !isWord(units[i].r) {
+			i++
+			continue
+		}
+		j := i + 1
+		for j < len(units) && isWord(units[j].r) {
+			j++
+		}
+		if units[i].src0 == units[j-1].src0 {
+			singles++
+		}
+		i = j
+	}
+	if singles < 3 {
+		return units
+	}
 	toks := sc.toks[:0]
 	for i := 0; i < len(units); {
 		if !isWord(units[i].r) {
@@ -537,25 +619,6 @@ func (sc *scratch) loosen(units []unit) []unit {
 		if u.flags&flagDrop == 0 {
 			out = append(out, u)
 		}
-	}
-	return out
-}
-
-// collapse merges runs of one character, counting them in unit.run.
-func collapse(units []unit) []unit {
-	if len(units) < 2 {
-		return units
-	}
-	out := units[:1]
-	for _, u := range units[1:] {
-		last := &out[len(out)-1]
-		if u.r == last.r && (u.flags&flagEdge) == (last.flags&flagEdge) {
-			last.run += u.run
-			last.src1 = u.src1
-			last.steps |= u.steps | Runs
-			continue
-		}
-		out = append(out, u)
 	}
 	return out
 }

@@ -47,13 +47,20 @@ const (
 	// keeping the run length so a matcher can still tell "good" from "god"
 	// (see Text.Run).
 	Runs
+	// Homoglyphs is a light Confusables for texts that regular expressions
+	// read: a character outside ASCII whose UTS #39 prototype is plain
+	// ASCII letters or digits becomes them (Cyrillic "а" → "a", "ᴋ" → "k"),
+	// and ASCII itself is left as written, so "gold" stays "gold" and
+	// "m" stays "m". Confusables, when also set, takes precedence.
+	Homoglyphs
 )
 
 // Default is the set of steps used when nothing is configured: every step
 // but Leet.
 const Default = NFKC | Invisible | Marks | Confusables | Fold | Loose | Runs
 
-// All is every step.
+// All is every step of the word matcher: Default and Leet (Homoglyphs is
+// left out, as Confusables covers it).
 const All = Default | Leet
 
 var stepNames = [...]struct {
@@ -68,6 +75,7 @@ var stepNames = [...]struct {
 	{Confusables, "confusables"},
 	{Fold, "fold"},
 	{Runs, "runs"},
+	{Homoglyphs, "homoglyphs"},
 }
 
 // String names the steps in s, in the order they run, joined by "+"; the

@@ -18,10 +18,8 @@ type Text struct {
 	// MaxMarks is the longest run of combining marks on one character:
 	// accents need one or two, "zalgo" text stacks many.
 	MaxMarks int
-	// Letters counts the letters of the original.
-	Letters int
-
 	curMarks int
+	ascii    bool
 }
 
 func (t *Text) reset(s string) {
@@ -30,7 +28,7 @@ func (t *Text) reset(s string) {
 	t.units = t.units[:0]
 	t.offsets = t.offsets[:0]
 	t.steps = 0
-	t.Marks, t.MaxMarks, t.Letters, t.curMarks = 0, 0, 0, 0
+	t.Marks, t.MaxMarks, t.curMarks = 0, 0, 0
 }
 
 // count keeps the zalgo statistics for one decoded character.
@@ -44,9 +42,6 @@ func (t *Text) count(r rune) {
 		return
 	}
 	t.curMarks = 0
-	if isLetter(r) {
-		t.Letters++
-	}
 }
 
 // Original returns the text as it was given.
