@@ -68,10 +68,7 @@ func benchWordList(t testing.TB, n int) WordList {
 }
 
 var benchNicks = func() []string {
-	var nicks []string
-	for _, n := range []string{"alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi"} {
-		nicks = append(nicks, n)
-	}
+	nicks := []string{"alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi"}
 	for i := len(nicks); i < 200; i++ {
 		nicks = append(nicks, fmt.Sprintf("player%d", i))
 	}

@@ -499,3 +499,57 @@ func FuzzWords(f *testing.F) {
 		}
 	})
 }
+
+func TestPatternPrefilters(t *testing.T) {
+	tests := []struct {
+		expr, lit string
+		raw       bool
+		class     bool
+	}{
+		{`(?:sell|buy)\w* (?:cheap )?gold`, " gold", false, false},
+		{`(?i)free\s+nitro`, "nitro", false, false},
+		{`(?i)free\s+nitro`, "", true, true},
+		{`\+?\d[\d -]{8,}\d`, "", true, true},
+		{`a|b`, "", false, true}, // simplified to [ab]
+		{`a*`, "", false, false},
+	}
+	for _, tt := range tests {
+		lit := requiredLiteral(tt.expr, tt.raw)
+		if lit != tt.lit && !(tt.lit == " gold" && lit == "gold") {
+			t.Errorf("requiredLiteral(%q) = %q, want %q", tt.expr, lit, tt.lit)
+		}
+		if lit == "" && (requiredClass(tt.expr) != nil) != tt.class {
+			t.Errorf("requiredClass(%q) = %v", tt.expr, requiredClass(tt.expr))
+		}
+	}
+	// The prefilters must not hide a match.
+	p, err := NewPatterns(
+		Pattern{Name: "phone", Expr: `\+?\d[\d -]{8,}\d`, Raw: true},
+		Pattern{Name: "gold", Expr: `(?:sell|buy)\w* (?:cheap )?gold`},
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for text, rule := range map[string]string{"call +44 20 7946 0958": "phone", "SELLING cheap ɡоІd": "gold", "nothing here": ""} {
+		vs := check(t, p, nil, msg("s", text))
+		if rule == "" && len(vs) != 0 || rule != "" && (len(vs) != 1 || vs[0].Rule != rule) {
+			t.Errorf("%q: %v, want %q", text, vs, rule)
+		}
+	}
+}
+
+func TestReusedStateStartsEmpty(t *testing.T) {
+	clk := newFakeClock()
+	f := &Flood{Messages: 2, MaxSenders: 1, Window: time.Minute, Clock: clk.Now}
+	set := NewSet(nil, f)
+	set.Check(msg("a", "x"), nil)
+	set.Check(msg("a", "x"), nil)
+	set.Check(msg("b", "x"), nil) // evicts a; its node is reused for b
+	set.Check(msg("a", "x"), nil) // evicts b; a starts again
+	if vs := set.Check(msg("a", "x"), nil); len(vs) != 0 {
+		t.Fatalf("a's evicted history came back: %v", vs)
+	}
+	if vs := set.Check(msg("a", "x"), nil); len(vs) != 1 {
+		t.Fatalf("third message in the window not flagged: %v", vs)
+	}
+}

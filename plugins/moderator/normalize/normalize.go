@@ -381,16 +381,16 @@ func (n *Normalizer) compute(sc *scratch, r rune, lettered bool) expansion {
 			}
 		}
 	} else {
+		if n.steps&Homoglyphs != 0 && r >= 0x80 && unicode.In(r, homoglyphScripts...) {
+			if h, ok := sc.homoglyph(rs); ok {
+				rs = h
+				steps |= Homoglyphs
+			}
+		}
 		if n.steps&Fold != 0 {
 			var ch bool
 			if rs, ch = sc.foldRunes(rs); ch {
 				steps |= Fold
-			}
-		}
-		if n.steps&Homoglyphs != 0 && r >= 0x80 {
-			if h, ok := sc.homoglyph(rs); ok {
-				rs = h
-				steps |= Homoglyphs
 			}
 		}
 	}
@@ -404,6 +404,12 @@ func (n *Normalizer) compute(sc *scratch, r rune, lettered bool) expansion {
 		return expansion{out: string(r), same: true}
 	}
 	return expansion{out: string(rs), steps: steps}
+}
+
+// homoglyphScripts are the scripts whose letters stand in for Latin ones;
+// the Homoglyphs step leaves others (Arabic alef and "l") alone.
+var homoglyphScripts = []*unicode.RangeTable{
+	unicode.Latin, unicode.Greek, unicode.Cyrillic, unicode.Armenian, unicode.Cherokee, unicode.Common,
 }
 
 // homoglyph maps characters whose skeleton (folded, without marks) is

@@ -273,3 +273,21 @@ func FuzzNormalize(f *testing.F) {
 		}
 	})
 }
+
+func TestHomoglyphs(t *testing.T) {
+	n := New(NFKC | Invisible | Marks | Homoglyphs | Fold)
+	tests := map[string]string{
+		"gold":          "gold", // ASCII stays as written
+		"mill":          "mill",
+		"ɡоІd":          "gold", // Latin script g, Cyrillic o and capital I
+		"ᴋᴇʏ":           "key",
+		"Привет":        "пpnbet", // п has no ASCII look-alike
+		"日本":            "日本",
+		"می\u200cخواهم": "می\u200cخواهم",
+	}
+	for in, want := range tests {
+		if got := n.String(in); got != want {
+			t.Errorf("%q: got %q, want %q", in, got, want)
+		}
+	}
+}

@@ -48,8 +48,9 @@ const (
 	// (see Text.Run).
 	Runs
 	// Homoglyphs is a light Confusables for texts that regular expressions
-	// read: a character outside ASCII whose UTS #39 prototype is plain
-	// ASCII letters or digits becomes them (Cyrillic "а" → "a", "ᴋ" → "k"),
+	// read: a Latin, Greek, Cyrillic, Armenian, Cherokee or common
+	// character outside ASCII whose UTS #39 prototype is plain ASCII
+	// letters or digits becomes them (Cyrillic "а" → "a", "ᴋ" → "k"),
 	// and ASCII itself is left as written, so "gold" stays "gold" and
 	// "m" stays "m". Confusables, when also set, takes precedence.
 	Homoglyphs
