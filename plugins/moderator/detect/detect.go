@@ -63,9 +63,13 @@ type Message struct {
 // Input is what a detector sees: the message and its matching copy, made
 // once for all detectors.
 type Input struct {
-	Msg  *Message
+	// Msg is the message.
+	Msg *Message
+	// Text is the matching copy of Msg.Body, made by the set's normaliser.
 	Text *normalize.Text
 
+	// norm is the normaliser that made Text.
+	norm  *normalize.Normalizer
 	sk    sketch
 	hasSk bool
 }
@@ -168,6 +172,7 @@ func (s *Set) Normalizer() *normalize.Normalizer { return s.norm }
 func (s *Set) Check(m *Message, out []Verdict) []Verdict {
 	in := s.pool.Get().(*Input)
 	in.Msg = m
+	in.norm = s.norm
 	in.hasSk = false
 	s.norm.NormalizeInto(in.Text, m.Body)
 	for _, d := range s.dets {

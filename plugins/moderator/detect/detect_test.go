@@ -553,3 +553,14 @@ func TestReusedStateStartsEmpty(t *testing.T) {
 		t.Fatalf("third message in the window not flagged: %v", vs)
 	}
 }
+
+func TestWordsWithAnotherNormalizer(t *testing.T) {
+	w, err := NewWords(normalize.New(normalize.All), WordList{Name: "x", Words: []string{"shit"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	set := NewSet(normalize.New(normalize.Fold), w)
+	if vs := set.Check(msg("s", "ѕһ1t"), nil); len(vs) != 1 {
+		t.Fatalf("words compiled for another normaliser: %v", vs)
+	}
+}

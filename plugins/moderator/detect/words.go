@@ -60,11 +60,12 @@ type wordMatch struct {
 type wordScratch struct {
 	syms    []int32
 	matches []wordMatch
+	text    normalize.Text
 }
 
-// NewWords compiles the lists with the normaliser that the detector set
-// uses (the texts it sees must come from the same normaliser). Every bad
-// entry is reported, each error wrapping ErrEntry.
+// NewWords compiles the lists with normaliser n. Give the Set the same
+// normaliser: texts from another one are normalised again. Every bad entry
+// is reported, each error wrapping ErrEntry.
 func NewWords(n *normalize.Normalizer, lists ...WordList) (*Words, error) {
 	w := &Words{norm: n, lists: lists}
 	var (
@@ -166,12 +167,18 @@ func (w *Words) Patterns() int { return len(w.patterns) }
 // Check implements Detector: one verdict per list with a match that no
 // allow entry excuses.
 func (w *Words) Check(in *Input, out []Verdict) []Verdict {
+	sc := w.pool.Get().(*wordScratch)
+	defer w.pool.Put(sc)
 	t := in.Text
+	if in.norm != w.norm {
+		// The set normalises differently: make the copy these entries
+		// were compiled for.
+		w.norm.NormalizeInto(&sc.text, in.Msg.Body)
+		t = &sc.text
+	}
 	if t.Len() == 0 {
 		return out
 	}
-	sc := w.pool.Get().(*wordScratch)
-	defer w.pool.Put(sc)
 	sc.matches = w.scan(t, sc.syms[:0], sc.matches[:0], sc)
 	if len(sc.matches) == 0 {
 		return out
