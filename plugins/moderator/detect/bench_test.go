@@ -225,3 +225,21 @@ func TestBenchWordList(t *testing.T) {
 	}
 	t.Logf("chat corpus: %d verdicts over %d messages", hits, len(chatLines(t)))
 }
+
+// BenchmarkSetLarge is one 64 KiB message, half of it blocked words and
+// evasions, through every detector.
+func BenchmarkSetLarge(b *testing.B) {
+	set := benchSet(b, 10000)
+	var sb strings.Builder
+	for sb.Len() < 64<<10 {
+		sb.WriteString("shit ѕһіt f r e e c o i n s a.b.c.d.e.f.g discord.gg/x ")
+		sb.WriteString(strings.Join(chatLines(b)[:20], " "))
+	}
+	m := &Message{Room: "game@rooms.example", Sender: "big", Nick: "big", Body: sb.String(), Occupants: benchOccupants}
+	out := make([]Verdict, 0, 16)
+	b.SetBytes(int64(len(m.Body)))
+	b.ReportAllocs()
+	for b.Loop() {
+		out = set.Check(m, out[:0])
+	}
+}

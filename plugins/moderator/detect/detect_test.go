@@ -564,3 +564,21 @@ func TestWordsWithAnotherNormalizer(t *testing.T) {
 		t.Fatalf("words compiled for another normaliser: %v", vs)
 	}
 }
+
+func TestGiganticMessage(t *testing.T) {
+	set := benchSet(t, 1000)
+	body := strings.Repeat("ѕһіt \u200b", 200000) + strings.Repeat("a", 1<<20) + "\xff"
+	vs := set.Check(&Message{Room: "r", Sender: "big", Body: body, Occupants: benchOccupants}, nil)
+	found := false
+	for _, v := range vs {
+		if v.Detector == "words" {
+			found = true
+			if !strings.Contains(v.Detail, "256 matches") {
+				t.Errorf("matches not bounded: %s", v.Detail)
+			}
+		}
+	}
+	if !found {
+		t.Fatalf("no word verdict on a gigantic message: %v", vs)
+	}
+}

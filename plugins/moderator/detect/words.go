@@ -284,10 +284,17 @@ func (w *Words) report(t *normalize.Text, state int32, syms []int32, matches []w
 		if !p.midStart && !t.WordStart(start) || !p.midEnd && !t.WordEnd(end) {
 			continue
 		}
+		if len(matches) >= maxMatches {
+			return matches
+		}
 		matches = append(matches, wordMatch{pattern: id, start: int32(start), end: int32(end)})
 	}
 	return matches
 }
+
+// maxMatches bounds the matches kept for one text, so a gigantic message
+// full of matches costs no more than a long one.
+const maxMatches = 256
 
 // runsMatch walks the pattern's elements from character start and checks
 // the run lengths: a run in the text matches one of the same length, and a
