@@ -582,3 +582,33 @@ func TestGiganticMessage(t *testing.T) {
 		t.Fatalf("no word verdict on a gigantic message: %v", vs)
 	}
 }
+
+func TestValidate(t *testing.T) {
+	for _, d := range []Detector{&Caps{}, &Flood{Messages: 3}, &Repeat{Similarity: 0.9}, &JoinWave{}, &Links{Allow: []string{"example.org"}}} {
+		if err := Validate(d); err != nil {
+			t.Errorf("%s: %v", d.Name(), err)
+		}
+	}
+	err := Validate(&Repeat{Similarity: 1.5, Window: -time.Second, History: -1})
+	if !errors.Is(err, ErrConfig) {
+		t.Fatalf("err = %v", err)
+	}
+	for _, want := range []string{"similarity 1.5", "window -1s", "history -1"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q lacks %q", err, want)
+		}
+	}
+	if err := Validate(&Caps{Ratio: -0.1}); !errors.Is(err, ErrConfig) {
+		t.Errorf("negative ratio: %v", err)
+	}
+}
+
+func TestUnidentifiedSenderNotCounted(t *testing.T) {
+	clk := newFakeClock()
+	set := NewSet(nil, &Flood{Messages: 1, Clock: clk.Now}, &Repeat{Max: 2, Clock: clk.Now})
+	for i := 0; i < 5; i++ {
+		if vs := set.Check(&Message{Room: "r", Body: "same text again"}, nil); len(vs) != 0 {
+			t.Fatalf("message %d without a sender: %v", i, vs)
+		}
+	}
+}

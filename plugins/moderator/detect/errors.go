@@ -10,6 +10,6 @@ var (
 	// ErrPattern is wrapped by NewPatterns for a pattern that is not valid
 	// RE2 syntax or is too long.
 	ErrPattern = errors.New("detect: bad pattern")
-	// ErrConfig is wrapped for a detector setting out of range.
+	// ErrConfig is wrapped by Validate for a detector setting out of range.
 	ErrConfig = errors.New("detect: bad setting")
 )

@@ -65,8 +65,12 @@ func (f *Flood) init() {
 // Name implements Detector.
 func (f *Flood) Name() string { return "flood" }
 
-// Check implements Detector.
+// Check implements Detector. A message without a sender key is not
+// counted: it cannot be told whose it is.
 func (f *Flood) Check(in *Input, out []Verdict) []Verdict {
+	if in.Msg.Sender == "" {
+		return out
+	}
 	f.once.Do(f.init)
 	now := f.Clock.now()
 	f.mu.Lock()
@@ -253,7 +257,7 @@ func (j *JoinWave) Join(room, sender string) (Verdict, bool) {
 	}
 	st.reported = now
 	return Verdict{Detector: "joinwave", Rule: "joinwave", Points: j.Points, Room: true,
-		Raw: sender, Detail: fmt.Sprintf("%d joins in %s (limit %d)", len(st.times), j.Window, j.Joins)}, true
+		Detail: fmt.Sprintf("%d joins in %s (limit %d), the last by %s", len(st.times), j.Window, j.Joins, sender)}, true
 }
 
 func orInt(v, def int) int {

@@ -57,8 +57,12 @@ func (r *Repeat) init() {
 // Name implements Detector.
 func (r *Repeat) Name() string { return "repeat" }
 
-// Check implements Detector.
+// Check implements Detector. A message without a sender key is not
+// compared: it cannot be told whose it is.
 func (r *Repeat) Check(in *Input, out []Verdict) []Verdict {
+	if in.Msg.Sender == "" {
+		return out
+	}
 	r.once.Do(r.init)
 	sk := in.sketch()
 	if sk.n == 0 {
@@ -137,8 +141,12 @@ func (c *Copypasta) init() {
 // Name implements Detector.
 func (c *Copypasta) Name() string { return "copypasta" }
 
-// Check implements Detector.
+// Check implements Detector. A message without a sender key is not
+// compared: distinct senders cannot be counted.
 func (c *Copypasta) Check(in *Input, out []Verdict) []Verdict {
+	if in.Msg.Sender == "" {
+		return out
+	}
 	c.once.Do(c.init)
 	sk := in.sketch()
 	if sk.n < c.MinLength {
