@@ -193,3 +193,19 @@ func (s *Set) Join(room, sender string, out []Verdict) []Verdict {
 	}
 	return out
 }
+
+// Every detector satisfies Detector.
+var (
+	_ Detector = (*Words)(nil)
+	_ Detector = (*Patterns)(nil)
+	_ Detector = (*Caps)(nil)
+	_ Detector = (*Symbols)(nil)
+	_ Detector = (*Zalgo)(nil)
+	_ Detector = (*Links)(nil)
+	_ Detector = (*Mentions)(nil)
+	_ Detector = (*Flood)(nil)
+	_ Detector = (*Raid)(nil)
+	_ Detector = (*Repeat)(nil)
+	_ Detector = (*Copypasta)(nil)
+	_ Detector = (*JoinWave)(nil)
+)

@@ -13,7 +13,9 @@
 // ten thousand entries cost one table look-up per byte; whole words by
 // default, "*" for infixes, allow entries checked after normalisation (the
 // Scunthorpe problem). Detectors with per-sender state take a Clock and keep
-// a bounded number of senders, dropping idle ones first.
+// a bounded number of senders, dropping idle ones first. A detector's
+// settings are read when it first runs; to change them, build a new one
+// (a reload builds a new Set). Validate reports settings out of range.
 //
 // Usage:
 //

@@ -1,6 +1,7 @@
 package normalize
 
 import (
+	"slices"
 	"sync"
 	"unicode"
 	"unicode/utf8"
@@ -184,10 +185,16 @@ func (n *Normalizer) decode(t *Text, s string, units []unit) []unit {
 			break
 		}
 	}
-	if !t.ascii {
-		for _, r := range s {
-			t.count(r)
+	if t.ascii {
+		// ASCII is its own NFKC and holds no marks.
+		units = slices.Grow(units, len(s))
+		for i := 0; i < len(s); i++ {
+			units = append(units, unit{r: rune(s[i]), src0: int32(i), src1: int32(i + 1), run: 1})
 		}
+		return units
+	}
+	for _, r := range s {
+		t.count(r)
 	}
 	quick := len(s)
 	if n.steps&NFKC != 0 {
