@@ -612,3 +612,23 @@ func TestUnidentifiedSenderNotCounted(t *testing.T) {
 		}
 	}
 }
+
+func TestInfixEntriesAndOtherScripts(t *testing.T) {
+	n := normalize.New(normalize.All)
+	w, err := NewWords(n, WordList{Name: "x", Words: []string{"*cock*", "*penis*"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for text, hit := range map[string]bool{
+		"лісосклад":   false, // Ukrainian, its skeleton holds "cock"
+		"сосksucker":  true,  // Cyrillic and Latin mixed: a disguise
+		"соск":        true,  // the whole word looks like the entry
+		"penisse":     true,  // a longer run at the infix edge
+		"cocktail":    true,
+		"Ωmega cocks": true,
+	} {
+		if vs := check(t, w, n, msg("s", text)); (len(vs) > 0) != hit {
+			t.Errorf("%q: %v, want hit %v", text, vs, hit)
+		}
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"unicode"
 	"unicode/utf8"
 
 	"crier/plugins/moderator/normalize"
@@ -277,11 +278,15 @@ func (w *Words) report(t *normalize.Text, state int32, syms []int32, matches []w
 			continue
 		}
 		start := int(syms[startSym])
-		end, ok := runsMatch(t, start, p.elems)
+		end, ok := runsMatch(t, start, p.elems, p.midStart, p.midEnd)
 		if !ok {
 			continue
 		}
-		if !p.midStart && !t.WordStart(start) || !p.midEnd && !t.WordEnd(end) {
+		atStart, atEnd := t.WordStart(start), t.WordEnd(end)
+		if !p.midStart && !atStart || !p.midEnd && !atEnd {
+			continue
+		}
+		if (!atStart || !atEnd) && foreignWord(t, start, end) {
 			continue
 		}
 		if len(matches) >= maxMatches {
@@ -301,9 +306,13 @@ const maxMatches = 256
 // run of three or more (a stretched letter) matches any shorter one, so
 // "goood" matches "god" and "good" but "good" does not match "god". It
 // returns the end of the match.
-func runsMatch(t *normalize.Text, start int, elems []int32) (int, bool) {
+//
+// Where the match may begin or end inside a word (midStart, midEnd), the
+// run at that edge may be longer than the entry's: the rest belongs to the
+// word around it ("*penis*" in "penisse").
+func runsMatch(t *normalize.Text, start int, elems []int32, midStart, midEnd bool) (int, bool) {
 	i := start
-	for _, e := range elems {
+	for k, e := range elems {
 		if e == 0 {
 			for i < t.Len() && !t.IsWordChar(i) {
 				i++
@@ -314,10 +323,60 @@ func runsMatch(t *normalize.Text, start int, elems []int32) (int, bool) {
 			return i, false
 		}
 		r := int32(t.Run(i))
-		if r != e && (r < 3 || r < e) {
+		edge := k == 0 && midStart || k == len(elems)-1 && midEnd
+		if r != e && (r < 3 || r < e) && !(edge && r > e) {
 			return i, false
 		}
 		i++
 	}
 	return i, true
+}
+
+// foreignWord reports whether the word around the match [start, end) was
+// written in one script other than Latin: a Cyrillic word whose skeleton
+// happens to contain "cock" ("лісосклад") is a word of its own language,
+// not a disguise, so entries matching inside words leave it alone. A word
+// that mixes scripts ("сосksucker") is a disguise and still counts.
+func foreignWord(t *normalize.Text, start, end int) bool {
+	for start > 0 && !t.WordStart(start) {
+		start--
+	}
+	for end < t.Len() && !t.WordEnd(end) {
+		end++
+	}
+	var script *unicode.RangeTable
+	for _, r := range t.Span(start, end).Raw {
+		if !unicode.IsLetter(r) {
+			continue
+		}
+		if r < 0x80 || unicode.In(r, unicode.Latin, unicode.Common, unicode.Inherited) {
+			return false
+		}
+		if script == nil {
+			script = scriptOf(r)
+			if script == nil {
+				return false
+			}
+		}
+		if !unicode.Is(script, r) {
+			return false
+		}
+	}
+	return script != nil
+}
+
+// foreignScripts are the scripts foreignWord tells apart.
+var foreignScripts = []*unicode.RangeTable{
+	unicode.Cyrillic, unicode.Greek, unicode.Armenian, unicode.Georgian, unicode.Cherokee,
+	unicode.Arabic, unicode.Hebrew, unicode.Devanagari, unicode.Han, unicode.Hiragana,
+	unicode.Katakana, unicode.Hangul, unicode.Thai,
+}
+
+func scriptOf(r rune) *unicode.RangeTable {
+	for _, s := range foreignScripts {
+		if unicode.Is(s, r) {
+			return s
+		}
+	}
+	return nil
 }
