@@ -20,7 +20,9 @@ import (
 // written together ("freecoins"). Allow entries use the same syntax; a
 // blocked match inside an allowed one ("*cunt*" in "Scunthorpe") does not
 // count. Entries and text go through the same normaliser, so an entry is
-// written plainly.
+// written plainly. A match inside a word written wholly in one script other
+// than Latin does not count either: "лісосклад" is Ukrainian, though its
+// skeleton holds "cock"; a word that mixes scripts is a disguise and counts.
 type WordList struct {
 	// Name names the list in verdicts.
 	Name string
