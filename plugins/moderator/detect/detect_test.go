@@ -632,3 +632,24 @@ func TestInfixEntriesAndOtherScripts(t *testing.T) {
 		}
 	}
 }
+
+func TestLinkPrefilter(t *testing.T) {
+	for s, want := range map[string]bool{
+		"hello there":        false,
+		"Привет всем":        false,
+		"みんな、がんばって":          false,
+		"see example.com":    true,
+		"ｅｘａｍｐｌｅ．ｃｏｍ":        true,
+		"scam d\u200bot com": true,
+		"scam dot com":       true,
+		"a…b":                true,
+	} {
+		if got := mayHoldLink(s, true); got != want {
+			t.Errorf("mayHoldLink(%q) = %v, want %v", s, got, want)
+		}
+	}
+	l := &Links{Loose: true}
+	if vs := check(t, l, nil, msg("s", "scam d\u200bot com")); len(vs) != 1 {
+		t.Errorf("a dot split by a zero-width space: %v", vs)
+	}
+}

@@ -122,16 +122,34 @@ func (l *Links) allowed(host string) bool {
 // mayHoldLink is a cheap test that rules out most messages before any
 // normalisation: a link needs a dot of some kind.
 func mayHoldLink(s string, loose bool) bool {
+	nonASCII := false
 	for i := 0; i < len(s); i++ {
 		switch c := s[i]; {
 		case c == '.':
 			return true
 		case c >= 0x80:
-			// Fullwidth and ideographic dots, and anything NFKC may turn
-			// into one: look closer.
-			return true
+			nonASCII = true
 		case loose && (c == 'd' || c == 'D') && i+2 < len(s) &&
 			(s[i+1] == 'o' || s[i+1] == 'O') && (s[i+2] == 't' || s[i+2] == 'T'):
+			return true
+		}
+	}
+	return nonASCII && mayHoldLinkRunes(s)
+}
+
+// mayHoldLinkRunes looks at the non-ASCII characters of s for anything
+// NFKC may turn into a dot or into the letters of a spelt-out "dot"
+// (fullwidth forms, one-dot leaders, small full stops, enclosed "1." forms,
+// mathematical and circled letters) and for invisible characters, which may
+// split a "dot".
+func mayHoldLinkRunes(s string) bool {
+	for _, r := range s {
+		switch {
+		case r < 0x80:
+		case r >= 0x2024 && r <= 0x2026, r == 0xFE52, r >= 0xFF00 && r <= 0xFFEF,
+			r >= 0x2488 && r <= 0x249B, r >= 0x1F100 && r <= 0x1F10A,
+			r >= 0x1D400 && r <= 0x1D7FF, r >= 0x24B6 && r <= 0x24E9,
+			r == 0x3164, r == 0x115F, r == 0x1160, r == 0xFFA0, unicode.Is(unicode.Cf, r):
 			return true
 		}
 	}

@@ -92,7 +92,10 @@ func isMark(r rune) bool {
 	if r < 0x0300 {
 		return false
 	}
-	return unicode.In(r, unicode.Mn, unicode.Me)
+	if r <= 0x036F {
+		return true // combining diacritical marks, zalgo's usual stock
+	}
+	return unicode.Is(unicode.Mn, r) || unicode.Is(unicode.Me, r)
 }
 
 // leet maps the characters the Leet step replaces inside a word.

@@ -34,7 +34,20 @@ const (
 	flagEdge
 	// flagDrop marks a separator the Loose step removes.
 	flagDrop
+	// flagWord caches isWord of the character.
+	flagWord
 )
+
+// word reports whether the unit's character belongs to a word.
+func (u *unit) word() bool { return u.flags&flagWord != 0 }
+
+// wordFlag returns flagWord for a character that belongs to a word.
+func wordFlag(r rune) uint8 {
+	if isWord(r) {
+		return flagWord
+	}
+	return 0
+}
 
 // expansion is what Leet-free per-character steps make of one character.
 type expansion struct {
@@ -54,7 +67,7 @@ type Normalizer struct {
 // non-ASCII expansions saves the decomposition and table look-ups.
 type scratch struct {
 	fold  cases.Caser
-	cache map[uint32]expansion
+	cache *[cacheSize]cacheSlot
 	buf   []unit
 	tmp   [64]byte
 	tmp2  [64]byte
@@ -65,14 +78,22 @@ type scratch struct {
 // span is a range of units.
 type span struct{ start, end int }
 
-// maxCache bounds the per-scratch cache of non-ASCII characters.
-const maxCache = 4096
+// cacheSize is the number of slots of the per-scratch cache of non-ASCII
+// characters: direct-mapped, a new character takes its slot over.
+const cacheSize = 1024
+
+// cacheSlot holds one cached expansion; key is the character (with the
+// lettered bit) plus one, so the zero slot is empty.
+type cacheSlot struct {
+	key uint32
+	e   expansion
+}
 
 // New returns a Normalizer that applies the given steps.
 func New(steps Step) *Normalizer {
 	n := &Normalizer{steps: steps}
 	n.pool.New = func() any {
-		return &scratch{fold: cases.Fold(), cache: make(map[uint32]expansion)}
+		return &scratch{fold: cases.Fold(), cache: new([cacheSize]cacheSlot)}
 	}
 	sc := n.pool.Get().(*scratch)
 	for l := 0; l < 2; l++ {
@@ -126,13 +147,14 @@ func (n *Normalizer) NormalizeInto(t *Text, s string) {
 			if u.flags&flagLettered == 0 {
 				continue
 			}
-			if (u.r == '!' || u.r == '+') && (i+1 == len(units) || !isWord(units[i+1].r)) {
+			if (u.r == '!' || u.r == '+') && (i+1 == len(units) || !units[i+1].word()) {
 				// "wow!" and "c++": punctuation, not a letter in disguise.
 				continue
 			}
 			if r, ok := leet(u.r); ok {
 				u.r = r
 				u.steps |= Leet
+				u.flags |= flagWord
 			}
 		}
 	}
@@ -189,7 +211,7 @@ func (n *Normalizer) decode(t *Text, s string, units []unit) []unit {
 		// ASCII is its own NFKC and holds no marks.
 		units = slices.Grow(units, len(s))
 		for i := 0; i < len(s); i++ {
-			units = append(units, unit{r: rune(s[i]), src0: int32(i), src1: int32(i + 1), run: 1})
+			units = append(units, unit{r: rune(s[i]), src0: int32(i), src1: int32(i + 1), run: 1, flags: wordFlag(rune(s[i]))})
 		}
 		return units
 	}
@@ -202,7 +224,7 @@ func (n *Normalizer) decode(t *Text, s string, units []unit) []unit {
 	}
 	for i := 0; i < quick; {
 		r, size := utf8.DecodeRuneInString(s[i:])
-		units = append(units, unit{r: r, src0: int32(i), src1: int32(i + size), run: 1})
+		units = append(units, unit{r: r, src0: int32(i), src1: int32(i + size), run: 1, flags: wordFlag(r)})
 		i += size
 	}
 	if quick == len(s) {
@@ -217,7 +239,7 @@ func (n *Normalizer) decode(t *Text, s string, units []unit) []unit {
 		changed := string(seg) != s[start:end]
 		for j := 0; j < len(seg); {
 			r, size := utf8.DecodeRune(seg[j:])
-			u := unit{r: r, src0: int32(start), src1: int32(end), run: 1}
+			u := unit{r: r, src0: int32(start), src1: int32(end), run: 1, flags: wordFlag(r)}
 			if changed {
 				u.steps = NFKC
 			}
@@ -265,14 +287,14 @@ func (n *Normalizer) dropInvisible(t *Text, units []unit) []unit {
 // markLettered flags the characters of words that hold a letter. With leet
 // on, the characters it replaces belong to words too ("a$$").
 func markLettered(units []unit, withLeet bool) {
-	inWord := func(r rune) bool { return isWord(r) || withLeet && leetable(r) }
+	inWord := func(u *unit) bool { return u.word() || withLeet && leetable(u.r) }
 	for i := 0; i < len(units); {
-		if !inWord(units[i].r) {
+		if !inWord(&units[i]) {
 			i++
 			continue
 		}
 		j, letter := i, false
-		for j < len(units) && inWord(units[j].r) {
+		for j < len(units) && inWord(&units[j]) {
 			letter = letter || isLetter(units[j].r)
 			j++
 		}
@@ -303,13 +325,12 @@ func (n *Normalizer) expand(sc *scratch, in, out []unit) ([]unit, bool) {
 			if lettered {
 				key |= 1 << 31
 			}
-			var ok bool
-			if e, ok = sc.cache[key]; !ok {
+			slot := &sc.cache[(key^key>>31)%cacheSize]
+			if slot.key == key+1 {
+				e = slot.e
+			} else {
 				e = n.compute(sc, u.r, lettered)
-				if len(sc.cache) >= maxCache {
-					clear(sc.cache)
-				}
-				sc.cache[key] = e
+				slot.key, slot.e = key+1, e
 			}
 		}
 		if e.same {
@@ -326,12 +347,13 @@ func (n *Normalizer) expand(sc *scratch, in, out []unit) ([]unit, bool) {
 			}
 			continue
 		}
-		wasWord := isWord(u.r)
+		wasWord := u.word()
 		for _, r := range e.out {
 			v := u
 			v.r = r
+			v.flags = v.flags&^flagWord | wordFlag(r)
 			out = append(out, v)
-			newWords = newWords || !wasWord && isWord(r)
+			newWords = newWords || !wasWord && v.word()
 		}
 	}
 	return out, newWords
@@ -556,12 +578,12 @@ func (sc *scratch) loosen(units []unit) []unit {
 	// Most texts have fewer than three one-character words: count first.
 	singles := 0
 	for i := 0; i < len(units); {
-		if !isWord(units[i].r) {
+		if !units[i].word() {
 			i++
 			continue
 		}
 		j := i + 1
-		for j < len(units) && isWord(units[j].r) {
+		for j < len(units) && units[j].word() {
 			j++
 		}
 		if units[i].src0 == units[j-1].src0 {
@@ -574,12 +596,12 @@ func (sc *scratch) loosen(units []unit) []unit {
 	}
 	toks := sc.toks[:0]
 	for i := 0; i < len(units); {
-		if !isWord(units[i].r) {
+		if !units[i].word() {
 			i++
 			continue
 		}
 		j := i + 1
-		for j < len(units) && isWord(units[j].r) {
+		for j < len(units) && units[j].word() {
 			j++
 		}
 		toks = append(toks, span{i, j})

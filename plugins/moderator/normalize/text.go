@@ -84,29 +84,29 @@ func (t *Text) CharSteps(i int) Step { return t.units[i].steps }
 // i: the character is part of a word, and either nothing of a word comes
 // before it or the Loose step joined it from one-letter words.
 func (t *Text) WordStart(i int) bool {
-	if i >= len(t.units) || !isWord(t.units[i].r) {
+	if i >= len(t.units) || !t.units[i].word() {
 		return false
 	}
 	if i == 0 || t.units[i].flags&flagEdge != 0 {
 		return true
 	}
-	return !isWord(t.units[i-1].r)
+	return !t.units[i-1].word()
 }
 
 // WordEnd reports whether a whole word may end just before normalised
 // character i (i == Len() is the end of the text).
 func (t *Text) WordEnd(i int) bool {
-	if i == 0 || !isWord(t.units[i-1].r) {
+	if i == 0 || !t.units[i-1].word() {
 		return false
 	}
 	if i == len(t.units) || t.units[i-1].flags&flagEdge != 0 {
 		return true
 	}
-	return !isWord(t.units[i].r)
+	return !t.units[i].word()
 }
 
 // IsWordChar reports whether normalised character i belongs to a word.
-func (t *Text) IsWordChar(i int) bool { return isWord(t.units[i].r) }
+func (t *Text) IsWordChar(i int) bool { return t.units[i].word() }
 
 // Span describes a stretch of a Text: what it was, what the matcher saw,
 // and which steps made the difference.
