@@ -61,10 +61,22 @@ func joinable(r rune) bool {
 // the joiners kept inside words.
 func isWord(r rune) bool {
 	if r < 0x80 {
-		return 'a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9'
+		return asciiWord[r]
 	}
+	return isWordSlow(r)
+}
+
+func isWordSlow(r rune) bool {
 	return unicode.IsLetter(r) || unicode.IsDigit(r) || unicode.IsMark(r) || joiner(r)
 }
+
+// asciiWord marks ASCII letters and digits.
+var asciiWord = func() (t [128]bool) {
+	for c := range t {
+		t[c] = 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9'
+	}
+	return t
+}()
 
 // isLetter is unicode.IsLetter with an ASCII fast path.
 func isLetter(r rune) bool {
@@ -80,7 +92,10 @@ func isMark(r rune) bool {
 	if r < 0x0300 {
 		return false
 	}
-	return unicode.In(r, unicode.Mn, unicode.Me)
+	if r <= 0x036F {
+		return true // combining diacritical marks, zalgo's usual stock
+	}
+	return unicode.Is(unicode.Mn, r) || unicode.Is(unicode.Me, r)
 }
 
 // leet maps the characters the Leet step replaces inside a word.
@@ -109,8 +124,11 @@ func leet(r rune) (rune, bool) {
 // leetable reports whether r may be changed by leet; such characters join a
 // word when the Leet step is on.
 func leetable(r rune) bool {
-	_, ok := leet(r)
-	return ok
+	switch r {
+	case '4', '@', '8', '3', '€', '9', '1', '!', '|', '0', '5', '$', '7', '+':
+		return true
+	}
+	return false
 }
 
 // skeletonOf returns the UTS #39 prototype of r (in NFD) and whether r has
@@ -133,4 +151,38 @@ func skeletonOf(r rune) (string, bool) {
 		return "", false
 	}
 	return confusableTargets[confusableOffsets[lo]:confusableOffsets[lo+1]], true
+}
+
+// extraFold maps letters that UTS #39 keeps as their own prototypes but that
+// chat users put in place of Latin letters: small capitals, the kra (the
+// prototype of Greek kappa and Cyrillic ka), and the enclosed and squared
+// capitals and regional indicators that NFKC leaves alone.
+func extraFold(r rune) (rune, bool) {
+	switch {
+	case r < 0x0138:
+		return r, false
+	case r >= 0x1F130 && r <= 0x1F149: // squared Latin capitals
+		return 'a' + r - 0x1F130, true
+	case r >= 0x1F150 && r <= 0x1F169: // negative circled
+		return 'a' + r - 0x1F150, true
+	case r >= 0x1F170 && r <= 0x1F189: // negative squared
+		return 'a' + r - 0x1F170, true
+	case r >= 0x1F1E6 && r <= 0x1F1FF: // regional indicators
+		return 'a' + r - 0x1F1E6, true
+	}
+	if m, ok := smallCaps[r]; ok {
+		return m, true
+	}
+	return r, false
+}
+
+var smallCaps = map[rune]rune{
+	0x0138: 'k', // ĸ kra
+	0x1D00: 'a', 0x0299: 'b', 0x1D04: 'c', 0x1D05: 'd', 0x1D07: 'e', 0xA730: 'f',
+	0x0262: 'g', 0x029C: 'h', 0x026A: 'i', 0x1D0A: 'j', 0x1D0B: 'k', 0x029F: 'l',
+	0x1D0D: 'm', 0x0274: 'n', 0x1D0F: 'o', 0x1D18: 'p', 0xA7AF: 'q', 0x0280: 'r',
+	0xA731: 's', 0x1D1B: 't', 0x1D1C: 'u', 0x1D20: 'v', 0x1D21: 'w', 0x028F: 'y',
+	0x1D22: 'z',
+	0x1D0E: 'n', // ᴎ reversed N, the prototype of Cyrillic и
+	0x028D: 'm', // ʍ turned w, the prototype of Cyrillic м
 }

@@ -1,6 +1,7 @@
 package normalize
 
 import (
+	"slices"
 	"sync"
 	"unicode"
 	"unicode/utf8"
@@ -31,7 +32,22 @@ const (
 	// flagEdge marks a character of a word the Loose step joined: a word
 	// may start before it and end after it.
 	flagEdge
+	// flagDrop marks a separator the Loose step removes.
+	flagDrop
+	// flagWord caches isWord of the character.
+	flagWord
 )
+
+// word reports whether the unit's character belongs to a word.
+func (u *unit) word() bool { return u.flags&flagWord != 0 }
+
+// wordFlag returns flagWord for a character that belongs to a word.
+func wordFlag(r rune) uint8 {
+	if isWord(r) {
+		return flagWord
+	}
+	return 0
+}
 
 // expansion is what Leet-free per-character steps make of one character.
 type expansion struct {
@@ -51,21 +67,33 @@ type Normalizer struct {
 // non-ASCII expansions saves the decomposition and table look-ups.
 type scratch struct {
 	fold  cases.Caser
-	cache map[uint32]expansion
+	cache *[cacheSize]cacheSlot
 	buf   []unit
 	tmp   [64]byte
 	tmp2  [64]byte
 	rs    []rune
+	toks  []span
 }
 
-// maxCache bounds the per-scratch cache of non-ASCII characters.
-const maxCache = 4096
+// span is a range of units.
+type span struct{ start, end int }
+
+// cacheSize is the number of slots of the per-scratch cache of non-ASCII
+// characters: direct-mapped, a new character takes its slot over.
+const cacheSize = 1024
+
+// cacheSlot holds one cached expansion; key is the character (with the
+// lettered bit) plus one, so the zero slot is empty.
+type cacheSlot struct {
+	key uint32
+	e   expansion
+}
 
 // New returns a Normalizer that applies the given steps.
 func New(steps Step) *Normalizer {
 	n := &Normalizer{steps: steps}
 	n.pool.New = func() any {
-		return &scratch{fold: cases.Fold(), cache: make(map[uint32]expansion)}
+		return &scratch{fold: cases.Fold(), cache: new([cacheSize]cacheSlot)}
 	}
 	sc := n.pool.Get().(*scratch)
 	for l := 0; l < 2; l++ {
@@ -102,56 +130,101 @@ func (n *Normalizer) NormalizeInto(t *Text, s string) {
 	defer n.pool.Put(sc)
 
 	units := n.decode(t, s, t.units[:0])
-	if n.steps&Invisible != 0 {
+	if n.steps&Invisible != 0 && !t.ascii {
 		units = n.dropInvisible(t, units)
 	}
-	markLettered(units, n.steps&Leet != 0)
+	if n.steps&Loose != 0 {
+		// Before Leet: the joined word "F r e e c 0 i n s" has letters, so
+		// its "0" is read as a letter too.
+		units = sc.loosen(units)
+	}
+	if n.steps&(Leet|Confusables) != 0 {
+		markLettered(units, n.steps&Leet != 0)
+	}
 	if n.steps&Leet != 0 {
 		for i := range units {
 			u := &units[i]
 			if u.flags&flagLettered == 0 {
 				continue
 			}
+			if (u.r == '!' || u.r == '+') && (i+1 == len(units) || !units[i+1].word()) {
+				// "wow!" and "c++": punctuation, not a letter in disguise.
+				continue
+			}
 			if r, ok := leet(u.r); ok {
 				u.r = r
 				u.steps |= Leet
+				u.flags |= flagWord
 			}
 		}
 	}
-	sc.buf = n.expand(sc, units, sc.buf[:0])
+	var newWords bool
+	sc.buf, newWords = n.expand(sc, units, sc.buf[:0])
 	units, sc.buf = sc.buf, units
-	if n.steps&Loose != 0 {
-		units = loosen(units)
+	if n.steps&Loose != 0 && newWords {
+		// Again, for what only became letters now (enclosed letters and
+		// regional indicators written "🇫 🇺 🇨 🇰").
+		units = sc.loosen(units)
 	}
-	if n.steps&Runs != 0 {
-		units = collapse(units)
-	}
-	t.units = units
-	for i := range units {
-		t.steps |= units[i].steps
-		t.norm = utf8.AppendRune(t.norm, units[i].r)
-	}
-	t.offsets = t.offsets[:0]
+	// Collapse runs and write the text in one pass.
+	runs := n.steps&Runs != 0
+	out := units[:0]
 	off := int32(0)
-	for i := range units {
+	for _, u := range units {
+		if runs && len(out) > 0 {
+			last := &out[len(out)-1]
+			if u.r == last.r && (u.flags&flagEdge) == (last.flags&flagEdge) {
+				last.run += u.run
+				last.src1 = u.src1
+				last.steps |= u.steps | Runs
+				t.steps |= last.steps
+				continue
+			}
+		}
+		out = append(out, u)
+		t.steps |= u.steps
 		t.offsets = append(t.offsets, off)
-		off += int32(utf8.RuneLen(units[i].r))
+		if u.r < utf8.RuneSelf {
+			t.norm = append(t.norm, byte(u.r))
+			off++
+		} else {
+			t.norm = utf8.AppendRune(t.norm, u.r)
+			off = int32(len(t.norm))
+		}
 	}
 	t.offsets = append(t.offsets, off)
+	t.units = out
 }
 
 // decode splits s into characters, applying NFKC per normalisation segment
 // so each output character keeps the range of the original it came from. It
-// also counts the combining marks for the zalgo statistics.
+// also counts the combining marks of the original for the zalgo statistics.
 func (n *Normalizer) decode(t *Text, s string, units []unit) []unit {
+	t.ascii = true
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			t.ascii = false
+			break
+		}
+	}
+	if t.ascii {
+		// ASCII is its own NFKC and holds no marks.
+		units = slices.Grow(units, len(s))
+		for i := 0; i < len(s); i++ {
+			units = append(units, unit{r: rune(s[i]), src0: int32(i), src1: int32(i + 1), run: 1, flags: wordFlag(rune(s[i]))})
+		}
+		return units
+	}
+	for _, r := range s {
+		t.count(r)
+	}
 	quick := len(s)
 	if n.steps&NFKC != 0 {
 		quick = norm.NFKC.QuickSpanString(s)
 	}
 	for i := 0; i < quick; {
 		r, size := utf8.DecodeRuneInString(s[i:])
-		units = append(units, unit{r: r, src0: int32(i), src1: int32(i + size), run: 1})
-		t.count(r)
+		units = append(units, unit{r: r, src0: int32(i), src1: int32(i + size), run: 1, flags: wordFlag(r)})
 		i += size
 	}
 	if quick == len(s) {
@@ -166,12 +239,11 @@ func (n *Normalizer) decode(t *Text, s string, units []unit) []unit {
 		changed := string(seg) != s[start:end]
 		for j := 0; j < len(seg); {
 			r, size := utf8.DecodeRune(seg[j:])
-			u := unit{r: r, src0: int32(start), src1: int32(end), run: 1}
+			u := unit{r: r, src0: int32(start), src1: int32(end), run: 1, flags: wordFlag(r)}
 			if changed {
 				u.steps = NFKC
 			}
 			units = append(units, u)
-			t.count(r)
 			j += size
 		}
 	}
@@ -215,14 +287,14 @@ func (n *Normalizer) dropInvisible(t *Text, units []unit) []unit {
 // markLettered flags the characters of words that hold a letter. With leet
 // on, the characters it replaces belong to words too ("a$$").
 func markLettered(units []unit, withLeet bool) {
-	inWord := func(r rune) bool { return isWord(r) || withLeet && leetable(r) }
+	inWord := func(u *unit) bool { return u.word() || withLeet && leetable(u.r) }
 	for i := 0; i < len(units); {
-		if !inWord(units[i].r) {
+		if !inWord(&units[i]) {
 			i++
 			continue
 		}
 		j, letter := i, false
-		for j < len(units) && inWord(units[j].r) {
+		for j < len(units) && inWord(&units[j]) {
 			letter = letter || isLetter(units[j].r)
 			j++
 		}
@@ -235,8 +307,10 @@ func markLettered(units []unit, withLeet bool) {
 	}
 }
 
-// expand applies Marks, Confusables and Fold to every character.
-func (n *Normalizer) expand(sc *scratch, in, out []unit) []unit {
+// expand applies Marks, Confusables and Fold to every character. It
+// reports whether some character that was no part of a word became one.
+func (n *Normalizer) expand(sc *scratch, in, out []unit) ([]unit, bool) {
+	newWords := false
 	for _, u := range in {
 		lettered := u.flags&flagLettered != 0
 		var e expansion
@@ -251,13 +325,12 @@ func (n *Normalizer) expand(sc *scratch, in, out []unit) []unit {
 			if lettered {
 				key |= 1 << 31
 			}
-			var ok bool
-			if e, ok = sc.cache[key]; !ok {
+			slot := &sc.cache[(key^key>>31)%cacheSize]
+			if slot.key == key+1 {
+				e = slot.e
+			} else {
 				e = n.compute(sc, u.r, lettered)
-				if len(sc.cache) >= maxCache {
-					clear(sc.cache)
-				}
-				sc.cache[key] = e
+				slot.key, slot.e = key+1, e
 			}
 		}
 		if e.same {
@@ -274,13 +347,16 @@ func (n *Normalizer) expand(sc *scratch, in, out []unit) []unit {
 			}
 			continue
 		}
+		wasWord := u.word()
 		for _, r := range e.out {
 			v := u
 			v.r = r
+			v.flags = v.flags&^flagWord | wordFlag(r)
 			out = append(out, v)
+			newWords = newWords || !wasWord && v.word()
 		}
 	}
-	return out
+	return out, newWords
 }
 
 // compute works out the expansion of one character.
@@ -288,7 +364,7 @@ func (n *Normalizer) compute(sc *scratch, r rune, lettered bool) expansion {
 	rs := append(sc.rs[:0], r)
 	var steps Step
 	skeleton := n.steps&Confusables != 0 && (lettered || !unicode.IsDigit(r))
-	if n.steps&(Marks|Confusables) != 0 {
+	if n.steps&(Marks|Confusables|Homoglyphs) != 0 {
 		rs = decompose(rs)
 	}
 	if n.steps&Marks != 0 {
@@ -305,6 +381,12 @@ func (n *Normalizer) compute(sc *scratch, r rune, lettered bool) expansion {
 		}
 		if rs, ch = sc.foldRunes(rs); ch {
 			steps |= Fold
+		}
+		for i, c := range rs {
+			if m, ok := extraFold(c); ok {
+				rs[i] = m
+				steps |= Confusables
+			}
 		}
 		if rs, ch = skeletonize(rs); ch {
 			steps |= Confusables
@@ -327,10 +409,18 @@ func (n *Normalizer) compute(sc *scratch, r rune, lettered bool) expansion {
 				steps |= Confusables
 			}
 		}
-	} else if n.steps&Fold != 0 {
-		var ch bool
-		if rs, ch = sc.foldRunes(rs); ch {
-			steps |= Fold
+	} else {
+		if n.steps&Homoglyphs != 0 && r >= 0x80 && unicode.In(r, homoglyphScripts...) {
+			if h, ok := sc.homoglyph(rs); ok {
+				rs = h
+				steps |= Homoglyphs
+			}
+		}
+		if n.steps&Fold != 0 {
+			var ch bool
+			if rs, ch = sc.foldRunes(rs); ch {
+				steps |= Fold
+			}
 		}
 	}
 	sc.rs = rs
@@ -343,6 +433,38 @@ func (n *Normalizer) compute(sc *scratch, r rune, lettered bool) expansion {
 		return expansion{out: string(r), same: true}
 	}
 	return expansion{out: string(rs), steps: steps}
+}
+
+// homoglyphScripts are the scripts whose letters stand in for Latin ones;
+// the Homoglyphs step leaves others (Arabic alef and "l") alone.
+var homoglyphScripts = []*unicode.RangeTable{
+	unicode.Latin, unicode.Greek, unicode.Cyrillic, unicode.Armenian, unicode.Cherokee, unicode.Common,
+}
+
+// homoglyph maps characters whose skeleton (folded, without marks) is
+// plain ASCII letters and digits to that skeleton; it reports false when
+// anything would be left outside ASCII.
+func (sc *scratch) homoglyph(rs []rune) ([]rune, bool) {
+	out, changed := skeletonize(rs)
+	if changed {
+		out = stripMarks(decompose(out))
+		out, _ = sc.foldRunes(out)
+	}
+	for i, c := range out {
+		if m, ok := extraFold(c); ok {
+			out[i] = m
+			changed = true
+		}
+	}
+	if !changed || len(out) == 0 {
+		return rs, false
+	}
+	for _, c := range out {
+		if !('a' <= c && c <= 'z' || '0' <= c && c <= '9') {
+			return rs, false
+		}
+	}
+	return out, true
 }
 
 // decompose replaces each rune with its canonical decomposition (NFD).
@@ -447,26 +569,48 @@ func (sc *scratch) foldRunes(rs []rune) ([]rune, bool) {
 	return []rune(string(folded)), true
 }
 
+// maxLooseGap is the longest separator the Loose step sees through.
+const maxLooseGap = 5
+
 // loosen joins runs of at least three one-character words separated by
 // short separators, marking each joined character as a possible word edge.
-func loosen(units []unit) []unit {
-	type tok struct{ start, end int }
-	var toks []tok
+func (sc *scratch) loosen(units []unit) []unit {
+	// Most texts have fewer than three one-character words: count first.
+	singles := 0
 	for i := 0; i < len(units); {
-		if !isWord(units[i].r) {
+		if !units[i].word() {
 			i++
 			continue
 		}
 		j := i + 1
-		for j < len(units) && isWord(units[j].r) {
+		for j < len(units) && units[j].word() {
 			j++
 		}
-		toks = append(toks, tok{i, j})
+		if units[i].src0 == units[j-1].src0 {
+			singles++
+		}
 		i = j
 	}
-	single := func(t tok) bool { return units[t.start].src0 == units[t.end-1].src0 }
-	gapOK := func(a, b tok) bool {
-		if b.start-a.end > 3 {
+	if singles < 3 {
+		return units
+	}
+	toks := sc.toks[:0]
+	for i := 0; i < len(units); {
+		if !units[i].word() {
+			i++
+			continue
+		}
+		j := i + 1
+		for j < len(units) && units[j].word() {
+			j++
+		}
+		toks = append(toks, span{i, j})
+		i = j
+	}
+	sc.toks = toks
+	single := func(t span) bool { return units[t.start].src0 == units[t.end-1].src0 }
+	gapOK := func(a, b span) bool {
+		if b.start-a.end > maxLooseGap {
 			return false
 		}
 		for k := a.end; k < b.start; k++ {
@@ -476,7 +620,7 @@ func loosen(units []unit) []unit {
 		}
 		return true
 	}
-	drop := make([]bool, 0)
+	dropped := false
 	for g := 0; g < len(toks); {
 		if !single(toks[g]) {
 			g++
@@ -487,9 +631,6 @@ func loosen(units []unit) []unit {
 			h++
 		}
 		if h-g >= 3 {
-			if len(drop) == 0 {
-				drop = make([]bool, len(units))
-			}
 			for k := g; k < h; k++ {
 				for x := toks[k].start; x < toks[k].end; x++ {
 					units[x].flags |= flagEdge
@@ -497,40 +638,22 @@ func loosen(units []unit) []unit {
 				}
 				if k > g {
 					for x := toks[k-1].end; x < toks[k].start; x++ {
-						drop[x] = true
+						units[x].flags |= flagDrop
+						dropped = true
 					}
 				}
 			}
 		}
 		g = h
 	}
-	if len(drop) == 0 {
+	if !dropped {
 		return units
 	}
 	out := units[:0]
-	for i, u := range units {
-		if !drop[i] {
+	for _, u := range units {
+		if u.flags&flagDrop == 0 {
 			out = append(out, u)
 		}
-	}
-	return out
-}
-
-// collapse merges runs of one character, counting them in unit.run.
-func collapse(units []unit) []unit {
-	if len(units) < 2 {
-		return units
-	}
-	out := units[:1]
-	for _, u := range units[1:] {
-		last := &out[len(out)-1]
-		if u.r == last.r && (u.flags&flagEdge) == (last.flags&flagEdge) {
-			last.run += u.run
-			last.src1 = u.src1
-			last.steps |= u.steps | Runs
-			continue
-		}
-		out = append(out, u)
 	}
 	return out
 }

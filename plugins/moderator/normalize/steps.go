@@ -22,6 +22,11 @@ const (
 	// zero-width (non-)joiner between two letters of a script that needs it
 	// (Arabic, Persian, Indic scripts and a few others).
 	Invisible
+	// Loose sees through separators between letters: a run of at least
+	// three one-character words ("f r e e", "f.r.e.e", "f-r-e-e"), apart
+	// by up to five separators and on one line, is joined into one, and
+	// every letter of it may start or end a word match.
+	Loose
 	// Leet maps digits and symbols that stand for letters (4→a, 3→e, 0→o,
 	// 1→i, $→s, @→a, 7→t, ...) inside a word that has at least one letter,
 	// so "$100" and "2024" are left alone.
@@ -38,21 +43,25 @@ const (
 	Confusables
 	// Fold applies Unicode full case folding (golang.org/x/text/cases).
 	Fold
-	// Loose sees through separators between letters: a run of at least
-	// three one-character words ("f r e e", "f.r.e.e", "f-r-e-e") is joined
-	// into one, and every letter of it may start or end a word match.
-	Loose
 	// Runs collapses runs of one character into one ("fooooo" → "fo"),
 	// keeping the run length so a matcher can still tell "good" from "god"
 	// (see Text.Run).
 	Runs
+	// Homoglyphs is a light Confusables for texts that regular expressions
+	// read: a Latin, Greek, Cyrillic, Armenian, Cherokee or common
+	// character outside ASCII whose UTS #39 prototype is plain ASCII
+	// letters or digits becomes them (Cyrillic "а" → "a", "ᴋ" → "k"),
+	// and ASCII itself is left as written, so "gold" stays "gold" and
+	// "m" stays "m". Confusables, when also set, takes precedence.
+	Homoglyphs
 )
 
 // Default is the set of steps used when nothing is configured: every step
 // but Leet.
 const Default = NFKC | Invisible | Marks | Confusables | Fold | Loose | Runs
 
-// All is every step.
+// All is every step of the word matcher: Default and Leet (Homoglyphs is
+// left out, as Confusables covers it).
 const All = Default | Leet
 
 var stepNames = [...]struct {
@@ -61,12 +70,13 @@ var stepNames = [...]struct {
 }{
 	{NFKC, "nfkc"},
 	{Invisible, "invisible"},
+	{Loose, "loose"},
 	{Leet, "leet"},
 	{Marks, "marks"},
 	{Confusables, "confusables"},
 	{Fold, "fold"},
-	{Loose, "loose"},
 	{Runs, "runs"},
+	{Homoglyphs, "homoglyphs"},
 }
 
 // String names the steps in s, in the order they run, joined by "+"; the

@@ -13,15 +13,13 @@ type Text struct {
 	offsets []int32
 	steps   Step
 
-	// Marks counts the combining marks of the original (after NFKC).
+	// Marks counts the combining marks of the original.
 	Marks int
 	// MaxMarks is the longest run of combining marks on one character:
 	// accents need one or two, "zalgo" text stacks many.
 	MaxMarks int
-	// Letters counts the letters of the original (after NFKC).
-	Letters int
-
 	curMarks int
+	ascii    bool
 }
 
 func (t *Text) reset(s string) {
@@ -30,7 +28,7 @@ func (t *Text) reset(s string) {
 	t.units = t.units[:0]
 	t.offsets = t.offsets[:0]
 	t.steps = 0
-	t.Marks, t.MaxMarks, t.Letters, t.curMarks = 0, 0, 0, 0
+	t.Marks, t.MaxMarks, t.curMarks = 0, 0, 0
 }
 
 // count keeps the zalgo statistics for one decoded character.
@@ -44,9 +42,6 @@ func (t *Text) count(r rune) {
 		return
 	}
 	t.curMarks = 0
-	if isLetter(r) {
-		t.Letters++
-	}
 }
 
 // Original returns the text as it was given.
@@ -89,29 +84,29 @@ func (t *Text) CharSteps(i int) Step { return t.units[i].steps }
 // i: the character is part of a word, and either nothing of a word comes
 // before it or the Loose step joined it from one-letter words.
 func (t *Text) WordStart(i int) bool {
-	if i >= len(t.units) || !isWord(t.units[i].r) {
+	if i >= len(t.units) || !t.units[i].word() {
 		return false
 	}
 	if i == 0 || t.units[i].flags&flagEdge != 0 {
 		return true
 	}
-	return !isWord(t.units[i-1].r)
+	return !t.units[i-1].word()
 }
 
 // WordEnd reports whether a whole word may end just before normalised
 // character i (i == Len() is the end of the text).
 func (t *Text) WordEnd(i int) bool {
-	if i == 0 || !isWord(t.units[i-1].r) {
+	if i == 0 || !t.units[i-1].word() {
 		return false
 	}
 	if i == len(t.units) || t.units[i-1].flags&flagEdge != 0 {
 		return true
 	}
-	return !isWord(t.units[i].r)
+	return !t.units[i].word()
 }
 
 // IsWordChar reports whether normalised character i belongs to a word.
-func (t *Text) IsWordChar(i int) bool { return isWord(t.units[i].r) }
+func (t *Text) IsWordChar(i int) bool { return t.units[i].word() }
 
 // Span describes a stretch of a Text: what it was, what the matcher saw,
 // and which steps made the difference.
