@@ -424,3 +424,42 @@ func TestPartitionCluster(t *testing.T) {
 	}
 	partition(t, []string{c.Servers[0].URL(), c.Servers[1].URL(), c.Servers[2].URL()})
 }
+
+// TestQuorumLoss stops two of the three nodes: the bucket's stream has no
+// quorum, so the leader cannot renew and stops leading by its deadline,
+// and nobody leads until a node comes back; then one contender leads again.
+func TestQuorumLoss(t *testing.T) {
+	c := natstest.StartCluster(t, 3)
+	_, js := natstest.Connect(t, c.URLs())
+	if _, err := Bucket(natstest.Context(t, 20*time.Second), js, "ha", 3, testTTL); err != nil {
+		t.Fatal(err)
+	}
+	rec := newRecorder()
+	url := c.Servers[0].URL()
+	cs := startContenders(t, []string{url, url}, 2, false, rec)
+	first := rec.waitFor(t, 10*time.Second, 0, func(e event) bool { return e.Leading })
+	time.Sleep(testTTL)
+	skip := len(rec.all())
+	stopped := time.Now()
+	c.Servers[1].Stop()
+	c.Servers[2].Stop()
+	l := cs[first.who].l
+	lost := rec.waitFor(t, testTTL+2*time.Second, skip, func(e event) bool { return !e.Leading && e.who == first.who })
+	if limit := stopped.Add(l.ttl - l.margin); lost.At.After(limit) || !errors.Is(lost.Err, ErrRenewTimeout) {
+		t.Errorf("stepped down at %v (%v), want by %v with ErrRenewTimeout", lost.At, lost.Err, limit)
+	}
+	// No quorum, no leader.
+	time.Sleep(testTTL)
+	if who := leaders(cs); len(who) != 0 {
+		t.Errorf("leaders without a quorum: %v", who)
+	}
+	back := time.Now()
+	c.Servers[1].Restart(t)
+	next := rec.waitFor(t, 60*time.Second, skip, func(e event) bool { return e.Leading })
+	t.Logf("quorum lost at 0: leader stepped down at %v; quorum back at %v, a leader again at %v",
+		lost.At.Sub(stopped).Round(time.Millisecond), back.Sub(stopped).Round(time.Millisecond), next.At.Sub(stopped).Round(time.Millisecond))
+	if next.Token <= first.Token {
+		t.Errorf("new term's token %d not above %d", next.Token, first.Token)
+	}
+	checkExclusive(t, rec.all())
+}

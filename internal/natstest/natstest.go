@@ -28,6 +28,7 @@ const readyTimeout = 30 * time.Second
 type Server struct {
 	*server.Server
 	opts *server.Options
+	port int // the client port chosen at the first start, kept by Restart
 }
 
 // Start runs one server with JetStream in a temporary directory, on a random
@@ -55,7 +56,39 @@ func newServer(t testing.TB, o *server.Options) *Server {
 		ns.Shutdown()
 		t.Fatalf("nats server %s not ready after %v", o.ServerName, readyTimeout)
 	}
-	return &Server{Server: ns, opts: o}
+	return &Server{Server: ns, opts: o.Clone(), port: ns.Addr().(*net.TCPAddr).Port}
+}
+
+// Restart starts the server again, stopped or not, with the same name,
+// ports and JetStream directory, and waits until it takes connections and,
+// in a cluster, until its JetStream caught up with the meta group.
+func (s *Server) Restart(t testing.TB) {
+	t.Helper()
+	s.Stop()
+	o := s.opts.Clone()
+	o.Port = s.port
+	ns, err := server.NewServer(o)
+	if err != nil {
+		t.Fatalf("nats server %s restart: %v", o.ServerName, err)
+	}
+	go ns.Start()
+	if !ns.ReadyForConnections(readyTimeout) {
+		ns.Shutdown()
+		t.Fatalf("nats server %s not ready after %v", o.ServerName, readyTimeout)
+	}
+	s.Server = ns
+	if o.Cluster.Port == 0 {
+		return
+	}
+	// A cluster node answers JetStream requests once it caught up with
+	// the meta group (which needs a quorum of the nodes).
+	deadline := time.Now().Add(readyTimeout)
+	for !ns.JetStreamIsCurrent() {
+		if time.Now().After(deadline) {
+			t.Fatalf("nats server %s did not catch up with the cluster in %v", o.ServerName, readyTimeout)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 // Stop shuts the server down and waits for it. Safe twice.

@@ -747,6 +747,9 @@ func (t *kvTx) commit() error {
 	if len(t.writes) == 0 {
 		return nil
 	}
+	if len(t.writes) > kvMaxBatch {
+		return fmt.Errorf("%w: a transaction writes %d keys, over the %d one commit can hold", ErrTooLarge, len(t.writes), kvMaxBatch)
+	}
 	s := t.n.s
 	keys := make([]string, 0, len(t.writes))
 	for k := range t.writes {

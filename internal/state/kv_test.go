@@ -471,3 +471,86 @@ func TestKVExpiryCatchUp(t *testing.T) {
 		t.Errorf("fired %q=%q", f.key, f.value)
 	}
 }
+
+func TestKVLimits(t *testing.T) {
+	st, _ := kvSingle(t)
+	ns := nsT(t, st, "big", 1)
+	// An empty namespace lists nothing, promptly.
+	n := 0
+	if err := ns.View(func(tx Tx) error {
+		return tx.ForEach("", func(string, []byte) error { n++; return nil })
+	}); err != nil || n != 0 {
+		t.Fatalf("ForEach on an empty namespace: %d keys, %v", n, err)
+	}
+	err := ns.Update(func(tx Tx) error {
+		for i := range kvMaxBatch + 1 {
+			if err := tx.Put(strconv.Itoa(i), nil); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if !errors.Is(err, ErrTooLarge) {
+		t.Errorf("Update of %d keys = %v, want ErrTooLarge", kvMaxBatch+1, err)
+	}
+	// Half of the limit, with expiries (an index entry each), commits.
+	err = ns.Update(func(tx Tx) error {
+		for i := range kvMaxBatch / 2 {
+			if err := tx.PutExpiring(strconv.Itoa(i), nil, time.Now().Add(time.Hour)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ns.View(func(tx Tx) error {
+		return tx.ForEach("", func(string, []byte) error { n++; return nil })
+	}); err != nil || n != kvMaxBatch/2 {
+		t.Errorf("ForEach: %d keys, %v; want %d", n, err, kvMaxBatch/2)
+	}
+}
+
+// TestKVClusterNodeRestart writes while one node of three is down, then
+// reads through it once it is back.
+func TestKVClusterNodeRestart(t *testing.T) {
+	c := natstest.StartCluster(t, 3)
+	var stores []Store
+	for i := range 2 {
+		_, js := natstest.Connect(t, c.Servers[i].URL())
+		stores = append(stores, openKV(t, js, "state", KVOptions{Replicas: 3, Retries: 100}))
+	}
+	stopped := time.Now()
+	c.Servers[2].Stop()
+	// When the stopped node led the bucket's stream, the other two elect
+	// a new leader first; requests meanwhile time out.
+	deadline := time.Now().Add(30 * time.Second)
+	for !c.Servers[0].JetStreamIsStreamLeader("$G", "KV_state") && !c.Servers[1].JetStreamIsStreamLeader("$G", "KV_state") {
+		if time.Now().After(deadline) {
+			t.Fatal("no stream leader in 30s after a node stopped")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Logf("stream leader among the two nodes left after %v", time.Since(stopped).Round(time.Millisecond))
+	hammer(t, stores, 20)
+	t.Logf("writes with a node down done after %v", time.Since(stopped).Round(time.Millisecond))
+	back := time.Now()
+	c.Servers[2].Restart(t)
+	// The restarted node answers once its replica of the bucket caught up.
+	deadline = time.Now().Add(30 * time.Second)
+	for !c.Servers[2].JetStreamIsStreamCurrent("$G", "KV_state") {
+		if time.Now().After(deadline) {
+			t.Fatal("the restarted node's replica did not catch up in 30s")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Logf("restarted node current after %v", time.Since(back).Round(time.Millisecond))
+	_, js := natstest.Connect(t, c.Servers[2].URL())
+	third := openKV(t, js, "state", KVOptions{})
+	ns := nsT(t, third, "count", 1)
+	t.Logf("store open through the restarted node after %v", time.Since(back).Round(time.Millisecond))
+	if v, _ := get(t, ns, "n"); v != "40" {
+		t.Errorf("through the restarted node: n = %s, want 40", v)
+	}
+}
