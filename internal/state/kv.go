@@ -88,6 +88,7 @@ type kvStore struct {
 	bucket  string
 	stream  string // KV_<bucket>
 	prefix  string // $KV.<bucket>.
+	api     string // the JetStream API prefix: $JS.API. unless js has a domain or prefix
 	log     *slog.Logger
 	now     func() time.Time
 	timeout time.Duration
@@ -155,6 +156,7 @@ func OpenKV(js jetstream.JetStream, bucket string, opts KVOptions) (Store, error
 		js: js, kv: kv, bucket: bucket,
 		stream:  "KV_" + bucket,
 		prefix:  "$KV." + bucket + ".",
+		api:     apiPrefix(js.Options()),
 		log:     opts.Logger,
 		now:     opts.Now,
 		timeout: opts.Timeout,
@@ -291,7 +293,7 @@ func (s *kvStore) get(key string) (rawEntry, error) {
 	ctx, cancel := s.ctx()
 	defer cancel()
 	req, _ := json.Marshal(map[string]string{"last_by_subj": s.prefix + key})
-	msg, err := s.js.Conn().RequestWithContext(ctx, "$JS.API.STREAM.MSG.GET."+s.stream, req)
+	msg, err := s.js.Conn().RequestWithContext(ctx, s.api+"STREAM.MSG.GET."+s.stream, req)
 	if err != nil {
 		return rawEntry{}, fmt.Errorf("state: read %q: %w", key, err)
 	}
@@ -324,6 +326,18 @@ func (s *kvStore) get(key string) (rawEntry, error) {
 		e.deleted = op == "DEL" || op == "PURGE" || h.Get(jetstream.MarkerReasonHeader) != ""
 	}
 	return e, nil
+}
+
+// apiPrefix is the JetStream API prefix that js's options select, as
+// nats.go builds it.
+func apiPrefix(o jetstream.JetStreamOptions) string {
+	switch {
+	case o.Domain != "":
+		return "$JS." + o.Domain + ".API."
+	case o.APIPrefix != "":
+		return strings.TrimSuffix(o.APIPrefix, ".") + "."
+	}
+	return "$JS.API."
 }
 
 // apiError is a JetStream API error.
@@ -550,6 +564,7 @@ type kvTx struct {
 	now         time.Time
 	reads       map[string]kvRead
 	writes      map[string]kvWrite
+	wver        int // counts writes, so that ForEach sees fn's
 	done        bool
 	err         error // the first failed read: View and Update return it
 	expiryAdded bool
@@ -628,6 +643,7 @@ func (t *kvTx) Put(key string, value []byte) error {
 		return err
 	}
 	t.writes[key] = kvWrite{value: append([]byte{}, value...)}
+	t.wver++
 	return nil
 }
 
@@ -640,6 +656,7 @@ func (t *kvTx) PutExpiring(key string, value []byte, at time.Time) error {
 		return fmt.Errorf("%w: %v for %q", ErrBadExpiry, at, key)
 	}
 	t.writes[key] = kvWrite{value: append([]byte{}, value...), at: time.Unix(0, at.UnixNano())}
+	t.wver++
 	return nil
 }
 
@@ -649,6 +666,7 @@ func (t *kvTx) Delete(key string) error {
 		return err
 	}
 	t.writes[key] = kvWrite{del: true}
+	t.wver++
 	return nil
 }
 
@@ -668,9 +686,10 @@ func (t *kvTx) Expiry(key string) (time.Time, bool) {
 	return r.at, r.live && !r.at.IsZero()
 }
 
-// ForEach calls fn for each live key with the prefix, in key order. The
-// keys are those of the namespace when ForEach starts, with the
-// transaction's own writes; a key fn deletes before its turn is skipped.
+// ForEach calls fn for each live key with the prefix, in key order: the
+// keys of the namespace when ForEach starts, with the transaction's own
+// writes as they happen (a key fn adds after the current one is visited,
+// one it deletes is skipped), as the bbolt backend does.
 func (t *kvTx) ForEach(prefix string, fn func(key string, value []byte) error) error {
 	if t.done {
 		return ErrTxDone
@@ -679,9 +698,35 @@ func (t *kvTx) ForEach(prefix string, fn func(key string, value []byte) error) e
 		t.fail(err)
 		return err
 	}
+	keys, ver := t.keys(prefix), t.wver
+	for i := 0; i < len(keys); i++ {
+		k := keys[i]
+		v, ok := t.Get(k)
+		if !ok {
+			continue
+		}
+		if err := fn(k, v); err != nil {
+			return err
+		}
+		if t.wver != ver {
+			// fn wrote: list again and go on after k.
+			keys, ver = t.keys(prefix), t.wver
+			j, found := slices.BinarySearch(keys, k)
+			if !found {
+				j--
+			}
+			i = j
+		}
+	}
+	return nil
+}
+
+// keys lists, sorted, the keys with the prefix that the transaction read
+// or wrote and that are live.
+func (t *kvTx) keys(prefix string) []string {
 	var keys []string
 	for k, r := range t.reads {
-		if r.live && strings.HasPrefix(k, prefix) {
+		if w, written := t.writes[k]; (written && !w.del || !written && r.live) && strings.HasPrefix(k, prefix) {
 			keys = append(keys, k)
 		}
 	}
@@ -691,17 +736,7 @@ func (t *kvTx) ForEach(prefix string, fn func(key string, value []byte) error) e
 		}
 	}
 	slices.Sort(keys)
-	keys = slices.Compact(keys)
-	for _, k := range keys {
-		v, ok := t.Get(k)
-		if !ok {
-			continue
-		}
-		if err := fn(k, v); err != nil {
-			return err
-		}
-	}
-	return nil
+	return keys
 }
 
 // scan reads every key of the namespace (one ordered consumer) into reads,

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -552,5 +553,111 @@ func TestKVClusterNodeRestart(t *testing.T) {
 	t.Logf("store open through the restarted node after %v", time.Since(back).Round(time.Millisecond))
 	if v, _ := get(t, ns, "n"); v != "40" {
 		t.Errorf("through the restarted node: n = %s, want 40", v)
+	}
+}
+
+// TestKVForEach is TestForEach and TestForEachWritesAsItGoes on the KV
+// backend.
+func TestKVForEach(t *testing.T) {
+	srv := natstest.Start(t)
+	_, js := natstest.Connect(t, srv.URL())
+	clock := &fakeClock{now: time.Now()}
+	st := openKV(t, js, "state", KVOptions{Now: clock.Now})
+	ns := nsT(t, st, "t", 1)
+	err := ns.Update(func(tx Tx) error {
+		for _, k := range []string{"a/1", "a/2", "a/3", "b/1", "a", "a/0"} {
+			if err := tx.Put(k, []byte("v"+k)); err != nil {
+				return err
+			}
+		}
+		// Due (by the injected clock) but not collected: not seen.
+		return tx.PutExpiring("a/9", []byte("gone"), clock.Now().Add(-time.Second))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, prefix := range []string{"a/", ""} {
+		var got []string
+		err := ns.View(func(tx Tx) error {
+			return tx.ForEach(prefix, func(k string, v []byte) error {
+				if string(v) != "v"+k {
+					t.Errorf("%s = %q", k, v)
+				}
+				got = append(got, k)
+				return nil
+			})
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := []string{"a/0", "a/1", "a/2", "a/3"}
+		if prefix == "" {
+			want = []string{"a", "a/0", "a/1", "a/2", "a/3", "b/1"}
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("ForEach(%q) = %q, want %q", prefix, got, want)
+		}
+	}
+
+	// Delete every key it is given and insert one after each odd one:
+	// the walk sees each old key once and the new ones too.
+	err = ns.Update(func(tx Tx) error {
+		for i := range 200 {
+			if err := tx.Put(fmt.Sprintf("k/%04d", i), []byte("v")); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var seen []string
+	err = ns.Update(func(tx Tx) error {
+		return tx.ForEach("k/", func(k string, _ []byte) error {
+			seen = append(seen, k)
+			if err := tx.Delete(k); err != nil {
+				return err
+			}
+			var i int
+			if _, err := fmt.Sscanf(k, "k/%04d", &i); err == nil && i%2 == 1 && !strings.HasSuffix(k, "+") {
+				return tx.Put(k+"+", []byte("new"))
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want []string
+	for i := range 200 {
+		want = append(want, fmt.Sprintf("k/%04d", i))
+		if i%2 == 1 {
+			want = append(want, fmt.Sprintf("k/%04d+", i))
+		}
+	}
+	if !slices.Equal(seen, want) {
+		t.Errorf("walk saw %d keys, want %d (first difference near %v)", len(seen), len(want), firstDiff(seen, want))
+	}
+	left := 0
+	err = ns.View(func(tx Tx) error {
+		return tx.ForEach("k/", func(string, []byte) error { left++; return nil })
+	})
+	if err != nil || left != 0 {
+		t.Errorf("%d keys left (%v), want none", left, err)
+	}
+
+	var kept Tx
+	if err := ns.Update(func(tx Tx) error { kept = tx; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if err := kept.Put("k", []byte("x")); !errors.Is(err, ErrTxDone) {
+		t.Errorf("Put after the function = %v, want ErrTxDone", err)
+	}
+	if err := kept.ForEach("", func(string, []byte) error { return nil }); !errors.Is(err, ErrTxDone) {
+		t.Errorf("ForEach after the function = %v, want ErrTxDone", err)
+	}
+	if _, ok := kept.Get("a"); ok {
+		t.Error("Get after the function found the key")
 	}
 }
