@@ -83,6 +83,7 @@ type Config struct {
 	Rules    []rules.Spec     `toml:"rules"`
 	Cron     []rules.CronSpec `toml:"cron"`
 	Bot      Bot              `toml:"bot"`
+	HA       HA               `toml:"ha"`
 
 	// Plugins holds each registered plugin's decoded and checked config,
 	// by plugin name (the defaults when its table is not written). The

@@ -116,6 +116,7 @@ func (v *validator) validate() {
 	v.rooms()
 	v.bot()
 	v.plugins()
+	v.ha()
 }
 
 // bot checks the [bot] table: the state directory and the chain.

@@ -3,9 +3,9 @@
 // namespace and absolute-time expiries that survive restarts.
 //
 // The Store interface is what the bot and plugins use; Open returns the
-// bbolt backend (go.etcd.io/bbolt, one file in [bot] state_dir). The
-// high-availability work adds a NATS JetStream KV backend behind the same
-// interface, so nothing here may assume a local file.
+// bbolt backend (go.etcd.io/bbolt, one file in [bot] state_dir), OpenKV
+// the NATS JetStream KV backend that several instances share. Nothing in
+// the interface assumes a local file.
 //
 //	st, err := state.Open(filepath.Join(dir, "crier.db"), state.Options{Logger: log})
 //	ns, err := st.Namespace("commands", 1) // refuses a newer schema on disk
@@ -42,4 +42,56 @@
 // keys (Get, Expiry and ForEach no longer see them) until it does: then they
 // fire at once, which is how expiries that came while crier was down are
 // caught up.
+//
+// # The NATS JetStream KV backend
+//
+// OpenKV keeps a store in one KV bucket, shared by every instance that opens
+// it. A namespace's keys are <ns>.m (its schema version), <ns>.d.<key> (a
+// value: a flag byte, the expiry when it has one, the value) and
+// <ns>.e.<time>.<key> (an expiry index entry), the namespace and key
+// escaped into KV's key alphabet ('=' and two hex digits for any byte but
+// letters, digits, '-', '_' and '/'). Each key has its own revision (the
+// stream sequence of its last write); there is no blob of a whole
+// namespace that the last writer would win.
+//
+// What Update guarantees across instances:
+//   - A transaction reads each key from the stream's leader the first time
+//     it touches it (Get, Expiry, or ForEach's scan of the namespace) and
+//     keeps what it read: a key reads the same all through one run of fn.
+//   - Its writes, with the expiry index entries they add and remove, are
+//     published as one JetStream atomic batch (nats-server 2.12 and later;
+//     OpenKV turns it on for the bucket): the server stores all of them or
+//     none. Every key written carries the revision the transaction read
+//     (read just before the commit for a key written without being read),
+//     and the batch is refused when any of them changed since. So the
+//     writes of a commit land together, and only on the values they were
+//     computed from: no update of a written key is lost.
+//   - On a refusal fn runs again from scratch, up to KVOptions.Retries more
+//     times, then Update fails with ErrConflict having written nothing. fn
+//     must therefore have no effect outside its transaction.
+//   - Update returns once the stream acknowledged the batch: stored on a
+//     quorum of the bucket's replicas. A commit that got no answer fails
+//     with ErrUnknownOutcome and is not run again (it may have landed).
+//
+// What it does not guarantee:
+//   - A key that fn only read is not checked at the commit: fn may commit
+//     writes computed from a value another instance changed meanwhile (write
+//     skew). To depend on a key, write it too (Put its value back).
+//   - The reads of one transaction, and those of a View, are not one
+//     snapshot: two keys may be read at different moments of the bucket.
+//     ForEach lists the namespace with one ordered consumer, also not a
+//     point-in-time copy.
+//   - A commit holds at most 1000 messages (writes and expiry entries):
+//     more fails with ErrTooLarge. Updates of one namespace in one process
+//     run one at a time; between processes only the revisions order them.
+//
+// Deleted keys leave a marker that the bucket drops after an hour.
+//
+// Expiries: each store runs a collector for the namespaces that called
+// OnExpire on it. It lists their expiry index entries at the earliest due
+// one or every KVOptions.SweepInterval (how late an expiry set by another
+// instance can fire), and deletes each due key together with its entry on
+// the revision it read: of the instances that try, one succeeds, and
+// OnExpire's function is called there, once. A due key is hidden from
+// reads until it is collected, as in the bbolt backend.
 package state

@@ -33,6 +33,21 @@ var (
 	// ErrPanic is wrapped by the PanicError that View and Update return
 	// when their function panicked.
 	ErrPanic = errors.New("state: transaction function panicked")
+	// ErrConflict is returned by the KV backend's Update when other
+	// writers changed the keys it read every time it ran its function,
+	// KVOptions.Retries times over; nothing of it was written.
+	ErrConflict = errors.New("state: transaction kept conflicting with other writers")
+	// ErrTooLarge is returned by the KV backend's Update for a
+	// transaction writing more keys than one commit can hold.
+	ErrTooLarge = errors.New("state: transaction too large")
+	// ErrUnknownOutcome is returned by the KV backend when a commit got
+	// no answer: it may or may not have been written, and it is not run
+	// again (its function could count twice).
+	ErrUnknownOutcome = errors.New("state: commit outcome unknown")
+	// ErrBadBucket is returned by OpenKV for a bucket whose settings
+	// would lose state (a TTL, a size limit) or that cannot take commits
+	// (a mirror).
+	ErrBadBucket = errors.New("state: bucket unfit for the state store")
 )
 
 // Limits of keys and namespace names.
