@@ -137,10 +137,7 @@ func (v *validator) bot() {
 		return
 	}
 	seen := map[string]bool{}
-	var names []string
-	for _, n := range plugins.Names() {
-		names = append(names, n)
-	}
+	names := plugins.Names()
 	for i, n := range b.Chain {
 		switch {
 		case seen[n]:
@@ -465,15 +462,6 @@ func (v *validator) resolve(name string) string {
 		return name
 	}
 	return filepath.Join(v.c.Dir(), name)
-}
-
-func firstWritten(v *validator, paths ...string) string {
-	for _, p := range paths {
-		if v.written(p) {
-			return p
-		}
-	}
-	return paths[0]
 }
 
 // readSecretFile reads a password file, without its trailing newline.
