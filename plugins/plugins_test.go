@@ -2,12 +2,14 @@ package plugins_test
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
 	"crier/internal/config"
+	"crier/internal/crierproc"
 	"crier/plugins"
 	_ "crier/plugins/all"
 )
@@ -146,5 +148,25 @@ func TestMinimalConfigEnablesNothing(t *testing.T) {
 	}
 	if !slices.Equal(names, onByDefault) {
 		t.Fatalf("Build(minimal) = %v, want %v", names, onByDefault)
+	}
+}
+
+// TestCrierCheckAcceptsSamples runs `crier check` on each plugin's
+// sample.conf appended to a minimal config, as a user would.
+func TestCrierCheckAcceptsSamples(t *testing.T) {
+	bin := crierproc.Binary(t)
+	for _, n := range plugins.Names() {
+		sample, err := os.ReadFile(filepath.Join(n, "sample.conf"))
+		if err != nil {
+			t.Errorf("%s: %v", n, err)
+			continue
+		}
+		path := crierproc.WriteFile(t, n+".toml", append([]byte(minimalConfig), sample...))
+		cmd := exec.Command(bin, "check", "-c", path)
+		cmd.Env = append(os.Environ(), config.PasswordEnv+"=")
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Errorf("crier check on %s's sample.conf: %v\n%s", n, err, out)
+		}
 	}
 }
