@@ -100,7 +100,10 @@ type Bot struct {
 	connSince time.Time
 	// cmdRooms are the rooms joined by command (kept in the store), and
 	// leftRooms configured rooms left by command until the next restart.
-	roomMu    sync.Mutex
+	roomMu sync.Mutex
+	// ha is the leader election of [ha], while Run campaigns (nil
+	// without [ha]).
+	ha        atomic.Pointer[haRun]
 	cmdRooms  map[string]RoomConfig
 	leftRooms map[string]bool
 
@@ -236,7 +239,7 @@ func roomJIDs(cfg *config.Config) []string {
 func (b *Bot) newScheduler(cfg *config.Config, jobs []*rules.CronJob) *rules.Scheduler {
 	s := rules.NewScheduler(jobs, b.cronAction, rules.WithRooms(roomJIDs(cfg)...), rules.WithLogger(b.log.With("component", "cron")),
 		rules.WithHistory(cronHistory{b}))
-	if !b.online.Load() {
+	if !b.online.Load() || !b.leader() {
 		s.Disconnected()
 	}
 	return s

@@ -133,6 +133,10 @@ func (c *chain) dispatch(ctx context.Context, gen uint64) {
 // handle runs one event through the links, then the rules.
 func (c *chain) handle(ctx context.Context, it *chainItem, gen uint64) {
 	b := c.b
+	if !b.leader() {
+		b.hm.haStandbyEvents.Inc()
+		return // a standby answers nothing
+	}
 	m := &it.m
 	if m.Room != "" && m.BotNick == "" {
 		m.BotNick = b.rooms.nick(m.Room)

@@ -66,6 +66,11 @@ func (b *Bot) Run(ctx context.Context) error {
 	}
 	b.pending = nil
 	defer b.stopPlugins()
+	stopHA, err := b.startHA(ctx)
+	if err != nil {
+		return err
+	}
+	defer stopHA()
 	b.cronMu.Lock()
 	b.cron.Start()
 	b.cronMu.Unlock()
@@ -161,7 +166,9 @@ func (b *Bot) session(ctx context.Context) (time.Duration, error) {
 	}
 	b.cronMu.Lock()
 	b.online.Store(true)
-	b.cron.Reconnected()
+	if b.leader() {
+		b.cron.Reconnected()
+	}
 	b.cronMu.Unlock()
 	b.wg.Add(2)
 	go b.keepalive(sctx, conn, x.Keepalive.Std(), x.KeepaliveTimeout.Std())

@@ -70,8 +70,11 @@ func (b *Bot) closeStore() {
 func (b *Bot) stopPlugins() { b.pluginsStop.Do(b.plugins.stopAll) }
 
 // wantedRooms is the configured rooms, without those left by command, and
-// the rooms joined by command.
+// the rooms joined by command; none while this instance is a standby.
 func (b *Bot) wantedRooms(cfg *config.Config) []RoomConfig {
+	if !b.leader() {
+		return nil // a standby is in no room
+	}
 	b.roomMu.Lock()
 	defer b.roomMu.Unlock()
 	var out []RoomConfig
