@@ -107,7 +107,12 @@ type tapConn struct {
 	out     xmlsplit.Splitter
 	outNS   string
 	outDead bool
-	pending [][]byte // injected elements waiting for a boundary
+	// outEnded: </stream:stream> has gone out. Nothing may follow it
+	// (RFC 6120 §4.4), so injected elements are refused from then on and
+	// those still waiting for a boundary are dropped: they are stream
+	// management answers and requests, moot once the stream is over.
+	outEnded bool
+	pending  [][]byte // injected elements waiting for a boundary
 
 	ended     chan struct{} // closed when the server ends its stream or reads fail
 	endOnce   sync.Once
@@ -242,6 +247,10 @@ func (tc *tapConn) atBoundary() bool { return !tc.outDead && tc.out.Buffered() =
 
 // flushPending writes the queued injected elements. The caller holds wmu.
 func (tc *tapConn) flushPending() error {
+	if tc.outEnded {
+		tc.pending = nil
+		return nil
+	}
 	for len(tc.pending) > 0 {
 		raw := tc.pending[0]
 		tc.pending = tc.pending[1:]
@@ -276,6 +285,9 @@ func (tc *tapConn) injectOwn(raw []byte) error {
 	defer tc.wmu.Unlock()
 	if tc.outDead {
 		return fmt.Errorf("%w: the outgoing stream could not be followed", ErrProtocol)
+	}
+	if tc.outEnded {
+		return fmt.Errorf("%w: the stream has ended", ErrClosed)
 	}
 	tc.pending = append(tc.pending, raw)
 	if tc.atBoundary() {
@@ -406,6 +418,8 @@ func (tc *tapConn) observeOut(p []byte) {
 		switch ev.Kind {
 		case xmlsplit.StreamStart:
 			tc.outNS = defaultNS(ev.Attr)
+		case xmlsplit.StreamEnd:
+			tc.outEnded = true
 		case xmlsplit.Element:
 			name := resolve(ev.Name, ev.Attr, tc.outNS)
 			tc.sm.seeOut(name) // stream management (sm.go)
