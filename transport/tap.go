@@ -57,12 +57,17 @@ type TapFunc func(dir Direction, name xml.Name, raw []byte)
 func (f TapFunc) Element(dir Direction, name xml.Name, raw []byte) { f(dir, name, raw) }
 
 const (
-	nsStream   = "http://etherx.jabber.org/streams"
-	nsSASL     = "urn:ietf:params:xml:ns:xmpp-sasl"
-	nsTLS      = "urn:ietf:params:xml:ns:xmpp-tls"
-	nsBind     = "urn:ietf:params:xml:ns:xmpp-bind"
-	nsClient   = "jabber:client"
-	maxElement = 16 << 20 // the tap stops observing (the stream goes on) past this size
+	nsStream = "http://etherx.jabber.org/streams"
+	nsSASL   = "urn:ietf:params:xml:ns:xmpp-sasl"
+	nsTLS    = "urn:ietf:params:xml:ns:xmpp-tls"
+	nsBind   = "urn:ietf:params:xml:ns:xmpp-bind"
+	nsClient = "jabber:client"
+	// Past these limits the tap stops observing (the stream goes on, and
+	// the decoder behind it judges the XML): the size of one element, its
+	// nesting and the attributes of one tag. Real stanzas stay far below.
+	maxElement = 16 << 20
+	maxDepth   = 128
+	maxAttrs   = 512
 )
 
 // tapConn is the net.Conn handed to mellium. It passes bytes through
@@ -140,8 +145,9 @@ func newTapConn(c net.Conn, tap Tap, log *slog.Logger) *tapConn {
 		closed:   make(chan struct{}),
 		sm:       newSMState(log),
 	}
-	tc.in.Max = maxElement
-	tc.out.Max = maxElement
+	for _, sp := range []*xmlsplit.Splitter{&tc.in, &tc.out} {
+		sp.Max, sp.MaxDepth, sp.MaxAttrs = maxElement, maxDepth, maxAttrs
+	}
 	tc.in.NamespacesOnly = true // the tap resolves names, nothing more
 	tc.out.NamespacesOnly = true
 	return tc

@@ -35,7 +35,13 @@ type spaceConn struct {
 	out    []byte // filtered bytes not read yet
 }
 
-func newSpaceConn(c net.Conn) *spaceConn { return &spaceConn{Conn: c, header: true} }
+func newSpaceConn(c net.Conn) *spaceConn {
+	sc := &spaceConn{Conn: c, header: true}
+	// Past the server's own limits on a stanza the filter gives up (and
+	// stops holding bytes); readElement then refuses the stanza.
+	sc.s.MaxDepth, sc.s.MaxAttrs = maxDepth, maxAttrs
+	return sc
+}
 
 // Read returns the next filtered bytes. A read error comes after the bytes
 // read with it.
@@ -75,7 +81,7 @@ func (c *spaceConn) filter(p []byte) []byte {
 			break
 		}
 		keep = c.follow(data, keep, seg, i)
-		c.s.Reset()
+		c.s.Reset() // the limits stay
 		c.header = true
 		seg, from = i, i+len("<stream:stream")
 	}
