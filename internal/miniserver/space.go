@@ -66,13 +66,13 @@ func (c *spaceConn) Read(p []byte) (int, error) {
 // filter returns what p leaves for the decoder (it may reuse p, or hold
 // bytes back for the next call).
 func (c *spaceConn) filter(p []byte) []byte {
-	if c.dead {
-		return p
-	}
 	data := p
 	if len(c.hold) > 0 {
 		data = append(c.hold, p...)
 		c.hold = nil
+	}
+	if c.dead {
+		return data
 	}
 	keep, seg, from := 0, 0, 0
 	for {

@@ -111,3 +111,28 @@ func TestSpaceConnFilter(t *testing.T) {
 		}
 	}
 }
+
+// TestSpaceConnGivesUp: once the filter finds the XML broken, or a stanza
+// over the server's limits, it passes every byte on unchanged (held bytes
+// included) for the decoder to judge.
+func TestSpaceConnGivesUp(t *testing.T) {
+	hdr := "<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>"
+	deep := strings.Repeat("<a>", maxDepth+1)
+	for _, bad := range []string{"<a b>", "<message>" + deep} {
+		for step := 1; step <= 8; step++ {
+			in := hdr + "\n" + bad + " \n <stream:stream>"
+			c := newSpaceConn(nil)
+			var got []byte
+			for i := 0; i < len(in); i += step {
+				got = append(got, c.filter([]byte(in[i:min(i+step, len(in))]))...)
+			}
+			got = append(got, c.hold...)
+			if want := hdr + bad + " \n <stream:stream>"; string(got) != want {
+				t.Fatalf("%q step %d: got\n%q\nwant\n%q", bad, step, got, want)
+			}
+			if !c.dead {
+				t.Fatalf("%q step %d: the filter did not give up", bad, step)
+			}
+		}
+	}
+}
