@@ -25,6 +25,9 @@ done
 declare -A need=(
 	[curl]=curl
 	[openssl]=openssl
+	# A client nobody here wrote, for the interop tests (test/clients,
+	# against the embedded server: no peer needed).
+	[go-sendxmpp]=go-sendxmpp
 )
 if [[ $with_peers == 1 ]]; then
 	need[prosody]=prosody
