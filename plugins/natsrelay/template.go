@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"strings"
 	"text/template"
 	"time"
@@ -18,9 +19,10 @@ import (
 // maxRendered bounds what one template may render; longer output is cut.
 const maxRendered = 64 << 10
 
-// defaultJSONTemplate renders a JSON payload without a template of its own:
-// "[SEVERITY] title", then the body, then the URL, each on its own line.
-const defaultJSONTemplate = `{{with .Severity}}[{{upper .}}] {{end}}{{.Title}}` +
+// DefaultJSONTemplate renders a JSON payload without a template of its
+// own: "[SEVERITY] title", then the body, then the URL, each on its own
+// line. The webhooks plugin renders its "json" format with it too.
+const DefaultJSONTemplate = `{{with .Severity}}[{{upper .}}] {{end}}{{.Title}}` +
 	`{{if and .Title .Body}}{{"\n"}}{{end}}{{.Body}}{{with .URL}}{{"\n"}}{{.}}{{end}}`
 
 // defaultTextTemplate renders a text payload as it is.
@@ -75,6 +77,15 @@ var funcs = func() template.FuncMap {
 	return f
 }()
 
+// TemplateFuncs returns a copy of the function set relay templates may
+// call, for other plugins whose templates read the same payloads.
+func TemplateFuncs() template.FuncMap { return maps.Clone(funcs) }
+
+// Render executes t as a relay template is executed: output cut at 64 KiB,
+// "<no value>" removed, invalid UTF-8 dropped, surrounding space trimmed,
+// and a panic in a template function returned as an error.
+func Render(t *template.Template, data any) (string, error) { return render(t, data) }
+
 // parseTemplate parses src; an empty src means the default of format.
 // The template is run once on sample data so that a misspelt field is an
 // error at load time rather than a dead letter later.
@@ -82,7 +93,7 @@ func parseTemplate(name, src, format string) (*template.Template, error) {
 	if src == "" {
 		src = defaultTextTemplate
 		if format == FormatJSON {
-			src = defaultJSONTemplate
+			src = DefaultJSONTemplate
 		}
 	}
 	t, err := template.New(name).Funcs(funcs).Parse(src)
