@@ -98,7 +98,18 @@ func since(t, now time.Time) string {
 	if d < time.Minute {
 		return "just now"
 	}
-	return strings.TrimSuffix(d.String(), "0s") + " ago"
+	days, hours, mins := int(d/(24*time.Hour)), int(d/time.Hour)%24, int(d/time.Minute)%60
+	var parts []string
+	if days > 0 {
+		parts = append(parts, strconv.Itoa(days)+"d")
+	}
+	if hours > 0 {
+		parts = append(parts, strconv.Itoa(hours)+"h")
+	}
+	if mins > 0 && days == 0 {
+		parts = append(parts, strconv.Itoa(mins)+"m")
+	}
+	return strings.Join(parts, "") + " ago"
 }
 
 // cmdSilence creates a silence.

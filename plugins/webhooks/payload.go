@@ -105,9 +105,9 @@ type amPayload struct {
 type Group struct {
 	Receiver string
 	// Status is the group's: "firing" when any alert fires.
-	Status      string
-	GroupKey    string
-	ExternalURL string
+	Status                                       string
+	GroupKey                                     string
+	ExternalURL                                  string
 	GroupLabels, CommonLabels, CommonAnnotations KV
 	// Alerts are all alerts of the notification.
 	Alerts []Alert
