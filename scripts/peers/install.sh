@@ -93,8 +93,8 @@ if [[ -f /run/prosody/prosody.pid ]]; then
 fi
 # The Alertmanager package's service would hold :9093 and :9094; the peer
 # test runs a private instance on loopback ports of its own.
-if [[ -f /run/prometheus/alertmanager.pid ]]; then
-	kill "$(cat /run/prometheus/alertmanager.pid)" >/dev/null 2>&1 || true
+if [[ -f /run/prometheus/prometheus-alertmanager.pid ]]; then
+	kill "$(cat /run/prometheus/prometheus-alertmanager.pid)" >/dev/null 2>&1 || true
 fi
 # The ejabberd package starts epmd, which listens on every address; the
 # private instances do not use it (they set ERL_DIST_PORT).

@@ -155,7 +155,7 @@ func (s *outageServer) up() {
 	var err error
 	for range 50 {
 		s.srv, err = miniserver.Start(context.Background(), miniserver.Config{Domain: "localhost", Addr: s.addr,
-			Accounts: map[string]string{"crier@localhost": "crierpw", "alice@localhost": "alicepw", "bob@localhost": "bobpw"},
+			Accounts:    map[string]string{"crier@localhost": "crierpw", "alice@localhost": "alicepw", "bob@localhost": "bobpw"},
 			Certificate: &s.cert, Logger: slog.New(slog.DiscardHandler)})
 		if err == nil {
 			return
