@@ -46,6 +46,10 @@ var (
 // 503 at once, so that a flood of POSTs cannot pile up goroutines.
 const maxRequests = 512
 
+// maxTargets is how many recipients' senders are kept before the idle ones
+// are forgotten.
+const maxTargets = 1024
+
 func init() {
 	plugins.Register(plugins.Spec{
 		Name:   Name,
@@ -235,6 +239,18 @@ func (p *Plugin) target(h *hook, to string) *target {
 	defer p.tmu.Unlock()
 	t := p.targets[key]
 	if t == nil {
+		if len(p.targets) >= maxTargets {
+			// JSON payloads may name any recipient: forget the idle
+			// ones rather than grow without bound.
+			for k, old := range p.targets {
+				old.mu.Lock()
+				idle := !old.running && len(old.items) == 0
+				old.mu.Unlock()
+				if idle {
+					delete(p.targets, k)
+				}
+			}
+		}
 		t = &target{p: p, h: h, key: key, wake: make(chan struct{}, 1), bucket: newBucket(h.cfg.Rate)}
 		p.targets[key] = t
 	}
