@@ -6,6 +6,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -18,8 +19,13 @@ import (
 
 	"crier/internal/crierproc"
 	"crier/internal/miniserver"
+	"crier/internal/state"
 	"crier/internal/xmpptest"
+	"crier/plugins"
+	"crier/plugins/webhooks"
 )
+
+type stateNamespace = state.Namespace
 
 // Debian's prometheus-alertmanager package (scripts/peers/install.sh).
 const (
@@ -97,8 +103,8 @@ receivers:
 	}
 }
 
-// amtool runs amtool against am.
-func (am *alertmanager) amtool(t *testing.T, args ...string) {
+// amtool runs amtool against am and returns its output.
+func (am *alertmanager) amtool(t *testing.T, args ...string) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -106,6 +112,7 @@ func (am *alertmanager) amtool(t *testing.T, args ...string) {
 	if err != nil {
 		t.Fatalf("amtool %s: %v\n%s", strings.Join(args, " "), err, out)
 	}
+	return string(out)
 }
 
 // failedNotifications reads Alertmanager's count of failed webhook
@@ -286,4 +293,51 @@ retry_after = "1s"
 			t.Errorf("alice got %d more copies of the outage notification", n)
 		}
 	})
+}
+
+// noStoreHost is the little of a bot the silence commands need.
+type noStoreHost struct{ plugins.Host }
+
+func (noStoreHost) State() (stateNamespace, error) { return nil, plugins.ErrNoStore }
+
+// TestAlertmanagerSilences runs the webhooks plugin's silence and silences
+// commands against Debian's Alertmanager and checks the silence with
+// amtool.
+func TestAlertmanagerSilences(t *testing.T) {
+	am := startAlertmanager(t, "http://127.0.0.1:9/unused", "x")
+	p, ok, err := webhooks.New(webhooks.Config{{Path: "/hook", To: []string{"ops@localhost"}, AlertmanagerURL: am.url}}, plugins.Core{})
+	if err != nil || !ok {
+		t.Fatalf("New = %v, %v", ok, err)
+	}
+	ctx := context.Background()
+	if err := p.(plugins.Starter).Start(ctx, plugins.Env{Host: noStoreHost{}}); err != nil {
+		t.Fatal(err)
+	}
+	defer p.(plugins.Stopper).Stop(ctx)
+	cmds := map[string]plugins.Command{}
+	for _, c := range p.(plugins.Commander).Commands() {
+		cmds[c.Name] = c
+	}
+	r, err := cmds["silence"].Run(ctx, &plugins.Call{Command: "silence", RealJID: "alice@localhost", Time: time.Now(),
+		Args: map[string]string{"matchers": `alertname=PeerDiskFull,instance=~"db.*"`, "duration": "2h", "comment": "disk swap"}})
+	if err != nil || !strings.Contains(r.Text, "silenced") {
+		t.Fatalf("silence = %+v, %v", r, err)
+	}
+	out := am.amtool(t, "silence", "query", "-o", "extended")
+	for _, want := range []string{"PeerDiskFull", "instance=~", "alice@localhost", "disk swap"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("amtool silence query lacks %q:\n%s", want, out)
+		}
+	}
+	r, err = cmds["silences"].Run(ctx, &plugins.Call{Command: "silences"})
+	if err != nil || r.Text != "1 silences" || r.Table == nil || !strings.Contains(r.Table.Rows[0][1], `alertname="PeerDiskFull"`) {
+		t.Fatalf("silences = %+v, %v", r, err)
+	}
+	// Alertmanager refuses a silence whose matchers all match the empty
+	// string; its reason comes back as the command's error.
+	_, err = cmds["silence"].Run(ctx, &plugins.Call{Command: "silence", Time: time.Now(),
+		Args: map[string]string{"matchers": `alertname=~".*"`, "duration": "1h"}})
+	if !errors.Is(err, webhooks.ErrAlertmanager) || !strings.Contains(err.Error(), "empty") {
+		t.Errorf("silence matching everything: %v, want Alertmanager's refusal", err)
+	}
 }
