@@ -90,25 +90,37 @@ func (l *ledger) begin(key, to, path string) (*flight, int) {
 	return f, unitSend
 }
 
-// finish records the outcome of f: a delivered flight is remembered for
-// dedupe (before it leaves the in-flight set, so that a concurrent begin
-// sees one or the other), then every waiter is released.
-func (l *ledger) finish(f *flight, err error, dedupe time.Duration) {
-	if f.key != "" {
-		uk := unitKey(f.key, f.to)
-		if err == nil {
-			_ = l.ns.Update(func(tx state.Tx) error {
-				return tx.PutExpiring(uk, []byte{1}, time.Now().Add(dedupe))
-			})
-		}
-		l.mu.Lock()
-		if l.inflight[uk] == f {
-			delete(l.inflight, uk)
-		}
-		l.mu.Unlock()
+// finish records the outcome of flights (one stanza's): delivered ones
+// are remembered for dedupe in one transaction, before they leave the
+// in-flight set so that a concurrent begin sees one or the other; then
+// every waiter is released.
+func (l *ledger) finish(flights []*flight, err error, dedupe time.Duration) {
+	if err == nil {
+		until := time.Now().Add(dedupe)
+		_ = l.ns.Update(func(tx state.Tx) error {
+			for _, f := range flights {
+				if f.key != "" {
+					if err := tx.PutExpiring(unitKey(f.key, f.to), []byte{1}, until); err != nil {
+						return err
+					}
+				}
+			}
+			return nil
+		})
 	}
-	f.err = err
-	close(f.done)
+	l.mu.Lock()
+	for _, f := range flights {
+		if f.key != "" {
+			if uk := unitKey(f.key, f.to); l.inflight[uk] == f {
+				delete(l.inflight, uk)
+			}
+		}
+	}
+	l.mu.Unlock()
+	for _, f := range flights {
+		f.err = err
+		close(f.done)
+	}
 }
 
 // pending is the number of flights in the ledger.
@@ -120,9 +132,8 @@ func (l *ledger) pending() int {
 
 // queued is a message waiting for its recipient's sender.
 type queued struct {
-	m      outMsg
-	f      *flight
-	settle func(*flight, error)
+	m outMsg
+	f *flight
 }
 
 // target is one recipient of one webhook: its queue, its token bucket and
@@ -151,7 +162,10 @@ func (t *target) submit(q queued) error {
 	t.running = true
 	t.mu.Unlock()
 	if start {
-		t.p.senders.Add(1)
+		if !t.p.addSender() {
+			t.drain(plugins.ErrStopped)
+			return nil
+		}
 		go t.run()
 	}
 	select {
@@ -241,22 +255,20 @@ func (t *target) send(batch []queued) {
 		t.p.met.batched.WithLabelValues(t.h.cfg.Path).Add(float64(len(batch)))
 	}
 	m.OriginID = batchOriginID(batch)
+	flights := make([]*flight, len(batch))
+	for i, q := range batch {
+		flights[i] = q.f
+	}
 	var once sync.Once
 	done := func(err error) {
 		once.Do(func() {
 			// The bot calls done on its own goroutines; recording the
 			// outcome writes to the store, so it runs on one of ours.
-			go func() {
-				for _, q := range batch {
-					q.settle(q.f, err)
-				}
-			}()
+			go t.p.settle(t.h, flights, err)
 		})
 	}
 	if err := t.p.host.Send(m, done); err != nil {
-		for _, q := range batch {
-			q.settle(q.f, err)
-		}
+		t.p.settle(t.h, flights, err)
 	}
 }
 
@@ -267,9 +279,14 @@ func (t *target) drain(err error) {
 	t.items = nil
 	t.running = false
 	t.mu.Unlock()
-	for _, q := range items {
-		q.settle(q.f, err)
+	if len(items) == 0 {
+		return
 	}
+	flights := make([]*flight, len(items))
+	for i, q := range items {
+		flights[i] = q.f
+	}
+	t.p.settle(t.h, flights, err)
 }
 
 // batchOriginID derives the XEP-0359 origin-id of a message from the

@@ -153,9 +153,8 @@ func (p *Plugin) deliver(h *hook, key string, msgs []outMsg) answer {
 		case unitWaiting:
 			p.met.messages.WithLabelValues(path, "duplicate").Inc()
 		case unitSend:
-			q := queued{m: m, f: f, settle: func(f *flight, err error) { p.settle(h, f, err) }}
-			if err := p.target(h, m.to).submit(q); err != nil {
-				p.settle(h, f, err)
+			if err := p.target(h, m.to).submit(queued{m: m, f: f}); err != nil {
+				p.settle(h, []*flight{f}, err)
 			}
 		}
 		wait = append(wait, f)
@@ -190,17 +189,17 @@ func (p *Plugin) deliver(h *hook, key string, msgs []outMsg) answer {
 	return answer{code: http.StatusOK, msg: fmt.Sprintf("delivered to %d recipients", len(msgs))}
 }
 
-// settle records the outcome of one flight.
-func (p *Plugin) settle(h *hook, f *flight, err error) {
+// settle records the outcome of the flights of one stanza.
+func (p *Plugin) settle(h *hook, flights []*flight, err error) {
 	result := "delivered"
 	if err != nil {
 		result = "failed"
 		if !errors.Is(err, plugins.ErrStopped) && !errors.Is(err, plugins.ErrBusy) {
-			p.log.Warn("webhook message not delivered", "path", h.cfg.Path, "to", f.to, "err", err)
+			p.log.Warn("webhook message not delivered", "path", h.cfg.Path, "to", flights[0].to, "err", err)
 		}
 	}
-	p.met.messages.WithLabelValues(h.cfg.Path, result).Inc()
-	p.ledger.finish(f, err, h.dedupe)
+	p.met.messages.WithLabelValues(h.cfg.Path, result).Add(float64(len(flights)))
+	p.ledger.finish(flights, err, h.dedupe)
 }
 
 // messages renders a notification into one message per recipient.
@@ -323,8 +322,11 @@ func (p *Plugin) outMsg(h *hook, to, payloadType, body, subj string) outMsg {
 // still goes out.
 func (p *Plugin) exec(h *hook, t, def *template.Template, data any) string {
 	out, err := natsrelay.Render(t, data)
-	if err == nil || t == def {
+	if t == def || (err == nil && out != "") {
 		return out
+	}
+	if err == nil {
+		err = errors.New("the template renders to an empty body")
 	}
 	p.met.templateErrors.WithLabelValues(h.cfg.Path).Inc()
 	if h.logOK() {

@@ -84,9 +84,11 @@ type Plugin struct {
 	// request joins reqs, so that Stop's wait is for a fixed set.
 	mu       sync.Mutex
 	stopping bool
-	reqs     sync.WaitGroup
-	slots    chan struct{}
-	senders  sync.WaitGroup
+	// closed is set once Stop waits for the senders: none may start.
+	closed  bool
+	reqs    sync.WaitGroup
+	slots   chan struct{}
+	senders sync.WaitGroup
 	// stopCtx ends when the plugin stops: senders end and waiting
 	// requests answer 503.
 	stopCtx  context.Context
@@ -207,6 +209,9 @@ func (p *Plugin) Stop(ctx context.Context) error {
 			err = fmt.Errorf("webhooks: stop with requests in flight: %w", ctx.Err())
 		}
 		p.stop()
+		p.mu.Lock()
+		p.closed = true
+		p.mu.Unlock()
 		p.senders.Wait()
 		p.releaseServers()
 	})
@@ -230,6 +235,18 @@ func (p *Plugin) Status() []string {
 		n = p.ledger.pending()
 	}
 	return []string{fmt.Sprintf("webhooks: %d receivers, %d notifications in flight", len(p.hooks), n)}
+}
+
+// addSender counts a sender goroutine about to start; false once Stop
+// waits for them.
+func (p *Plugin) addSender() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return false
+	}
+	p.senders.Add(1)
+	return true
 }
 
 // target returns the sender of one recipient of h.

@@ -465,36 +465,58 @@ timeout = "5s"
 }
 
 // TestRateLimitStorm checks that a storm beyond the rate answers 503 for
-// what cannot go out in time (the sender retries) and that the recipient
-// gets no more stanzas than the bucket allows.
+// what cannot go out in time (the sender retries), that the recipient gets
+// no more stanzas than the bucket allows, each carrying at most maxBatch
+// notifications, and that every notification answered 200 is in one.
 func TestRateLimitStorm(t *testing.T) {
 	e := start(t, `
 [[webhooks]]
 path = "/am"
 to = ["ops@example.org"]
 rate = "2/1h"
-timeout = "300ms"
+timeout = "500ms"
 `, nil)
-	const n = 40
+	const n = 200
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	count := map[int]int{}
+	ok := map[string]bool{}
 	for i := range n {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			c := e.post("/am", amBody(fmt.Sprint("g", i), fmt.Sprintf("firing:A%d:critical:x", i))).Code
+			name := fmt.Sprintf("S%d", i)
+			c := e.post("/am", amBody(name, "firing:"+name+":critical:x")).Code
 			mu.Lock()
 			count[c]++
+			if c == 200 {
+				ok[name] = true
+			}
 			mu.Unlock()
 		}()
 	}
 	wg.Wait()
-	if got := len(e.host.messages()); got != 2 {
-		t.Errorf("%d stanzas in the storm, want 2 (the bucket)", got)
+	ms := e.host.messages()
+	if len(ms) > 2 {
+		t.Errorf("%d stanzas in the storm, want at most 2 (the bucket)", len(ms))
 	}
-	if count[200]+count[503] != n || count[503] == 0 || count[200] == 0 {
-		t.Errorf("codes %v: want some 200 and the rest 503", count)
+	seen := map[string]int{}
+	for _, m := range ms {
+		parts := strings.Split(m.Body, "\n\n")
+		if len(parts) > maxBatch {
+			t.Errorf("a stanza carries %d notifications, more than %d", len(parts), maxBatch)
+		}
+		for _, part := range parts {
+			seen[strings.Fields(part)[1]]++
+		}
+	}
+	for name := range ok {
+		if seen[name] != 1 {
+			t.Errorf("%s answered 200 but sent %d times", name, seen[name])
+		}
+	}
+	if count[200]+count[503] != n || count[503] == 0 || count[200] == 0 || count[200] > 2*maxBatch {
+		t.Errorf("codes %v: want at most %d 200 and the rest 503", count, 2*maxBatch)
 	}
 }
 
@@ -638,4 +660,31 @@ func keys[V any](m map[string]V) []string {
 		out = append(out, k)
 	}
 	return out
+}
+
+// TestDefaults checks the defaults of keys not written: the rate limit is
+// on, and "0" turns it off.
+func TestDefaults(t *testing.T) {
+	c, _, err := loadWebhooks(t, "[[webhooks]]\npath = \"/a\"\nto = [\"a@example.org\"]\n[[webhooks]]\npath = \"/b\"\nto = [\"a@example.org\"]\nrate = \"0\"\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c[0].Rate != DefaultRate || !c[1].Rate.IsZero() || c[0].Format != FormatAlertmanager {
+		t.Errorf("rates %v, %v; format %q", c[0].Rate, c[1].Rate, c[0].Format)
+	}
+}
+
+// TestEmptyTemplateFallsBack checks that a template rendering nothing is
+// treated as a failure: the default template is used.
+func TestEmptyTemplateFallsBack(t *testing.T) {
+	e := start(t, "[[webhooks]]\npath = \"/am\"\nto = [\"ops@example.org\"]\nrate = \"0\"\ntemplate = '{{if .Resolved}}gone{{end}}'\n", nil)
+	if rec := e.post("/am", amBody("g", "firing:A:critical:x")); rec.Code != 200 {
+		t.Fatal(rec.Code, rec.Body)
+	}
+	if ms := e.host.messages(); len(ms) != 1 || !strings.HasPrefix(ms[0].Body, "[FIRING:1] A") {
+		t.Fatalf("messages %+v", ms)
+	}
+	if got := e.counter("template_errors", "/am"); got != 1 {
+		t.Errorf("template errors = %v, want 1", got)
+	}
 }
