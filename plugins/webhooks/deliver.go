@@ -48,7 +48,15 @@ type flight struct {
 type ledger struct {
 	mu       sync.Mutex
 	ns       state.Namespace
+	w        *writer
 	inflight map[string]*flight
+	// recent and older are keys delivered lately, to when their dedupe
+	// ends (see begin).
+	recent, older map[string]time.Time
+}
+
+func newLedger(ns state.Namespace) *ledger {
+	return &ledger{ns: ns, w: newWriter(ns), inflight: map[string]*flight{}, recent: map[string]time.Time{}}
 }
 
 // unitKey is the state key of a notification's delivery to one
@@ -67,6 +75,12 @@ const (
 
 // begin returns the flight of key to to and what to do with it. An empty
 // key is never remembered: every request with it sends.
+//
+// The store is read without the ledger's lock (it would serialise every
+// request on it). A flight that finishes in between is caught by the
+// second look under the lock: finish commits the key first and only then
+// moves it from inflight to recent, so the key is in one of the three
+// places whenever it was delivered.
 func (l *ledger) begin(key, to, path string) (*flight, int) {
 	f := &flight{key: key, to: to, done: make(chan struct{}), path: path, start: time.Now()}
 	if key == "" {
@@ -74,9 +88,14 @@ func (l *ledger) begin(key, to, path string) (*flight, int) {
 	}
 	uk := unitKey(key, to)
 	l.mu.Lock()
-	defer l.mu.Unlock()
-	if old, ok := l.inflight[uk]; ok {
+	old, busy := l.inflight[uk]
+	recent := l.isRecent(uk)
+	l.mu.Unlock()
+	switch {
+	case busy:
 		return old, unitWaiting
+	case recent:
+		return nil, unitDelivered
 	}
 	delivered := false
 	_ = l.ns.View(func(tx state.Tx) error {
@@ -86,8 +105,34 @@ func (l *ledger) begin(key, to, path string) (*flight, int) {
 	if delivered {
 		return nil, unitDelivered
 	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if old, ok := l.inflight[uk]; ok {
+		return old, unitWaiting
+	}
+	if l.isRecent(uk) {
+		return nil, unitDelivered
+	}
 	l.inflight[uk] = f
 	return f, unitSend
+}
+
+// recentMax is how many delivered keys each generation of recent holds.
+const recentMax = 4096
+
+// isRecent reports whether uk was delivered lately; l.mu is held.
+func (l *ledger) isRecent(uk string) bool {
+	now := time.Now()
+	return now.Before(l.recent[uk]) || now.Before(l.older[uk])
+}
+
+// addRecent records a delivered key; l.mu is held. Two generations keep
+// between recentMax and twice as many of the last keys.
+func (l *ledger) addRecent(uk string, until time.Time) {
+	if len(l.recent) >= recentMax {
+		l.older, l.recent = l.recent, make(map[string]time.Time, recentMax)
+	}
+	l.recent[uk] = until
 }
 
 // finish records the outcome of flights (one stanza's): delivered ones
@@ -95,9 +140,9 @@ func (l *ledger) begin(key, to, path string) (*flight, int) {
 // in-flight set so that a concurrent begin sees one or the other; then
 // every waiter is released.
 func (l *ledger) finish(flights []*flight, err error, dedupe time.Duration) {
+	until := time.Now().Add(dedupe)
 	if err == nil {
-		until := time.Now().Add(dedupe)
-		_ = l.ns.Update(func(tx state.Tx) error {
+		_ = l.w.do(func(tx state.Tx) error {
 			for _, f := range flights {
 				if f.key != "" {
 					if err := tx.PutExpiring(unitKey(f.key, f.to), []byte{1}, until); err != nil {
@@ -106,13 +151,17 @@ func (l *ledger) finish(flights []*flight, err error, dedupe time.Duration) {
 				}
 			}
 			return nil
-		})
+		}, true)
 	}
 	l.mu.Lock()
 	for _, f := range flights {
 		if f.key != "" {
-			if uk := unitKey(f.key, f.to); l.inflight[uk] == f {
+			uk := unitKey(f.key, f.to)
+			if l.inflight[uk] == f {
 				delete(l.inflight, uk)
+			}
+			if err == nil {
+				l.addRecent(uk, until)
 			}
 		}
 	}

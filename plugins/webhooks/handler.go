@@ -114,7 +114,7 @@ func (p *Plugin) handle(h *hook, w http.ResponseWriter, r *http.Request) answer 
 		msg := strings.TrimPrefix(err.Error(), errBadBody.Error()+": ")
 		return answer{code: http.StatusBadRequest, reason: "bad_body", msg: msg, err: err}
 	}
-	if !p.host.Status().Connected {
+	if !p.connected() {
 		return answer{code: http.StatusServiceUnavailable, reason: "not_connected", msg: "not connected to the XMPP server"}
 	}
 	if n.group != nil {
@@ -125,6 +125,30 @@ func (p *Plugin) handle(h *hook, w http.ResponseWriter, r *http.Request) answer 
 		return answer{code: http.StatusOK, msg: "no recipient for these alerts"}
 	}
 	return p.deliver(h, n.key, msgs)
+}
+
+// connected reports whether the bot is connected to its server. The
+// answer is kept for connCacheTTL: Host.Status builds the whole status
+// (rooms, queues), too much for every request of a burst. A stale "yes"
+// costs at most the webhook's timeout (the outbox holds the message until
+// the connection is back, then 503 or 200); a stale "no", one retry.
+func (p *Plugin) connected() bool {
+	now := time.Now().UnixNano()
+	if c := p.conn.Load(); c != nil && now-c.at < int64(connCacheTTL) {
+		return c.ok
+	}
+	ok := p.host.Status().Connected
+	p.conn.Store(&connState{ok: ok, at: now})
+	return ok
+}
+
+// connCacheTTL is how long connected trusts the last Host.Status.
+const connCacheTTL = 50 * time.Millisecond
+
+// connState is a cached answer of connected.
+type connState struct {
+	ok bool
+	at int64
 }
 
 // authorized compares the Authorization header with the webhook's token in
@@ -340,7 +364,9 @@ func (p *Plugin) exec(h *hook, t, def *template.Template, data any) string {
 // forgets the resolved ones.
 func (p *Plugin) recordAlerts(h *hook, g *Group) {
 	now := time.Now()
-	err := p.ns.Update(func(tx state.Tx) error {
+	// Not waited for: the writer commits in order, and the alerts command
+	// may lag a request by one transaction.
+	err := p.ledger.w.do(func(tx state.Tx) error {
 		for _, a := range g.Alerts {
 			key := "a/" + a.Fingerprint
 			if a.Status != "firing" {
@@ -356,7 +382,7 @@ func (p *Plugin) recordAlerts(h *hook, g *Group) {
 			}
 		}
 		return nil
-	})
+	}, false)
 	if err != nil {
 		p.log.Warn("firing alerts not recorded", "err", err)
 	}

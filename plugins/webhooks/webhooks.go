@@ -94,6 +94,7 @@ type Plugin struct {
 	stopCtx  context.Context
 	stop     context.CancelFunc
 	servers  []*shared
+	conn     atomic.Pointer[connState]
 	started  atomic.Bool
 	stopOnce sync.Once
 	am       *amClient
@@ -162,7 +163,7 @@ func (p *Plugin) Start(ctx context.Context, env plugins.Env) error {
 	// Delivered keys and firing alerts expire; nothing needs telling.
 	ns.OnExpire(nil)
 	p.ns = ns
-	p.ledger = &ledger{ns: ns, inflight: map[string]*flight{}}
+	p.ledger = newLedger(ns)
 	addrs := make([]string, 0, len(p.listen))
 	for a := range p.listen {
 		addrs = append(addrs, a)
@@ -213,6 +214,9 @@ func (p *Plugin) Stop(ctx context.Context) error {
 		p.closed = true
 		p.mu.Unlock()
 		p.senders.Wait()
+		if p.ledger != nil {
+			p.ledger.w.close()
+		}
 		p.releaseServers()
 	})
 	return err

@@ -15,7 +15,7 @@ import (
 const (
 	benchWarmup     = 200   // requests before measuring
 	benchBurst      = 10000 // requests of the throughput phase
-	benchWindow     = 64    // requests in flight at once in the throughput phase
+	benchWindow     = 256   // requests in flight at once in the throughput phase
 	benchRate       = 500   // requests per second of the latency phase
 	benchRateEvents = 2500  // requests of the latency phase: 5 s at benchRate
 )

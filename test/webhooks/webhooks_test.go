@@ -19,6 +19,16 @@ to = ["alice@localhost", "ops@conference.localhost"]
 token = "tok"
 timeout = "3s"
 retry_after = "1s"
+
+# chat for the outage: the user may be offline for a moment when it is
+# delivered, and the server keeps chat (not headline) messages for her.
+[[webhooks]]
+path = "/hooks/chat"
+format = "alertmanager"
+to = ["alice@localhost", "ops@conference.localhost"]
+type = "chat"
+token = "tok"
+timeout = "3s"
 `
 
 // TestEndToEnd posts firing and resolved notifications and checks that a
@@ -81,8 +91,11 @@ func TestEndToEnd(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	outage := amBody("g2", "firing", "Outage", "web1")
-	if code, body := c.post(t, "/hooks/am", "tok", outage); code != 503 || !strings.Contains(body, "not connected") {
-		t.Fatalf("while down: %d %s, want 503", code, body)
+	// Past the plugin's view of the connection (it is kept 50 ms), a
+	// POST is refused at once and nothing is accepted.
+	time.Sleep(100 * time.Millisecond)
+	if code, body := c.post(t, "/hooks/chat", "tok", outage); code != 503 || !strings.Contains(body, "not connected") {
+		t.Fatalf("while down: %d %s, want 503 not connected", code, body)
 	}
 	s.start()
 	c.waitReady(t, 15*time.Second)
@@ -94,7 +107,7 @@ func TestEndToEnd(t *testing.T) {
 	// The sender retries until it gets 200.
 	code := 0
 	for i := 0; i < 50 && code != 200; i++ {
-		code, _ = c.post(t, "/hooks/am", "tok", outage)
+		code, _ = c.post(t, "/hooks/chat", "tok", outage)
 		if code != 200 {
 			time.Sleep(100 * time.Millisecond)
 		}
@@ -102,6 +115,15 @@ func TestEndToEnd(t *testing.T) {
 	if code != 200 {
 		t.Fatalf("after the server came back: %d", code)
 	}
-	alice.Expect(t, 5*time.Second, headline("[FIRING:1] Outage"))
+	chat := func(st xmpptest.Stanza) bool {
+		return st.Name == "message" && st.Type == "chat" && strings.Contains(st.Body, "[FIRING:1] Outage")
+	}
+	alice.Expect(t, 5*time.Second, chat)
 	bob.Expect(t, 5*time.Second, inRoom("[FIRING:1] Outage"))
+	time.Sleep(500 * time.Millisecond)
+	for _, st := range alice.Drain() {
+		if chat(st) {
+			t.Errorf("a second copy of the outage notification: %s", st.Raw)
+		}
+	}
 }
