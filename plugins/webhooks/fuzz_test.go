@@ -8,7 +8,7 @@ import (
 	"testing"
 	"unicode"
 
-	"crier/plugins/natsrelay"
+	"crier/internal/payload"
 )
 
 // FuzzParse feeds arbitrary bodies to every format: parse never panics, a
@@ -43,12 +43,12 @@ func FuzzParse(f *testing.F) {
 				if n.key == "" || len(n.group.Alerts) == 0 {
 					t.Fatalf("accepted an alertmanager body without key or alerts: %q", data)
 				}
-				out, err = natsrelay.Render(h.defBody, newMessages(*n.group, n.group.Alerts, 20, "/f", "a@example.org"))
+				out, err = payload.Render(h.defBody, newMessages(*n.group, n.group.Alerts, 20, "/f", "a@example.org"))
 			case FormatJSON:
 				pl := n.payload
-				out, err = natsrelay.Render(h.defBody, JSONData{Title: pl.Title, Body: pl.Body, Severity: pl.Severity, URL: pl.URL, Fields: pl.Fields})
+				out, err = payload.Render(h.defBody, JSONData{Title: pl.Title, Body: pl.Body, Severity: pl.Severity, URL: pl.URL, Fields: pl.Fields})
 			default:
-				out, err = natsrelay.Render(h.defBody, TextData{Text: n.text})
+				out, err = payload.Render(h.defBody, TextData{Text: n.text})
 			}
 			if err != nil {
 				t.Fatalf("%s: default template failed on an accepted body: %v", format, err)

@@ -16,9 +16,9 @@ import (
 
 	"mellium.im/xmpp/jid"
 
+	"crier/internal/payload"
 	"crier/internal/state"
 	"crier/plugins"
-	"crier/plugins/natsrelay"
 )
 
 // alertTTL is how long a firing alert is listed by the alerts command
@@ -345,7 +345,7 @@ func (p *Plugin) outMsg(h *hook, to, payloadType, body, subj string) outMsg {
 // on this request: the failure is logged and counted, and the message
 // still goes out.
 func (p *Plugin) exec(h *hook, t, def *template.Template, data any) string {
-	out, err := natsrelay.Render(t, data)
+	out, err := payload.Render(t, data)
 	if t == def || (err == nil && out != "") {
 		return out
 	}
@@ -356,7 +356,7 @@ func (p *Plugin) exec(h *hook, t, def *template.Template, data any) string {
 	if h.logOK() {
 		p.log.Warn("webhook template failed, the default template is used", "path", h.cfg.Path, "err", err)
 	}
-	out, _ = natsrelay.Render(def, data)
+	out, _ = payload.Render(def, data)
 	return out
 }
 

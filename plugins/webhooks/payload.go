@@ -15,7 +15,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
-	"crier/plugins/natsrelay"
+	"crier/internal/payload"
 )
 
 // Limits on what one value of a payload may hold once cleaned.
@@ -126,7 +126,7 @@ type notification struct {
 	// group is set for format alertmanager; payload for json; text for
 	// text.
 	group   *Group
-	payload natsrelay.Payload
+	payload payload.Payload
 	text    string
 	header  http.Header
 }
@@ -145,9 +145,9 @@ func parse(format string, body []byte, header http.Header) (*notification, error
 		}
 		n.group, n.key = g, key
 	case FormatJSON:
-		pl, err := natsrelay.ParsePayload(body, natsrelay.FormatJSON, len(body)+1)
+		pl, err := payload.Parse(body, payload.FormatJSON, len(body)+1)
 		if err != nil {
-			var pe *natsrelay.PayloadError
+			var pe *payload.Error
 			if errors.As(err, &pe) && pe.Err != nil {
 				return nil, badBody("%s: %v", pe.Reason, pe.Err)
 			}

@@ -8,7 +8,7 @@ import (
 	"text/template"
 	"time"
 
-	"crier/plugins/natsrelay"
+	"crier/internal/payload"
 )
 
 // The default templates of each format. They read well in a chat client:
@@ -51,7 +51,7 @@ type Messages struct {
 }
 
 // JSONData is what a "json" template sees: the NATS relay's payload
-// fields (see natsrelay.Payload).
+// fields (see payload.Payload).
 type JSONData struct {
 	Text, Title, Subject, Body, Type, Severity, URL, ID string
 	To                                                  []string
@@ -87,7 +87,7 @@ func parseTemplates(format, body, subject string) ([4]*template.Template, error)
 	defBody, defSubj := defaultAlertsBody, defaultAlertsSubject
 	switch format {
 	case FormatJSON:
-		defBody, defSubj = natsrelay.DefaultJSONTemplate, defaultJSONSubject
+		defBody, defSubj = payload.DefaultJSONTemplate, defaultJSONSubject
 	case FormatText:
 		defBody, defSubj = defaultTextBody, ""
 	}
@@ -100,9 +100,9 @@ func parseTemplates(format, body, subject string) ([4]*template.Template, error)
 	srcs := [4]string{body, subject, defBody, defSubj}
 	sample := sampleData(format)
 	for i, src := range srcs {
-		t, err := template.New(format).Funcs(natsrelay.TemplateFuncs()).Parse(src)
+		t, err := template.New(format).Funcs(payload.Funcs()).Parse(src)
 		if err == nil {
-			_, err = natsrelay.Render(t, sample)
+			_, err = payload.Render(t, sample)
 		}
 		if err != nil {
 			if i == 1 || i == 3 {
