@@ -35,7 +35,7 @@ func (p *Plugin) Commands() []plugins.Command {
 	}
 	return append(cmds, plugins.Command{
 		Name:    "silence",
-		Summary: "silence alerts in Alertmanager: silence alertname=DiskFull,instance=db1 2h [comment]",
+		Summary: "silence alerts in Alertmanager for a while (alertname=DiskFull,instance=~\"db.*\" 2h)",
 		Level:   plugins.Moderator,
 		Args: []plugins.Arg{
 			{Name: "matchers", Label: "Matchers", Desc: `label matchers: name=value, name!=value, name=~regex, name!~regex, separated by commas`, Required: true, Max: 1024},
@@ -83,7 +83,15 @@ func (p *Plugin) cmdAlerts(ctx context.Context, c *plugins.Call) (plugins.Reply,
 	for _, a := range list {
 		t.Rows = append(t.Rows, []string{a.Name, a.Severity, a.Instance, since(a.StartsAt, c.Time), a.Summary})
 	}
-	return plugins.Reply{Text: fmt.Sprintf("%d firing alerts", len(list)), Table: t}, nil
+	return plugins.Reply{Text: plural(len(list), "firing alert"), Table: t}, nil
+}
+
+// plural writes "1 silence", "2 silences".
+func plural(n int, what string) string {
+	if n == 1 {
+		return "1 " + what
+	}
+	return fmt.Sprintf("%d %ss", n, what)
 }
 
 // since formats how long ago t was, to the minute.
@@ -163,7 +171,7 @@ func (p *Plugin) cmdSilences(ctx context.Context, c *plugins.Call) (plugins.Repl
 	for _, s := range keep {
 		t.Rows = append(t.Rows, []string{s.ID, FormatMatchers(s.Matchers), s.EndsAt.UTC().Format("2006-01-02 15:04 MST"), s.CreatedBy, s.Comment})
 	}
-	return plugins.Reply{Text: fmt.Sprintf("%d silences", len(keep)), Table: t}, nil
+	return plugins.Reply{Text: plural(len(keep), "silence"), Table: t}, nil
 }
 
 // Matcher is one label matcher of a silence, as Alertmanager's API v2

@@ -50,7 +50,7 @@ func TestAlertsCommand(t *testing.T) {
 		t.Errorf("row %q", got)
 	}
 	e.post("/am", amBody("g", "resolved:DiskFull:critical:db1", "firing:Load:warning:web1"))
-	if r := run(); r.Text != "1 firing alerts" || r.Table.Rows[0][0] != "Load" {
+	if r := run(); r.Text != "1 firing alert" || r.Table.Rows[0][0] != "Load" {
 		t.Errorf("after resolve: %+v", r)
 	}
 	if len(e.p.Commands()) != 1 {
@@ -117,7 +117,7 @@ func TestSilenceCommands(t *testing.T) {
 		t.Errorf("silence %v", s)
 	}
 	r, err = command(t, e.p, "silences").Run(context.Background(), &plugins.Call{Command: "silences"})
-	if err != nil || r.Text != "1 silences" || r.Table.Rows[0][0] != "sil-1" || !strings.Contains(r.Table.Rows[0][1], `instance=~"db.*"`) {
+	if err != nil || r.Text != "1 silence" || r.Table.Rows[0][0] != "sil-1" || !strings.Contains(r.Table.Rows[0][1], `instance=~"db.*"`) {
 		t.Fatalf("silences = %+v, %v", r, err)
 	}
 	for _, bad := range []map[string]string{

@@ -336,7 +336,7 @@ func TestAlertmanagerSilences(t *testing.T) {
 		}
 	}
 	r, err = cmds["silences"].Run(ctx, &plugins.Call{Command: "silences"})
-	if err != nil || r.Text != "1 silences" || r.Table == nil || !strings.Contains(r.Table.Rows[0][1], `alertname="PeerDiskFull"`) {
+	if err != nil || r.Text != "1 silence" || r.Table == nil || !strings.Contains(r.Table.Rows[0][1], `alertname="PeerDiskFull"`) {
 		t.Fatalf("silences = %+v, %v", r, err)
 	}
 	// Alertmanager refuses a silence whose matchers all match the empty
