@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -92,11 +93,12 @@ type crier struct {
 	bot  *bot.Bot
 	ops  *httptest.Server
 	logs *crierproc.Buffer
+	stop func()
 }
 
-// startCrier runs a bot connected to s, in the room, with the webhook
-// tables given, until the test ends.
-func startCrier(tb testing.TB, s *xmppServer, tables string) *crier {
+// crierConfig is the config of a bot connected to s, in the room, with the
+// tables given.
+func crierConfig(tb testing.TB, s *xmppServer, tables string) *config.Config {
 	tb.Helper()
 	src := fmt.Sprintf(`
 [xmpp]
@@ -117,6 +119,14 @@ nick = "crier"
 	if err != nil {
 		tb.Fatalf("config: %v", err)
 	}
+	return cfg
+}
+
+// startCrier runs a bot connected to s, in the room, with the webhook
+// tables given, until the test ends or its stop is called.
+func startCrier(tb testing.TB, s *xmppServer, tables string) *crier {
+	tb.Helper()
+	cfg := crierConfig(tb, s, tables)
 	logs := &crierproc.Buffer{}
 	b, err := bot.New(cfg, bot.Options{Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo})),
 		RootCAs: s.pool, MinBackoff: 20 * time.Millisecond, MaxBackoff: 200 * time.Millisecond})
@@ -127,17 +137,23 @@ nick = "crier"
 	done := make(chan error, 1)
 	go func() { done <- b.Run(ctx) }()
 	c := &crier{bot: b, logs: logs, ops: httptest.NewServer(b.OpsHandler(func() error { return nil }))}
-	tb.Cleanup(func() {
-		c.ops.Close()
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				tb.Errorf("Run: %v", err)
+	var once sync.Once
+	c.stop = func() {
+		once.Do(func() {
+			c.ops.Close()
+			cancel()
+			select {
+			case err := <-done:
+				if err != nil {
+					tb.Errorf("Run: %v", err)
+				}
+			case <-time.After(15 * time.Second):
+				tb.Errorf("bot did not stop")
 			}
-		case <-time.After(15 * time.Second):
-			tb.Errorf("bot did not stop")
-		}
+		})
+	}
+	tb.Cleanup(func() {
+		c.stop()
 		if tb.Failed() {
 			tb.Logf("crier log:\n%s", logs.String())
 		}

@@ -4,6 +4,7 @@ package webhooks_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -125,5 +126,50 @@ func TestEndToEnd(t *testing.T) {
 		if chat(st) {
 			t.Errorf("a second copy of the outage notification: %s", st.Raw)
 		}
+	}
+}
+
+// TestDedupeAcrossRestart checks that the delivered keys live in the
+// state store ([bot] state_dir): after a restart, a retried copy of a
+// delivered notification is answered 200 and not posted again.
+func TestDedupeAcrossRestart(t *testing.T) {
+	s := startXMPP(t)
+	tables := fmt.Sprintf("[bot]\nstate_dir = %q\n%s", t.TempDir(), e2eTables)
+	alice := s.user(t, "alice")
+	headline := func(st xmpptest.Stanza) bool { return st.Name == "message" && st.Type == "headline" }
+	body := amBody("g9", "firing", "Restarted", "x")
+	c1 := startCrier(t, s, tables)
+	if code, _ := c1.post(t, "/hooks/am", "tok", body); code != 200 {
+		t.Fatal(code)
+	}
+	alice.Expect(t, 5*time.Second, headline)
+	c1.stop()
+	c2 := startCrier(t, s, tables)
+	if code, _ := c2.post(t, "/hooks/am", "tok", body); code != 200 {
+		t.Fatal(code)
+	}
+	if code, _ := c2.post(t, "/hooks/am", "tok", amBody("g9", "resolved", "Restarted", "x")); code != 200 {
+		t.Fatal(code)
+	}
+	st := alice.Expect(t, 5*time.Second, headline)
+	if !strings.Contains(st.Body, "[RESOLVED:1] Restarted") {
+		t.Fatalf("after the restart alice got %q, want the resolution: the retried copy was posted again", st.Body)
+	}
+}
+
+// TestReload checks that a reload with a changed webhook serves the new
+// path at once and no longer the old one.
+func TestReload(t *testing.T) {
+	s := startXMPP(t)
+	c := startCrier(t, s, e2eTables)
+	changed := strings.Replace(e2eTables, `path = "/hooks/am"`, `path = "/hooks/new"`, 1)
+	if err := c.bot.Reload(crierConfig(t, s, changed)); err != nil {
+		t.Fatalf("reload: %v", err)
+	}
+	if code, body := c.post(t, "/hooks/new", "tok", amBody("g", "firing", "A", "x")); code != 200 {
+		t.Fatalf("new path: %d %s", code, body)
+	}
+	if code, _ := c.post(t, "/hooks/am", "tok", amBody("g", "firing", "A", "x")); code != 404 {
+		t.Fatalf("old path after the reload: %d, want 404", code)
 	}
 }
