@@ -35,11 +35,9 @@ type outMsg struct {
 // instead of sending it again.
 type flight struct {
 	key, to string
-	done    chan struct{}
-	err     error
-	// path labels the metrics; start times the delivery.
-	path  string
-	start time.Time
+	// done is closed once err holds the outcome.
+	done chan struct{}
+	err  error
 }
 
 // ledger knows which notifications each recipient has (in the state
@@ -81,8 +79,8 @@ const (
 // second look under the lock: finish commits the key first and only then
 // moves it from inflight to recent, so the key is in one of the three
 // places whenever it was delivered.
-func (l *ledger) begin(key, to, path string) (*flight, int) {
-	f := &flight{key: key, to: to, done: make(chan struct{}), path: path, start: time.Now()}
+func (l *ledger) begin(key, to string) (*flight, int) {
+	f := &flight{key: key, to: to, done: make(chan struct{})}
 	if key == "" {
 		return f, unitSend
 	}

@@ -169,7 +169,7 @@ func (p *Plugin) deliver(h *hook, key string, msgs []outMsg) answer {
 	path := h.cfg.Path
 	var wait []*flight
 	for _, m := range msgs {
-		f, st := p.ledger.begin(key, m.to, path)
+		f, st := p.ledger.begin(key, m.to)
 		switch st {
 		case unitDelivered:
 			p.met.messages.WithLabelValues(path, "duplicate").Inc()
