@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/time/rate"
 	"mellium.im/xmpp/jid"
@@ -104,6 +105,7 @@ type Bot struct {
 	// ha is the leader election of [ha], while Run campaigns (nil
 	// without [ha]).
 	ha        atomic.Pointer[haRun]
+	haNC      *nats.Conn // [ha]'s NATS connection (shared state and lease)
 	cmdRooms  map[string]RoomConfig
 	leftRooms map[string]bool
 
@@ -205,7 +207,7 @@ func New(cfg *config.Config, opts Options) (*Bot, error) {
 	b.cfg.Store(newSettings(cfg))
 	b.rooms.Set(b.wantedRooms(cfg))
 	if b.pending, err = b.plugins.build(cfg); err != nil {
-		_ = b.store.Close()
+		b.closeStore()
 		return nil, err
 	}
 	return b, nil

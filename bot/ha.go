@@ -6,11 +6,9 @@ import (
 	"os"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"crier/internal/lease"
-	"crier/plugins/natsrelay"
 )
 
 // High availability ([ha]): instances that share a bucket elect one leader
@@ -25,7 +23,6 @@ import (
 // haRun is the election of one Run.
 type haRun struct {
 	lease *lease.Lease
-	nc    *nats.Conn
 	done  chan struct{}
 }
 
@@ -47,13 +44,12 @@ func (b *Bot) startHA(ctx context.Context) (stop func(), err error) {
 	if !cfg.HA.Enabled() {
 		return func() {}, nil
 	}
-	nc, err := natsrelay.Connect(*natsrelay.ConfigOf(cfg.Plugins))
-	if err != nil {
-		return nil, fmt.Errorf("bot: [ha] needs NATS: %w", err)
+	nc := b.haNC // opened with the shared state store
+	if nc == nil {
+		return nil, fmt.Errorf("bot: [ha]: no NATS connection")
 	}
 	js, err := jetstream.New(nc)
 	if err != nil {
-		nc.Close()
 		return nil, fmt.Errorf("bot: [ha]: %w", err)
 	}
 	ttl := cfg.HA.Lease.Std()
@@ -61,17 +57,15 @@ func (b *Bot) startHA(ctx context.Context) (stop func(), err error) {
 	defer cancel()
 	kv, err := lease.Bucket(cctx, js, cfg.HA.Bucket, 1, ttl)
 	if err != nil {
-		nc.Close()
 		return nil, fmt.Errorf("bot: [ha] bucket %s: %w", cfg.HA.Bucket, err)
 	}
 	host, _ := os.Hostname()
 	id := fmt.Sprintf("%s/%s@%s:%d", b.bare, cfg.XMPP.Resource, host, os.Getpid())
 	l, err := lease.New(cctx, js, kv, lease.Options{TTL: ttl, ID: id, OnChange: b.onLeadership, Logger: b.log.With("component", "ha")})
 	if err != nil {
-		nc.Close()
 		return nil, fmt.Errorf("bot: [ha]: %w", err)
 	}
-	h := &haRun{lease: l, nc: nc, done: make(chan struct{})}
+	h := &haRun{lease: l, done: make(chan struct{})}
 	b.ha.Store(h)
 	runCtx, stopRun := context.WithCancel(context.WithoutCancel(ctx))
 	go func() {
@@ -89,7 +83,6 @@ func (b *Bot) startHA(ctx context.Context) (stop func(), err error) {
 		case <-h.done:
 		case <-time.After(5 * time.Second):
 		}
-		nc.Close()
 	}, nil
 }
 
@@ -102,6 +95,12 @@ func (b *Bot) onLeadership(c lease.Change) {
 		b.hm.haLeader.Set(0)
 		b.hm.haLostLeadership.Inc()
 		b.log.Warn("not leading any more: leaving rooms, no answers, no cron", "token", c.Token)
+	}
+	if c.Leading {
+		// Another instance may have joined or left rooms by command.
+		if err := b.loadCmdRooms(); err != nil {
+			b.log.Warn("shared state: rooms joined by command unreadable", "err", err)
+		}
 	}
 	b.rooms.Set(b.wantedRooms(b.cfg.Load().cfg))
 	b.cronMu.Lock()

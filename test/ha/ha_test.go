@@ -32,7 +32,7 @@ func TestFailover(t *testing.T) {
 	t.Cleanup(func() { srv.Close() })
 	ns := natstest.Start(t)
 	ca := crierproc.WriteFile(t, "ca.pem", srv.CACertPEM())
-	tables := fmt.Sprintf("[nats]\nurl = %q\n\n[ha]\nbucket = \"crier-ha\"\n\n[[rooms]]\njid = %q\nnick = \"crier\"\n\n"+
+	tables := fmt.Sprintf("[nats]\nurl = %q\n\n[ha]\nbucket = \"crier-ha\"\n\n[commands]\nadmins = [\"alice@localhost\"]\n\n[[rooms]]\njid = %q\nnick = \"crier\"\n\n"+
 		"[[rules]]\nname = \"ping\"\nmatch = \"^!ping$\"\nreply = \"pong {{.Nick}}\"\n", ns.URL(), room)
 	start := func(resource string) *crierproc.Daemon {
 		d := crierproc.Run(t, crierproc.XMPP{JID: "crier@localhost", Password: "botpw", Resource: resource, Address: srv.Addr(), CAFile: ca}, tables)
@@ -75,6 +75,13 @@ func TestFailover(t *testing.T) {
 	if occ := srv.Occupants(room); countPrefix(occ, "crier") != 1 {
 		t.Fatalf("room occupants %v: want exactly one crier (the standby joins no room)", occ)
 	}
+	// A room joined by command on the leader is in the shared state: the
+	// next leader joins it too.
+	const extra = "extra@conference.localhost"
+	if err := alice.SendMessage("crier@localhost/one", "chat", "!join "+extra); err != nil {
+		t.Fatal(err)
+	}
+	waitMetric(t, a, "crier_rooms_joined", 2, 15*time.Second)
 
 	killed := time.Now()
 	a.Kill(t)
@@ -96,6 +103,7 @@ func TestFailover(t *testing.T) {
 	if answered > 10*time.Second {
 		t.Errorf("failover took %v, want under 10s with the default lease", answered)
 	}
+	waitMetric(t, b, "crier_rooms_joined", 2, 15*time.Second)
 }
 
 func countPrefix(list []string, p string) int {
