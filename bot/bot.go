@@ -102,6 +102,9 @@ type Bot struct {
 	// cmdRooms are the rooms joined by command (kept in the store), and
 	// leftRooms configured rooms left by command until the next restart.
 	roomMu sync.Mutex
+	// lastErr is why the last connection attempt failed or the last
+	// session ended, for /-/ready ("" while connected).
+	lastErr atomic.Pointer[string]
 	// ha is the leader election of [ha], while Run campaigns (nil
 	// without [ha]).
 	ha        atomic.Pointer[haRun]
@@ -324,7 +327,11 @@ func (b *Bot) Ready() (bool, []string) {
 		}
 	}
 	if !up {
-		return false, append([]string{"session: not connected"}, lines...)
+		line := "session: not connected"
+		if why := b.lastError(); why != "" {
+			line += " (" + why + ")"
+		}
+		return false, append([]string{line}, lines...)
 	}
 	return all, append([]string{"session: bound"}, lines...)
 }
