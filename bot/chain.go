@@ -159,7 +159,7 @@ func (c *chain) handle(ctx context.Context, it *chainItem, gen uint64) {
 		acts, handled = eng.EvaluateMatched(*m)
 		for _, a := range acts {
 			b.met.ruleHits.WithLabelValues(a.Rule).Inc()
-			b.do(a)
+			b.doReply(a, it.ev.Time)
 		}
 	}
 	if handled || it.ev.Kind != plugins.EventMessage {
