@@ -170,6 +170,9 @@ func New(cfg *config.Config, opts Options) (*Bot, error) {
 			b.log.Warn("write to the server failed; dropping the connection", "err", err)
 			b.dropConn()
 		},
+		// [ha]: a message goes out only while this instance leads
+		// (presence, such as leaving rooms, always).
+		Allow: func(it *outbox.Item) bool { return it.Kind != outbox.Message || b.leader() },
 		Stuck: func() {
 			b.log.Warn("a write to the server hung; dropping the connection", "after", writeTimeout)
 			b.dropConn()

@@ -113,7 +113,7 @@ func newMetrics(depth func() float64, ruleStats func() rules.Stats) *metrics {
 // handler's rejections and muc.go's metricReason.
 var (
 	disconnectReasons = []string{"auth", "tls", "dns", "connect", "timeout", "protocol", "insecure", "config", "canceled", "closed", "other"}
-	dropReasons       = []string{"queue_full", "room_queue_full", "refused", "room_left", "stale", "closed", "other"}
+	dropReasons       = []string{"queue_full", "room_queue_full", "refused", "room_left", "stale", "closed", "fenced", "other"}
 	rejectReasons     = []string{"malformed", "bad_iq", "bad_jid", "body_too_large", "unknown_room", "unknown_element", "not_moderator", "panic"}
 	rejoinReasons     = []string{"kicked", "shutdown", "technical", "self_ping", "timeout", "error", "other"}
 )

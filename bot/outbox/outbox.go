@@ -78,6 +78,8 @@ var (
 	ErrRoomQueue = errors.New("outbox: room queue full")
 	ErrGaveUp    = errors.New("outbox: server kept refusing the stanza")
 	ErrClosed    = errors.New("outbox: closed")
+	// ErrFenced is the error of an item Hooks.Allow refused.
+	ErrFenced = errors.New("outbox: not allowed to speak now")
 )
 
 // Sender is what the outbox writes to: the current session.
@@ -114,6 +116,10 @@ type Hooks struct {
 	Sent    func(it *Item)
 	Failed  func(err error) // a write failed: the connection is broken
 	Stuck   func()          // a write hung longer than the write timeout
+	// Allow, when set, is asked for each item just before it is written
+	// (the last step before the transport): false drops it with
+	// ErrFenced. A leader that lost its lease ([ha]) says nothing more.
+	Allow func(it *Item) bool
 	// reattached reports, for each new session, the unacknowledged items
 	// of the previous one that the server confirmed, that go out again,
 	// and that were dropped as stale.
@@ -265,6 +271,8 @@ func reasonOf(err error) string {
 		return "refused"
 	case errors.Is(err, ErrClosed):
 		return "closed"
+	case errors.Is(err, ErrFenced):
+		return "fenced"
 	}
 	return "other"
 }
@@ -625,6 +633,23 @@ func (o *Outbox) limiterFor(room string) *rate.Limiter {
 // send writes items (one, or a batch when no rate limit is set) in one
 // write and settles them.
 func (o *Outbox) send(ctx context.Context, items []*Item, s Sender, gen uint64) {
+	if o.hooks.Allow != nil {
+		kept := make([]*Item, 0, len(items))
+		for _, it := range items {
+			if o.hooks.Allow(it) {
+				kept = append(kept, it)
+				continue
+			}
+			o.mu.Lock()
+			o.inflight--
+			o.mu.Unlock()
+			o.drop(it, ErrFenced, "fenced")
+		}
+		if len(kept) == 0 {
+			return
+		}
+		items = kept
+	}
 	if it := items[0]; len(items) == 1 && it.Priority == Bulk {
 		if o.global != nil {
 			if err := o.global.Wait(ctx); err != nil {

@@ -9,6 +9,7 @@ import (
 	"io"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -661,5 +662,43 @@ func TestOutboxRoomClosedHoldsQueued(t *testing.T) {
 	got := f.sent()
 	if !strings.Contains(got[1], ">g0<") || !strings.Contains(got[2], ">g1<") {
 		t.Fatalf("order: %q", got)
+	}
+}
+
+// TestAllowFences: an item Hooks.Allow refuses at the last step is dropped
+// with ErrFenced and counted as "fenced"; presence and allowed messages go
+// out in order.
+func TestAllowFences(t *testing.T) {
+	var speak atomic.Bool
+	var reasons sync.Map
+	o := runOutbox(t, Config{}, Hooks{
+		Allow:   func(it *Item) bool { return it.Kind != Message || speak.Load() },
+		Dropped: func(r string) { reasons.Store(r, true) },
+	})
+	f := &fakeSender{}
+	o.Attach(f, nil)
+	fenced := make(chan error, 1)
+	_ = o.Enqueue(&Item{Kind: Message, To: "a@b", Type: "chat", Body: "standby", Done: func(err error) { fenced <- err }})
+	_ = o.Enqueue(&Item{Kind: Presence, To: "r@c/n", Type: "unavailable"})
+	select {
+	case err := <-fenced:
+		if !errors.Is(err, ErrFenced) {
+			t.Fatalf("done(%v), want ErrFenced", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("a refused item was never settled")
+	}
+	speak.Store(true)
+	_ = o.Enqueue(&Item{Kind: Message, To: "a@b", Type: "chat", Body: "leader"})
+	waitFor(t, "the presence and the allowed message", func() bool { return len(f.sent()) == 2 })
+	got := strings.Join(f.sent(), "\n")
+	if strings.Contains(got, "standby") || !strings.Contains(got, "leader") || !strings.Contains(got, "unavailable") {
+		t.Fatalf("sent:\n%s", got)
+	}
+	if _, ok := reasons.Load("fenced"); !ok {
+		t.Error("the refusal was not counted as fenced")
+	}
+	if err := o.Flush(context.Background()); err != nil {
+		t.Fatal(err)
 	}
 }
