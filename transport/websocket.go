@@ -1,0 +1,86 @@
+package transport
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"time"
+
+	"crier/internal/wswire"
+)
+
+// wsPingInterval is how often a WebSocket ping goes to the server, so that
+// proxies in between do not end the connection as idle. Whether the server
+// is alive is the XMPP keepalive's business.
+const wsPingInterval = 30 * time.Second
+
+// dialWebSocket opens the WebSocket (RFC 6455) of Options.WSURL with the
+// xmpp subprotocol and returns it as a stream with the framing of RFC 7395
+// (internal/wswire), which mellium negotiates as it would a TCP stream.
+// wss:// verifies the server's certificate as the TCP path does (the URL's
+// host is the name checked); ws:// is accepted only towards a loopback
+// host, as tls "none" is.
+func dialWebSocket(ctx context.Context, o Options) (net.Conn, bool, error) {
+	u, err := url.Parse(o.WSURL)
+	if err != nil || u.Host == "" {
+		return nil, false, fmt.Errorf("%w: WebSocket URL %q is not an absolute URL", ErrConfig, o.WSURL)
+	}
+	var secure bool
+	port := "80"
+	switch u.Scheme {
+	case "wss":
+		secure, port = true, "443"
+	case "ws":
+		if err := requireLoopback(ctx, o.Resolver, u.Hostname()); err != nil {
+			return nil, false, err
+		}
+	default:
+		return nil, false, fmt.Errorf("%w: WebSocket URL scheme %q (want wss)", ErrConfig, u.Scheme)
+	}
+	if u.Port() != "" {
+		port = u.Port()
+	}
+	d := &net.Dialer{Resolver: o.Resolver, KeepAlive: 30 * time.Second}
+	nc, err := d.DialContext(ctx, "tcp", net.JoinHostPort(u.Hostname(), port))
+	if err != nil {
+		return nil, false, classify(ctx, phaseDial, err, nil)
+	}
+	// Handshakes are bounded by the connect context: its end closes the
+	// connection, which fails a pending read or write at once.
+	stop := context.AfterFunc(ctx, func() { nc.Close() })
+	defer stop()
+	if dl, ok := ctx.Deadline(); ok {
+		_ = nc.SetDeadline(dl)
+	}
+	if secure {
+		cfg := o.TLSConfig.Clone()
+		if cfg.ServerName == "" {
+			cfg.ServerName = u.Hostname()
+		}
+		cfg.NextProtos = []string{"http/1.1"}
+		tc := tls.Client(nc, cfg)
+		if err := tc.HandshakeContext(ctx); err != nil {
+			nc.Close()
+			return nil, false, classify(ctx, phaseTLS, err, nil)
+		}
+		nc = tc
+	}
+	br, err := wswire.ClientHandshake(nc, u, wswire.ClientOptions{Origin: o.WSOrigin})
+	if err != nil {
+		nc.Close()
+		if errors.Is(err, wswire.ErrHandshake) {
+			return nil, false, fmt.Errorf("%w: %s: %w", ErrConnect, o.WSURL, err)
+		}
+		return nil, false, classify(ctx, phaseDial, err, nil)
+	}
+	_ = nc.SetDeadline(time.Time{})
+	ws := wswire.NewConn(nc, br, true, wswire.DefaultMaxMessage)
+	return wswire.NewStreamConn(ws, wswire.StreamConfig{
+		Client:        true,
+		StripStartTLS: true,
+		PingInterval:  wsPingInterval,
+	}), secure, nil
+}
