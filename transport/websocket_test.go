@@ -3,6 +3,7 @@ package transport
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -57,6 +58,21 @@ func TestWebSocketOptions(t *testing.T) {
 		_, err := Connect(context.Background(), o)
 		if !errors.Is(err, tc.want) {
 			t.Errorf("%q: %v, want %v", tc.url, err, tc.want)
+		}
+	}
+}
+
+// TestWebSocketReasons: the ways a WebSocket session can break have their
+// metric labels.
+func TestWebSocketReasons(t *testing.T) {
+	for err, want := range map[error]string{
+		wswire.ErrFraming:      "protocol",
+		wswire.ErrTooLarge:     "protocol",
+		wswire.ErrProtocol:     "protocol",
+		wswire.ErrClosedByPeer: "closed",
+	} {
+		if got := Reason(fmt.Errorf("read: %w", err)); got != want {
+			t.Errorf("Reason(%v) = %q, want %q", err, got, want)
 		}
 	}
 }

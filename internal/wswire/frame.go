@@ -84,6 +84,7 @@ type Conn struct {
 	wmu       sync.Mutex
 	wbuf      []byte
 	closeSent bool
+	closeErr  error // why writes fail once the close frame is out: the read side's reason
 	onPong    func()
 }
 
@@ -151,6 +152,7 @@ func (c *Conn) ReadMessage() ([]byte, error) {
 			if code == closeNoStatus {
 				code = CloseNormal
 			}
+			c.setCloseErr(fmt.Errorf("%w with %w: %w", ErrClosedByPeer, ce, io.ErrUnexpectedEOF))
 			_ = c.WriteClose(code, "")
 			c.broken = ce
 			return nil, ce
@@ -183,8 +185,10 @@ func (c *Conn) ReadMessage() ([]byte, error) {
 	}
 }
 
-// fail sends a close frame with code, marks c broken and returns err.
+// fail sends a close frame with code, marks c broken and returns err,
+// which later writes return too.
 func (c *Conn) fail(code int, err error) error {
+	c.setCloseErr(err)
 	_ = c.WriteClose(code, "")
 	c.broken = err
 	return err
@@ -248,6 +252,17 @@ func (c *Conn) readFrame() (fin bool, op byte, payload []byte, err error) {
 	return fin, op, payload, nil
 }
 
+// setCloseErr records why writes fail after the close frame: the reason
+// the connection ends, not the close frame itself, is what a writer should
+// report.
+func (c *Conn) setCloseErr(err error) {
+	c.wmu.Lock()
+	if c.closeErr == nil {
+		c.closeErr = err
+	}
+	c.wmu.Unlock()
+}
+
 // readErr turns a read error into what ReadMessage returns: a timeout
 // before the frame began is passed on as it is; the end of the connection
 // is ErrClosedByPeer; anything inside a frame breaks c.
@@ -256,7 +271,7 @@ func (c *Conn) readErr(err error, inFrame bool) error {
 		return err
 	}
 	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-		err = fmt.Errorf("%w without a close frame", ErrClosedByPeer)
+		err = fmt.Errorf("%w without a close frame: %w", ErrClosedByPeer, io.ErrUnexpectedEOF)
 	}
 	c.broken = err
 	return err
@@ -307,6 +322,9 @@ func (c *Conn) write(op byte, p []byte) error {
 	if c.closeSent {
 		if op == opClose {
 			return nil
+		}
+		if c.closeErr != nil {
+			return c.closeErr
 		}
 		return fmt.Errorf("%w: close frame already sent", net.ErrClosed)
 	}

@@ -178,8 +178,7 @@ func (c *StreamConn) fill() error {
 		c.nRecv.Add(1)
 		if err := c.translate(msg); err != nil {
 			c.nBad.Add(1)
-			c.rerr = err
-			_ = c.ws.WriteClose(CloseInvalidData, "")
+			c.rerr = c.ws.fail(CloseInvalidData, err)
 		}
 	}
 	return nil
@@ -192,7 +191,9 @@ func (c *StreamConn) readErr(err error) error {
 	case c.ended.Load() && (errors.As(err, &ce) || errors.Is(err, ErrClosedByPeer)):
 		return io.EOF // after <close/>: the end of the stream
 	case errors.As(err, &ce):
-		return fmt.Errorf("%w with %w before <close/>", ErrClosedByPeer, err)
+		// An unexpected end, as a cut connection is: a server keeps a
+		// stream-managed session for resumption.
+		return fmt.Errorf("%w with %w before <close/>: %w", ErrClosedByPeer, err, io.ErrUnexpectedEOF)
 	case errors.Is(err, ErrTooLarge), errors.Is(err, ErrProtocol):
 		c.nBad.Add(1)
 	}
