@@ -2,12 +2,17 @@ package transport
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
+	"crier/internal/miniserver"
 	"crier/internal/wswire"
 )
 
@@ -74,5 +79,45 @@ func TestWebSocketReasons(t *testing.T) {
 		if got := Reason(fmt.Errorf("read: %w", err)); got != want {
 			t.Errorf("Reason(%v) = %q, want %q", err, got, want)
 		}
+	}
+}
+
+// TestWebSocketTLS: over wss:// the server's certificate is verified
+// against the URL's host with the configured roots, as over TCP, and the
+// connection counts as secure.
+func TestWebSocketTLS(t *testing.T) {
+	certPEM, keyPEM, err := miniserver.NewCertificate("localhost")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := startMiniWith(t, miniserver.Config{Domain: "localhost", Accounts: map[string]string{"bot@localhost": "pw"}, Certificate: &cert})
+	hs := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		nc, br, err := wswire.Upgrade(w, r, nil)
+		if err != nil {
+			return
+		}
+		s.ServeConn(wswire.NewStreamConn(wswire.NewConn(nc, br, false, 0), wswire.StreamConfig{}), true)
+	}))
+	hs.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
+	hs.StartTLS()
+	t.Cleanup(hs.Close)
+	_, port, _ := net.SplitHostPort(hs.Listener.Addr().String())
+	wss := "wss://localhost:" + port + "/xmpp-websocket"
+
+	o := miniOptions(s)
+	o.Transport, o.WSURL, o.Address = TransportWebSocket, wss, ""
+	c := connect(t, o)
+	if !c.Secure || c.JID.String() != "bot@localhost/crier" {
+		t.Errorf("Secure=%v JID=%s", c.Secure, c.JID)
+	}
+	_ = c.Close()
+
+	o.TLSConfig = nil // the system's roots do not know the server
+	if _, err := Connect(context.Background(), o); !errors.Is(err, ErrTLS) || !strings.Contains(err.Error(), "x509") {
+		t.Errorf("untrusted certificate: %v", err)
 	}
 }
