@@ -61,6 +61,7 @@ type CloseError struct {
 	Reason string
 }
 
+// Error describes the close frame: its code and reason.
 func (e *CloseError) Error() string {
 	if e.Reason == "" {
 		return fmt.Sprintf("close frame %d", e.Code)
