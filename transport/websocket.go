@@ -1,11 +1,14 @@
 package transport
 
 import (
+	"bufio"
 	"context"
 	"crypto/tls"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"net/url"
 	"time"
 
@@ -16,6 +19,11 @@ import (
 // proxies in between do not end the connection as idle. Whether the server
 // is alive is the XMPP keepalive's business.
 const wsPingInterval = 30 * time.Second
+
+// wsProxy picks the HTTP proxy for a WebSocket URL (given as its http or
+// https equivalent), as the BOSH transport does: HTTPS_PROXY, HTTP_PROXY
+// and NO_PROXY; never for loopback hosts. Tests replace it.
+var wsProxy = http.ProxyFromEnvironment
 
 // dialWebSocket opens the WebSocket (RFC 6455) of Options.WSURL with the
 // xmpp subprotocol and returns it as a stream with the framing of RFC 7395
@@ -43,8 +51,25 @@ func dialWebSocket(ctx context.Context, o Options) (net.Conn, bool, error) {
 	if u.Port() != "" {
 		port = u.Port()
 	}
+	target := net.JoinHostPort(u.Hostname(), port)
+	hu := *u
+	hu.Scheme = "http"
+	if secure {
+		hu.Scheme = "https"
+	}
+	proxy, err := wsProxy(&http.Request{URL: &hu})
+	if err != nil {
+		return nil, false, fmt.Errorf("%w: proxy: %w", ErrConfig, err)
+	}
+	dialAddr := target
+	if proxy != nil {
+		dialAddr = proxy.Host
+		if proxy.Port() == "" {
+			dialAddr = net.JoinHostPort(proxy.Hostname(), "80")
+		}
+	}
 	d := &net.Dialer{Resolver: o.Resolver, KeepAlive: 30 * time.Second}
-	nc, err := d.DialContext(ctx, "tcp", net.JoinHostPort(u.Hostname(), port))
+	nc, err := d.DialContext(ctx, "tcp", dialAddr)
 	if err != nil {
 		return nil, false, classify(ctx, phaseDial, err, nil)
 	}
@@ -54,6 +79,12 @@ func dialWebSocket(ctx context.Context, o Options) (net.Conn, bool, error) {
 	defer stop()
 	if dl, ok := ctx.Deadline(); ok {
 		_ = nc.SetDeadline(dl)
+	}
+	if proxy != nil {
+		if err := proxyConnect(nc, proxy, target); err != nil {
+			nc.Close()
+			return nil, false, classify(ctx, phaseDial, err, nil)
+		}
 	}
 	if secure {
 		cfg := o.TLSConfig.Clone()
@@ -83,4 +114,34 @@ func dialWebSocket(ctx context.Context, o Options) (net.Conn, bool, error) {
 		StripStartTLS: true,
 		PingInterval:  wsPingInterval,
 	}), secure, nil
+}
+
+// proxyConnect asks the HTTP proxy on nc for a tunnel to target (CONNECT,
+// RFC 9110 §9.3.6), with the proxy URL's user and password as Basic
+// credentials.
+func proxyConnect(nc net.Conn, proxy *url.URL, target string) error {
+	req := "CONNECT " + target + " HTTP/1.1\r\nHost: " + target + "\r\n"
+	if u := proxy.User; u != nil {
+		pw, _ := u.Password()
+		req += "Proxy-Authorization: Basic " + base64.StdEncoding.EncodeToString([]byte(u.Username()+":"+pw)) + "\r\n"
+	}
+	if _, err := nc.Write([]byte(req + "\r\n")); err != nil {
+		return err
+	}
+	// Nothing comes through the tunnel before the client speaks (TLS or
+	// the WebSocket handshake), so the reader takes no byte of it; a proxy
+	// that sends more than its answer is refused.
+	br := bufio.NewReader(nc)
+	resp, err := http.ReadResponse(br, &http.Request{Method: http.MethodConnect})
+	if err != nil {
+		return fmt.Errorf("%w: proxy %s: %w", ErrConnect, proxy.Host, err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%w: proxy %s refused the tunnel to %s: %s", ErrConnect, proxy.Host, target, resp.Status)
+	}
+	if br.Buffered() > 0 {
+		return fmt.Errorf("%w: proxy %s sent data before the tunnel opened", ErrProtocol, proxy.Host)
+	}
+	return nil
 }

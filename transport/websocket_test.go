@@ -5,10 +5,13 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -119,5 +122,60 @@ func TestWebSocketTLS(t *testing.T) {
 	o.TLSConfig = nil // the system's roots do not know the server
 	if _, err := Connect(context.Background(), o); !errors.Is(err, ErrTLS) || !strings.Contains(err.Error(), "x509") {
 		t.Errorf("untrusted certificate: %v", err)
+	}
+}
+
+// TestWebSocketThroughProxy: with an HTTP proxy configured for the URL,
+// the WebSocket goes through a CONNECT tunnel, with the proxy's
+// credentials; a proxy that refuses the tunnel is a connect error.
+func TestWebSocketThroughProxy(t *testing.T) {
+	s := startMini(t)
+	var tunnels, auths atomic.Int32
+	refuse := atomic.Bool{}
+	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodConnect || refuse.Load() {
+			http.Error(w, "no", http.StatusForbidden)
+			return
+		}
+		if r.Header.Get("Proxy-Authorization") == "Basic dTpw" { // u:p
+			auths.Add(1)
+		}
+		up, err := net.Dial("tcp", r.Host)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		w.WriteHeader(http.StatusOK)
+		down, brw, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			up.Close()
+			return
+		}
+		tunnels.Add(1)
+		go func() { _, _ = io.Copy(up, brw); up.Close() }()
+		_, _ = io.Copy(down, up)
+		down.Close()
+	}))
+	defer proxy.Close()
+	old := wsProxy
+	wsProxy = func(*http.Request) (*url.URL, error) {
+		u, _ := url.Parse(proxy.URL)
+		u.User = url.UserPassword("u", "p")
+		return u, nil
+	}
+	t.Cleanup(func() { wsProxy = old })
+
+	o := miniOptions(s)
+	o.Transport, o.WSURL, o.Address = TransportWebSocket, s.WebSocketURL(), ""
+	c := connect(t, o)
+	if err := c.Close(); err != nil {
+		t.Errorf("close: %v", err)
+	}
+	if tunnels.Load() != 1 || auths.Load() != 1 {
+		t.Errorf("%d tunnels, %d with the credentials; want 1 and 1", tunnels.Load(), auths.Load())
+	}
+	refuse.Store(true)
+	if _, err := Connect(context.Background(), o); !errors.Is(err, ErrConnect) || !strings.Contains(err.Error(), "403") {
+		t.Errorf("refused tunnel: %v", err)
 	}
 }
