@@ -27,10 +27,15 @@ func (b *Bot) cronAction(a rules.Action) {
 }
 
 // do carries out one action.
-func (b *Bot) do(a rules.Action) {
+func (b *Bot) do(a rules.Action) { b.doReply(a, time.Time{}) }
+
+// doReply carries out one action of a rule that answered an event
+// received at in (zero for cron and plugins): replies are then timed from
+// the event to the server's acknowledgement (crier_reply_seconds).
+func (b *Bot) doReply(a rules.Action, in time.Time) {
 	switch a.Kind {
 	case rules.ActReply, rules.ActSend, rules.ActHeadline:
-		b.sendText(a.To, a.Type, a.Text, a.Subject)
+		b.sendText(a.To, a.Type, a.Text, a.Subject, in)
 	case rules.ActSubject:
 		room := firstNonEmpty(a.Room, a.To)
 		_ = b.out.Enqueue(&outbox.Item{Kind: outbox.Message, To: room, Type: "groupchat", Subject: cleanText(firstNonEmpty(a.Subject, a.Text)), ID: b.nextID(), Room: room})
@@ -79,7 +84,7 @@ func firstNonEmpty(s ...string) string {
 }
 
 // sendText queues a message, split under the body byte limit.
-func (b *Bot) sendText(to, typ, text, subject string) {
+func (b *Bot) sendText(to, typ, text, subject string, in time.Time) {
 	if to == "" {
 		return
 	}
@@ -95,6 +100,7 @@ func (b *Bot) sendText(to, typ, text, subject string) {
 		it := &outbox.Item{Kind: outbox.Message, To: to, Type: typ, Body: p, ID: b.nextID(), Room: room}
 		if i == 0 {
 			it.Subject = cleanText(subject)
+			it.Received = in
 		}
 		if err := b.out.Enqueue(it); err != nil {
 			return // counted by the outbox

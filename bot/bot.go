@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/time/rate"
 	"mellium.im/xmpp/jid"
@@ -100,7 +101,14 @@ type Bot struct {
 	connSince time.Time
 	// cmdRooms are the rooms joined by command (kept in the store), and
 	// leftRooms configured rooms left by command until the next restart.
-	roomMu    sync.Mutex
+	roomMu sync.Mutex
+	// lastErr is why the last connection attempt failed or the last
+	// session ended, for /-/ready ("" while connected).
+	lastErr atomic.Pointer[string]
+	// ha is the leader election of [ha], while Run campaigns (nil
+	// without [ha]).
+	ha        atomic.Pointer[haRun]
+	haNC      *nats.Conn // [ha]'s NATS connection (shared state and lease)
 	cmdRooms  map[string]RoomConfig
 	leftRooms map[string]bool
 
@@ -202,7 +210,7 @@ func New(cfg *config.Config, opts Options) (*Bot, error) {
 	b.cfg.Store(newSettings(cfg))
 	b.rooms.Set(b.wantedRooms(cfg))
 	if b.pending, err = b.plugins.build(cfg); err != nil {
-		_ = b.store.Close()
+		b.closeStore()
 		return nil, err
 	}
 	return b, nil
@@ -236,7 +244,7 @@ func roomJIDs(cfg *config.Config) []string {
 func (b *Bot) newScheduler(cfg *config.Config, jobs []*rules.CronJob) *rules.Scheduler {
 	s := rules.NewScheduler(jobs, b.cronAction, rules.WithRooms(roomJIDs(cfg)...), rules.WithLogger(b.log.With("component", "cron")),
 		rules.WithHistory(cronHistory{b}))
-	if !b.online.Load() {
+	if !b.online.Load() || !b.leader() {
 		s.Disconnected()
 	}
 	return s
@@ -319,7 +327,11 @@ func (b *Bot) Ready() (bool, []string) {
 		}
 	}
 	if !up {
-		return false, append([]string{"session: not connected"}, lines...)
+		line := "session: not connected"
+		if why := b.lastError(); why != "" {
+			line += " (" + why + ")"
+		}
+		return false, append([]string{line}, lines...)
 	}
 	return all, append([]string{"session: bound"}, lines...)
 }

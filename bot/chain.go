@@ -133,6 +133,10 @@ func (c *chain) dispatch(ctx context.Context, gen uint64) {
 // handle runs one event through the links, then the rules.
 func (c *chain) handle(ctx context.Context, it *chainItem, gen uint64) {
 	b := c.b
+	if !b.leader() {
+		b.hm.haStandbyEvents.Inc()
+		return // a standby answers nothing
+	}
 	m := &it.m
 	if m.Room != "" && m.BotNick == "" {
 		m.BotNick = b.rooms.nick(m.Room)
@@ -155,7 +159,7 @@ func (c *chain) handle(ctx context.Context, it *chainItem, gen uint64) {
 		acts, handled = eng.EvaluateMatched(*m)
 		for _, a := range acts {
 			b.met.ruleHits.WithLabelValues(a.Rule).Inc()
-			b.do(a)
+			b.doReply(a, it.ev.Time)
 		}
 	}
 	if handled || it.ev.Kind != plugins.EventMessage {

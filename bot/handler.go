@@ -410,7 +410,9 @@ func (b *Bot) onMessage(st *inStanza) {
 	if m.Room == "" && b.rooms.isRoom(bare) {
 		ev.Room = bare // a private message through the room
 	}
-	b.observe(&ev)
+	if b.leader() {
+		b.observe(&ev)
+	}
 	b.chain.enqueue(&chainItem{m: m, ev: ev})
 }
 

@@ -138,7 +138,7 @@ func opsRegistry(version string, out *outbox.Outbox) *prometheus.Registry {
 	bi.WithLabelValues(version, info.Revision, info.GoVersion).Set(1)
 	reg.MustRegister(bi)
 	if out != nil {
-		reg.MustRegister(out.Delivery())
+		reg.MustRegister(out.Delivery(), out.Reply())
 	}
 	return reg
 }

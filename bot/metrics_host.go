@@ -16,18 +16,25 @@ type hostMetrics struct {
 	pluginActions  *prometheus.CounterVec
 	pluginRunning  *prometheus.GaugeVec
 	storeErrors    *prometheus.CounterVec
+	// [ha]: leading now, leaderships lost, events a standby left alone.
+	haLeader         prometheus.Gauge
+	haLostLeadership prometheus.Counter
+	haStandbyEvents  prometheus.Counter
 }
 
 func newHostMetrics(reg prometheus.Registerer) *hostMetrics {
 	m := &hostMetrics{
-		chainDepth:     prometheus.NewGauge(prometheus.GaugeOpts{Name: "crier_chain_queue_depth", Help: "Events waiting for the message chain."}),
-		chainDropped:   prometheus.NewCounter(prometheus.CounterOpts{Name: "crier_chain_dropped_total", Help: "Events dropped because the message chain's queue was full."}),
-		chainStopped:   prometheus.NewCounterVec(prometheus.CounterOpts{Name: "crier_chain_stopped_total", Help: "Events a chain link stopped before the rules, by link."}, []string{"link"}),
-		pluginFailures: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "crier_plugin_failures_total", Help: "Plugins disabled by a failure, by plugin and reason (panic, blocked, start)."}, []string{"plugin", "reason"}),
-		pluginIQ:       prometheus.NewCounterVec(prometheus.CounterOpts{Name: "crier_plugin_iq_total", Help: "iq requests handed to plugins, by plugin and result (result, error, panic, busy, timeout)."}, []string{"plugin", "result"}),
-		pluginActions:  prometheus.NewCounterVec(prometheus.CounterOpts{Name: "crier_plugin_actions_total", Help: "Room actions asked by plugins, by action and result (requested, refused, done, failed)."}, []string{"action", "result"}),
-		pluginRunning:  prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "crier_plugin_running", Help: "1 for each plugin that runs, 0 for one configured but disabled or failed."}, []string{"plugin"}),
-		storeErrors:    prometheus.NewCounterVec(prometheus.CounterOpts{Name: "crier_state_errors_total", Help: "State store operations that failed, by operation."}, []string{"op"}),
+		chainDepth:       prometheus.NewGauge(prometheus.GaugeOpts{Name: "crier_chain_queue_depth", Help: "Events waiting for the message chain."}),
+		chainDropped:     prometheus.NewCounter(prometheus.CounterOpts{Name: "crier_chain_dropped_total", Help: "Events dropped because the message chain's queue was full."}),
+		chainStopped:     prometheus.NewCounterVec(prometheus.CounterOpts{Name: "crier_chain_stopped_total", Help: "Events a chain link stopped before the rules, by link."}, []string{"link"}),
+		pluginFailures:   prometheus.NewCounterVec(prometheus.CounterOpts{Name: "crier_plugin_failures_total", Help: "Plugins disabled by a failure, by plugin and reason (panic, blocked, start)."}, []string{"plugin", "reason"}),
+		pluginIQ:         prometheus.NewCounterVec(prometheus.CounterOpts{Name: "crier_plugin_iq_total", Help: "iq requests handed to plugins, by plugin and result (result, error, panic, busy, timeout)."}, []string{"plugin", "result"}),
+		pluginActions:    prometheus.NewCounterVec(prometheus.CounterOpts{Name: "crier_plugin_actions_total", Help: "Room actions asked by plugins, by action and result (requested, refused, done, failed)."}, []string{"action", "result"}),
+		pluginRunning:    prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "crier_plugin_running", Help: "1 for each plugin that runs, 0 for one configured but disabled or failed."}, []string{"plugin"}),
+		haLeader:         prometheus.NewGauge(prometheus.GaugeOpts{Name: "crier_ha_leader", Help: "1 while this instance leads ([ha]; always 0 without it)."}),
+		haLostLeadership: prometheus.NewCounter(prometheus.CounterOpts{Name: "crier_ha_leadership_lost_total", Help: "Times this instance stopped leading ([ha])."}),
+		haStandbyEvents:  prometheus.NewCounter(prometheus.CounterOpts{Name: "crier_ha_standby_events_total", Help: "Events a standby left to the leader ([ha])."}),
+		storeErrors:      prometheus.NewCounterVec(prometheus.CounterOpts{Name: "crier_state_errors_total", Help: "State store operations that failed, by operation."}, []string{"op"}),
 	}
 	// Every series exists from the first scrape, at zero.
 	for _, n := range plugins.Names() {
@@ -48,7 +55,7 @@ func newHostMetrics(reg prometheus.Registerer) *hostMetrics {
 	for _, op := range []string{"view", "update"} {
 		m.storeErrors.WithLabelValues(op)
 	}
-	for _, c := range []prometheus.Collector{m.chainDepth, m.chainDropped, m.chainStopped, m.pluginFailures, m.pluginIQ, m.pluginActions, m.pluginRunning, m.storeErrors} {
+	for _, c := range []prometheus.Collector{m.chainDepth, m.chainDropped, m.chainStopped, m.pluginFailures, m.pluginIQ, m.pluginActions, m.pluginRunning, m.storeErrors, m.haLeader, m.haLostLeadership, m.haStandbyEvents} {
 		reg.MustRegister(c)
 	}
 	return m

@@ -121,13 +121,16 @@ func TestMetricsDocumentedFromFirstScrape(t *testing.T) {
 }
 
 // TestDeliveryHistogram checks that the replies a bot sends are observed
-// in crier_delivery_seconds once the server acknowledged them.
+// in crier_delivery_seconds and crier_reply_seconds once the server
+// acknowledged them.
 func TestDeliveryHistogram(t *testing.T) {
 	h := readyBot(t, "")
 	ts := httptest.NewServer(h.bot.OpsHandler(func() error { return nil }))
 	defer ts.Close()
 	alice := joinRoom(t, h, "alice")
-	before := histCount(t, scrape(t, ts.URL), "crier_delivery_seconds")
+	first := scrape(t, ts.URL)
+	before := histCount(t, first, "crier_delivery_seconds")
+	repliesBefore := histCount(t, first, "crier_reply_seconds")
 	for range 3 {
 		if err := alice.SendMessage(room, "groupchat", "!ping"); err != nil {
 			t.Fatal(err)
@@ -139,14 +142,18 @@ func TestDeliveryHistogram(t *testing.T) {
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		text := scrape(t, ts.URL)
-		if n := histCount(t, text, "crier_delivery_seconds"); n >= before+3 {
+		if n, r := histCount(t, text, "crier_delivery_seconds"), histCount(t, text, "crier_reply_seconds"); n >= before+3 && r >= repliesBefore+3 {
 			if sum := histValue(t, text, "crier_delivery_seconds_sum"); sum <= 0 || sum > 30 {
 				t.Fatalf("delivery seconds sum %v for %v replies", sum, n-before)
+			}
+			if sum := histValue(t, text, "crier_reply_seconds_sum"); sum <= 0 || sum > 30 {
+				t.Fatalf("reply seconds sum %v for %v replies", sum, r-repliesBefore)
 			}
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("crier_delivery_seconds_count went from %v to %v after 3 replies", before, histCount(t, text, "crier_delivery_seconds"))
+			t.Fatalf("after 3 replies crier_delivery_seconds_count went from %v to %v, crier_reply_seconds_count from %v to %v",
+				before, histCount(t, text, "crier_delivery_seconds"), repliesBefore, histCount(t, text, "crier_reply_seconds"))
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

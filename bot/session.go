@@ -66,6 +66,11 @@ func (b *Bot) Run(ctx context.Context) error {
 	}
 	b.pending = nil
 	defer b.stopPlugins()
+	stopHA, err := b.startHA(ctx)
+	if err != nil {
+		return err
+	}
+	defer stopHA()
 	b.cronMu.Lock()
 	b.cron.Start()
 	b.cronMu.Unlock()
@@ -88,6 +93,13 @@ func (b *Bot) Run(ctx context.Context) error {
 		}
 		d := b.backoff(try)
 		try++
+		if reason == "auth" {
+			// A refused login does not get better by retrying soon: wait
+			// the longest interval (a password fixed by a reload is used
+			// at the next try).
+			d = max(d, b.opts.MaxBackoff)
+		}
+		b.setLastError(reason, err)
 		if up > 0 {
 			b.log.Warn("session lost; reconnecting", "reason", reason, "err", err, "in", d.Round(time.Millisecond))
 		} else {
@@ -134,6 +146,7 @@ func (b *Bot) session(ctx context.Context) (time.Duration, error) {
 	started := time.Now()
 	resumed := conn.Resumed()
 	b.log.Info("connected", "jid", conn.JID.String(), "transport", conn.Transport, "server", conn.Server, "sasl", conn.Mechanism, "resumed", resumed)
+	b.lastErr.Store(nil)
 	b.met.connects.Inc()
 	if resumed {
 		b.met.resumed.Inc()
@@ -163,7 +176,9 @@ func (b *Bot) session(ctx context.Context) (time.Duration, error) {
 	}
 	b.cronMu.Lock()
 	b.online.Store(true)
-	b.cron.Reconnected()
+	if b.leader() {
+		b.cron.Reconnected()
+	}
 	b.cronMu.Unlock()
 	b.wg.Add(2)
 	go b.keepalive(sctx, conn, x.Keepalive.Std(), x.KeepaliveTimeout.Std())
@@ -372,4 +387,21 @@ func (b *Bot) dropConn() {
 			_ = c.Close()
 		}
 	}
+}
+
+// setLastError records why the session is down, for /-/ready.
+func (b *Bot) setLastError(reason string, err error) {
+	why := reason
+	if err != nil {
+		why += ": " + err.Error()
+	}
+	b.lastErr.Store(&why)
+}
+
+// lastError is why the session is down, or "".
+func (b *Bot) lastError() string {
+	if p := b.lastErr.Load(); p != nil {
+		return *p
+	}
+	return ""
 }

@@ -11,9 +11,12 @@ import (
 
 	"mellium.im/xmpp/jid"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"crier/internal/config"
 	"crier/internal/state"
 	"crier/plugins"
+	"crier/plugins/natsrelay"
 )
 
 // The bot's own state: rooms joined by command, in the namespace "core".
@@ -29,10 +32,32 @@ const (
 // openStore opens the state store of cfg ([bot] state_dir, or memory) and
 // loads the rooms joined by command.
 func (b *Bot) openStore(cfg *config.Config) error {
-	if cfg.Bot.StateDir == "" {
+	switch {
+	case cfg.HA.Enabled():
+		// Instances of one [ha] bucket share their state (rooms joined by
+		// command, grants, cron's last runs, the plugins' namespaces) in a
+		// KV bucket beside the lease's, so a new leader takes over where
+		// the old one was.
+		nc, err := natsrelay.Connect(*natsrelay.ConfigOf(cfg.Plugins))
+		if err != nil {
+			return fmt.Errorf("bot: [ha] needs NATS for the shared state: %w", err)
+		}
+		js, err := jetstream.New(nc)
+		if err == nil {
+			b.store, err = state.OpenKV(js, cfg.HA.Bucket+"-state", state.KVOptions{Logger: b.log.With("component", "state")})
+		}
+		if err != nil {
+			nc.Close()
+			return fmt.Errorf("bot: [ha] shared state: %w", err)
+		}
+		b.haNC = nc
+		if cfg.Bot.StateDir != "" {
+			b.log.Info("[ha]: state is shared in NATS KV; bot.state_dir is not used", "bucket", cfg.HA.Bucket+"-state")
+		}
+	case cfg.Bot.StateDir == "":
 		b.store = state.NewMemory()
 		b.log.Info("no [bot] state_dir: state (rooms joined by command, grants) is kept in memory only and lost at exit")
-	} else {
+	default:
 		st, err := openStateFile(filepath.Join(cfg.Bot.StateDir, StoreFile), b.log)
 		if err != nil {
 			return fmt.Errorf("bot: state store: %w", err)
@@ -45,17 +70,31 @@ func (b *Bot) openStore(cfg *config.Config) error {
 		return fmt.Errorf("bot: state store: %w", err)
 	}
 	b.core = ns
-	return b.core.View(func(tx state.Tx) error {
+	return b.loadCmdRooms()
+}
+
+// loadCmdRooms reads the rooms joined by command from the store (again,
+// when a new leader takes over state another instance wrote).
+func (b *Bot) loadCmdRooms() error {
+	rooms := map[string]RoomConfig{}
+	err := b.core.View(func(tx state.Tx) error {
 		return tx.ForEach(roomKeyPrefix, func(key string, value []byte) error {
 			var rc RoomConfig
 			if err := json.Unmarshal(value, &rc); err != nil || rc.JID == "" {
 				b.log.Warn("state store: unreadable room entry, ignored", "key", key, "err", err)
 				return nil
 			}
-			b.cmdRooms[rc.JID] = rc
+			rooms[rc.JID] = rc
 			return nil
 		})
 	})
+	if err != nil {
+		return err
+	}
+	b.roomMu.Lock()
+	b.cmdRooms = rooms
+	b.roomMu.Unlock()
+	return nil
 }
 
 func (b *Bot) closeStore() {
@@ -64,14 +103,20 @@ func (b *Bot) closeStore() {
 			b.log.Warn("state store did not close cleanly", "err", err)
 		}
 	}
+	if b.haNC != nil {
+		b.haNC.Close()
+	}
 }
 
 // stopPlugins stops plugins in reverse order, once.
 func (b *Bot) stopPlugins() { b.pluginsStop.Do(b.plugins.stopAll) }
 
 // wantedRooms is the configured rooms, without those left by command, and
-// the rooms joined by command.
+// the rooms joined by command; none while this instance is a standby.
 func (b *Bot) wantedRooms(cfg *config.Config) []RoomConfig {
+	if !b.leader() {
+		return nil // a standby is in no room
+	}
 	b.roomMu.Lock()
 	defer b.roomMu.Unlock()
 	var out []RoomConfig

@@ -7,7 +7,11 @@
 //
 // Every element of the encrypted stream passes a Tap, in both directions,
 // before mellium or the server sees it; Conn.Inject writes elements between
-// mellium's own. Stream management (XEP-0198) builds on these two.
+// mellium's own, never after the stream's closing tag. Stream management
+// (XEP-0198) builds on these two. Whitespace the server sends between
+// elements (allowed anywhere by RFC 6120, and fatal to mellium's
+// negotiator before the stream features) is seen by the tap and taken out
+// before mellium reads.
 //
 // Failures wrap one sentinel error each, so that the daemon can log one
 // line naming the cause and count it under Reason(err):

@@ -57,12 +57,17 @@ type TapFunc func(dir Direction, name xml.Name, raw []byte)
 func (f TapFunc) Element(dir Direction, name xml.Name, raw []byte) { f(dir, name, raw) }
 
 const (
-	nsStream   = "http://etherx.jabber.org/streams"
-	nsSASL     = "urn:ietf:params:xml:ns:xmpp-sasl"
-	nsTLS      = "urn:ietf:params:xml:ns:xmpp-tls"
-	nsBind     = "urn:ietf:params:xml:ns:xmpp-bind"
-	nsClient   = "jabber:client"
-	maxElement = 16 << 20 // the tap stops observing (the stream goes on) past this size
+	nsStream = "http://etherx.jabber.org/streams"
+	nsSASL   = "urn:ietf:params:xml:ns:xmpp-sasl"
+	nsTLS    = "urn:ietf:params:xml:ns:xmpp-tls"
+	nsBind   = "urn:ietf:params:xml:ns:xmpp-bind"
+	nsClient = "jabber:client"
+	// Past these limits the tap stops observing (the stream goes on, and
+	// the decoder behind it judges the XML): the size of one element, its
+	// nesting and the attributes of one tag. Real stanzas stay far below.
+	maxElement = 16 << 20
+	maxDepth   = 128
+	maxAttrs   = 512
 )
 
 // tapConn is the net.Conn handed to mellium. It passes bytes through
@@ -107,7 +112,12 @@ type tapConn struct {
 	out     xmlsplit.Splitter
 	outNS   string
 	outDead bool
-	pending [][]byte // injected elements waiting for a boundary
+	// outEnded: </stream:stream> has gone out. Nothing may follow it
+	// (RFC 6120 §4.4), so injected elements are refused from then on and
+	// those still waiting for a boundary are dropped: they are stream
+	// management answers and requests, moot once the stream is over.
+	outEnded bool
+	pending  [][]byte // injected elements waiting for a boundary
 
 	ended     chan struct{} // closed when the server ends its stream or reads fail
 	endOnce   sync.Once
@@ -135,8 +145,9 @@ func newTapConn(c net.Conn, tap Tap, log *slog.Logger) *tapConn {
 		closed:   make(chan struct{}),
 		sm:       newSMState(log),
 	}
-	tc.in.Max = maxElement
-	tc.out.Max = maxElement
+	for _, sp := range []*xmlsplit.Splitter{&tc.in, &tc.out} {
+		sp.Max, sp.MaxDepth, sp.MaxAttrs = maxElement, maxDepth, maxAttrs
+	}
 	tc.in.NamespacesOnly = true // the tap resolves names, nothing more
 	tc.out.NamespacesOnly = true
 	return tc
@@ -242,6 +253,10 @@ func (tc *tapConn) atBoundary() bool { return !tc.outDead && tc.out.Buffered() =
 
 // flushPending writes the queued injected elements. The caller holds wmu.
 func (tc *tapConn) flushPending() error {
+	if tc.outEnded {
+		tc.pending = nil
+		return nil
+	}
 	for len(tc.pending) > 0 {
 		raw := tc.pending[0]
 		tc.pending = tc.pending[1:]
@@ -276,6 +291,9 @@ func (tc *tapConn) injectOwn(raw []byte) error {
 	defer tc.wmu.Unlock()
 	if tc.outDead {
 		return fmt.Errorf("%w: the outgoing stream could not be followed", ErrProtocol)
+	}
+	if tc.outEnded {
+		return fmt.Errorf("%w: the stream has ended", ErrClosed)
 	}
 	tc.pending = append(tc.pending, raw)
 	if tc.atBoundary() {
@@ -406,6 +424,8 @@ func (tc *tapConn) observeOut(p []byte) {
 		switch ev.Kind {
 		case xmlsplit.StreamStart:
 			tc.outNS = defaultNS(ev.Attr)
+		case xmlsplit.StreamEnd:
+			tc.outEnded = true
 		case xmlsplit.Element:
 			name := resolve(ev.Name, ev.Attr, tc.outNS)
 			tc.sm.seeOut(name) // stream management (sm.go)

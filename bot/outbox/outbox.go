@@ -60,6 +60,9 @@ type Item struct {
 	// Done, when set, is called once: with nil after the stanza was written,
 	// or with the reason it was dropped.
 	Done func(error)
+	// Received, when set, is when the message this item answers came in:
+	// its acknowledgement is observed in crier_reply_seconds.
+	Received time.Time
 
 	attempts  int
 	queued    time.Time // when Enqueue took it, for crier_delivery_seconds
@@ -166,8 +169,10 @@ type Outbox struct {
 	lastWrite atomic.Int64
 
 	// delivery observes each settled item's time from Enqueue to the
-	// server's acknowledgement.
+	// server's acknowledgement; reply, for replies, from the message they
+	// answer coming in.
 	delivery prometheus.Histogram
+	reply    prometheus.Histogram
 }
 
 type roomGate struct {
@@ -214,6 +219,11 @@ func New(cfg Config, hooks Hooks) *Outbox {
 		perRm: make(map[string]*rate.Limiter),
 
 		delivery: newDeliveryHistogram(),
+		reply: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "crier_reply_seconds",
+			Help:    "Time from a message coming in to the server acknowledging the bot's reply to it.",
+			Buckets: deliveryBuckets,
+		}),
 	}
 	if cfg.Rate > 0 {
 		o.global = rate.NewLimiter(cfg.Rate, cfg.Burst)
@@ -854,6 +864,9 @@ func (o *Outbox) settle(it *Item) {
 	if !it.queued.IsZero() {
 		o.delivery.Observe(time.Since(it.queued).Seconds())
 	}
+	if !it.Received.IsZero() {
+		o.reply.Observe(time.Since(it.Received).Seconds())
+	}
 	if it.Done != nil {
 		it.Done(nil)
 	}
@@ -929,6 +942,10 @@ func (o *Outbox) LastWrite() int64 { return o.lastWrite.Load() }
 // the server's acknowledgement (crier_delivery_seconds), for the bot to
 // serve.
 func (o *Outbox) Delivery() prometheus.Histogram { return o.delivery }
+
+// Reply is the histogram of replies' time from the message they answer
+// coming in to the server's acknowledgement (crier_reply_seconds).
+func (o *Outbox) Reply() prometheus.Histogram { return o.reply }
 
 // deliveryBuckets are the bounds of crier_delivery_seconds: from a few
 // milliseconds on loopback to the minutes a message may wait for a

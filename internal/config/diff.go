@@ -10,9 +10,9 @@ import (
 // prev. Otherwise it returns an error wrapping ErrRestart that names every
 // changed field the daemon cannot change while it runs: the XMPP account
 // and server (jid, resource, transport, address, tls, bosh_url,
-// websocket_url, websocket_origin, ca_file,
-// insecure_skip_verify, stream_management), everything under [embedded], http.listen and
-// bot.state_dir.
+// websocket_url, websocket_origin, ca_file, insecure_skip_verify,
+// stream_management), everything under [embedded], http.listen,
+// bot.state_dir and [ha].
 //
 // Rooms, rules, cron, limits, keepalive and timeouts, subscriptions, the
 // chain and every plugin table may change: a plugin whose table changed is
@@ -53,6 +53,8 @@ func Diff(prev, next *Config) error {
 	check("http.listen", prev.HTTP.Listen != next.HTTP.Listen)
 
 	check("bot.state_dir", prev.Bot.StateDir != next.Bot.StateDir)
+	check("ha.bucket", prev.HA.Bucket != next.HA.Bucket)
+	check("ha.lease", prev.HA.Lease != next.HA.Lease)
 
 	if len(fields) == 0 {
 		return nil

@@ -89,18 +89,21 @@ func (s *Server) handle(raw net.Conn, m mode) {
 		base = &shapedConn{Conn: tc, rate: s.cfg.Shape}
 	}
 	lc := &limitConn{Conn: base, max: int64(s.maxStanza) + 64<<10}
-	var conn net.Conn = lc
+	// Every stream is read through a spaceConn (space.go), inside TLS
+	// where there is TLS.
+	conn := newSpaceConn(lc)
 	var state xmpp.SessionState
 	switch m {
 	case modeDirectTLS:
-		conn = tls.Server(lc, s.tls.direct)
+		conn = newSpaceConn(tls.Server(lc, s.tls.direct))
+		state = xmpp.Secure // mellium cannot see the *tls.Conn under the spaceConn
 	case modeSecure:
 		state = xmpp.Secure
 	}
 	a := &authState{tc: tc, lc: lc}
 	var features []xmpp.StreamFeature
 	if m == modeStartTLS {
-		features = append(features, xmpp.StartTLS(s.tls.starttls))
+		features = append(features, startTLS(s.tls.starttls, conn))
 	}
 	features = append(features,
 		xmpp.SASLServer(s.plainPermissions(a),
@@ -127,6 +130,7 @@ func (s *Server) handle(raw net.Conn, m mode) {
 	sess, err := xmpp.ReceiveSession(ctx, conn, state, xmpp.NewNegotiator(func(*xmpp.Session, *xmpp.StreamConfig) xmpp.StreamConfig {
 		return xmpp.StreamConfig{Features: features}
 	}))
+	ctxErr := ctx.Err()
 	cancel()
 	a.mu.Lock()
 	c, tried := a.client, a.tried
@@ -143,13 +147,14 @@ func (s *Server) handle(raw net.Conn, m mode) {
 		if tried && c == nil {
 			s.stats.authFailures.Add(1)
 		}
-		s.log.Debug("negotiation failed", "remote", raw.RemoteAddr(), "err", err)
-		var se stream.Error
-		if sess != nil && errors.As(err, &se) && sess.Out().ID != "" {
+		cond := negotiationError(err, tried && c == nil, lc.exceeded.Load(), ctxErr)
+		s.log.Debug("negotiation failed", "remote", raw.RemoteAddr(), "err", err, "condition", cond)
+		// A stream error needs the server's stream header out first.
+		if cond != "" && sess != nil && sess.Out().ID != "" {
 			s.stats.streamErr.Add(1)
 			c := sess.Conn()
 			_ = c.SetWriteDeadline(time.Now().Add(time.Second))
-			_, _ = io.WriteString(c, streamError(se.Err))
+			_, _ = io.WriteString(c, streamError(cond))
 		}
 		return
 	}
@@ -185,6 +190,32 @@ func (s *Server) handle(raw net.Conn, m mode) {
 	case <-wdone:
 	case <-time.After(writeTimeout + time.Second):
 	}
+}
+
+// negotiationError picks the stream error condition that ends a failed
+// negotiation (RFC 6120 §4.9.3), or "" when the connection is gone and
+// nothing can be said: a stream error of mellium's own, the time limit,
+// a stanza over the size limit, XML that is not well-formed, a failed
+// authentication, and bad-format for anything else the client sent that
+// the negotiation could not take (an unexpected element, say).
+func negotiationError(err error, authFailed, tooLarge bool, ctxErr error) string {
+	var se stream.Error
+	var syn *xml.SyntaxError
+	switch {
+	case errors.As(err, &se):
+		return se.Err
+	case tooLarge:
+		return "policy-violation"
+	case errors.Is(ctxErr, context.DeadlineExceeded):
+		return "connection-timeout"
+	case ctxErr != nil, errors.Is(err, io.EOF), isCutShort(err), isNetErr(err):
+		return ""
+	case authFailed:
+		return "not-authorized"
+	case errors.As(err, &syn):
+		return "not-well-formed"
+	}
+	return "bad-format"
 }
 
 // streamError is a stream error followed by the end of the stream.

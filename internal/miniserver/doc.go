@@ -8,7 +8,11 @@
 //
 // Mellium negotiates each stream (TLS, SASL, bind); everything after that
 // is read as element trees and handled under one lock, and delivery only
-// queues bytes for each client's writer.
+// queues bytes for each client's writer. What a client sends is read through
+// a filter that takes out the whitespace between top-level elements (RFC
+// 6120 allows it, go-sendxmpp sends it, mellium's negotiator fails on it);
+// a negotiation that fails on the client's side ends with a stream error
+// naming a defined condition.
 //
 // Usage:
 //

@@ -1,6 +1,8 @@
 package xmlsplit
 
 import (
+	"bytes"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -55,7 +57,7 @@ func TestSplitErrors(t *testing.T) {
 		}
 	}
 	s := Splitter{Max: 64}
-	if _, err := s.Feed([]byte(`<stream:stream><message>` + strings.Repeat("x", 100))); err != ErrTooLarge {
+	if _, err := s.Feed([]byte(`<stream:stream><message>` + strings.Repeat("x", 100))); !errors.Is(err, ErrTooLarge) {
 		t.Fatalf("got %v, want ErrTooLarge", err)
 	}
 }
@@ -150,4 +152,57 @@ func BenchmarkFeedStanza(b *testing.B) {
 			}
 		})
 	}
+}
+
+// FuzzSplitCutsAgree: the scanner keeps its state between Feeds, so cutting
+// the input anywhere gives the same pieces, and the same verdict, as
+// feeding it at once.
+func FuzzSplitCutsAgree(f *testing.F) {
+	f.Add([]byte(sample), 3)
+	f.Add([]byte("<stream:stream a='1'><m x=\"&lt;&amp;\"><![CDATA[<x/>]]]]><!-- c --->--><b/></m><?pi x??><n/></stream:stream>"), 1)
+	f.Fuzz(func(t *testing.T, b []byte, step int) {
+		if step <= 0 || step > len(b) {
+			step = 1
+		}
+		whole := Splitter{Max: 512, MaxDepth: 8, MaxAttrs: 8}
+		want, wantErr := whole.Feed(b)
+		cut := Splitter{Max: 512, MaxDepth: 8, MaxAttrs: 8}
+		var got []Event
+		var gotErr error
+		for i := 0; i < len(b) && gotErr == nil; i += step {
+			var evs []Event
+			evs, gotErr = cut.Feed(b[i:min(i+step, len(b))])
+			got = append(got, evs...)
+		}
+		if (wantErr == nil) != (gotErr == nil) {
+			t.Fatalf("whole: %v; cut every %d bytes: %v\n%q", wantErr, step, gotErr, b)
+		}
+		// Whitespace comes out as it arrives: cut, one run may be several
+		// pieces.
+		want, got = joinSpace(want), joinSpace(got)
+		if len(got) != len(want) {
+			t.Fatalf("whole: %d pieces; cut every %d bytes: %d\n%q", len(want), step, len(got), b)
+		}
+		for i := range want {
+			if got[i].Kind != want[i].Kind || !bytes.Equal(got[i].Raw, want[i].Raw) || got[i].Name != want[i].Name || len(got[i].Attr) != len(want[i].Attr) {
+				t.Fatalf("piece %d: %v %q, cut: %v %q", i, want[i].Kind, want[i].Raw, got[i].Kind, got[i].Raw)
+			}
+		}
+		if wantErr == nil && whole.Buffered() != cut.Buffered() {
+			t.Fatalf("buffered %d, cut %d", whole.Buffered(), cut.Buffered())
+		}
+	})
+}
+
+// joinSpace merges runs of Space events.
+func joinSpace(evs []Event) []Event {
+	var out []Event
+	for _, ev := range evs {
+		if n := len(out); n > 0 && ev.Kind == Space && out[n-1].Kind == Space {
+			out[n-1].Raw = append(out[n-1].Raw, ev.Raw...)
+			continue
+		}
+		out = append(out, ev)
+	}
+	return out
 }

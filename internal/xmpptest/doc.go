@@ -15,4 +15,11 @@
 // The client reads the stream itself (mellium's Serve is not used), so IQ can
 // wait for a response while other stanzas keep arriving for Expect. Every
 // wait is bounded by a timeout; pings addressed to the client are answered.
+//
+// StartSpaceProxy puts a proxy between any client and server that writes
+// whitespace after every top-level element one side sends, inside TLS too:
+//
+//	p := xmpptest.StartSpaceProxy(t, xmpptest.SpaceProxyOptions{
+//		Upstream: srv.Addr(), RootCAs: srv.CertPool()})
+//	// connect to p.Addr(), trusting p.CertPool()
 package xmpptest

@@ -36,9 +36,9 @@ type SpaceProxyOptions struct {
 	// Space is what the proxy writes after every top-level piece; "\n  "
 	// when empty. It must be whitespace.
 	Space string
-	// ClientToo adds the whitespace to what the client sends as well, not
-	// only to what the server sends.
-	ClientToo bool
+	// Sides says whose output gets the whitespace: "server" (the default:
+	// what the server sends), "client" or "both".
+	Sides string
 }
 
 // SpaceProxy is a loopback TCP proxy between an XMPP client and server that
@@ -76,6 +76,9 @@ func StartSpaceProxy(t testing.TB, o SpaceProxyOptions) *SpaceProxy {
 	}
 	if o.TLS == "" {
 		o.TLS = "starttls"
+	}
+	if o.Sides == "" {
+		o.Sides = "server"
 	}
 	cert, pool, err := selfSigned()
 	if err != nil {
@@ -197,12 +200,12 @@ func (p *SpaceProxy) serve(client net.Conn) {
 	}
 	done := make(chan struct{}, 2)
 	go func() {
-		p.report(p.pump(u, c, true, ""))
+		p.report(p.pump(u, c, p.o.Sides != "client", ""))
 		c.Close()
 		done <- struct{}{}
 	}()
 	go func() {
-		p.report(p.pump(c, u, p.o.ClientToo, ""))
+		p.report(p.pump(c, u, p.o.Sides != "server", ""))
 		u.Close()
 		done <- struct{}{}
 	}()
@@ -214,13 +217,15 @@ func (p *SpaceProxy) serve(client net.Conn) {
 // client's <starttls/> one way and the server's <proceed/> the other.
 func (p *SpaceProxy) plain(client, up net.Conn) error {
 	errc := make(chan error, 2)
-	go func() { errc <- p.pump(up, client, true, "proceed") }()
-	go func() { errc <- p.pump(client, up, p.o.ClientToo, "starttls") }()
-	for range 2 {
+	go func() { errc <- p.pump(up, client, p.o.Sides != "client", "proceed") }()
+	go func() { errc <- p.pump(client, up, p.o.Sides != "server", "starttls") }()
+	for i := range 2 {
 		if err := <-errc; err != nil {
 			client.Close()
 			up.Close()
-			<-errc
+			if i == 0 {
+				<-errc
+			}
 			return err
 		}
 	}
@@ -240,11 +245,13 @@ func (p *SpaceProxy) secure(client, up net.Conn) (net.Conn, net.Conn, error) {
 	errc := make(chan error, 2)
 	go func() { errc <- cs.Handshake() }()
 	go func() { errc <- us.Handshake() }()
-	for range 2 {
+	for i := range 2 {
 		if err := <-errc; err != nil {
 			client.Close()
 			up.Close()
-			<-errc
+			if i == 0 {
+				<-errc
+			}
 			return nil, nil, err
 		}
 	}

@@ -1,30 +1,21 @@
 package natsrelay
 
 import (
-	"bytes"
-	"encoding/json"
-	"fmt"
-	"strings"
 	"text/template"
 	"time"
 	"unicode"
-	"unicode/utf8"
 
 	"github.com/nats-io/nats.go"
 
-	"crier/rules"
+	"crier/internal/payload"
 )
-
-// maxRendered bounds what one template may render; longer output is cut.
-const maxRendered = 64 << 10
 
 // defaultJSONTemplate renders a JSON payload without a template of its own:
 // "[SEVERITY] title", then the body, then the URL, each on its own line.
-const defaultJSONTemplate = `{{with .Severity}}[{{upper .}}] {{end}}{{.Title}}` +
-	`{{if and .Title .Body}}{{"\n"}}{{end}}{{.Body}}{{with .URL}}{{"\n"}}{{.}}{{end}}`
+const defaultJSONTemplate = payload.DefaultJSONTemplate
 
 // defaultTextTemplate renders a text payload as it is.
-const defaultTextTemplate = `{{.Text}}`
+const defaultTextTemplate = payload.DefaultTextTemplate
 
 // Data is what a relay template sees.
 type Data struct {
@@ -53,27 +44,9 @@ type Data struct {
 	Fields map[string]any
 }
 
-// funcs is the side-effect-free function set templates may call: the
-// rules' set (upper, lower, truncate, join, now, default), with default
-// taking any payload field, plus trim and json.
-var funcs = func() template.FuncMap {
-	f := rules.TemplateFuncs(time.Now)
-	f["trim"] = strings.TrimSpace
-	// default returns def when v is empty.
-	f["default"] = func(def string, v any) string {
-		s := fieldText(v)
-		if s == "" {
-			return def
-		}
-		return s
-	}
-	// json returns v as compact JSON.
-	f["json"] = func(v any) (string, error) {
-		b, err := json.Marshal(v)
-		return string(b), err
-	}
-	return f
-}()
+// funcs is the side-effect-free function set templates may call (see
+// payload.Funcs).
+var funcs = payload.Funcs()
 
 // parseTemplate parses src; an empty src means the default of format.
 // The template is run once on sample data so that a misspelt field is an
@@ -101,26 +74,9 @@ func parseTemplate(name, src, format string) (*template.Template, error) {
 	return t, nil
 }
 
-// render executes t, keeping at most maxRendered bytes and trimming
-// surrounding space. A panic in a template function becomes an error.
-func render(t *template.Template, data any) (out string, err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("panic: %v", r)
-		}
-	}()
-	var buf bytes.Buffer
-	if err := t.Execute(&rules.LimitWriter{Buf: &buf, Left: maxRendered}, data); err != nil {
-		return "", err
-	}
-	// A field the payload lacks renders as nothing rather than as the
-	// template package's "<no value>".
-	s := strings.ReplaceAll(buf.String(), "<no value>", "")
-	if !utf8.ValidString(s) {
-		s = strings.ToValidUTF8(s, "")
-	}
-	return strings.TrimSpace(s), nil
-}
+// render executes t as every payload template is executed (see
+// payload.Render).
+func render(t *template.Template, data any) (string, error) { return payload.Render(t, data) }
 
 // isLetterOrDigit reports whether r is a Unicode letter or digit.
 func isLetterOrDigit(r rune) bool { return unicode.IsLetter(r) || unicode.IsDigit(r) }

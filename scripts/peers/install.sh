@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# Installs the real XMPP servers (Prosody, ejabberd) and the tools the peer
-# scripts use, only when they are missing. Runs apt-get update at most once,
+# Installs the real XMPP servers (Prosody, ejabberd), Prometheus
+# Alertmanager (the webhooks peer test) and the tools the peer scripts use, only when they are missing. Runs apt-get update at most once,
 # and only when something has to be installed. Safe to run again.
 #
 # Usage: scripts/peers/install.sh [--with-chromium] [--without-peers]
 #   --with-chromium   also install Debian's chromium (browser tests)
-#   --without-peers   skip Prosody and ejabberd
+#   --without-peers   skip Prosody, ejabberd and Alertmanager
 set -euo pipefail
 
 with_chromium=0
@@ -25,11 +25,16 @@ done
 declare -A need=(
 	[curl]=curl
 	[openssl]=openssl
+	# A client nobody here wrote, for the interop tests (test/clients,
+	# against the embedded server: no peer needed).
+	[go-sendxmpp]=go-sendxmpp
 )
 if [[ $with_peers == 1 ]]; then
 	need[prosody]=prosody
 	need[prosodyctl]=prosody
 	need[ejabberdctl]=ejabberd
+	need[prometheus-alertmanager]=prometheus-alertmanager
+	need[amtool]=prometheus-alertmanager
 fi
 if [[ $with_chromium == 1 ]]; then
 	need[chromium]=chromium
@@ -88,6 +93,11 @@ if command -v ejabberdctl >/dev/null 2>&1; then
 fi
 if [[ -f /run/prosody/prosody.pid ]]; then
 	kill "$(cat /run/prosody/prosody.pid)" >/dev/null 2>&1 || true
+fi
+# The Alertmanager package's service would hold :9093 and :9094; the peer
+# test runs a private instance on loopback ports of its own.
+if [[ -f /run/prometheus/prometheus-alertmanager.pid ]]; then
+	kill "$(cat /run/prometheus/prometheus-alertmanager.pid)" >/dev/null 2>&1 || true
 fi
 # The ejabberd package starts epmd, which listens on every address; the
 # private instances do not use it (they set ERL_DIST_PORT).

@@ -612,3 +612,81 @@ func TestOutOfOrderIsNotOveractivity(t *testing.T) {
 		}
 	}
 }
+
+// TestRepeatBuffer: the answers to the last 'requests' requests are kept
+// for repeats (XEP-0124 §14.3), those to pause requests are not.
+func TestRepeatBuffer(t *testing.T) {
+	x := newTester(t, Config{MaxPause: 10})
+	sid := x.create(1800)
+	var answers []string
+	for rid := 1801; rid <= 1802; rid++ {
+		code, _, raw := x.post(fmt.Sprintf("<body rid='%d' sid='%s' %s>%s</body>", rid, sid, ns, msg(fmt.Sprint(rid))))
+		if code != 200 || !strings.Contains(raw, fmt.Sprint(rid)) {
+			t.Fatalf("rid %d: %d %s", rid, code, raw)
+		}
+		answers = append(answers, raw)
+	}
+	// Both answers were lost: the client sends both again.
+	for i, rid := range []int{1801, 1802} {
+		if _, _, raw := x.post(fmt.Sprintf("<body rid='%d' sid='%s' %s>%s</body>", rid, sid, ns, msg(fmt.Sprint(rid)))); raw != answers[i] {
+			t.Errorf("repeat of rid %d: %s, want the kept answer %s", rid, raw, answers[i])
+		}
+	}
+	code, b, raw := x.post(fmt.Sprintf("<body rid='1803' sid='%s' pause='5' %s/>", sid, ns))
+	if code != 200 || b == nil || b.Get("type") == "terminate" {
+		t.Fatalf("pause: %d %s", code, raw)
+	}
+	if _, b, raw := x.post(fmt.Sprintf("<body rid='1803' sid='%s' pause='5' %s/>", sid, ns)); b == nil || b.Get("condition") != "item-not-found" {
+		t.Errorf("repeat of a pause request: %s, want item-not-found (pause answers are not kept)", raw)
+	}
+}
+
+// TestPauseEndsWithNextRequest: a pause stretches the inactivity period
+// only until the next request (XEP-0124 §10).
+func TestPauseEndsWithNextRequest(t *testing.T) {
+	x := newTester(t, Config{Inactivity: 1, MaxPause: 30})
+	sid := x.create(1900)
+	if code, b, raw := x.post(fmt.Sprintf("<body rid='1901' sid='%s' pause='20' %s/>", sid, ns)); code != 200 || b == nil || b.Get("type") == "terminate" {
+		t.Fatalf("pause: %d %s", code, raw)
+	}
+	// Back after the pause: the next request is answered (wait='1') and
+	// then, idle again, the session ends after the normal inactivity.
+	if code, b, raw := x.post(fmt.Sprintf("<body rid='1902' sid='%s' %s/>", sid, ns)); code != 200 || b == nil || b.Get("type") == "terminate" {
+		t.Fatalf("after the pause: %d %s", code, raw)
+	}
+	if err := waitSessions(x.h, 0); err != nil {
+		t.Fatalf("the pause still stretches inactivity after the next request: %v", err)
+	}
+}
+
+// TestPauseAnswerHasNoPayloads: the answer to a pause request carries no
+// payloads (XEP-0124 §10); what the server sent waits for the next request.
+func TestPauseAnswerHasNoPayloads(t *testing.T) {
+	pushed := make(chan struct{})
+	serve := func(c net.Conn) {
+		defer c.Close()
+		buf := make([]byte, 4096)
+		if _, err := c.Read(buf); err != nil {
+			return
+		}
+		_, _ = io.WriteString(c, "<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' id='s1' version='1.0'><stream:features/>")
+		<-pushed
+		_, _ = io.WriteString(c, "<message xmlns='jabber:client'><body>pushed</body></message>")
+		for {
+			if _, err := c.Read(buf); err != nil {
+				return
+			}
+		}
+	}
+	x := newTester(t, Config{Serve: serve, MaxPause: 10})
+	sid := x.create(2000)
+	close(pushed) // no request is held: the message waits
+	time.Sleep(100 * time.Millisecond)
+	code, b, raw := x.post(fmt.Sprintf("<body rid='2001' sid='%s' pause='5' %s/>", sid, ns))
+	if code != 200 || b == nil || len(b.Children) != 0 {
+		t.Fatalf("pause answer: %d %s, want no payloads", code, raw)
+	}
+	if _, _, raw := x.post(fmt.Sprintf("<body rid='2002' sid='%s' %s/>", sid, ns)); !strings.Contains(raw, "pushed") {
+		t.Errorf("the request after the pause: %s, want the pushed message", raw)
+	}
+}

@@ -1,0 +1,138 @@
+// Package ha runs two crier processes on one account and one NATS server
+// with the same [ha] bucket: one leads (joins the room, answers), the other
+// stands by; after the leader is SIGKILLed the standby leads within about
+// the lease time and answers.
+package ha
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"crier/internal/crierproc"
+	"crier/internal/miniserver"
+	"crier/internal/natstest"
+	"crier/internal/xmpptest"
+)
+
+const room = "lobby@conference.localhost"
+
+func TestFailover(t *testing.T) {
+	srv, err := miniserver.Start(context.Background(), miniserver.Config{
+		Domain: "localhost", Addr: "127.0.0.1:0",
+		Accounts: map[string]string{"crier@localhost": "botpw", "alice@localhost": "alicepw"},
+		Logger:   slog.New(slog.DiscardHandler),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	ns := natstest.Start(t)
+	ca := crierproc.WriteFile(t, "ca.pem", srv.CACertPEM())
+	tables := fmt.Sprintf("[nats]\nurl = %q\n\n[ha]\nbucket = \"crier-ha\"\n\n[commands]\nadmins = [\"alice@localhost\"]\n\n[[rooms]]\njid = %q\nnick = \"crier\"\n\n"+
+		"[[rules]]\nname = \"ping\"\nmatch = \"^!ping$\"\nreply = \"pong {{.Nick}}\"\n", ns.URL(), room)
+	start := func(resource string) *crierproc.Daemon {
+		d := crierproc.Run(t, crierproc.XMPP{JID: "crier@localhost", Password: "botpw", Resource: resource, Address: srv.Addr(), CAFile: ca}, tables)
+		d.WaitReady(t, 30*time.Second)
+		return d
+	}
+	a := start("one")
+	waitMetric(t, a, "crier_ha_leader", 1, 15*time.Second)
+	b := start("two")
+	alice := xmpptest.Dial(t, xmpptest.Options{Addr: srv.Addr(), JID: "alice@localhost", Password: "alicepw", RootCAs: srv.CertPool(), Timeout: 10 * time.Second})
+	if err := alice.Join(room, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	pongs := func(within time.Duration) int {
+		n := 0
+		deadline := time.After(within)
+		for {
+			select {
+			case <-deadline:
+				return n
+			default:
+			}
+			for _, s := range alice.Drain() {
+				if s.Name == "message" && strings.HasPrefix(s.From, room+"/crier") && s.Body == "pong alice" {
+					n++
+				}
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	if err := alice.SendMessage(room, "groupchat", "!ping"); err != nil {
+		t.Fatal(err)
+	}
+	if n := pongs(2 * time.Second); n != 1 {
+		t.Fatalf("%d answers to one !ping with a leader and a standby, want 1", n)
+	}
+	if v := metric(t, b, "crier_ha_leader"); v != 0 {
+		t.Fatalf("the standby says it leads (%v)", v)
+	}
+	if occ := srv.Occupants(room); countPrefix(occ, "crier") != 1 {
+		t.Fatalf("room occupants %v: want exactly one crier (the standby joins no room)", occ)
+	}
+	// A room joined by command on the leader is in the shared state: the
+	// next leader joins it too.
+	const extra = "extra@conference.localhost"
+	if err := alice.SendMessage("crier@localhost/one", "chat", "!join "+extra); err != nil {
+		t.Fatal(err)
+	}
+	waitMetric(t, a, "crier_rooms_joined", 2, 15*time.Second)
+
+	killed := time.Now()
+	a.Kill(t)
+	waitMetric(t, b, "crier_ha_leader", 1, 30*time.Second)
+	led := time.Since(killed)
+	// The standby joins the room and answers.
+	var answered time.Duration
+	deadline := time.Now().Add(30 * time.Second)
+	for answered == 0 && time.Now().Before(deadline) {
+		_ = alice.SendMessage(room, "groupchat", "!ping")
+		if pongs(500*time.Millisecond) > 0 {
+			answered = time.Since(killed)
+		}
+	}
+	if answered == 0 {
+		t.Fatalf("the standby never answered after the leader was killed (it led after %v)\n%s", led, b.LogTail(40))
+	}
+	t.Logf("failover: SIGKILL -> standby leads %v, -> answers in the room %v (default lease, 5s)", led.Round(time.Millisecond), answered.Round(time.Millisecond))
+	if answered > 10*time.Second {
+		t.Errorf("failover took %v, want under 10s with the default lease", answered)
+	}
+	waitMetric(t, b, "crier_rooms_joined", 2, 15*time.Second)
+}
+
+func countPrefix(list []string, p string) int {
+	n := 0
+	for _, s := range list {
+		if strings.HasPrefix(s, p) {
+			n++
+		}
+	}
+	return n
+}
+
+func metric(t *testing.T, d *crierproc.Daemon, name string) float64 {
+	t.Helper()
+	v, err := d.Metric(name)
+	if err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	return v
+}
+
+func waitMetric(t *testing.T, d *crierproc.Daemon, name string, want float64, within time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for time.Now().Before(deadline) {
+		if v, err := d.Metric(name); err == nil && v == want {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("%s did not reach %v within %v\n%s", name, want, within, d.LogTail(40))
+}
