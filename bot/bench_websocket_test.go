@@ -10,7 +10,7 @@ import (
 
 // BenchmarkTransports measures the reply path with the bot connected over
 // TCP, BOSH and WebSocket to the same kind of mini server, side by side in
-// one run (with -count the three alternate), as BenchmarkTCPvsBOSH does:
+// one run, as BenchmarkTCPvsBOSH does:
 // replies/s and the round trip of each ping (p50, p99) with benchInFlight
 // pings in flight from a client on TCP.
 func BenchmarkTransports(b *testing.B) {
