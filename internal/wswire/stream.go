@@ -59,7 +59,11 @@ type StreamConn struct {
 	rbuf   []byte
 	roff   int
 	rerr   error // sticky: returned once rbuf is drained
-	split  xmlsplit.Splitter
+	// split follows the messages as the children of one stream: each
+	// must leave it between elements. It keeps only namespace
+	// declarations; an <open/>'s attributes are read again in full.
+	split     xmlsplit.Splitter
+	splitOpen bool
 	ended  atomic.Bool // <close/> received
 	header bool        // a stream header was delivered since the last <open/>
 
@@ -212,7 +216,13 @@ func (c *StreamConn) translate(msg []byte) error {
 	if ev.Name.Space == "" && hasDefaultNS(ev.Attr, NSFraming) {
 		switch ev.Name.Local {
 		case "open":
-			c.rbuf = appendHeader(c.rbuf, ev.Attr)
+			var full xmlsplit.Splitter
+			_, _ = full.Feed(streamPrefix)
+			evs, err := full.Feed(ev.Raw)
+			if err != nil || len(evs) != 1 {
+				return fmt.Errorf("%w: unreadable <open/>", ErrFraming)
+			}
+			c.rbuf = appendHeader(c.rbuf, evs[0].Attr)
 			c.header = true
 			return nil
 		case "close":
@@ -235,9 +245,12 @@ func (c *StreamConn) translate(msg []byte) error {
 // element checks that msg is exactly one complete element (whitespace
 // around it allowed) and returns it; nil for a message of whitespace.
 func (c *StreamConn) element(msg []byte) (*xmlsplit.Event, error) {
-	c.split.Reset()
-	if _, err := c.split.Feed(streamPrefix); err != nil {
-		return nil, err
+	if !c.splitOpen {
+		c.split.NamespacesOnly = true
+		if _, err := c.split.Feed(streamPrefix); err != nil {
+			return nil, err
+		}
+		c.splitOpen = true
 	}
 	evs, err := c.split.Feed(msg)
 	if err != nil {
