@@ -55,6 +55,7 @@ func SendOnce(ctx context.Context, cfg *config.Config, opts Options, msgs ...One
 	conn, err := transport.Connect(ctx, transport.Options{
 		JID: x.Addr(), Password: x.Password.Reveal(), Resource: x.Resource + "-send-" + hex.EncodeToString(rnd[:]),
 		Transport: x.Transport, Address: x.Address, TLS: x.TLS, BOSHURL: x.BOSHURL,
+		WSURL: x.WebSocketURL, WSOrigin: x.WebSocketOrigin,
 		TLSConfig: tc, Timeout: x.ConnectTimeout.Std(), DisableSM: !x.StreamManagement, Logger: opts.Logger,
 	})
 	if err != nil {

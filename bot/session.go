@@ -128,6 +128,8 @@ func (b *Bot) session(ctx context.Context) (time.Duration, error) {
 		Address:   x.Address,
 		TLS:       x.TLS,
 		BOSHURL:   x.BOSHURL,
+		WSURL:     x.WebSocketURL,
+		WSOrigin:  x.WebSocketOrigin,
 		TLSConfig: b.tlsConf,
 		Timeout:   x.ConnectTimeout.Std(),
 		Resume:    prev,

@@ -1,6 +1,7 @@
 // Package transport is crier's connection layer: it dials the XMPP server
-// (TCP with STARTTLS or direct TLS, SRV lookup when no address is given, or
-// BOSH), authenticates with SASL (SCRAM-SHA-256, then SCRAM-SHA-1, then
+// (TCP with STARTTLS or direct TLS, SRV lookup when no address is given;
+// BOSH; or WebSocket, RFC 7395, with the framing of internal/wswire),
+// authenticates with SASL (SCRAM-SHA-256, then SCRAM-SHA-1, then
 // PLAIN, the last only over TLS or an explicit loopback-only tls "none"),
 // binds the configured resource and hands back a ready mellium session.
 //

@@ -15,6 +15,7 @@ import (
 	"mellium.im/xmpp/stanza"
 	"mellium.im/xmpp/stream"
 
+	"crier/internal/wswire"
 	"crier/transport/bosh"
 )
 
@@ -66,7 +67,8 @@ func Reason(err error) string {
 		return "connect"
 	case errors.Is(err, ErrTimeout), errors.Is(err, context.DeadlineExceeded):
 		return "timeout"
-	case errors.Is(err, ErrProtocol):
+	case errors.Is(err, ErrProtocol), errors.Is(err, wswire.ErrFraming), errors.Is(err, wswire.ErrProtocol),
+		errors.Is(err, wswire.ErrTooLarge):
 		return "protocol"
 	case errors.Is(err, ErrInsecure):
 		return "insecure"
@@ -74,7 +76,7 @@ func Reason(err error) string {
 		return "config"
 	case errors.Is(err, context.Canceled):
 		return "canceled"
-	case errors.Is(err, ErrClosed), errors.Is(err, net.ErrClosed), errors.Is(err, io.EOF),
+	case errors.Is(err, ErrClosed), errors.Is(err, net.ErrClosed), errors.Is(err, io.EOF), errors.Is(err, wswire.ErrClosedByPeer),
 		errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, syscall.ECONNRESET):
 		return "closed"
 	}

@@ -22,6 +22,8 @@ import (
 const (
 	TransportTCP  = "tcp"
 	TransportBOSH = "bosh"
+	// TransportWebSocket is XMPP over WebSocket (RFC 7395).
+	TransportWebSocket = "websocket"
 
 	TLSStartTLS = "starttls"
 	TLSDirect   = "direct"
@@ -45,7 +47,7 @@ type Options struct {
 	// Resource is the resource to bind; it really is requested from the
 	// server. Empty lets the server choose one.
 	Resource string
-	// Transport is "tcp" (the default) or "bosh".
+	// Transport is "tcp" (the default), "bosh" or "websocket".
 	Transport string
 	// Address is the TCP "host:port" to dial. Empty means an SRV lookup of
 	// the JID's domain (falling back to domain:5222, and for TLS "direct"
@@ -58,9 +60,17 @@ type Options struct {
 	// BOSHURL is the BOSH endpoint when Transport is "bosh". http:// is
 	// accepted only towards a loopback host.
 	BOSHURL string
+	// WSURL is the WebSocket endpoint when Transport is "websocket"
+	// (wss://host/xmpp-websocket). ws:// is accepted only towards a
+	// loopback host.
+	WSURL string
+	// WSOrigin, when set, is sent as the Origin header of the WebSocket
+	// handshake (for servers that check it); empty sends none.
+	WSOrigin string
 	// TLSConfig holds the caller's TLS settings (extra roots, client
 	// certificates, InsecureSkipVerify). It is cloned; ServerName defaults
-	// to the JID's domain for TCP (to the URL's host for BOSH) and
+	// to the JID's domain for TCP (to the URL's host for BOSH and
+	// WebSocket) and
 	// MinVersion to TLS 1.2. Nil means the system roots.
 	TLSConfig *tls.Config
 	// Timeout bounds the whole of Connect: resolution, dialing, TLS, SASL
@@ -86,8 +96,8 @@ type Options struct {
 
 // String describes o without its password.
 func (o Options) String() string {
-	return fmt.Sprintf("{JID:%s Resource:%s Transport:%s Address:%s TLS:%s BOSHURL:%s Timeout:%s Password:[redacted]}",
-		o.JID, o.Resource, o.Transport, o.Address, o.TLS, o.BOSHURL, o.Timeout)
+	return fmt.Sprintf("{JID:%s Resource:%s Transport:%s Address:%s TLS:%s BOSHURL:%s WSURL:%s Timeout:%s Password:[redacted]}",
+		o.JID, o.Resource, o.Transport, o.Address, o.TLS, o.BOSHURL, o.WSURL, o.Timeout)
 }
 
 // LogValue describes o to slog without its password.
@@ -99,6 +109,7 @@ func (o Options) LogValue() slog.Value {
 		slog.String("address", o.Address),
 		slog.String("tls", o.TLS),
 		slog.String("bosh_url", o.BOSHURL),
+		slog.String("websocket_url", o.WSURL),
 	)
 }
 
@@ -108,13 +119,14 @@ type Conn struct {
 	Session *xmpp.Session
 	// JID is the full JID the server bound.
 	JID jid.JID
-	// Transport is "tcp" or "bosh".
+	// Transport is "tcp", "bosh" or "websocket".
 	Transport string
 	// Mechanism is the SASL mechanism that authenticated the session.
 	Mechanism string
 	// Secure is true when the bytes on the wire are encrypted.
 	Secure bool
-	// Server is the address of the peer (host:port, or the BOSH URL).
+	// Server is the address of the peer (host:port, or the BOSH or
+	// WebSocket URL).
 	Server string
 
 	tc        *tapConn
@@ -191,6 +203,9 @@ func Connect(ctx context.Context, o Options) (*Conn, error) {
 	case TransportBOSH:
 		raw, secure, err = dialBOSH(ctx, o)
 		server = o.BOSHURL
+	case TransportWebSocket:
+		raw, secure, err = dialWebSocket(ctx, o)
+		server = o.WSURL
 	default:
 		raw, secure, err = dialTCP(ctx, o)
 		if raw != nil {
@@ -293,9 +308,9 @@ func (o Options) normalize() (Options, error) {
 	switch o.Transport {
 	case "":
 		o.Transport = TransportTCP
-	case TransportTCP, TransportBOSH:
+	case TransportTCP, TransportBOSH, TransportWebSocket:
 	default:
-		return o, fmt.Errorf("%w: transport %q (want tcp or bosh)", ErrConfig, o.Transport)
+		return o, fmt.Errorf("%w: transport %q (want tcp, bosh or websocket)", ErrConfig, o.Transport)
 	}
 	switch o.TLS {
 	case "":
@@ -306,6 +321,9 @@ func (o Options) normalize() (Options, error) {
 	}
 	if o.Transport == TransportBOSH && o.BOSHURL == "" {
 		return o, fmt.Errorf("%w: transport bosh needs a BOSH URL", ErrConfig)
+	}
+	if o.Transport == TransportWebSocket && o.WSURL == "" {
+		return o, fmt.Errorf("%w: transport websocket needs a WebSocket URL", ErrConfig)
 	}
 	if o.TLSConfig == nil {
 		o.TLSConfig = &tls.Config{}

@@ -26,6 +26,7 @@ const (
 	envTransport = "CRIER_XMPP_TRANSPORT"
 	envTLS       = "CRIER_XMPP_TLS"
 	envBOSHURL   = "CRIER_XMPP_BOSH_URL"
+	envWSURL     = "CRIER_XMPP_WEBSOCKET_URL"
 	envCAFile    = "CRIER_XMPP_CA_FILE"
 )
 
@@ -60,7 +61,7 @@ func (l *listFlag) Set(v string) error {
 // sendFlags are the account settings of crier send's flags and
 // environment; empty means not given.
 type sendFlags struct {
-	jid, passwordFile, address, transport, tls, boshURL, caFile string
+	jid, passwordFile, address, transport, tls, boshURL, wsURL, caFile string
 }
 
 // cmdSend is the one-shot push: it exits 0 only once the server
@@ -78,9 +79,10 @@ func cmdSend(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	fs.StringVar(&f.passwordFile, "password-file", "", "file holding the account's password (env "+config.PasswordEnv+" holds the password itself)")
 	fs.StringVar(&f.address, "address", "", "server host:port; empty looks up the domain's SRV records (env "+envAddress+")")
 	fs.StringVar(&f.address, "server", "", "the same as --address")
-	fs.StringVar(&f.transport, "transport", "", "tcp or bosh (env "+envTransport+"; default tcp)")
+	fs.StringVar(&f.transport, "transport", "", "tcp, bosh or websocket (env "+envTransport+"; default tcp)")
 	fs.StringVar(&f.tls, "tls", "", "starttls, direct, or none to a server on this machine (env "+envTLS+"; default starttls)")
 	fs.StringVar(&f.boshURL, "bosh-url", "", "the BOSH URL, for --transport bosh (env "+envBOSHURL+")")
+	fs.StringVar(&f.wsURL, "websocket-url", "", "the WebSocket URL, for --transport websocket (env "+envWSURL+")")
 	fs.StringVar(&f.caFile, "ca-file", "", "PEM file of a CA to trust besides the system's (env "+envCAFile+")")
 	if err := parseFlags(fs, args, stdout); err != nil {
 		return err
@@ -183,7 +185,7 @@ func (f *sendFlags) fromEnv(getenv func(string) string) {
 	for _, e := range []struct {
 		v   *string
 		env string
-	}{{&f.jid, envJID}, {&f.address, envAddress}, {&f.transport, envTransport}, {&f.tls, envTLS}, {&f.boshURL, envBOSHURL}, {&f.caFile, envCAFile}} {
+	}{{&f.jid, envJID}, {&f.address, envAddress}, {&f.transport, envTransport}, {&f.tls, envTLS}, {&f.boshURL, envBOSHURL}, {&f.wsURL, envWSURL}, {&f.caFile, envCAFile}} {
 		if *e.v == "" {
 			*e.v = getenv(e.env)
 		}
@@ -202,14 +204,16 @@ func (f *sendFlags) config(base *config.Config) (*config.Config, error) {
 		x["jid"], x["resource"], x["transport"], x["tls"] = b.JID, b.Resource, b.Transport, b.TLS
 		x["connect_timeout"], x["stream_management"] = b.ConnectTimeout.String(), b.StreamManagement
 		x["insecure_skip_verify"] = b.InsecureSkipVerify
-		for k, v := range map[string]string{"password": b.Password.Reveal(), "address": b.Address, "bosh_url": b.BOSHURL, "ca_file": b.CAFile} {
+		for k, v := range map[string]string{"password": b.Password.Reveal(), "address": b.Address, "bosh_url": b.BOSHURL,
+			"websocket_url": b.WebSocketURL, "websocket_origin": b.WebSocketOrigin, "ca_file": b.CAFile} {
 			if v != "" {
 				x[k] = v
 			}
 		}
 		embedded = base.Embedded.XMPP
 	}
-	for k, v := range map[string]string{"jid": f.jid, "address": f.address, "transport": f.transport, "tls": f.tls, "bosh_url": f.boshURL, "ca_file": f.caFile} {
+	for k, v := range map[string]string{"jid": f.jid, "address": f.address, "transport": f.transport, "tls": f.tls, "bosh_url": f.boshURL,
+		"websocket_url": f.wsURL, "ca_file": f.caFile} {
 		if v != "" {
 			x[k] = v
 		}
@@ -247,14 +251,15 @@ func (f *sendFlags) config(base *config.Config) (*config.Config, error) {
 
 // sendHints names, for each [xmpp] key, the flag and variable that set it.
 var sendHints = map[string]string{
-	"xmpp.jid":       "--jid or " + envJID,
-	"xmpp.address":   "--address or " + envAddress,
-	"xmpp.transport": "--transport or " + envTransport,
-	"xmpp.tls":       "--tls or " + envTLS,
-	"xmpp.bosh_url":  "--bosh-url or " + envBOSHURL,
-	"xmpp.ca_file":   "--ca-file or " + envCAFile,
-	"xmpp.password":  "--password-file or " + config.PasswordEnv,
-	"xmpp":           "--password-file or " + config.PasswordEnv,
+	"xmpp.jid":           "--jid or " + envJID,
+	"xmpp.address":       "--address or " + envAddress,
+	"xmpp.transport":     "--transport or " + envTransport,
+	"xmpp.tls":           "--tls or " + envTLS,
+	"xmpp.bosh_url":      "--bosh-url or " + envBOSHURL,
+	"xmpp.websocket_url": "--websocket-url or " + envWSURL,
+	"xmpp.ca_file":       "--ca-file or " + envCAFile,
+	"xmpp.password":      "--password-file or " + config.PasswordEnv,
+	"xmpp":               "--password-file or " + config.PasswordEnv,
 }
 
 // sendProblems words the validation errors of crier send's settings with

@@ -105,6 +105,14 @@ func TestSendSeveralRecipientsWithoutConfig(t *testing.T) {
 	}
 	alice.Expect(t, 5*time.Second, fromBot("over bosh"))
 	alice.Expect(t, 5*time.Second, func(s xmpptest.Stanza) bool { return s.Type == "groupchat" && s.Body == "over bosh" })
+
+	// Over WebSocket, chosen by flags.
+	if code, _, errs := runIn("", "send", "--transport", "websocket", "--websocket-url", "ws://"+srv.HTTPAddr()+"/xmpp-websocket",
+		"--to", "alice@localhost", "--to", lobby, "over websocket"); code != 0 {
+		t.Fatalf("websocket: exit %d: %s", code, errs)
+	}
+	alice.Expect(t, 5*time.Second, fromBot("over websocket"))
+	alice.Expect(t, 5*time.Second, func(s xmpptest.Stanza) bool { return s.Type == "groupchat" && s.Body == "over websocket" })
 }
 
 // TestSendExitCodes checks 2 for bad usage, 1 for what was not delivered

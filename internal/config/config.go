@@ -22,6 +22,9 @@ const (
 	TransportTCP = "tcp"
 	// TransportBOSH is XMPP over HTTP (XEP-0124/XEP-0206) at xmpp.bosh_url.
 	TransportBOSH = "bosh"
+	// TransportWebSocket is XMPP over WebSocket (RFC 7395) at
+	// xmpp.websocket_url.
+	TransportWebSocket = "websocket"
 )
 
 // Values of XMPP.TLS.
@@ -116,13 +119,19 @@ type XMPP struct {
 	Password     Secret `toml:"password"`
 	PasswordFile string `toml:"password_file"`
 	Resource     string `toml:"resource"`
-	// Transport is TransportTCP or TransportBOSH.
+	// Transport is TransportTCP, TransportBOSH or TransportWebSocket.
 	Transport string `toml:"transport"`
 	// Address is host:port for tcp; empty means an SRV lookup.
 	Address string `toml:"address"`
 	// TLS is TLSStartTLS, TLSDirect or TLSNone (tcp only).
-	TLS                string `toml:"tls"`
-	BOSHURL            string `toml:"bosh_url"`
+	TLS     string `toml:"tls"`
+	BOSHURL string `toml:"bosh_url"`
+	// WebSocketURL is the endpoint of transport "websocket" (wss://, or
+	// ws:// to loopback only).
+	WebSocketURL string `toml:"websocket_url"`
+	// WebSocketOrigin, when set, is sent as the Origin of the WebSocket
+	// handshake (for servers that check it).
+	WebSocketOrigin    string `toml:"websocket_origin"`
 	CAFile             string `toml:"ca_file"`
 	InsecureSkipVerify bool   `toml:"insecure_skip_verify"`
 	// Keepalive is the interval between pings to the server; 0 is off.

@@ -9,8 +9,9 @@ import (
 // Diff returns nil when a reload may apply next to a daemon running with
 // prev. Otherwise it returns an error wrapping ErrRestart that names every
 // changed field the daemon cannot change while it runs: the XMPP account
-// and server (jid, resource, transport, address, tls, bosh_url, ca_file,
-// insecure_skip_verify, stream_management), everything under [embedded], http.listen,
+// and server (jid, resource, transport, address, tls, bosh_url,
+// websocket_url, websocket_origin, ca_file, insecure_skip_verify,
+// stream_management), everything under [embedded], http.listen,
 // bot.state_dir and [ha].
 //
 // Rooms, rules, cron, limits, keepalive and timeouts, subscriptions, the
@@ -34,6 +35,8 @@ func Diff(prev, next *Config) error {
 	check("xmpp.address", a.Address != b.Address)
 	check("xmpp.tls", a.TLS != b.TLS)
 	check("xmpp.bosh_url", a.BOSHURL != b.BOSHURL)
+	check("xmpp.websocket_url", a.WebSocketURL != b.WebSocketURL)
+	check("xmpp.websocket_origin", a.WebSocketOrigin != b.WebSocketOrigin)
 	check("xmpp.ca_file", a.CAFile != b.CAFile)
 	check("xmpp.insecure_skip_verify", a.InsecureSkipVerify != b.InsecureSkipVerify)
 	check("xmpp.stream_management", a.StreamManagement != b.StreamManagement)

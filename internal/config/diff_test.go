@@ -50,6 +50,10 @@ stream_management = false`, []string{"xmpp.resource", "xmpp.address", "xmpp.tls"
 		{"transport", `address = "127.0.0.1:5222"`, `address = "127.0.0.1:5222"
 transport = "bosh"
 bosh_url = "https://example.org/bosh"`, []string{"xmpp.transport", "xmpp.bosh_url"}},
+		{"websocket", `address = "127.0.0.1:5222"`, `address = "127.0.0.1:5222"
+transport = "websocket"
+websocket_url = "wss://example.org/xmpp-websocket"
+websocket_origin = "https://example.org"`, []string{"xmpp.transport", "xmpp.websocket_url", "xmpp.websocket_origin"}},
 		{"http", `listen = "127.0.0.1:9090"`, `listen = "127.0.0.1:9091"`, []string{"http.listen"}},
 		{"nats url may change (the relay is rebuilt)", `url = "nats://127.0.0.1:4222"`, `url = "nats://127.0.0.1:4223"`, nil},
 		{"embedded", `[http]`, `[embedded]

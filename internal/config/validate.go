@@ -248,9 +248,9 @@ func (v *validator) xmpp() {
 		v.errorf("xmpp.resource", "%q is not a valid resource: %v", x.Resource, err)
 	}
 	switch x.Transport {
-	case TransportTCP, TransportBOSH:
+	case TransportTCP, TransportBOSH, TransportWebSocket:
 	default:
-		v.errorf("xmpp.transport", "must be %q or %q, not %q", TransportTCP, TransportBOSH, x.Transport)
+		v.errorf("xmpp.transport", "must be %q, %q or %q, not %q", TransportTCP, TransportBOSH, TransportWebSocket, x.Transport)
 	}
 	switch x.TLS {
 	case TLSStartTLS, TLSDirect, TLSNone:
@@ -270,6 +270,17 @@ func (v *validator) xmpp() {
 		v.boshURL(x.BOSHURL)
 	case x.Transport == TransportBOSH:
 		v.errorf("xmpp.bosh_url", `must be set when transport is "bosh"`)
+	}
+	switch {
+	case x.WebSocketURL != "":
+		v.webSocketURL(x.WebSocketURL)
+	case x.Transport == TransportWebSocket:
+		v.errorf("xmpp.websocket_url", `must be set when transport is "websocket"`)
+	}
+	if x.WebSocketOrigin != "" {
+		if u, err := url.Parse(x.WebSocketOrigin); err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
+			v.errorf("xmpp.websocket_origin", "%q must be an origin such as https://example.org", x.WebSocketOrigin)
+		}
 	}
 	if x.CAFile != "" {
 		x.CAFile = v.resolve(x.CAFile)
@@ -323,6 +334,20 @@ func (v *validator) boshURL(raw string) {
 		v.errorf("xmpp.bosh_url", "%q has no host", raw)
 	case u.Scheme == "http" && !loopbackHost(u.Hostname()):
 		v.errorf("xmpp.bosh_url", "plain http to %s would send the password in clear; use https (http is allowed to loopback only)", u.Host)
+	}
+}
+
+func (v *validator) webSocketURL(raw string) {
+	u, err := url.Parse(raw)
+	switch {
+	case err != nil:
+		v.errorf("xmpp.websocket_url", "%q is not a URL: %v", raw, err)
+	case u.Scheme != "ws" && u.Scheme != "wss":
+		v.errorf("xmpp.websocket_url", "%q must be a wss (or ws) URL", raw)
+	case u.Host == "":
+		v.errorf("xmpp.websocket_url", "%q has no host", raw)
+	case u.Scheme == "ws" && !loopbackHost(u.Hostname()):
+		v.errorf("xmpp.websocket_url", "ws to %s would send the password in clear; use wss (ws is allowed to loopback only)", u.Host)
 	}
 }
 

@@ -57,7 +57,7 @@ resource = "" # ERR: xmpp.resource: must not be empty
 [xmpp]
 jid = "bot@example.org"
 password = "pw"
-transport = "udp" # ERR: must be "tcp" or "bosh", not "udp"
+transport = "udp" # ERR: must be "tcp", "bosh" or "websocket", not "udp"
 `},
 		{"tls enum", `
 [xmpp]
@@ -153,6 +153,49 @@ jid = "bot@example.org"
 password = "pw"
 transport = "bosh"
 bosh_url = "ftp://example.org/" # ERR: must be an http or https URL
+`},
+		{"websocket needs websocket_url", `
+[xmpp] # ERR: xmpp.websocket_url: must be set when transport is "websocket"
+jid = "bot@example.org"
+password = "pw"
+transport = "websocket"
+`},
+		{"websocket over wss", `
+[xmpp]
+jid = "bot@example.org"
+password = "pw"
+transport = "websocket"
+websocket_url = "wss://example.org/xmpp-websocket"
+websocket_origin = "https://example.org"
+`},
+		{"websocket ws to remote", `
+[xmpp]
+jid = "bot@example.org"
+password = "pw"
+transport = "websocket"
+websocket_url = "ws://example.org/xmpp-websocket" # ERR: use wss
+`},
+		{"websocket ws to loopback", `
+[xmpp]
+jid = "bot@example.org"
+password = "pw"
+transport = "websocket"
+websocket_url = "ws://127.0.0.1:5280/xmpp-websocket"
+`},
+		{"websocket url scheme", `
+[xmpp]
+jid = "bot@example.org"
+password = "pw"
+transport = "websocket"
+websocket_url = "https://example.org/xmpp-websocket" # ERR: must be a wss (or ws) URL
+`},
+		{"websocket origin", `
+[xmpp]
+jid = "bot@example.org"
+password = "pw"
+transport = "websocket"
+websocket_url = "wss://example.org/xmpp-websocket"
+websocket_origin = "example.org" # ERR: must be an origin
 `},
 		{"ca_file missing", `
 [xmpp]

@@ -50,13 +50,16 @@ type XMPP struct {
 	JID, Password string
 	// Resource is the resource crier binds.
 	Resource string
-	// Transport is "tcp" (the default) or "bosh".
+	// Transport is "tcp" (the default), "bosh" or "websocket".
 	Transport string
 	// Address and TLS are the TCP server address and TLS mode ("starttls"
 	// when empty); they are written for the TCP transport only.
 	Address, TLS string
 	// BOSHURL is the BOSH endpoint; it is written for Transport "bosh" only.
 	BOSHURL string
+	// WebSocketURL is the WebSocket endpoint; it is written for Transport
+	// "websocket" only.
+	WebSocketURL string
 	// CAFile is a PEM file with the server's certificate.
 	CAFile string
 	// Keepalive and KeepaliveTimeout are durations such as "5s".
@@ -76,9 +79,12 @@ func (x XMPP) TOML() string {
 		fmt.Fprintf(&b, "resource = %q\n", x.Resource)
 	}
 	fmt.Fprintf(&b, "transport = %q\n", x.Transport)
-	if x.Transport == "bosh" {
+	switch x.Transport {
+	case "bosh":
 		fmt.Fprintf(&b, "bosh_url = %q\n", x.BOSHURL)
-	} else {
+	case "websocket":
+		fmt.Fprintf(&b, "websocket_url = %q\n", x.WebSocketURL)
+	default:
 		if x.TLS == "" {
 			x.TLS = "starttls"
 		}

@@ -55,6 +55,9 @@ func TestConfigText(t *testing.T) {
 			Keepalive: "5s", KeepaliveTimeout: "10s"},
 			map[string]any{"jid": "crier@example.org", "password": "pw", "transport": "bosh",
 				"bosh_url": "https://example.org/http-bind", "keepalive": "5s", "keepalive_timeout": "10s"}},
+		{"websocket", XMPP{JID: "crier@example.org", Password: "pw", Transport: "websocket", WebSocketURL: "wss://example.org/xmpp-websocket"},
+			map[string]any{"jid": "crier@example.org", "password": "pw", "transport": "websocket",
+				"websocket_url": "wss://example.org/xmpp-websocket"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			text := ConfigText(c.x, "127.0.0.1:9999", "[[rules]]\nname = \"ping\"\n")

@@ -1,8 +1,9 @@
 // Package miniserver is a small embedded XMPP server for demo mode and fast
 // tests: c2s over TCP with STARTTLS and over direct TLS (XEP-0368), BOSH
-// through boshcm, SASL SCRAM-SHA-256, SCRAM-SHA-1 and PLAIN, resource
-// binding, routing, presence, rosters with subscriptions, offline messages,
-// a multi-user chat service (XEP-0045), disco, ping, and a fault API that
+// through boshcm, WebSocket (RFC 7395, internal/wswire) at /xmpp-websocket,
+// SASL SCRAM-SHA-256, SCRAM-SHA-1 and PLAIN, resource binding, routing,
+// presence, rosters with subscriptions, offline messages, a multi-user chat
+// service (XEP-0045), disco, ping, and a fault API that
 // tests use to drop connections, go deaf, kick occupants and restart.
 //
 // Mellium negotiates each stream (TLS, SASL, bind); everything after that

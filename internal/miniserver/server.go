@@ -60,8 +60,8 @@ type Config struct {
 	Addr string
 	// TLSAddr is the direct TLS c2s listener (XEP-0368); empty means none.
 	TLSAddr string
-	// HTTPAddr serves /http-bind (BOSH) and, when Web is set, the files of
-	// Web at /; empty means none.
+	// HTTPAddr serves /http-bind (BOSH), /xmpp-websocket (WebSocket, RFC
+	// 7395) and, when Web is set, the files of Web at /; empty means none.
 	HTTPAddr string
 	// Web holds static files served at / on HTTPAddr (optional).
 	Web fs.FS
@@ -287,6 +287,7 @@ func (s *Server) listen(ctx context.Context) error {
 		mux := http.NewServeMux()
 		mux.Handle("/http-bind", s.boshH)
 		mux.Handle("/http-bind/", s.boshH)
+		mux.HandleFunc(wsPath, s.serveWebSocket) // ws.go
 		if s.cfg.Web != nil {
 			mux.Handle("/", http.FileServer(http.FS(s.cfg.Web)))
 		}

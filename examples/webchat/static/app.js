@@ -1,5 +1,6 @@
 // crier web chat: a small XMPP client that talks to a server over BOSH
-// (XEP-0124/XEP-0206) with Strophe.js. It logs in, joins one multi-user chat
+// (XEP-0124/XEP-0206), or over WebSocket (RFC 7395) for a ws:// or wss://
+// URL, with Strophe.js. It logs in, joins one multi-user chat
 // room, chats one-to-one with the bot, and reconnects with backoff when the
 // connection drops.
 //
