@@ -56,16 +56,16 @@ type StreamConn struct {
 	cfg StreamConfig
 
 	// Read side.
-	rbuf   []byte
-	roff   int
-	rerr   error // sticky: returned once rbuf is drained
+	rbuf []byte
+	roff int
+	rerr error // sticky: returned once rbuf is drained
 	// split follows the messages as the children of one stream: each
 	// must leave it between elements. It keeps only namespace
 	// declarations; an <open/>'s attributes are read again in full.
 	split     xmlsplit.Splitter
 	splitOpen bool
-	ended  atomic.Bool // <close/> received
-	header bool        // a stream header was delivered since the last <open/>
+	ended     atomic.Bool // <close/> received
+	header    bool        // a stream header was delivered since the last <open/>
 
 	// Write side.
 	wmu      sync.Mutex
