@@ -148,7 +148,7 @@ func TestChainPanicDisablesPlugin(t *testing.T) {
 	if n := l.handled.Load(); n != 2 { // the join and the panic
 		t.Errorf("the disabled link still saw events: %d", n)
 	}
-	if got := labelled2(t, h.bot, "crier_plugin_failures_total", "plugin", "testlink", "reason", "panic"); got != 1 {
+	if got := labelledN(t, h.bot, "crier_plugin_failures_total", "plugin", "testlink", "reason", "panic"); got != 1 {
 		t.Errorf("crier_plugin_failures_total{reason=panic} = %v, want 1", got)
 	}
 	ok, lines := h.bot.Ready()
@@ -174,7 +174,7 @@ func TestChainBlockedLinkDoesNotStallTheBot(t *testing.T) {
 	}
 	_ = alice.SendMessage(room, "groupchat", "go after the block")
 	alice.Expect(t, 10*time.Second, isBody(room+"/crier", "rule saw go after the block"))
-	if got := labelled2(t, h.bot, "crier_plugin_failures_total", "plugin", "testlink", "reason", "blocked"); got != 1 {
+	if got := labelledN(t, h.bot, "crier_plugin_failures_total", "plugin", "testlink", "reason", "blocked"); got != 1 {
 		t.Errorf("crier_plugin_failures_total{reason=blocked} = %v, want 1", got)
 	}
 }
@@ -248,33 +248,6 @@ func hasOccupant(list []string, nick string) bool {
 		}
 	}
 	return false
-}
-
-// labelled2 returns the value of the series name{l1="v1",l2="v2"}, or 0.
-func labelled2(t *testing.T, b *Bot, name, l1, v1, l2, v2 string) float64 {
-	t.Helper()
-	mfs, err := b.met.reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			got := map[string]string{}
-			for _, lp := range m.GetLabel() {
-				got[lp.GetName()] = lp.GetValue()
-			}
-			if got[l1] == v1 && got[l2] == v2 {
-				if m.Counter != nil {
-					return m.Counter.GetValue()
-				}
-				return m.Gauge.GetValue()
-			}
-		}
-	}
-	return 0
 }
 
 // waitFor polls cond every 2 ms until it holds, at most 5 seconds.

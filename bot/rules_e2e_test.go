@@ -26,6 +26,13 @@ actions  = [{ do = "kick", text = "mind your language, {{.Nick}}" }]
 // series does not exist yet.
 func labelled(t *testing.T, b *Bot, name, label, value string) float64 {
 	t.Helper()
+	return labelledN(t, b, name, label, value)
+}
+
+// labelledN returns the value of the series of name whose labels include
+// every label-value pair of kv, or 0 when there is none yet.
+func labelledN(t *testing.T, b *Bot, name string, kv ...string) float64 {
+	t.Helper()
 	mfs, err := b.met.reg.Gather()
 	if err != nil {
 		t.Fatal(err)
@@ -34,15 +41,21 @@ func labelled(t *testing.T, b *Bot, name, label, value string) float64 {
 		if mf.GetName() != name {
 			continue
 		}
+	series:
 		for _, m := range mf.GetMetric() {
+			got := map[string]string{}
 			for _, lp := range m.GetLabel() {
-				if lp.GetName() == label && lp.GetValue() == value {
-					if m.Counter != nil {
-						return m.Counter.GetValue()
-					}
-					return m.Gauge.GetValue()
+				got[lp.GetName()] = lp.GetValue()
+			}
+			for i := 0; i+1 < len(kv); i += 2 {
+				if got[kv[i]] != kv[i+1] {
+					continue series
 				}
 			}
+			if m.Counter != nil {
+				return m.Counter.GetValue()
+			}
+			return m.Gauge.GetValue()
 		}
 	}
 	return 0

@@ -39,26 +39,13 @@ func (b *Bot) Run(ctx context.Context) error {
 	if !b.cfg.Load().cfg.XMPP.StreamManagement {
 		b.log.Info("stream management is off (stream_management = false): deliveries are confirmed by pings, a lost connection is never resumed")
 	}
-	outCtx, stopOut := context.WithCancel(context.Background())
-	outDone := make(chan struct{})
-	go func() {
-		defer close(outDone)
-		b.out.Run(outCtx)
-	}()
-	defer func() {
-		stopOut()
-		<-outDone
-	}()
+	// Stopped in reverse: the chain (no new replies), then the store, then
+	// the outbox, which the graceful shutdown has flushed by then.
+	defer background(b.out.Run)()
 	defer b.closeStore()
-	chainCtx, stopChain := context.WithCancel(context.Background())
-	chainDone := make(chan struct{})
-	go func() {
-		defer close(chainDone)
-		b.chain.run(chainCtx)
-	}()
+	stopChain := background(b.chain.run)
 	defer func() {
 		stopChain()
-		<-chainDone
 		b.chain.wait()
 	}()
 	if err := b.plugins.startAll(ctx, b.pending); err != nil {
@@ -404,4 +391,19 @@ func (b *Bot) lastError() string {
 		return *p
 	}
 	return ""
+}
+
+// background runs f on a goroutine of its own until the returned stop is
+// called; stop cancels f's context and waits for f to return.
+func background(f func(ctx context.Context)) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		f(ctx)
+	}()
+	return func() {
+		cancel()
+		<-done
+	}
 }

@@ -254,3 +254,19 @@ func BuildOne(name string, cfg any, core Core) (Plugin, bool, error) {
 type HTTPServer interface {
 	Routes() map[string]http.Handler
 }
+
+// Collector registers c on reg and returns it, or returns the collector of
+// the same description already registered there, so that a plugin's
+// metrics keep counting when its metrics are set up again on the same
+// registry.
+func Collector[T prometheus.Collector](reg prometheus.Registerer, c T) T {
+	if err := reg.Register(c); err != nil {
+		var are prometheus.AlreadyRegisteredError
+		if errors.As(err, &are) {
+			if old, ok := are.ExistingCollector.(T); ok {
+				return old
+			}
+		}
+	}
+	return c
+}

@@ -1,9 +1,9 @@
 package natsrelay
 
 import (
-	"errors"
-
 	"github.com/prometheus/client_golang/prometheus"
+
+	"crier/plugins"
 )
 
 // metrics are the plugin's Prometheus collectors. The relay label is the
@@ -72,31 +72,16 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	if reg == nil {
 		return m
 	}
-	m.relayed = register(reg, m.relayed)
-	m.lag = register(reg, m.lag)
-	m.pending = register(reg, m.pending)
-	m.unacked = register(reg, m.unacked)
-	m.redeliveries = register(reg, m.redeliveries)
-	m.duplicates = register(reg, m.duplicates)
-	m.busy = register(reg, m.busy)
-	m.drops = register(reg, m.drops)
-	m.deadLetters = register(reg, m.deadLetters)
-	m.events = register(reg, m.events)
-	m.requests = register(reg, m.requests)
+	m.relayed = plugins.Collector(reg, m.relayed)
+	m.lag = plugins.Collector(reg, m.lag)
+	m.pending = plugins.Collector(reg, m.pending)
+	m.unacked = plugins.Collector(reg, m.unacked)
+	m.redeliveries = plugins.Collector(reg, m.redeliveries)
+	m.duplicates = plugins.Collector(reg, m.duplicates)
+	m.busy = plugins.Collector(reg, m.busy)
+	m.drops = plugins.Collector(reg, m.drops)
+	m.deadLetters = plugins.Collector(reg, m.deadLetters)
+	m.events = plugins.Collector(reg, m.events)
+	m.requests = plugins.Collector(reg, m.requests)
 	return m
-}
-
-// register registers c, or returns the collector already registered under
-// its name: after a reload the new plugin instance keeps counting where the
-// old one stopped.
-func register[T prometheus.Collector](reg prometheus.Registerer, c T) T {
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if old, ok := are.ExistingCollector.(T); ok {
-				return old
-			}
-		}
-	}
-	return c
 }

@@ -1,9 +1,9 @@
 package webhooks
 
 import (
-	"errors"
-
 	"github.com/prometheus/client_golang/prometheus"
+
+	"crier/plugins"
 )
 
 // metrics are the plugin's Prometheus collectors. The path label is the
@@ -53,26 +53,12 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	if reg == nil {
 		return m
 	}
-	m.requests = register(reg, m.requests)
-	m.messages = register(reg, m.messages)
-	m.delivery = register(reg, m.delivery)
-	m.rejected = register(reg, m.rejected)
-	m.templateErrors = register(reg, m.templateErrors)
-	m.batched = register(reg, m.batched)
-	m.commands = register(reg, m.commands)
+	m.requests = plugins.Collector(reg, m.requests)
+	m.messages = plugins.Collector(reg, m.messages)
+	m.delivery = plugins.Collector(reg, m.delivery)
+	m.rejected = plugins.Collector(reg, m.rejected)
+	m.templateErrors = plugins.Collector(reg, m.templateErrors)
+	m.batched = plugins.Collector(reg, m.batched)
+	m.commands = plugins.Collector(reg, m.commands)
 	return m
-}
-
-// register registers c, or returns the collector already registered under
-// its name: after a reload the new instance counts on.
-func register[T prometheus.Collector](reg prometheus.Registerer, c T) T {
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if old, ok := are.ExistingCollector.(T); ok {
-				return old
-			}
-		}
-	}
-	return c
 }
