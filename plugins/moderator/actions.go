@@ -30,13 +30,28 @@ type strike struct {
 	LevelAt time.Time `json:"level_at"`
 }
 
-// decayed is the points left at now: one point lost per decay.
+// decayed is the points left at now: one whole point lost per decay
+// since At.
 func (s *strike) decayed(now time.Time, decay time.Duration) float64 {
-	p := s.Points - float64(now.Sub(s.At))/float64(decay)
+	p := s.Points - float64(now.Sub(s.At)/decay)
 	if p < 0 {
 		return 0
 	}
 	return p
+}
+
+// settle takes off the points decayed by now, moving At on by the whole
+// intervals taken, so that a part interval still counts next time.
+func (s *strike) settle(now time.Time, decay time.Duration) {
+	n := now.Sub(s.At) / decay
+	if n <= 0 {
+		return
+	}
+	s.Points -= float64(n)
+	s.At = s.At.Add(n * decay)
+	if s.Points <= 0 {
+		s.Points, s.At = 0, now
+	}
 }
 
 // Case is one moderation action, as the store keeps it and the audit
@@ -135,11 +150,12 @@ func (p *Plugin) punish(e *engine, ev *plugins.Event, key string, hits []detect.
 	p.mu.Lock()
 	s, ok := p.strikes[sk]
 	if !ok {
-		s = &strike{Key: sk, Room: ev.Room, Level: -1}
+		s = &strike{Key: sk, Room: ev.Room, Level: -1, At: now}
 		p.strikes[sk] = s
 	}
-	total := s.decayed(now, e.s.Decay.Std()) + float64(points)
-	s.Points, s.At, s.Nick, s.JID = total, now, ev.Nick, ev.RealJID
+	s.settle(now, e.s.Decay.Std())
+	total := s.Points + float64(points)
+	s.Points, s.Nick, s.JID = total, ev.Nick, ev.RealJID
 	idx := e.step(total)
 	if s.Level > idx && now.Sub(s.LevelAt) < e.s.Cooldown.Std() {
 		idx = s.Level
@@ -220,19 +236,28 @@ func (p *Plugin) carry(e *engine, ev *plugins.Event, key string, hits []detect.V
 		p.alert(c.Room, fmt.Sprintf("moderator (observe): would %s %s in %s for %s [case %d]", strings.Join(what, " and "), c.Nick, c.Room, c.Reason, c.ID))
 		return
 	}
+	// The case is stored before anything is asked of the server, so that
+	// the answers, which come on other goroutines, find it.
+	c.Result = "sent"
 	if d.retract {
-		if why := p.retract(ev, c); why != "" && rank(e.s.RetractFallback) > rank(d.action) {
+		c.Retract = "sent"
+	}
+	p.saveCase(c)
+	if d.retract {
+		if why := p.retract(ev, c); why != "" {
 			c.Retract = "unsupported: " + why
-			d.action = e.s.RetractFallback
-			c.Action = d.action
-			if d.action == ActMute {
-				d.dur = p.muteDuration(e)
-				c.Expires = now.Add(d.dur)
+			if rank(e.s.RetractFallback) > rank(d.action) {
+				d.action = e.s.RetractFallback
+				c.Action = d.action
+				if d.action == ActMute {
+					d.dur = p.muteDuration(e)
+					c.Expires = now.Add(d.dur)
+				}
 			}
+			cp := *c
+			p.updateCase(c.ID, func(x *Case) { *x = cp })
 		}
 	}
-	c.Result = "sent"
-	p.saveCase(c)
 	p.log.Info("moderation", "case", c.ID, "room", c.Room, "nick", c.Nick, "target", c.Target, "action", c.Action, "retract", d.retract, "rule", c.Reason, "points", c.Total)
 	switch d.action {
 	case ActNone:
@@ -362,7 +387,6 @@ func (p *Plugin) retract(ev *plugins.Event, c *Case) string {
 		p.alert(ev.Room, fmt.Sprintf("moderator: cannot retract %s's message in %s: %v [case %d]", ev.Nick, ev.Room, err, c.ID))
 		return err.Error()
 	}
-	c.Retract = "sent"
 	return ""
 }
 

@@ -48,7 +48,7 @@ func (p *Plugin) Commands() []plugins.Command {
 			Args:    []plugins.Arg{{Name: "text", Label: "Text", Desc: "the text to check", Rest: true, Required: true}, room},
 			Example: plugins.Example{Line: "explain free coins", Want: "normalised"}, Run: p.runExplain}),
 		mod(plugins.Command{Name: "permit", Summary: "leave an occupant alone for a while (default 10m)",
-			Args: []plugins.Arg{nick, {Name: "duration", Label: "Duration", Desc: "how long (default 10m)", Kind: plugins.ArgDuration}, room},
+			Args:    []plugins.Arg{nick, {Name: "duration", Label: "Duration", Desc: "how long (default 10m)", Kind: plugins.ArgDuration}, room},
 			Example: plugins.Example{Line: "permit alice 5m", Want: "alice"}, Run: p.runPermit}),
 	}
 }
@@ -330,8 +330,8 @@ func (p *Plugin) pardon(room, key string, points float64) {
 	p.mu.Lock()
 	s, ok := p.strikes[sk]
 	if ok && points > 0 {
-		s.Points = s.decayed(p.now(), e.s.Decay.Std()) - points
-		s.At = p.now()
+		s.settle(p.now(), e.s.Decay.Std())
+		s.Points -= points
 		if s.Points > 0 {
 			s.Level = e.step(s.Points)
 			cp := *s
@@ -472,5 +472,3 @@ func (p *Plugin) runPermit(_ context.Context, call *plugins.Call) (plugins.Reply
 	p.write(func(tx state.Tx) error { return tx.PutExpiring(permitKey(room+"|"+key), []byte(room+"|"+key), until) })
 	return plugins.Reply{Text: fmt.Sprintf("%s may post freely in %s for %s", nick, room, shortDur(d))}, nil
 }
-
-

@@ -316,7 +316,22 @@ func (c *Config) Check(ck plugins.Checker) {
 		}
 		seen[r.JID] = true
 		inherit(reflect.ValueOf(&r.Settings).Elem(), reflect.ValueOf(&c.Settings).Elem(), key, ck)
-		r.Settings.check(ck, key+".", c.fileWords)
+		r.Settings.check(writtenOnly{ck, key + "."}, key+".", c.fileWords)
+	}
+}
+
+// writtenOnly reports only the problems of keys an override writes: the
+// values it inherits were reported at the [moderator] table already.
+type writtenOnly struct {
+	plugins.Checker
+	pre string
+}
+
+func (w writtenOnly) Errorf(key, format string, args ...any) {
+	top, _, _ := strings.Cut(strings.TrimPrefix(key, w.pre), ".")
+	top, _, _ = strings.Cut(top, "[")
+	if w.Written(w.pre + top) {
+		w.Checker.Errorf(key, format, args...)
 	}
 }
 
@@ -434,7 +449,7 @@ func (s *Settings) check(ck plugins.Checker, pre string, files map[string][]stri
 		readFile(k+".words_file", &l.WordsFile)
 	}
 	for i, x := range s.Exempt {
-		if !slices.Contains(exemptNames, x) && !isBareJID(x) {
+		if !slices.Contains(exemptNames, x) && (!strings.Contains(x, "@") || !isBareJID(x)) {
 			e(fmt.Sprintf("exempt[%d]", i), "%q is neither an affiliation, a role nor a bare JID", x)
 		}
 	}
