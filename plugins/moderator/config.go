@@ -579,3 +579,7 @@ func isBareJID(s string) bool {
 	j, err := jid.Parse(s)
 	return err == nil && s != "" && j.Resourcepart() == "" && j.String() == s
 }
+
+// Enabled reports whether the [moderator] table is written (known once
+// the config loader checked it).
+func (c *Config) Enabled() bool { return c.enabled }

@@ -7,7 +7,6 @@ import (
 	"strings"
 	"time"
 
-	"crier/plugins"
 	"crier/plugins/moderator/detect"
 	"crier/plugins/moderator/normalize"
 )
@@ -192,21 +191,6 @@ func phrase(v *detect.Verdict) string {
 var roomFields = map[string]string{
 	RoomMembersOnly: "muc#roomconfig_membersonly",
 	RoomModerated:   "muc#roomconfig_moderatedroom",
-}
-
-// kindOf is the Host action of a ladder action.
-func kindOf(action string) plugins.ActionKind {
-	switch action {
-	case ActMute:
-		return plugins.ActDevoice
-	case ActKick:
-		return plugins.ActKick
-	case ActTempban, ActBan:
-		return plugins.ActBan
-	case ActRetract:
-		return plugins.ActRetract
-	}
-	return 0
 }
 
 // rank orders actions by severity, for fallbacks and escalation.
