@@ -84,7 +84,29 @@ type Plugin struct {
 	rights    map[string]string    // room to what the bot lacks there
 	seq       int64
 	alerts    []time.Time
+
+	// nickMu guards nicks, each room's occupants as the chain saw them
+	// join, leave and change nick, for the mention and capitals
+	// detectors: a map look-up per word instead of a Host call.
+	nickMu sync.Mutex
+	nicks  map[string]*roomNicks
 }
+
+// scratch is what one message's check needs, reused.
+type scratch struct {
+	msg detect.Message
+	vs  []detect.Verdict
+}
+
+// roomNicks are a room's nicks, rebuilt from the Host now and then in
+// case the chain dropped an event.
+type roomNicks struct {
+	set   detect.NickSet
+	built time.Time
+}
+
+// nickRefresh is how often a room's nicks are rebuilt from the Host.
+const nickRefresh = 5 * time.Minute
 
 // New builds the moderator from a checked config.
 func New(c *Config, core plugins.Core) (*Plugin, error) {
@@ -104,7 +126,7 @@ func New(c *Config, core plugins.Core) (*Plugin, error) {
 		}
 		p.room[c.Room[i].JID] = e
 	}
-	p.vpool.New = func() any { s := make([]detect.Verdict, 0, 8); return &s }
+	p.vpool.New = func() any { return &scratch{vs: make([]detect.Verdict, 0, 8)} }
 	return p, nil
 }
 
@@ -121,6 +143,7 @@ func (p *Plugin) Start(ctx context.Context, env plugins.Env) error {
 	p.met = newMetrics(env.Registerer)
 	p.strikes, p.mutes, p.permits = map[string]*strike{}, map[string]time.Time{}, map[string]time.Time{}
 	p.observing, p.locks, p.rights = map[string]bool{}, map[string]time.Time{}, map[string]string{}
+	p.nicks = map[string]*roomNicks{}
 	ns, err := env.Host.State()
 	if errors.Is(err, plugins.ErrNoStore) {
 		// Without a store nothing survives a restart, but timed actions
@@ -326,11 +349,47 @@ func (p *Plugin) Handle(_ context.Context, ev *plugins.Event) plugins.Verdict {
 			return p.message(ev)
 		}
 	case plugins.EventJoin:
+		p.trackNick(ev.Room, "", ev.Nick)
 		p.join(ev, ev.Nick)
+	case plugins.EventLeave:
+		p.trackNick(ev.Room, ev.Nick, "")
 	case plugins.EventNick:
+		p.trackNick(ev.Room, ev.Nick, ev.NewNick)
 		p.renamed(ev)
 	}
 	return plugins.Continue
+}
+
+// trackNick follows a room's occupants: old leaves, new joins.
+func (p *Plugin) trackNick(room, old, new string) {
+	p.nickMu.Lock()
+	defer p.nickMu.Unlock()
+	rn := p.nicks[room]
+	if rn == nil {
+		return // built on the room's next message
+	}
+	if old != "" {
+		delete(rn.set, strings.ToLower(old))
+	}
+	if new != "" {
+		rn.set[strings.ToLower(new)] = struct{}{}
+	}
+}
+
+// roomNickSet returns the room's nicks, with nickMu held: the caller
+// unlocks it once done with the set.
+func (p *Plugin) roomNickSet(room string, now time.Time) detect.NickSet {
+	p.nickMu.Lock()
+	rn := p.nicks[room]
+	if rn == nil || now.Sub(rn.built) > nickRefresh || now.Before(rn.built) {
+		occ := p.host.Occupants(room)
+		rn = &roomNicks{set: make(detect.NickSet, len(occ)), built: now}
+		for _, o := range occ {
+			rn.set[strings.ToLower(o.Nick)] = struct{}{}
+		}
+		p.nicks[room] = rn
+	}
+	return rn.set
 }
 
 // identity is the key of an occupant's counters: the occupant id when
@@ -359,6 +418,9 @@ func (p *Plugin) exempt(e *engine, ev *plugins.Event, key string, now time.Time)
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if len(p.permits) == 0 {
+		return false
+	}
 	at, ok := p.permits[ev.Room+"|"+key]
 	return ok && now.Before(at)
 }
@@ -375,17 +437,6 @@ func (p *Plugin) observingRoom(e *engine, room string) bool {
 	return e.s.DryRun
 }
 
-// hostOccupants answers detect.Occupants from the Host.
-type hostOccupants struct {
-	h    plugins.Host
-	room string
-}
-
-func (o hostOccupants) IsOccupant(nick string) bool {
-	_, ok := o.h.Occupant(o.room, nick)
-	return ok
-}
-
 // message runs the detectors on a room message and acts on the verdict.
 func (p *Plugin) message(ev *plugins.Event) plugins.Verdict {
 	now := p.now()
@@ -399,11 +450,12 @@ func (p *Plugin) message(ev *plugins.Event) plugins.Verdict {
 		p.met.exempt.Inc()
 		return plugins.Continue
 	}
-	bufp := p.vpool.Get().(*[]detect.Verdict)
-	defer func() { *bufp = (*bufp)[:0]; p.vpool.Put(bufp) }()
-	msg := detect.Message{Room: ev.Room, Sender: key, Nick: ev.Nick, Body: ev.Body, Occupants: hostOccupants{p.host, ev.Room}}
-	vs := e.set.Check(&msg, (*bufp)[:0])
-	*bufp = vs
+	sc := p.vpool.Get().(*scratch)
+	defer func() { sc.msg, sc.vs = detect.Message{}, sc.vs[:0]; p.vpool.Put(sc) }()
+	sc.msg = detect.Message{Room: ev.Room, Sender: key, Nick: ev.Nick, Body: ev.Body, Occupants: p.roomNickSet(ev.Room, now)}
+	vs := e.set.Check(&sc.msg, sc.vs[:0])
+	p.nickMu.Unlock()
+	sc.vs = vs
 	if len(vs) == 0 {
 		return plugins.Continue
 	}
