@@ -616,10 +616,34 @@ func (p *Plugin) watchRights() {
 	defer t.Stop()
 	for {
 		p.checkRights()
+		p.sweep(p.now())
 		select {
 		case <-p.stop:
 			return
 		case <-t.C:
+		}
+	}
+}
+
+// sweep forgets, in memory, strikes whose points decayed and whose
+// cooldown ended, and permits and mutes that ended (the store drops its
+// copies through their expiry): without it every offender would stay in
+// memory until a restart.
+func (p *Plugin) sweep(now time.Time) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for k, s := range p.strikes {
+		room := s.Room
+		e := p.engineFor(room)
+		if s.decayed(now, e.s.Decay.Std()) == 0 && now.Sub(s.LevelAt) >= e.s.Cooldown.Std() {
+			delete(p.strikes, k)
+		}
+	}
+	for _, m := range []map[string]time.Time{p.permits, p.mutes} {
+		for k, at := range m {
+			if !now.Before(at) {
+				delete(m, k)
+			}
 		}
 	}
 }

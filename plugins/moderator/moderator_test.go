@@ -527,3 +527,26 @@ func TestWordsFile(t *testing.T) {
 		t.Fatalf("missing file: %v", err)
 	}
 }
+
+// TestSweep: decayed strikes and ended permits leave memory.
+func TestSweep(t *testing.T) {
+	f := newFixture(t, "[moderator]\nwords = [\"free coins\"]\nretract = []\n")
+	f.join(mallory)
+	f.say(mallory, "free coins")
+	if _, err := f.run("permit", map[string]string{"nick": "bob", "duration": "1m"}); err != nil {
+		t.Fatal(err)
+	}
+	counts := func() (int, int) {
+		f.p.mu.Lock()
+		defer f.p.mu.Unlock()
+		return len(f.p.strikes), len(f.p.permits)
+	}
+	f.p.sweep(f.clk.Now())
+	if s, p := counts(); s != 1 || p != 1 {
+		t.Fatalf("swept too early: %d strikes, %d permits", s, p)
+	}
+	f.p.sweep(f.clk.Now().Add(30 * time.Minute))
+	if s, p := counts(); s != 0 || p != 0 {
+		t.Fatalf("not swept: %d strikes, %d permits", s, p)
+	}
+}
