@@ -248,7 +248,7 @@ func (p *Plugin) runHistory(_ context.Context, call *plugins.Call) (plugins.Repl
 	for _, c := range list {
 		t.Rows = append(t.Rows, []string{strconv.FormatInt(c.ID, 10), c.Time.UTC().Format(time.RFC3339), c.Action, c.Reason, c.By, c.Result})
 	}
-	return plugins.Reply{Text: fmt.Sprintf("%d cases of %s in %s", len(list), who, room), Table: t}, nil
+	return plugins.Reply{Text: fmt.Sprintf("cases of %s in %s: %d", who, room, len(list)), Table: t}, nil
 }
 
 // manual records a case done by a command.
