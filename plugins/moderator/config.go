@@ -289,15 +289,11 @@ func defaultConfig() *Config {
 // its line.
 func (c *Config) Check(ck plugins.Checker) {
 	c.enabled = ck.Written("")
-	for i, r := range c.Rooms {
-		if !isBareJID(r) {
-			ck.Errorf(fmt.Sprintf("rooms[%d]", i), "%q is not a bare room JID", r)
-		}
+	for i := range c.Rooms {
+		c.Rooms[i] = bareJID(ck, fmt.Sprintf("rooms[%d]", i), c.Rooms[i])
 	}
-	for i, a := range c.Alert {
-		if !isBareJID(a) {
-			ck.Errorf(fmt.Sprintf("alert[%d]", i), "%q is not a bare JID", a)
-		}
+	for i := range c.Alert {
+		c.Alert[i] = bareJID(ck, fmt.Sprintf("alert[%d]", i), c.Alert[i])
 	}
 	if strings.ContainsAny(c.Subject, " \t\r\n") {
 		ck.Errorf("subject", "a NATS subject has no white space")
@@ -308,9 +304,7 @@ func (c *Config) Check(ck plugins.Checker) {
 	for i := range c.Room {
 		r := &c.Room[i]
 		key := fmt.Sprintf("room[%d]", i)
-		if !isBareJID(r.JID) {
-			ck.Errorf(key+".jid", "%q is not a bare room JID", r.JID)
-		}
+		r.JID = bareJID(ck, key+".jid", r.JID)
 		if seen[r.JID] {
 			ck.Errorf(key+".jid", "room %s has two overrides", r.JID)
 		}
@@ -573,6 +567,17 @@ func unjoin(err error) []error {
 		return j.Unwrap()
 	}
 	return []error{err}
+}
+
+// bareJID checks a bare JID and returns it in its normal form (as the
+// bot's events carry it).
+func bareJID(ck plugins.Checker, key, s string) string {
+	j, err := jid.Parse(s)
+	if err != nil || s == "" || j.Resourcepart() != "" {
+		ck.Errorf(key, "%q is not a bare JID", s)
+		return s
+	}
+	return j.String()
 }
 
 func isBareJID(s string) bool {

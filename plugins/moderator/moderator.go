@@ -294,8 +294,15 @@ func (p *Plugin) commit(batch []func(state.Tx) error) {
 	}
 }
 
-// write queues fn for the writer; when the queue is full it runs now.
+// write queues fn for the writer; when the queue is full, or the plugin
+// stopped (a server's late answer), it runs now.
 func (p *Plugin) write(fn func(state.Tx) error) {
+	select {
+	case <-p.stop:
+		p.commit([]func(state.Tx) error{fn})
+		return
+	default:
+	}
 	select {
 	case p.writes <- fn:
 	default:
