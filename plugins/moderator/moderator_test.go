@@ -550,3 +550,29 @@ func TestSweep(t *testing.T) {
 		t.Fatalf("not swept: %d strikes, %d permits", s, p)
 	}
 }
+
+// TestRaid: many occupants flooding at once make the room moderated for
+// a while; the moderators are told.
+func TestRaid(t *testing.T) {
+	f := newFixture(t, "[moderator]\nalert = [\""+mods+"\"]\n[moderator.raid]\nmessages = 6\nsenders = 3\nwindow = \"10s\"\nduration = \"2m\"\n")
+	for i := range 8 {
+		o := occupant{nick: fmt.Sprintf("r%d", i%4), oid: fmt.Sprintf("r%d", i%4)}
+		f.say(o, fmt.Sprintf("wave %d", i))
+		f.clk.Advance(100 * time.Millisecond)
+	}
+	if got := f.actions(); !slices.Equal(got, []string{"configure muc#roomconfig_moderatedroom=1"}) {
+		t.Fatalf("actions %q", got)
+	}
+	var told bool
+	for _, m := range f.h.Sent() {
+		told = told || m.To == mods && strings.Contains(m.Body, "is moderated for 2m")
+	}
+	if !told {
+		t.Errorf("sent %+v", f.h.Sent())
+	}
+	f.clk.Advance(3 * time.Minute)
+	f.h.Store.Expire(f.clk.Now())
+	if got := f.actions(); len(got) != 2 || got[1] != "configure muc#roomconfig_moderatedroom=0" {
+		t.Fatalf("actions %q", got)
+	}
+}
