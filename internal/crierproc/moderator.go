@@ -143,6 +143,9 @@ func RunModeratorScenario(t *testing.T, env ModeratorEnv) {
 	say("five") // 8 points: banned for 5s
 	alice.Expect(t, 15*time.Second, selfPresence(func(s xmpptest.Stanza) bool { return s.Type == "unavailable" && s.HasStatus("301") }))
 	banned := time.Now()
+	if err := alice.Join(room, "alice"); err == nil {
+		t.Fatal("alice rejoined at once after the ban")
+	}
 
 	// A restart while the ban lasts: the new process lifts it in time.
 	waitMetric(t, d, 1, "crier_moderator_actions_total", "action", "tempban", "result", "done")
