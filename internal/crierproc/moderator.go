@@ -60,6 +60,11 @@ duration = "5s"
 [[moderator.ladder]]
 points = 30
 action = "ban"
+
+[[rules]]
+name  = "saw"
+match = "now$|three|four|five"
+reply = "rule saw {{.Nick}}"
 `
 
 const (
@@ -112,10 +117,12 @@ func RunModeratorScenario(t *testing.T, env ModeratorEnv) {
 			t.Fatal(err)
 		}
 	}
-	// bob chats; crier must leave him alone.
-	if err := bob.SendMessage(room, "groupchat", "gg wp, anyone up for a rematch?"); err != nil {
+	// bob chats; crier must leave him alone, and the rules see his
+	// messages.
+	if err := bob.SendMessage(room, "groupchat", "gg wp, rematch at three?"); err != nil {
 		t.Fatal(err)
 	}
+	bob.Expect(t, 15*time.Second, from(crierNick, "rule saw bob"))
 
 	// A disguised blocked phrase: retracted (when the server can) and
 	// warned; the chain stops, so no rule sees it.
@@ -173,8 +180,12 @@ func RunModeratorScenario(t *testing.T, env ModeratorEnv) {
 	}
 	waitMetric(t, d2, 1, "crier_moderator_actions_total", "action", "unban", "result", "done")
 
-	// bob got nothing: no message naming him, no change of his role.
+	// bob got nothing: no message naming him, no change of his role; and
+	// no rule saw a message the moderator acted on.
 	for _, s := range bob.Drain() {
+		if s.Name == "message" && s.From == crierNick && strings.Contains(s.Body, "rule saw alice") {
+			t.Errorf("a rule saw a message the moderator stopped: %s", s.Raw)
+		}
 		if s.Name == "message" && s.From == crierNick && strings.Contains(s.Body, "bob") {
 			t.Errorf("crier spoke of bob: %s", s.Raw)
 		}
