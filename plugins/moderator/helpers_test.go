@@ -149,11 +149,18 @@ func (f *fixture) actions() []string {
 // waitCase waits for a case's result to be written.
 func (f *fixture) waitCase(id int64, want string) Case {
 	f.t.Helper()
+	return f.waitCaseFn(id, want, func(*Case) bool { return true })
+}
+
+// waitCaseFn waits for a case's result to be written and ok to accept
+// the case.
+func (f *fixture) waitCaseFn(id int64, want string, ok func(*Case) bool) Case {
+	f.t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		f.p.flush()
 		c, err := f.p.getCase(id)
-		if err == nil && strings.HasPrefix(c.Result, want) {
+		if err == nil && strings.HasPrefix(c.Result, want) && ok(&c) {
 			return c
 		}
 		if time.Now().After(deadline) {
@@ -185,6 +192,23 @@ func (f *fixture) counter(name string, labels map[string]string) float64 {
 		}
 	}
 	return 0
+}
+
+// waitCounter waits up to 5s for a counter to reach want: the fake host
+// answers actions on goroutines of its own.
+func (f *fixture) waitCounter(name string, labels map[string]string, want float64) {
+	f.t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		got := f.counter(name, labels)
+		if got == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			f.t.Fatalf("%s%v = %v, want %v", name, labels, got, want)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 func hasLabel(m *dto.Metric, k, v string) bool {
