@@ -4,6 +4,7 @@
 //	crier run   [-c FILE] [-log-format text|json] [-log-level info]
 //	crier check [-c FILE]
 //	crier rules test -c FILE [--room ROOM] [--nick NICK] [--from JID] [--role ROLE] --body TEXT
+//	crier moderator test -c FILE [--room ROOM] [--nick NICK] --body TEXT
 //	crier send  [-c FILE] [--jid JID] [--address HOST:PORT] --to JID [--to JID...] [BODY|-]
 //	crier version
 //	crier help [COMMAND]
@@ -77,6 +78,11 @@ var commands = []command{
 		func(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 			return cmdRules(args, stdout, stderr)
 		}},
+	{"moderator", "test -c FILE [--room ROOM] [--nick NICK] --body TEXT",
+		"show every moderator detector's verdict on a message, without connecting",
+		func(args []string, _ io.Reader, stdout, stderr io.Writer) error {
+			return cmdModerator(args, stdout, stderr)
+		}},
 	{"send", "[-c FILE] [--jid JID] [--address HOST:PORT] --to JID [--to JID...] [--type T] [--subject S] [BODY|-]",
 		"send a message to one or more JIDs; exit 0 once the server acknowledged every one",
 		func(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
@@ -97,10 +103,10 @@ func usage() string {
 	b.WriteString("usage: crier COMMAND [FLAGS]\n\ncommands:\n")
 	for _, c := range commands {
 		name := c.name
-		if c.name == "rules" {
-			name = "rules test"
+		if c.name == "rules" || c.name == "moderator" {
+			name += " test"
 		}
-		fmt.Fprintf(&b, "  %-11s %s\n", name, c.summary)
+		fmt.Fprintf(&b, "  %-14s %s\n", name, c.summary)
 	}
 	b.WriteString("\n`crier COMMAND --help` prints the flags of a command.\n")
 	b.WriteString("exit codes: 0 ok, 1 runtime failure (such as a message not delivered),\n2 bad usage or bad config.\n")

@@ -3,7 +3,9 @@
 // through boshcm, WebSocket (RFC 7395, internal/wswire) at /xmpp-websocket,
 // SASL SCRAM-SHA-256, SCRAM-SHA-1 and PLAIN, resource binding, routing,
 // presence, rosters with subscriptions, offline messages, a multi-user chat
-// service (XEP-0045), disco, ping, and a fault API that
+// service (XEP-0045, with XEP-0421 occupant ids, XEP-0359 stanza-ids,
+// XEP-0425 moderated retraction and members-only rooms), disco, ping, and a
+// fault API that
 // tests use to drop connections, go deaf, kick occupants and restart.
 //
 // Mellium negotiates each stream (TLS, SASL, bind); everything after that

@@ -25,6 +25,7 @@ type room struct {
 	affil     map[string]string // bare JID -> owner, admin, member, outcast
 	history   []histEntry
 	seq       int
+	mod       roomMod // occupant ids, stanza ids, retraction (moderation.go)
 }
 
 type occupant struct {
@@ -119,7 +120,7 @@ func (s *Server) occPresence(r *room, o *occupant, rcpt *client, unavailable boo
 				continue
 			}
 			switch {
-			case n.E.Name.Space == nsMUC, n.E.Name.Space == nsMUCUser:
+			case n.E.Name.Space == nsMUC, n.E.Name.Space == nsMUCUser, n.E.Name.Space == nsOccID:
 			case n.E.Name.Space == nsClient && n.E.Name.Local == "priority":
 			default:
 				p.add(n.E.clone())
@@ -145,7 +146,7 @@ func (s *Server) occPresence(r *room, o *occupant, rcpt *client, unavailable boo
 	for _, st := range statuses {
 		x.add(elem(nsMUCUser, "status", "code", strconv.Itoa(st)))
 	}
-	return p.add(x)
+	return p.add(x, occupantIDElem(r, o))
 }
 
 func (s *Server) isModerator(r *room, c *client) bool {
@@ -228,6 +229,9 @@ func (s *Server) joinLocked(c *client, e *el, to jid.JID, r *room) {
 		return
 	case r.password != "" && (x == nil || x.childText(nsMUC, "password") != r.password):
 		s.mucError(c, e, "auth", "not-authorized")
+		return
+	case r.mod.membersOnly && affRank[aff] < affRank["member"]:
+		s.mucError(c, e, "auth", "registration-required")
 		return
 	}
 	r.seq++
@@ -404,6 +408,7 @@ func (s *Server) mucMessageLocked(c *client, e *el, to jid.JID, typ string) {
 		}
 		return
 	}
+	s.stampLocked(r, o, out)
 	for _, t := range r.sorted() {
 		s.deliver(t.c, out)
 	}
@@ -521,13 +526,20 @@ func (s *Server) mucIQLocked(c *client, e *el, to jid.JID) {
 		s.adminIQLocked(c, e, r, q)
 	case q.Name.Space == nsMUCOwner && q.Name.Local == "query":
 		s.ownerIQLocked(c, e, r, q)
+	case q.Name.Space == nsFasten && q.Name.Local == "apply-to" && typ == "set":
+		s.moderateLocked(c, e, r, q)
 	default:
 		s.replyError(c, e, "cancel", "service-unavailable")
 	}
 }
 
 func (s *Server) roomInfo(r *room) *el {
-	feats := []string{nsMUC, nsDiscoInfo, "muc_persistent", "muc_public", "muc_open", "muc_semianonymous"}
+	feats := []string{nsMUC, nsDiscoInfo, nsOccID, nsModerate, "muc_persistent", "muc_public", "muc_semianonymous"}
+	if r.mod.membersOnly {
+		feats = append(feats, "muc_membersonly")
+	} else {
+		feats = append(feats, "muc_open")
+	}
 	if r.password != "" {
 		feats = append(feats, "muc_passwordprotected")
 	} else {
@@ -799,6 +811,7 @@ func (s *Server) ownerIQLocked(c *client, e *el, r *room, q *el) {
 			field("muc#roomconfig_roomsecret", "text-private", r.password),
 			field("muc#roomconfig_passwordprotectedroom", "boolean", boolStr(r.password != "")),
 			field("muc#roomconfig_moderatedroom", "boolean", boolStr(r.moderated)),
+			field("muc#roomconfig_membersonly", "boolean", boolStr(r.mod.membersOnly)),
 			field("muc#roomconfig_persistentroom", "boolean", "1"),
 		)
 		s.deliver(c, result(e, elem(nsMUCOwner, "query").add(form)))
@@ -838,6 +851,8 @@ func (s *Server) ownerIQLocked(c *client, e *el, r *room, q *el) {
 				protected = v == "1" || v == "true"
 			case "muc#roomconfig_moderatedroom":
 				r.moderated = v == "1" || v == "true"
+			case "muc#roomconfig_membersonly":
+				r.mod.membersOnly = v == "1" || v == "true"
 			}
 		}
 		if protected {

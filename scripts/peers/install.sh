@@ -51,6 +51,11 @@ if [[ $with_peers == 1 ]] &&
 	! dpkg-query -W -f='${Status}' lua-event 2>/dev/null | grep -q 'install ok installed'; then
 	missing+=(lua-event)
 fi
+# prosody-modules gives Prosody mod_muc_moderation (XEP-0425 retraction).
+if [[ $with_peers == 1 ]] &&
+	! dpkg-query -W -f='${Status}' prosody-modules 2>/dev/null | grep -q 'install ok installed'; then
+	missing+=(prosody-modules)
+fi
 
 if [[ ${#missing[@]} -eq 0 ]]; then
 	echo "install.sh: everything present"

@@ -76,7 +76,22 @@ Component "conference.localhost" "muc"
 	restrict_room_creation = "local"
 	muc_room_locking = false
 	muc_room_default_public = true
+$(muc_moderation)
 EOT
+}
+
+# muc_moderation adds XEP-0425 moderated retraction to the rooms when
+# Debian's prosody-modules is installed: mod_muc_moderation, which finds
+# messages in the room archive (mod_muc_mam, which also puts a stanza-id on
+# every room message). Without it the rooms stay as they were.
+muc_moderation() {
+	local m
+	for m in /usr/lib/prosody/modules/mod_muc_moderation.lua /usr/lib/prosody/modules/mod_muc_moderation/mod_muc_moderation.lua; do
+		if [[ -f $m ]]; then
+			printf '\tmodules_enabled = { "muc_mam"; "muc_moderation" }\n\tmuc_log_by_default = true\n'
+			return
+		fi
+	done
 }
 
 register_accounts() {

@@ -84,13 +84,14 @@ func tier(p string) int {
 	return 0
 }
 
-// pluginOf returns the plugin folder a package is in (crier/plugins/NAME).
+// pluginOf is the plugin a package of the plugins tier belongs to:
+// plugins/NAME and the packages under it are one plugin.
 func pluginOf(p string) string {
-	parts := strings.SplitN(p, "/", 4)
-	if len(parts) < 3 {
+	parts := strings.SplitN(strings.TrimPrefix(p, module+"/"), "/", 3)
+	if len(parts) < 2 {
 		return p
 	}
-	return strings.Join(parts[:3], "/")
+	return parts[0] + "/" + parts[1]
 }
 
 func TestImportTiers(t *testing.T) {
