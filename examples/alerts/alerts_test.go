@@ -129,6 +129,10 @@ func TestAlerts(t *testing.T) {
 		t.Errorf("the alert's summary is missing:\n%s", got.Body)
 	}
 	oncall.Expect(t, wait, toRoom(headline))
+	if err := oncall.SendMessage(bot, "chat", "!alerts"); err != nil {
+		t.Fatal(err)
+	}
+	oncall.Expect(t, wait, toUser("chat", "DiskFull"))
 
 	// NATS: a JSON event on alerts.x reaches the user and the room.
 	nc, err := nats.Connect(ex.NATS.URL, nats.Timeout(5*time.Second))
