@@ -97,7 +97,9 @@ func TestRoombot(t *testing.T) {
 	if err := bob.SendMessage(lobby, "groupchat", "!help"); err != nil {
 		t.Fatal(err)
 	}
-	help := bob.Expect(t, wait, inLobby("rooms"))
+	help := bob.Expect(t, wait, func(s xmpptest.Stanza) bool {
+		return inLobby("rooms")(s) && strings.Contains(s.Body, "version") && strings.Contains(s.Body, "status")
+	})
 	if strings.Contains(help.Body, "join") {
 		t.Errorf("!help shows bob, no admin, the admin commands:\n%s", help.Body)
 	}
@@ -115,16 +117,16 @@ func TestRoombot(t *testing.T) {
 	if err := alice.SendMessage(bot, "chat", "!join "+second); err != nil {
 		t.Fatal(err)
 	}
+	alice.Expect(t, wait, fromBot("joining "+second))
 	alice.Expect(t, wait, func(s xmpptest.Stanza) bool {
 		return s.Name == "presence" && s.Type == "" && s.From == second+"/roombot"
 	})
 	if err := alice.SendMessage(bot, "chat", "!rooms"); err != nil {
 		t.Fatal(err)
 	}
-	rooms := alice.Expect(t, wait, fromBot(second))
-	if !strings.Contains(rooms.Body, lobby) {
-		t.Errorf("!rooms does not list %s:\n%s", lobby, rooms.Body)
-	}
+	alice.Expect(t, wait, func(s xmpptest.Stanza) bool {
+		return fromBot(lobby)(s) && strings.Contains(s.Body, second)
+	})
 	// A stranger is refused the admin command.
 	if err := bob.SendMessage(bot, "chat", "!join other@conference.localhost"); err != nil {
 		t.Fatal(err)
