@@ -702,3 +702,28 @@ func TestAllowFences(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestRoomGateStaysClosed: closing a room's gate again (a second kick, a
+// rejoin that failed) keeps what waits for the room behind it; only the
+// join lets it out, in order.
+func TestRoomGateStaysClosed(t *testing.T) {
+	o := runOutbox(t, Config{}, Hooks{})
+	f := &fakeSender{}
+	o.Attach(f, nil)
+	const room = "r@conference.example.org"
+	for _, b := range []string{"one", "two"} {
+		if err := o.Enqueue(&Item{Kind: Message, To: room, Type: "groupchat", Body: b, Room: room}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	o.SetRoomJoined(room, false)
+	time.Sleep(100 * time.Millisecond)
+	if got := f.sent(); len(got) != 0 {
+		t.Fatalf("sent while the room's gate was closed: %q", got)
+	}
+	o.SetRoomJoined(room, true)
+	waitFor(t, "both room messages", func() bool { return len(f.sent()) == 2 })
+	if got := f.sent(); !strings.Contains(got[0], "one") || !strings.Contains(got[1], "two") {
+		t.Fatalf("out of order: %q", got)
+	}
+}
