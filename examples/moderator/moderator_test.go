@@ -183,8 +183,8 @@ func TestModerator(t *testing.T) {
 	}
 	t.Logf("!why carol: %s", why.Body)
 
-	// carol got nothing at all: no message naming her, no change of her
-	// role, no retraction of her lines.
+	// carol got nothing at all: no strikes (above), no message naming her,
+	// no change of her role.
 	for _, s := range carol.Drain() {
 		if s.Name == "message" && s.From == botNick && strings.Contains(s.Body, "carol") {
 			t.Errorf("the bot spoke of carol: %s", s.Raw)
