@@ -53,9 +53,13 @@ func (p *Plugin) Commands() []plugins.Command {
 	}
 }
 
-// roomOf is the room a command is about.
-func roomOf(c *plugins.Call) (string, error) {
+// roomOf is the room a command is about: the room argument, which must be
+// a room the bot is in, or the room the command was given in.
+func (p *Plugin) roomOf(c *plugins.Call) (string, error) {
 	if r := c.Arg("room"); r != "" {
+		if !p.host.IsRoom(r) {
+			return "", fmt.Errorf("%w: %q", plugins.ErrNotRoom, r)
+		}
 		return r, nil
 	}
 	if c.Room != "" {
@@ -186,7 +190,7 @@ func (p *Plugin) runCase(_ context.Context, call *plugins.Call) (plugins.Reply, 
 }
 
 func (p *Plugin) runWhy(_ context.Context, call *plugins.Call) (plugins.Reply, error) {
-	room, err := roomOf(call)
+	room, err := p.roomOf(call)
 	if err != nil {
 		return plugins.Reply{}, err
 	}
@@ -232,7 +236,7 @@ func (p *Plugin) runWhy(_ context.Context, call *plugins.Call) (plugins.Reply, e
 }
 
 func (p *Plugin) runHistory(_ context.Context, call *plugins.Call) (plugins.Reply, error) {
-	room, err := roomOf(call)
+	room, err := p.roomOf(call)
 	if err != nil {
 		return plugins.Reply{}, err
 	}
@@ -277,7 +281,7 @@ func (p *Plugin) wait(ctx context.Context, c *Case, a plugins.Action) error {
 }
 
 func (p *Plugin) runUnban(ctx context.Context, call *plugins.Call) (plugins.Reply, error) {
-	room, err := roomOf(call)
+	room, err := p.roomOf(call)
 	if err != nil {
 		return plugins.Reply{}, err
 	}
@@ -291,7 +295,7 @@ func (p *Plugin) runUnban(ctx context.Context, call *plugins.Call) (plugins.Repl
 }
 
 func (p *Plugin) runUnmute(ctx context.Context, call *plugins.Call) (plugins.Reply, error) {
-	room, err := roomOf(call)
+	room, err := p.roomOf(call)
 	if err != nil {
 		return plugins.Reply{}, err
 	}
@@ -312,7 +316,7 @@ func (p *Plugin) endMute(room, key string) {
 }
 
 func (p *Plugin) runPardon(_ context.Context, call *plugins.Call) (plugins.Reply, error) {
-	room, err := roomOf(call)
+	room, err := p.roomOf(call)
 	if err != nil {
 		return plugins.Reply{}, err
 	}
@@ -397,7 +401,7 @@ func (p *Plugin) runRevert(ctx context.Context, call *plugins.Call) (plugins.Rep
 }
 
 func (p *Plugin) runTempban(ctx context.Context, call *plugins.Call) (plugins.Reply, error) {
-	room, err := roomOf(call)
+	room, err := p.roomOf(call)
 	if err != nil {
 		return plugins.Reply{}, err
 	}
@@ -425,7 +429,7 @@ func (p *Plugin) runTempban(ctx context.Context, call *plugins.Call) (plugins.Re
 }
 
 func (p *Plugin) runObserve(_ context.Context, call *plugins.Call) (plugins.Reply, error) {
-	room, err := roomOf(call)
+	room, err := p.roomOf(call)
 	if err != nil {
 		return plugins.Reply{}, err
 	}
@@ -445,7 +449,7 @@ func (p *Plugin) runObserve(_ context.Context, call *plugins.Call) (plugins.Repl
 }
 
 func (p *Plugin) runExplain(_ context.Context, call *plugins.Call) (plugins.Reply, error) {
-	room, _ := roomOf(call)
+	room, _ := p.roomOf(call)
 	out, err := Explain(p.cfg, room, "", call.Arg("text"))
 	if err != nil {
 		return plugins.Reply{}, err
@@ -454,7 +458,7 @@ func (p *Plugin) runExplain(_ context.Context, call *plugins.Call) (plugins.Repl
 }
 
 func (p *Plugin) runPermit(_ context.Context, call *plugins.Call) (plugins.Reply, error) {
-	room, err := roomOf(call)
+	room, err := p.roomOf(call)
 	if err != nil {
 		return plugins.Reply{}, err
 	}

@@ -3,6 +3,7 @@ package moderator
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -231,6 +232,10 @@ func TestNickChangeKeepsCounters(t *testing.T) {
 	r, err := f.run("why", map[string]string{"who": "carol2"})
 	if err != nil || !strings.Contains(r.Text, "6.0 strike points") {
 		t.Fatalf("why: %q %v", r.Text, err)
+	}
+	// A room the bot is not in is refused, not answered with zero points.
+	if r, err := f.run("why", map[string]string{"who": "carol2", "room": "room=lobby@conference.example.org"}); !errors.Is(err, plugins.ErrNotRoom) {
+		t.Fatalf("why in a room the bot is not in: %q %v, want ErrNotRoom", r.Text, err)
 	}
 }
 
