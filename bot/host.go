@@ -83,6 +83,9 @@ func (h *pluginHost) LeaveRoom(room string) error { return h.b.leaveByCommand(ro
 // Status reports the connection, rooms and queues.
 func (h *pluginHost) Status() plugins.Status { return h.b.status() }
 
+// Speaking reports whether this instance may speak ([ha]: leads).
+func (h *pluginHost) Speaking() bool { return h.b.leader() }
+
 // HandleIQ registers an iq handler of the plugin.
 func (h *pluginHost) HandleIQ(typ string, name xml.Name, feature string, f plugins.IQHandler) {
 	h.b.iqr.add(iqKey{typ: typ, name: name}, iqRoute{owner: h.rp, feature: feature, h: f})

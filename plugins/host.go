@@ -256,6 +256,11 @@ type Host interface {
 	LeaveRoom(room string) error
 	// Status reports the connection, rooms and queues.
 	Status() Status
+	// Speaking reports whether this instance may speak now: always
+	// without [ha]; with it, while this instance holds the leader's lease.
+	// A plugin that takes work from a shared queue (the NATS relay's
+	// JetStream consumer) leaves it to the leader while this is false.
+	Speaking() bool
 	// HandleIQ registers h for iq requests of type typ ("get" or "set")
 	// whose child is name; feature, when not empty, is announced in the
 	// bot's disco#info. A second registration of the same name and type

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -85,7 +86,9 @@ type fakeBot struct {
 	attempts map[string]int
 	busyHits int
 	plugin   *Plugin
-	reg      *prometheus.Registry
+	// standby makes Speaking false, as on an [ha] standby.
+	standby atomic.Bool
+	reg     *prometheus.Registry
 }
 
 func newFakeBot() *fakeBot {
@@ -107,6 +110,8 @@ type fakeHost struct {
 }
 
 func (h fakeHost) Send(m plugins.Message, done func(error)) error { return h.f.send(m, done) }
+
+func (h fakeHost) Speaking() bool { return !h.f.standby.Load() }
 
 func (f *fakeBot) send(m plugins.Message, done func(error)) error {
 	f.mu.Lock()

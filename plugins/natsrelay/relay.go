@@ -152,6 +152,9 @@ func (r *relay) onCore(msg *nats.Msg) {
 	})
 }
 
+// standbyPoll is how often a standby relay asks whether it leads now.
+const standbyPoll = 200 * time.Millisecond
+
 // runJetStream consumes the relay's durable consumer until ctx ends. Each
 // round sets the consumer up (retrying with a growing pause) and reads from
 // it until the iterator breaks, for example because the consumer was
@@ -161,6 +164,13 @@ func (r *relay) runJetStream(ctx context.Context) {
 	log := r.p.log.With("relay", r.cfg.Subject)
 	pause := 250 * time.Millisecond
 	for ctx.Err() == nil {
+		// An [ha] standby takes nothing from the shared consumer: what it
+		// took could only wait (it says nothing until it leads).
+		if !r.p.env.Host.Speaking() {
+			r.ready.Store(true) // standing by is ready
+			sleep(ctx, standbyPoll)
+			continue
+		}
 		cons, err := r.consumer(ctx)
 		if err != nil {
 			if ctx.Err() == nil {
@@ -231,6 +241,11 @@ func (r *relay) consume(ctx context.Context, cons jetstream.Consumer) error {
 	}
 	defer it.Stop()
 	for ctx.Err() == nil {
+		if !r.p.env.Host.Speaking() {
+			// Leadership lost: stop pulling; what this consumer holds
+			// unacknowledged goes back to the leader after ack_wait.
+			return nil
+		}
 		msg, err := it.Next(jetstream.NextContext(ctx))
 		if err != nil {
 			if ctx.Err() != nil {

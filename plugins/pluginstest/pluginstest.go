@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -26,6 +27,8 @@ type Published struct {
 type Host struct {
 	mu   sync.Mutex
 	cond *sync.Cond
+	// Standby makes Speaking false.
+	Standby atomic.Bool
 
 	sent      []plugins.Message
 	actions   []plugins.Action
@@ -344,6 +347,9 @@ func (h *Host) Status() plugins.Status {
 	s.Rooms = h.roomsLocked()
 	return s
 }
+
+// Speaking reports !Standby: a test sets Standby to play an [ha] standby.
+func (h *Host) Speaking() bool { return !h.Standby.Load() }
 
 // HandleIQ registers h for iq requests.
 func (h *Host) HandleIQ(typ string, name xml.Name, feature string, f plugins.IQHandler) {
