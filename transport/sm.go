@@ -514,6 +514,16 @@ func (m *smState) beginResume(prev *Resume) {
 	m.phase, m.prev = smResuming, prev
 }
 
+// untracked records that the tap no longer follows the incoming stream:
+// the counts are lost, so the session must not be resumed.
+func (m *smState) untracked(err error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.err == nil {
+		m.err = fmt.Errorf("%w: the incoming stream could not be followed: %v", ErrProtocol, err)
+	}
+}
+
 // resumeState returns what resuming this session needs, or nil.
 func (m *smState) resumeState(j jid.JID) *Resume {
 	m.mu.Lock()

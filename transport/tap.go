@@ -66,8 +66,12 @@ const (
 	// the decoder behind it judges the XML): the size of one element, its
 	// nesting and the attributes of one tag. Real stanzas stay far below.
 	maxElement = 16 << 20
-	maxDepth   = 128
-	maxAttrs   = 512
+	// maxDepth bounds the nesting the tap follows (its stack holds a name
+	// per level). Servers limit stanzas to some hundreds of KiB, which a
+	// hostile client can fill with nesting: the tap must follow that, so
+	// the bound is far above it, and the size limit bounds the rest.
+	maxDepth = 1 << 17
+	maxAttrs = 512
 )
 
 // tapConn is the net.Conn handed to mellium. It passes bytes through
@@ -408,8 +412,15 @@ func (tc *tapConn) observeInPart(p []byte) (keep, used int) {
 	}
 	keep += copy(p[keep:], p[from:])
 	if err != nil {
+		// Without following the stream the tap sees no <a/> and counts
+		// no stanza: acknowledgements would never come and the outbox
+		// would wait for them. End the connection now, and not as a
+		// resumable one (its counts are lost): the next one starts
+		// fresh.
 		tc.inDead = true
-		tc.log.Warn("tap stopped following the incoming stream", "err", err)
+		tc.sm.untracked(err)
+		tc.log.Warn("tap stopped following the incoming stream; closing the connection, which cannot be resumed", "err", err)
+		go tc.Conn.Close()
 	}
 	return keep, len(p)
 }
