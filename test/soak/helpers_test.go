@@ -164,7 +164,7 @@ func (p *pinger) count(from string) int {
 	return p.pongs[from]
 }
 
-// pong sends "!ping word" to `to` and fails the test unless crier answers
+// pong sends "!ping word" to `to` and marks the test failed unless crier answers
 // within 20 s; a ping lost to a rejoin in progress is sent again, every
 // 2 s.
 func (p *pinger) pong(ctx context.Context, to, typ, word string) {
@@ -183,5 +183,5 @@ func (p *pinger) pong(ctx context.Context, to, typ, word string) {
 			return
 		}
 	}
-	p.t.Fatalf("crier does not answer !ping %s in %s (%s) within 20s:\n%s", word, to, typ, c.Recent(10))
+	p.t.Errorf("crier does not answer !ping %s in %s (%s) within 20s:\n%s", word, to, typ, c.Recent(10))
 }
