@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -272,6 +273,8 @@ ack_wait = "2s"
 	dir := *soakOut
 	if dir == "" {
 		dir = t.TempDir()
+	} else if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Errorf("plot: %v", err)
 	}
 	path := filepath.Join(dir, "soak.png")
 	if err := WritePNG(path, samples, warmup); err != nil {
