@@ -5,16 +5,13 @@ package alerts_test
 
 import (
 	"bytes"
-	"crypto/x509"
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/BurntSushi/toml"
 	"github.com/nats-io/nats.go"
 
 	"crier/internal/crierproc"
@@ -29,12 +26,6 @@ const (
 
 // example is the parts of config.toml the test needs to reach the bot.
 type example struct {
-	XMPP struct {
-		Address string `toml:"address"`
-	} `toml:"xmpp"`
-	HTTP struct {
-		Listen string `toml:"listen"`
-	} `toml:"http"`
 	NATS struct {
 		URL string `toml:"url"`
 	} `toml:"nats"`
@@ -67,37 +58,15 @@ const firing = `{
 }`
 
 func TestAlerts(t *testing.T) {
-	data, err := os.ReadFile("config.toml")
-	if err != nil {
-		t.Fatal(err)
-	}
 	var ex example
-	if _, err := toml.Decode(string(data), &ex); err != nil {
-		t.Fatal(err)
-	}
+	run := crierproc.StartExample(t, "config.toml", &ex)
 	if len(ex.Webhooks) != 1 || ex.Webhooks[0].Token == "" {
 		t.Fatalf("config.toml: want one webhook with a token, have %+v", ex.Webhooks)
 	}
-	hook := "http://" + ex.HTTP.Listen + ex.Webhooks[0].Path
-
-	// The config, unchanged, in a directory of its own: the state and the
-	// certificate are not written into the repository.
-	dir := t.TempDir()
-	path := filepath.Join(dir, "config.toml")
-	if err := os.WriteFile(path, data, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	d := crierproc.Start(t, path, ex.HTTP.Listen)
-	d.WaitReady(t, 30*time.Second)
-	pem, err := os.ReadFile(filepath.Join(dir, ".crier", "embedded-localhost.pem"))
-	if err != nil {
-		t.Fatalf("the embedded server's certificate: %v", err)
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(pem) {
-		t.Fatal("no certificate in .crier/embedded-localhost.pem")
-	}
-	oncall := xmpptest.Dial(t, xmpptest.Options{Addr: ex.XMPP.Address, JID: "oncall@localhost", Password: "oncall", RootCAs: pool})
+	hook := "http://" + run.HTTP + ex.Webhooks[0].Path
+	d, pool := run.Daemon, run.Pool
+	path := d.Path()
+	oncall := xmpptest.Dial(t, xmpptest.Options{Addr: run.Addr, JID: "oncall@localhost", Password: "oncall", RootCAs: pool})
 	if err := oncall.Join(room, "oncall"); err != nil {
 		t.Fatal(err)
 	}
@@ -192,12 +161,4 @@ func post(t *testing.T, url, token, body string) int {
 }
 
 // TestCheck runs `crier check` on the example as its README shows.
-func TestCheck(t *testing.T) {
-	out, err := exec.Command(crierproc.Binary(t), "check", "-c", "config.toml").CombinedOutput()
-	if err != nil {
-		t.Fatalf("crier check -c config.toml: %v\n%s", err, out)
-	}
-	if !strings.Contains(string(out), "ok") {
-		t.Errorf("crier check -c config.toml: %s", out)
-	}
-}
+func TestCheck(t *testing.T) { crierproc.CheckExample(t, "config.toml") }

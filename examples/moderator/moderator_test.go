@@ -4,15 +4,10 @@
 package moderator_test
 
 import (
-	"crypto/x509"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/BurntSushi/toml"
 
 	"crier/internal/crierproc"
 	"crier/internal/xmpptest"
@@ -29,51 +24,22 @@ const (
 
 // example is the parts of config.toml the test needs to reach the bot.
 type example struct {
-	XMPP struct {
-		Address string `toml:"address"`
-	} `toml:"xmpp"`
-	HTTP struct {
-		Listen string `toml:"listen"`
-	} `toml:"http"`
 	Rooms []struct {
 		JID  string `toml:"jid"`
 		Nick string `toml:"nick"`
 	} `toml:"rooms"`
 }
 
-// startExample copies config.toml, unchanged, into a new directory (so that
-// the state and the certificate are not written into the repository), runs
-// crier on it, and returns the daemon, the example's settings and a pool
-// holding the embedded server's certificate.
-func startExample(t *testing.T) (*crierproc.Daemon, example, *x509.CertPool) {
+// startExample runs crier on config.toml (see crierproc.StartExample) and
+// checks the example has the one room the test talks in.
+func startExample(t *testing.T) (*crierproc.Daemon, example, *crierproc.Example) {
 	t.Helper()
-	data, err := os.ReadFile("config.toml")
-	if err != nil {
-		t.Fatal(err)
-	}
 	var ex example
-	if _, err := toml.Decode(string(data), &ex); err != nil {
-		t.Fatal(err)
-	}
+	run := crierproc.StartExample(t, "config.toml", &ex)
 	if len(ex.Rooms) != 1 || ex.Rooms[0].JID != lobby {
 		t.Fatalf("config.toml: want the one room %s, have %+v", lobby, ex.Rooms)
 	}
-	dir := t.TempDir()
-	path := filepath.Join(dir, "config.toml")
-	if err := os.WriteFile(path, data, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	d := crierproc.Start(t, path, ex.HTTP.Listen)
-	d.WaitReady(t, 30*time.Second)
-	pem, err := os.ReadFile(filepath.Join(dir, ".crier", "embedded-localhost.pem"))
-	if err != nil {
-		t.Fatalf("the embedded server's certificate: %v", err)
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(pem) {
-		t.Fatal("no certificate in .crier/embedded-localhost.pem")
-	}
-	return d, ex, pool
+	return run.Daemon, ex, run
 }
 
 // item is the MUC user item of a presence, or nil.
@@ -82,10 +48,11 @@ func item(s xmpptest.Stanza) *xmpptest.Node {
 }
 
 func TestModerator(t *testing.T) {
-	d, ex, pool := startExample(t)
+	d, ex, run := startExample(t)
+	pool := run.Pool
 	botNick := lobby + "/" + ex.Rooms[0].Nick
 	dial := func(name string) *xmpptest.Client {
-		c := xmpptest.Dial(t, xmpptest.Options{Addr: ex.XMPP.Address, JID: name + "@localhost", Password: name, RootCAs: pool})
+		c := xmpptest.Dial(t, xmpptest.Options{Addr: run.Addr, JID: name + "@localhost", Password: name, RootCAs: pool})
 		if err := c.Join(lobby, name); err != nil {
 			t.Fatalf("%s joins %s: %v", name, lobby, err)
 		}
@@ -199,15 +166,7 @@ func TestModerator(t *testing.T) {
 }
 
 // TestCheck runs `crier check` on the example as its README shows.
-func TestCheck(t *testing.T) {
-	out, err := exec.Command(crierproc.Binary(t), "check", "-c", "config.toml").CombinedOutput()
-	if err != nil {
-		t.Fatalf("crier check -c config.toml: %v\n%s", err, out)
-	}
-	if !strings.Contains(string(out), "ok") {
-		t.Errorf("crier check -c config.toml: %s", out)
-	}
-}
+func TestCheck(t *testing.T) { crierproc.CheckExample(t, "config.toml") }
 
 // TestModeratorTest runs `crier moderator test` on the example as its
 // README shows: the verdict for a disguised blocked word, exit 0.

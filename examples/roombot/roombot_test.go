@@ -3,15 +3,9 @@
 package roombot_test
 
 import (
-	"crypto/x509"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/BurntSushi/toml"
 
 	"crier/internal/crierproc"
 	"crier/internal/xmpptest"
@@ -23,50 +17,9 @@ const (
 	wait  = 15 * time.Second
 )
 
-// example is the parts of config.toml the test needs to reach the bot.
-type example struct {
-	XMPP struct {
-		Address string `toml:"address"`
-	} `toml:"xmpp"`
-	HTTP struct {
-		Listen string `toml:"listen"`
-	} `toml:"http"`
-}
-
-// startExample copies config.toml, unchanged, into a new directory (so that
-// the state and the certificate are not written into the repository), runs
-// crier on it, and returns the daemon, the XMPP address and a pool holding
-// the embedded server's certificate.
-func startExample(t *testing.T) (*crierproc.Daemon, string, *x509.CertPool) {
-	t.Helper()
-	data, err := os.ReadFile("config.toml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var ex example
-	if _, err := toml.Decode(string(data), &ex); err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	path := filepath.Join(dir, "config.toml")
-	if err := os.WriteFile(path, data, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	d := crierproc.Start(t, path, ex.HTTP.Listen)
-	d.WaitReady(t, 30*time.Second)
-	pem, err := os.ReadFile(filepath.Join(dir, ".crier", "embedded-localhost.pem"))
-	if err != nil {
-		t.Fatalf("the embedded server's certificate: %v", err)
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(pem) {
-		t.Fatal("no certificate in .crier/embedded-localhost.pem")
-	}
-	return d, ex.XMPP.Address, pool
-}
-
 func TestRoombot(t *testing.T) {
-	d, addr, pool := startExample(t)
+	ex := crierproc.StartExample(t, "config.toml", nil)
+	d, addr, pool := ex.Daemon, ex.Addr, ex.Pool
 	alice := xmpptest.Dial(t, xmpptest.Options{Addr: addr, JID: "alice@localhost", Password: "alice", RootCAs: pool})
 	bob := xmpptest.Dial(t, xmpptest.Options{Addr: addr, JID: "bob@localhost", Password: "bob", RootCAs: pool})
 
@@ -141,12 +94,4 @@ func TestRoombot(t *testing.T) {
 }
 
 // TestCheck runs `crier check` on the example as its README shows.
-func TestCheck(t *testing.T) {
-	out, err := exec.Command(crierproc.Binary(t), "check", "-c", "config.toml").CombinedOutput()
-	if err != nil {
-		t.Fatalf("crier check -c config.toml: %v\n%s", err, out)
-	}
-	if !strings.Contains(string(out), "ok") {
-		t.Errorf("crier check -c config.toml: %s", out)
-	}
-}
+func TestCheck(t *testing.T) { crierproc.CheckExample(t, "config.toml") }

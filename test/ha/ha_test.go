@@ -5,44 +5,31 @@
 package ha
 
 import (
-	"context"
 	"fmt"
-	"log/slog"
 	"strings"
 	"testing"
 	"time"
 
 	"crier/internal/crierproc"
-	"crier/internal/miniserver"
 	"crier/internal/natstest"
-	"crier/internal/xmpptest"
 )
 
 const room = "lobby@conference.localhost"
 
 func TestFailover(t *testing.T) {
-	srv, err := miniserver.Start(context.Background(), miniserver.Config{
-		Domain: "localhost", Addr: "127.0.0.1:0",
-		Accounts: map[string]string{"crier@localhost": "botpw", "alice@localhost": "alicepw"},
-		Logger:   slog.New(slog.DiscardHandler),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Close() })
+	srv := crierproc.StartMini(t, "alice")
 	ns := natstest.Start(t)
-	ca := crierproc.WriteFile(t, "ca.pem", srv.CACertPEM())
 	tables := fmt.Sprintf("[nats]\nurl = %q\n\n[ha]\nbucket = \"crier-ha\"\n\n[commands]\nadmins = [\"alice@localhost\"]\n\n[[rooms]]\njid = %q\nnick = \"crier\"\n\n"+
 		"[[rules]]\nname = \"ping\"\nmatch = \"^!ping$\"\nreply = \"pong {{.Nick}}\"\n", ns.URL(), room)
 	start := func(resource string) *crierproc.Daemon {
-		d := crierproc.Run(t, crierproc.XMPP{JID: "crier@localhost", Password: "botpw", Resource: resource, Address: srv.Addr(), CAFile: ca}, tables)
+		d := crierproc.Run(t, srv.XMPP(resource), tables)
 		d.WaitReady(t, 30*time.Second)
 		return d
 	}
 	a := start("one")
 	waitMetric(t, a, "crier_ha_leader", 1, 15*time.Second)
 	b := start("two")
-	alice := xmpptest.Dial(t, xmpptest.Options{Addr: srv.Addr(), JID: "alice@localhost", Password: "alicepw", RootCAs: srv.CertPool(), Timeout: 10 * time.Second})
+	alice := srv.Dial(t, "alice")
 	if err := alice.Join(room, "alice"); err != nil {
 		t.Fatal(err)
 	}
