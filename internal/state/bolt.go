@@ -13,7 +13,6 @@ import (
 	"path/filepath"
 	"runtime/debug"
 	"strings"
-	"sync"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -61,13 +60,7 @@ type boltStore struct {
 	now  func() time.Time
 	exp  *expirer
 
-	// mu guards closed; ops counts the calls under way, so that Close
-	// can wait for them before it closes the file. A call checks closed
-	// and joins ops under the same read lock, so none joins after Close
-	// set closed.
-	mu     sync.RWMutex
-	closed bool
-	ops    sync.WaitGroup
+	life // open or closed, and the calls under way
 }
 
 // Open opens (creating it when missing) the store file at path, with bbolt's
@@ -292,27 +285,12 @@ func (s *boltStore) makePrivate() {
 	s.log.Warn("state store file was open to other users; made it 0600", "path", s.path, "mode", fi.Mode().Perm())
 }
 
-// enter joins a call to ops, or fails with ErrClosed after Close.
-func (s *boltStore) enter() error {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	if s.closed {
-		return ErrClosed
-	}
-	s.ops.Add(1)
-	return nil
-}
-
 // Close stops the expiry timer, waits for the expiry functions and the
 // transactions under way, then closes the file.
 func (s *boltStore) Close() error {
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
+	if !s.shut() {
 		return nil
 	}
-	s.closed = true
-	s.mu.Unlock()
 	// The expiry functions first: they may still be inside an Update
 	// (joined to ops before closed was set), which must finish on an open
 	// file; once they are done no new call can join ops.

@@ -101,9 +101,7 @@ type kvStore struct {
 	locksMu sync.Mutex
 	locks   map[string]*sync.Mutex
 
-	mu     sync.RWMutex
-	closed bool
-	ops    sync.WaitGroup
+	life // open or closed, and the calls under way
 }
 
 // OpenKV opens the state store kept in the JetStream KV bucket named
@@ -197,27 +195,12 @@ func (s *kvStore) prepareStream(ctx context.Context) (int, error) {
 	return cfg.Replicas, nil
 }
 
-// enter joins a call to ops, or fails with ErrClosed after Close.
-func (s *kvStore) enter() error {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	if s.closed {
-		return ErrClosed
-	}
-	s.ops.Add(1)
-	return nil
-}
-
 // Close stops the expiry collector and waits for the calls under way. The
 // NATS connection stays open.
 func (s *kvStore) Close() error {
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
+	if !s.shut() {
 		return nil
 	}
-	s.closed = true
-	s.mu.Unlock()
 	// The collector first: its expiry function may be inside a
 	// transaction that joined ops before closed was set.
 	s.sweep.stop()
