@@ -18,18 +18,27 @@ import (
 // "too much" (an error of type wait, resource-constraint, policy-violation,
 // service-unavailable) halves the window and holds back every new join for
 // a backoff that grows with refusals in a row; a join left unanswered
-// halves it too. The threshold is kept across sessions, the window starts
-// small again with each.
+// halves it too. A refusal also sets a ceiling: the refused join went out
+// with k joins outstanding, so the server takes at most k-1, and the window
+// stays below that (a rejoin of every room after a server restart does not
+// trip the limit again). The ceiling is forgotten after joinCeilingMemory
+// without a refusal, in case the limit was raised. The threshold and the
+// ceiling are kept across sessions, the window starts small again with
+// each.
 const (
 	joinWindowStart = 8
 	joinWindowMax   = 256
+	// joinCeilingMemory is how long a ceiling learned from a refusal holds.
+	joinCeilingMemory = time.Hour
 )
 
 // joinPacer is the rooms' join window. It is guarded by rooms.mu.
 type joinPacer struct {
-	window    float64 // joins that may be outstanding
-	thresh    float64 // above it the window grows by 1/window per answer
-	inflight  int     // joins sent and not answered
+	window    float64   // joins that may be outstanding
+	thresh    float64   // above it the window grows by 1/window per answer
+	ceiling   float64   // the window never grows beyond it
+	refused   time.Time // the last slow-down refusal
+	inflight  int       // joins sent and not answered
 	queue     []string
 	hold      time.Time // no new join before this (after a refusal)
 	holdTimer *time.Timer
@@ -46,8 +55,9 @@ var joinFailureReasons = []string{"slow_down", "timeout", "refused"}
 
 func newJoinPacer(reg *prometheus.Registry) *joinPacer {
 	p := &joinPacer{
-		window: joinWindowStart,
-		thresh: joinWindowMax,
+		window:  joinWindowStart,
+		thresh:  joinWindowMax,
+		ceiling: joinWindowMax,
 		windowG: prometheus.NewGauge(prometheus.GaugeOpts{Name: "crier_room_join_window",
 			Help: "Room joins that may be outstanding now; it grows as the server answers joins and halves when it refuses one as too much or leaves it unanswered."}),
 		inflightG: prometheus.NewGauge(prometheus.GaugeOpts{Name: "crier_room_joins_outstanding",
@@ -73,12 +83,15 @@ func (p *joinPacer) gauges() {
 // answered widens the window after a join the server answered.
 func (p *joinPacer) answered() {
 	p.refusals = 0
+	if p.ceiling < joinWindowMax && time.Since(p.refused) > joinCeilingMemory {
+		p.ceiling = joinWindowMax
+	}
 	if p.window < p.thresh {
 		p.window++
 	} else {
 		p.window += 1 / p.window
 	}
-	p.window = min(p.window, joinWindowMax)
+	p.window = min(p.window, p.ceiling)
 }
 
 // shrink halves the window.
@@ -98,7 +111,7 @@ func (p *joinPacer) reset() {
 		p.holdTimer.Stop()
 		p.holdTimer = nil
 	}
-	p.window = min(joinWindowStart, p.thresh)
+	p.window = min(joinWindowStart, p.thresh, p.ceiling)
 	p.gauges()
 }
 
@@ -123,6 +136,9 @@ func (r *rooms) requestJoinLocked(rm *mucRoom) {
 	rm.gen++
 	rm.state = roomIdle
 	rm.why = "waiting to join"
+	if rm.lastErr != "" {
+		rm.why += " (last try: " + rm.lastErr + ")"
+	}
 	if !rm.queued {
 		rm.queued = true
 		r.pace.queue = append(r.pace.queue, rm.cfg.JID)
@@ -176,27 +192,31 @@ func (r *rooms) releaseLocked(rm *mucRoom) {
 	r.pumpLocked()
 }
 
-// joinRefusedLocked applies a join error to the window: a slow-down halves
-// it and holds every join back for a while.
-func (r *rooms) joinRefusedLocked(e *stanzaError) {
+// joinRefusedLocked applies an error answering rm's join to the window: a
+// slow-down halves it, lowers the ceiling below the joins outstanding when
+// rm's went out, and holds every join back for a while.
+func (r *rooms) joinRefusedLocked(rm *mucRoom, e *stanzaError) {
 	p := r.pace
 	if !slowDown(e) {
 		p.failures.WithLabelValues("refused").Inc()
 		return
 	}
 	p.failures.WithLabelValues("slow_down").Inc()
+	p.refused = time.Now()
+	p.ceiling = max(1, min(p.ceiling, float64(rm.slot-1)))
 	p.shrink()
+	p.window = min(p.window, p.ceiling)
 	hold := r.backoff(p.refusals)
 	p.refusals++
 	if until := time.Now().Add(hold); until.After(p.hold) {
 		p.hold = until
 	}
-	r.log.Warn("server refused a room join as too much; joins slowed down", "window", int(p.window), "hold", hold.Round(time.Millisecond))
+	r.log.Warn("server refused a room join as too much; joins slowed down", "room", rm.cfg.JID, "condition", e.Condition, "window", int(p.window), "ceiling", int(p.ceiling), "hold", hold.Round(time.Millisecond))
 }
 
 // JoinStats are the join window's counts, for tests and benchmarks.
 type JoinStats struct {
-	Window, Outstanding, Queued, Peak int
+	Window, Ceiling, Outstanding, Queued, Peak int
 }
 
 // joinStats returns the join window's counts now.
@@ -209,5 +229,5 @@ func (r *rooms) joinStats() JoinStats {
 			q++
 		}
 	}
-	return JoinStats{Window: int(r.pace.window), Outstanding: r.pace.inflight, Queued: q, Peak: r.pace.peak}
+	return JoinStats{Window: int(r.pace.window), Ceiling: int(r.pace.ceiling), Outstanding: r.pace.inflight, Queued: q, Peak: r.pace.peak}
 }

@@ -66,6 +66,8 @@ type mucRoom struct {
 	// queued: waiting for a slot of the join window; inflight: the join
 	// went out and holds a slot until answered (joinpace.go).
 	queued, inflight bool
+	slot             int    // joins outstanding when this one went out
+	lastErr          string // why the last try failed, until joined
 
 	role, affiliation string
 	occupants         map[string]occupant
@@ -304,6 +306,7 @@ func (r *rooms) sendJoinLocked(rm *mucRoom) {
 	rm.inflight = true
 	r.pace.inflight++
 	r.pace.peak = max(r.pace.peak, r.pace.inflight)
+	rm.slot = r.pace.inflight
 	rm.state = roomJoining
 	rm.why = "joining"
 	rm.subjectSeen = false
@@ -355,6 +358,7 @@ func (r *rooms) retryLocked(rm *mucRoom, reason string) {
 	rm.gen++
 	rm.state = roomIdle
 	rm.why = reason
+	rm.lastErr = reason
 	r.out.SetRoomJoined(rm.cfg.JID, false)
 	r.met.rejoins.WithLabelValues(metricReason(reason)).Inc()
 	d := r.backoff(rm.tries)
@@ -472,7 +476,7 @@ func (r *rooms) handlePresence(p mucPresence) bool {
 					r.pace.answered()
 				}
 				rm.state = roomJoined
-				rm.why = ""
+				rm.why, rm.lastErr = "", ""
 				rm.tries, rm.conflict = 0, 0
 				r.stopTimerLocked(rm)
 				r.releaseLocked(rm)
@@ -543,7 +547,7 @@ func (r *rooms) joinErrorLocked(rm *mucRoom, e *stanzaError) {
 		cond, text = e.Condition, e.Text
 	}
 	if rm.inflight {
-		r.joinRefusedLocked(e)
+		r.joinRefusedLocked(rm, e)
 		r.releaseLocked(rm)
 	}
 	switch stanza.Condition(cond) {

@@ -100,7 +100,7 @@ func (s *Server) admitJoinLocked(c *client, e *el, to jid.JID) bool {
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		s.lim.pending--
-		if c.gone || c.hibernating {
+		if c.gone {
 			return // the session ended (a restart ends them all)
 		}
 		r := s.rooms[to.Localpart()]
