@@ -209,3 +209,63 @@ func TestStuckRoomOthersUnaffected(t *testing.T) {
 	}
 	h.waitReady(5 * time.Second)
 }
+
+// TestRoomRateLearnedNoLoss: a room that bounces messages sent less than
+// 100 ms apart (policy-violation, as mod_muc_limits) gets all of a burst of
+// 30, in order: the bounced ones are sent again after a backoff and the
+// room's messages are spaced by a learned gap. It fails without the gap
+// (each resend burst bounces again until the messages are given up).
+func TestRoomRateLearnedNoLoss(t *testing.T) {
+	srv := startMini(t, miniserver.Config{RoomMessageInterval: 100 * time.Millisecond})
+	h := roomsBot(t, srv, nil, "", Options{SelfPing: -1})
+	h.waitReady(5 * time.Second)
+	alice := joinRoom(t, h, "alice")
+	const n = 30
+	for i := range n {
+		h.bot.sendText(room, "groupchat", fmt.Sprintf("burst %02d", i), "", time.Time{})
+	}
+	for i := range n {
+		alice.Expect(t, 30*time.Second, isBody(room+"/crier", fmt.Sprintf("burst %02d", i)))
+	}
+	limited := srv.MUCStats().MessagesLimited
+	if limited == 0 {
+		t.Fatal("the room bounced nothing: the limit was not reached")
+	}
+	// The first burst bounces all but one; after that the learned gap
+	// keeps bounces to a few.
+	if limited > n-1+6 {
+		t.Errorf("%d messages bounced, want at most %d (the first burst and a few while learning)", limited, n-1+6)
+	}
+	if g := h.bot.out.Gap(room); g < 100*time.Millisecond {
+		t.Errorf("learned gap %v, want at least the room's 100 ms", g)
+	}
+	if got := labelled(t, h.bot, "crier_outbox_dropped_total", "reason", "refused"); got != 0 {
+		t.Errorf("%v messages given up", got)
+	}
+}
+
+// TestSelfPingsSpread: the self-pings of 40 rooms at a 1 s interval arrive
+// spread over the interval, not as one burst.
+func TestSelfPingsSpread(t *testing.T) {
+	srv := startMini(t, miniserver.Config{})
+	h := roomsBot(t, srv, manyRooms(40), "", Options{SelfPing: time.Second})
+	h.waitReady(10 * time.Second)
+	srv.ResetMUCStats()
+	time.Sleep(2600 * time.Millisecond)
+	pings := srv.MUCStats().SelfPings
+	if len(pings) < 41 {
+		t.Fatalf("%d self-pings in 2.6 s, want a round of 41", len(pings))
+	}
+	most := 0
+	for i := range pings {
+		j := i
+		for j < len(pings) && pings[j].Sub(pings[i]) < 100*time.Millisecond {
+			j++
+		}
+		most = max(most, j-i)
+	}
+	// 41 pings spread over 1 s are about 4 per 100 ms.
+	if most > 15 {
+		t.Errorf("%d self-pings within 100 ms (of %d): a burst, not spread", most, len(pings))
+	}
+}

@@ -67,9 +67,10 @@ type Item struct {
 	attempts  int
 	queued    time.Time // when Enqueue took it, for crier_delivery_seconds
 	notBefore time.Time
-	seq       uint64 // position in the session's written stanzas, for acks
-	smSeq     uint32 // stream management count after this item was written (at most)
-	smOK      bool   // smSeq is known
+	seq       uint64    // position in the session's written stanzas, for acks
+	smSeq     uint32    // stream management count after this item was written (at most)
+	smOK      bool      // smSeq is known
+	sentAt    time.Time // when it was last written
 }
 
 // Outbox errors.
@@ -189,6 +190,11 @@ type roomGate struct {
 type slowdown struct {
 	until time.Time
 	delay time.Duration
+	// gap spaces messages to the target, raised is when delay and gap
+	// last grew, clean counts messages taken since (pace.go).
+	gap    time.Duration
+	raised time.Time
+	clean  int
 }
 
 const (
@@ -468,10 +474,12 @@ func (o *Outbox) HandleError(id string, cond stanza.Condition) bool {
 	if sd == nil {
 		sd = &slowdown{delay: firstSlow}
 		o.slow[it.To] = sd
-	} else {
-		sd.delay = min(sd.delay*2, maxSlow)
 	}
-	sd.until = time.Now().Add(sd.delay)
+	now := time.Now()
+	sd.bounced(it.sentAt, now)
+	if until := now.Add(sd.delay); until.After(sd.until) {
+		sd.until = until
+	}
 	it.attempts++
 	if it.attempts > maxAttempts {
 		o.mu.Unlock()
@@ -479,7 +487,7 @@ func (o *Outbox) HandleError(id string, cond stanza.Condition) bool {
 		return true
 	}
 	it.notBefore = sd.until
-	o.bulk = append([]*Item{it}, o.bulk...)
+	o.requeueBouncedLocked(it)
 	o.mu.Unlock()
 	o.poke()
 	return true
@@ -572,6 +580,9 @@ func (o *Outbox) takeLocked(now time.Time) (*Item, time.Duration) {
 		}
 		o.bulk = append(o.bulk[:i], o.bulk[i+1:]...)
 		o.inflight++
+		if sd := o.slow[c.To]; sd != nil {
+			sd.took(now)
+		}
 		return c, 0
 	}
 	return nil, wait
@@ -701,9 +712,11 @@ func (o *Outbox) send(ctx context.Context, items []*Item, s Sender, gen uint64) 
 		smCount, smOn = c.SMSent()
 	}
 	var settled, stale, late []*Item
+	wrote := time.Now()
 	o.mu.Lock()
 	for i, it := range items {
 		it.smSeq, it.smOK = smCount-uint32(len(items)-1-i), smOn
+		it.sentAt = wrote
 		o.inflight--
 		if it.Kind == Message && it.ID != "" {
 			o.rememberLocked(it)
