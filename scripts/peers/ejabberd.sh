@@ -154,6 +154,8 @@ modules:
       - allow: admin
     access_create: muc_create
     access_persistent: muc_create
+    # A bot in a thousand rooms (the default is 100 rooms per account).
+    max_user_conferences: 2000
     default_room_options:
       mam: false
       persistent: false

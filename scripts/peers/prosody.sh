@@ -76,6 +76,9 @@ Component "conference.localhost" "muc"
 	restrict_room_creation = "local"
 	muc_room_locking = false
 	muc_room_default_public = true
+	-- A bot in a thousand rooms: keep them all in memory (the default
+	-- cache of 100 swaps the rest to disk and back).
+	muc_room_cache_size = 2000
 $(muc_moderation)
 EOT
 }
