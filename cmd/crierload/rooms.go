@@ -127,9 +127,13 @@ func roomsMain(args []string) error {
 	}
 	fmt.Println(roomsHeader)
 	var failed error
+	byN := map[int][]*RoomsResult{}
 	for run := range *runs {
 		for _, n := range ns {
 			res := rc.once(run, n)
+			if res.Error == "" {
+				byN[n] = append(byN[n], res)
+			}
 			fmt.Println(res.row())
 			b, _ := json.Marshal(res)
 			fmt.Fprintln(out, string(b))
@@ -139,7 +143,53 @@ func roomsMain(args []string) error {
 			}
 		}
 	}
+	if *runs > 1 || len(ns) > 1 {
+		printRoomsMedians(os.Stdout, ns, byN)
+	}
 	return failed
+}
+
+// printRoomsMedians prints the median of every column per room count, and
+// the heap each room added between one count and the next (the slope, free
+// of the bot's fixed cost).
+func printRoomsMedians(w io.Writer, ns []int, byN map[int][]*RoomsResult) {
+	med := func(rs []*RoomsResult, f func(*RoomsResult) float64) float64 {
+		v := make([]float64, len(rs))
+		for i, r := range rs {
+			v[i] = f(r)
+		}
+		slices.Sort(v)
+		if len(v)%2 == 1 {
+			return v[len(v)/2]
+		}
+		return (v[len(v)/2-1] + v[len(v)/2]) / 2
+	}
+	fmt.Fprintln(w, "\nmedians:")
+	fmt.Fprintln(w, "| rooms | runs | start→joined ms | session→joined ms | heap MB | heap B/room | slope B/room | RSS MB | idle CPU % | max 1 s CPU % |")
+	fmt.Fprintln(w, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+	sorted := slices.Clone(ns)
+	slices.Sort(sorted)
+	sorted = slices.Compact(sorted)
+	prevN, prevHeap := 0, 0.0
+	for _, n := range sorted {
+		rs := byN[n]
+		if len(rs) == 0 {
+			continue
+		}
+		heap := med(rs, func(r *RoomsResult) float64 { return r.HeapBytes })
+		slope := "–"
+		if prevN > 0 {
+			slope = fmt.Sprintf("%.0f", (heap-prevHeap)/float64(n-prevN))
+		}
+		fmt.Fprintf(w, "| %d | %d | %.0f | %.0f | %.2f | %.0f | %s | %.1f | %.2f | %.2f |\n", n, len(rs),
+			med(rs, func(r *RoomsResult) float64 { return r.StartToJoinedMs }),
+			med(rs, func(r *RoomsResult) float64 { return r.SessionToJoinedMs }),
+			heap/1e6, med(rs, func(r *RoomsResult) float64 { return r.HeapPerRoom }), slope,
+			med(rs, func(r *RoomsResult) float64 { return r.RSSMB }),
+			med(rs, func(r *RoomsResult) float64 { return r.IdleCPUPct }),
+			med(rs, func(r *RoomsResult) float64 { return r.IdleCPUMaxPct }))
+		prevN, prevHeap = n, heap
+	}
 }
 
 type roomsConfig struct {
