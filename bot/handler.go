@@ -322,6 +322,8 @@ func (b *Bot) onMessage(st *inStanza) {
 		}
 		if !b.out.HandleError(st.ID, stanza.Condition(cond)) {
 			b.log.Warn("message error from server", "from", st.From, "condition", cond)
+		} else {
+			b.met.rateLimited.Inc()
 		}
 		return
 	}

@@ -3,11 +3,15 @@
 package peers_test
 
 import (
+	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
+	"crier/internal/crierproc"
 	"crier/internal/peers"
+	"crier/internal/xmpptest"
 )
 
 // TestThousandRooms runs the crier binary in 1,000 rooms on each real
@@ -64,6 +68,62 @@ func TestThousandRooms(t *testing.T) {
 				}
 			}
 			ping("after", rooms[n/2])
+		})
+	}
+}
+
+// TestRoomRateLimit: a room of the peer's rate-limited chat service
+// (scripts/peers: a message less than 200 ms after the same occupant's
+// previous one bounces; Prosody answers policy-violation, ejabberd
+// resource-constraint) gets every part of a 20-part reply, in order: the
+// bounced parts are sent again and the room's rate is learned; nothing is
+// given up.
+func TestRoomRateLimit(t *testing.T) {
+	const parts = 20
+	for _, name := range peers.Names {
+		t.Run(name, func(t *testing.T) {
+			p := peers.Get(t, name)
+			service := p.Env["MUC_LIMITED"]
+			if service == "" {
+				t.Fatalf("%s/env has no MUC_LIMITED: restart the peer with the current scripts/peers/%s.sh", p.Dir, name)
+			}
+			room := fmt.Sprintf("rate%d@%s", time.Now().UnixNano()%1e9, service)
+			var reply []string
+			for i := range parts {
+				reply = append(reply, fmt.Sprintf("burst %02d %s", i, strings.Repeat("x", 40)))
+			}
+			tables := roomsTOML(room) + fmt.Sprintf("[limits]\nmax_body_bytes = 64\n\n[[rules]]\nname = \"burst\"\nmatch = \"^!burst$\"\nreply = %q\n", strings.Join(reply, "\n"))
+			d := crierproc.Run(t, tcpXMPP(p, "starttls", p.Account(t, "crier").Password), tables)
+			d.WaitReady(t, 45*time.Second)
+			alice := dialAs(t, p, "alice", "rate")
+			if err := alice.Join(room, "alice"); err != nil {
+				t.Fatalf("alice joins %s: %v", room, err)
+			}
+			since := alice.Seq()
+			if err := alice.SendMessage(room, "groupchat", "!burst"); err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for len(got) < parts {
+				st, err := alice.Wait(context.Background(), since, 60*time.Second, func(s xmpptest.Stanza) bool {
+					return s.Name == "message" && s.From == room+"/"+crierNick && strings.HasPrefix(s.Body, "burst ")
+				})
+				if err != nil {
+					t.Fatalf("%d of %d parts came: %v\n%s\ncrier:\n%s", len(got), parts, err, alice.Recent(10), d.LogTail(20))
+				}
+				got = append(got, st.Body)
+			}
+			if strings.Join(got, "\n") != strings.Join(reply, "\n") {
+				t.Errorf("parts out of order or changed:\n%s", strings.Join(got, "\n"))
+			}
+			limited := d.ReadMetric(t, "crier_rate_limited_total")
+			if limited == 0 {
+				t.Errorf("the room bounced nothing: its limit was not reached")
+			}
+			if got := d.ReadMetric(t, "crier_outbox_dropped_total", "reason", "refused"); got != 0 {
+				t.Errorf("%v parts given up after bounces", got)
+			}
+			t.Logf("%s: %d parts delivered in order, %v bounced and sent again", name, parts, limited)
 		})
 	}
 }
