@@ -189,9 +189,8 @@ type roomGate struct {
 
 type slowdown struct {
 	until time.Time
-	delay time.Duration
-	// gap spaces messages to the target, raised is when delay and gap
-	// last grew, clean counts messages taken since (pace.go).
+	// gap spaces messages to the target, raised is when it last grew,
+	// clean counts messages taken since (pace.go).
 	gap    time.Duration
 	raised time.Time
 	clean  int
@@ -472,15 +471,15 @@ func (o *Outbox) HandleError(id string, cond stanza.Condition) bool {
 	}
 	sd := o.slow[it.To]
 	if sd == nil {
-		sd = &slowdown{delay: firstSlow}
+		sd = &slowdown{}
 		o.slow[it.To] = sd
 	}
 	now := time.Now()
 	sd.bounced(it.sentAt, now)
-	if until := now.Add(sd.delay); until.After(sd.until) {
+	it.attempts++
+	if until := now.Add(resendDelay(it.attempts)); until.After(sd.until) {
 		sd.until = until
 	}
-	it.attempts++
 	if it.attempts > maxAttempts {
 		o.mu.Unlock()
 		o.drop(it, ErrGaveUp, "refused")
@@ -684,6 +683,18 @@ func (o *Outbox) send(ctx context.Context, items []*Item, s Sender, gen uint64) 
 			o.hooks.Stuck()
 		}
 	})
+	// Messages are remembered by id before they are written: the server's
+	// error answer to one (HandleError) may come back before this
+	// goroutine is done with the write.
+	o.mu.Lock()
+	wrote := time.Now()
+	for _, it := range items {
+		it.sentAt = wrote
+		if it.Kind == Message && it.ID != "" {
+			o.rememberLocked(it)
+		}
+	}
+	o.mu.Unlock()
 	var r xml.TokenReader
 	if len(items) == 1 {
 		r = items[0].Tokens()
@@ -712,15 +723,10 @@ func (o *Outbox) send(ctx context.Context, items []*Item, s Sender, gen uint64) 
 		smCount, smOn = c.SMSent()
 	}
 	var settled, stale, late []*Item
-	wrote := time.Now()
 	o.mu.Lock()
 	for i, it := range items {
 		it.smSeq, it.smOK = smCount-uint32(len(items)-1-i), smOn
-		it.sentAt = wrote
 		o.inflight--
-		if it.Kind == Message && it.ID != "" {
-			o.rememberLocked(it)
-		}
 		switch {
 		case gen == o.gen && o.ack != nil:
 			o.written++

@@ -24,13 +24,15 @@ func (sd *slowdown) bounced(sent, now time.Time) {
 	if !sd.raised.IsZero() && !sent.After(sd.raised) {
 		return // on its way before the last increase: nothing new
 	}
-	if sd.raised.IsZero() || now.Sub(sd.raised) > maxSlow {
-		sd.delay = firstSlow // the first bounce in a while
-	} else {
-		sd.delay = min(sd.delay*2, maxSlow)
-	}
 	sd.gap = min(max(sd.gap*2, firstGap), maxGap)
 	sd.raised, sd.clean = now, 0
+}
+
+// resendDelay is how long a message bounced attempts times waits before it
+// goes out again: firstSlow, doubling with each bounce of the same message
+// (the gap paces the target's other messages).
+func resendDelay(attempts int) time.Duration {
+	return min(firstSlow<<min(max(attempts-1, 0), 10), maxSlow)
 }
 
 // took spaces the target's next message by the learned gap after one was

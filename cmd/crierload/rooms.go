@@ -12,7 +12,8 @@ package main
 //		-label prosody -json rooms.jsonl
 //
 // With -mini it starts the embedded mini server in-process instead (then
-// -addr and the account are its own).
+// -addr and the account are its own; its rooms' heap counts too). With
+// -summary FILE it prints the medians of the runs kept in FILE.
 
 import (
 	"context"
@@ -80,8 +81,12 @@ func roomsMain(args []string) error {
 	label := fs.String("label", "crier", "label of the rows")
 	jsonOut := fs.String("json", "", "append one JSON object per run to this file")
 	mini := fs.Bool("mini", false, "run the embedded mini server in this process")
+	summary := fs.String("summary", "", "print the medians of the runs in this JSON lines file, and run nothing")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *summary != "" {
+		return roomsSummary(*summary, os.Stdout)
 	}
 	var ns []int
 	for _, f := range strings.Split(*counts, ",") {
@@ -143,10 +148,43 @@ func roomsMain(args []string) error {
 			}
 		}
 	}
-	if *runs > 1 || len(ns) > 1 {
+	if *runs > 1 {
+		fmt.Println()
 		printRoomsMedians(os.Stdout, ns, byN)
 	}
 	return failed
+}
+
+// roomsSummary prints the medians of the rooms runs in the JSON lines
+// file path.
+func roomsSummary(path string, w io.Writer) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	byN := map[int][]*RoomsResult{}
+	var ns []int
+	for i, line := range strings.Split(string(b), "\n") {
+		if strings.TrimSpace(line) == "" {
+			continue
+		}
+		r := &RoomsResult{}
+		if err := json.Unmarshal([]byte(line), r); err != nil {
+			return fmt.Errorf("%s:%d: %w", path, i+1, err)
+		}
+		if r.Mode != "rooms" || r.Error != "" {
+			continue
+		}
+		if byN[r.Rooms] == nil {
+			ns = append(ns, r.Rooms)
+		}
+		byN[r.Rooms] = append(byN[r.Rooms], r)
+	}
+	if len(ns) == 0 {
+		return fmt.Errorf("%s: no rooms runs", path)
+	}
+	printRoomsMedians(w, ns, byN)
+	return nil
 }
 
 // printRoomsMedians prints the median of every column per room count, and
@@ -164,7 +202,6 @@ func printRoomsMedians(w io.Writer, ns []int, byN map[int][]*RoomsResult) {
 		}
 		return (v[len(v)/2-1] + v[len(v)/2]) / 2
 	}
-	fmt.Fprintln(w, "\nmedians:")
 	fmt.Fprintln(w, "| rooms | runs | start→joined ms | session→joined ms | heap MB | heap B/room | slope B/room | RSS MB | idle CPU % | max 1 s CPU % |")
 	fmt.Fprintln(w, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 	sorted := slices.Clone(ns)
