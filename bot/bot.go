@@ -171,8 +171,11 @@ func New(cfg *config.Config, opts Options) (*Bot, error) {
 			b.dropConn()
 		},
 		// [ha]: a message goes out only while this instance leads
-		// (presence, such as leaving rooms, always).
-		Allow: func(it *outbox.Item) bool { return it.Kind != outbox.Message || b.leader() },
+		// (presence, such as leaving rooms, always; shared work to a
+		// user, a relayed push, from a standby too).
+		Allow: func(it *outbox.Item) bool {
+			return it.Kind != outbox.Message || (it.Work && it.Room == "") || b.leader()
+		},
 		Stuck: func() {
 			b.log.Warn("a write to the server hung; dropping the connection", "after", writeTimeout)
 			b.dropConn()

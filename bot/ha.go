@@ -55,7 +55,7 @@ func (b *Bot) startHA(ctx context.Context) (stop func(), err error) {
 	ttl := cfg.HA.Lease.Std()
 	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	kv, err := lease.Bucket(cctx, js, cfg.HA.Bucket, 1, ttl)
+	kv, err := lease.Bucket(cctx, js, cfg.HA.Bucket, cfg.HA.Replicas, ttl)
 	if err != nil {
 		return nil, fmt.Errorf("bot: [ha] bucket %s: %w", cfg.HA.Bucket, err)
 	}

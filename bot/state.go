@@ -44,7 +44,7 @@ func (b *Bot) openStore(cfg *config.Config) error {
 		}
 		js, err := jetstream.New(nc)
 		if err == nil {
-			b.store, err = state.OpenKV(js, cfg.HA.Bucket+"-state", state.KVOptions{Logger: b.log.With("component", "state")})
+			b.store, err = state.OpenKV(js, cfg.HA.Bucket+"-state", state.KVOptions{Replicas: cfg.HA.Replicas, Logger: b.log.With("component", "state")})
 		}
 		if err != nil {
 			nc.Close()

@@ -21,6 +21,10 @@ type Message struct {
 	// Interactive marks an answer to someone (a command's reply): it goes
 	// ahead of bulk traffic.
 	Interactive bool
+	// Work marks a message that is shared work, such as a relayed push,
+	// rather than speech: with [ha] a standby sends it too, to a user
+	// (never into a room, where only the leader is).
+	Work bool
 }
 
 // ActionKind is what an Action does in a room.

@@ -95,6 +95,11 @@ type Core struct {
 	Rooms []string
 	// EmbeddedNATS is [embedded] nats.
 	EmbeddedNATS bool
+	// HABucket is [ha] bucket ("" without [ha]); HAReplicas is [ha]
+	// replicas. A plugin that shares work between instances keeps what
+	// they must agree on in buckets named after HABucket.
+	HABucket   string
+	HAReplicas int
 }
 
 // Checker is handed to a plugin config's Check method by the config
