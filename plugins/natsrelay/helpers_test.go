@@ -81,7 +81,7 @@ type fakeBot struct {
 	hold bool
 	// delay is how long a send takes to be acknowledged (1ms if zero).
 	delay time.Duration
-	held []func(error)
+	held  []func(error)
 	// outcome gives the result of the n-th send (0-based) of a message;
 	// nil means success.
 	outcome  func(m plugins.Message, n int) error
