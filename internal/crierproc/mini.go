@@ -21,7 +21,7 @@ type Mini struct {
 
 // StartMini starts a mini server with the accounts crier and locals; it
 // stops when the test ends.
-func StartMini(t *testing.T, locals ...string) *Mini {
+func StartMini(t testing.TB, locals ...string) *Mini {
 	t.Helper()
 	accounts := map[string]string{"crier@localhost": "crierpw"}
 	for _, l := range locals {
@@ -43,7 +43,7 @@ func (m *Mini) XMPP(resource string) XMPP {
 }
 
 // Dial logs local in.
-func (m *Mini) Dial(t *testing.T, local string) *xmpptest.Client {
+func (m *Mini) Dial(t testing.TB, local string) *xmpptest.Client {
 	t.Helper()
 	return xmpptest.Dial(t, xmpptest.Options{Addr: m.Addr(), JID: local + "@localhost", Password: local + "pw",
 		RootCAs: m.CertPool(), Timeout: 10 * time.Second})
