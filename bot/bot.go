@@ -337,9 +337,9 @@ func (b *Bot) Ready() (bool, []string) {
 		if why := b.lastError(); why != "" {
 			line += " (" + why + ")"
 		}
-		return false, append([]string{line}, lines...)
+		return false, append(append([]string{line}, b.haLines()...), lines...)
 	}
-	return all, append([]string{"session: bound"}, lines...)
+	return all, append(append([]string{"session: bound"}, b.haLines()...), lines...)
 }
 
 // Config returns the configuration in force.

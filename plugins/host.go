@@ -138,6 +138,9 @@ type Status struct {
 	Rooms                       []RoomInfo
 	// Plugins holds each plugin's readiness and StatusReporter lines.
 	Plugins []string
+	// HA says, with [ha], whether this instance leads, who leads since
+	// when, and who stands by.
+	HA []string
 }
 
 // PluginInfo is one registered plugin, for the plugins command.

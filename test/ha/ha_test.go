@@ -6,6 +6,8 @@ package ha
 
 import (
 	"fmt"
+	"io"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -62,6 +64,12 @@ func TestFailover(t *testing.T) {
 	if occ := srv.Occupants(room); countPrefix(occ, "crier") != 1 {
 		t.Fatalf("room occupants %v: want exactly one crier (the standby joins no room)", occ)
 	}
+	// /-/ready says who leads, since when, and who stands by.
+	waitReadyLine(t, a, "ha: leading as crier@localhost/one@", "leader crier@localhost/one@", "standing by: crier@localhost/two@")
+	waitReadyLine(t, b, "ha: standing by as crier@localhost/two@", "leader crier@localhost/one@", " since ", "standing by: crier@localhost/two@")
+	if v := metric(t, a, "crier_ha_instances"); v != 2 {
+		t.Errorf("crier_ha_instances = %v on the leader, want 2", v)
+	}
 	// A room joined by command on the leader is in the shared state: the
 	// next leader joins it too.
 	const extra = "extra@conference.localhost"
@@ -91,6 +99,39 @@ func TestFailover(t *testing.T) {
 		t.Errorf("failover took %v, want under 10s with the default lease", answered)
 	}
 	waitMetric(t, b, "crier_rooms_joined", 2, 15*time.Second)
+	waitReadyLine(t, b, "ha: leading as crier@localhost/two@", "leader crier@localhost/two@", "standing by: none")
+	if v := metric(t, b, "crier_ha_lease_renew_seconds_count"); v < 1 {
+		t.Errorf("no lease renewal observed on the new leader (%v)", v)
+	}
+}
+
+// waitReadyLine waits until the "ha:" line of d's /-/ready holds every
+// part (the view is refreshed every third of a lease).
+func waitReadyLine(t *testing.T, d *crierproc.Daemon, parts ...string) {
+	t.Helper()
+	line := ""
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		resp, err := http.Get("http://" + d.HTTPAddr() + "/-/ready")
+		if err != nil {
+			continue
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		line = ""
+		for l := range strings.SplitSeq(string(body), "\n") {
+			if strings.HasPrefix(l, "ha: ") {
+				line = l
+			}
+		}
+		ok := line != ""
+		for _, p := range parts {
+			ok = ok && strings.Contains(line, p)
+		}
+		if ok {
+			return
+		}
+	}
+	t.Fatalf("/-/ready's ha line is %q, want it to hold %q", line, parts)
 }
 
 func countPrefix(list []string, p string) int {
