@@ -29,6 +29,7 @@ import (
 // haRun is the election of one Run.
 type haRun struct {
 	lease *lease.Lease
+	kv    jetstream.KeyValue // the lease bucket: cron claims, member keys
 	done  chan struct{}
 	// view is the last look at the bucket: who leads, who stands by.
 	view atomic.Pointer[haView]
@@ -181,7 +182,7 @@ func (b *Bot) startHA(ctx context.Context) (stop func(), err error) {
 	if err != nil {
 		return nil, fmt.Errorf("bot: [ha]: %w", err)
 	}
-	h := &haRun{lease: l, done: make(chan struct{})}
+	h := &haRun{lease: l, kv: kv, done: make(chan struct{})}
 	b.ha.Store(h)
 	runCtx, stopRun := context.WithCancel(context.WithoutCancel(ctx))
 	watched := make(chan struct{})

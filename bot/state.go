@@ -1,6 +1,7 @@
 package bot
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"crier/internal/config"
+	"crier/internal/lease"
 	"crier/internal/state"
 	"crier/plugins"
 	"crier/plugins/natsrelay"
@@ -308,6 +310,25 @@ func (h cronHistory) Last(job string) (time.Time, bool) {
 		return time.Time{}, false
 	}
 	return at, ok
+}
+
+// Claim claims a cron tick across the [ha] instances (lease.ClaimOnce);
+// without [ha] every tick is this instance's. When NATS does not answer
+// the tick is skipped: at most once, as Ran is recorded before the run.
+func (h cronHistory) Claim(job string, at time.Time) bool {
+	r := h.b.ha.Load()
+	if r == nil || r.kv == nil {
+		return true
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	ok, err := lease.ClaimOnce(ctx, r.kv, job, at)
+	if err != nil {
+		h.b.log.Warn("cron tick not claimed (NATS did not answer); skipped", "cron", job, "at", at, "err", err)
+		h.b.hm.storeErrors.WithLabelValues("update").Inc()
+		return false
+	}
+	return ok
 }
 
 // Ran records a run.
