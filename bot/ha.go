@@ -174,7 +174,7 @@ func (b *Bot) startHA(ctx context.Context) (stop func(), err error) {
 	defer cancel()
 	kv, err := lease.Bucket(cctx, js, cfg.HA.Bucket, cfg.HA.Replicas, ttl)
 	if err != nil {
-		return nil, fmt.Errorf("bot: [ha] bucket %s: %w", cfg.HA.Bucket, err)
+		return nil, fmt.Errorf("bot: [ha] bucket %s: %w%s", cfg.HA.Bucket, err, replicasHint(err, cfg.HA.Replicas))
 	}
 	host, _ := os.Hostname()
 	id := fmt.Sprintf("%s/%s@%s:%d", b.bare, cfg.XMPP.Resource, host, os.Getpid())
