@@ -44,7 +44,7 @@ func benchInstances(b *testing.B, instances int, ha bool) {
 		b.Fatal(err)
 	}
 	srv := crierproc.StartMini(b, benchUsers...)
-	tables := strings.Replace(relayTables(ns.URL(), 1), `to = ["bob@localhost"]`, `to = ["u1@localhost"]`+"\nformat = \"json\"", 1)
+	tables := strings.Replace(RelayTables(ns.URL(), "u1@localhost", 1), `to = ["u1@localhost"]`, `to = ["u1@localhost"]`+"\nformat = \"json\"", 1)
 	if !ha {
 		tables = tables[:strings.Index(tables, "[ha]")]
 	}

@@ -1,7 +1,3 @@
-// Package ha runs two crier processes on one account and one NATS server
-// with the same [ha] bucket: one leads (joins the room, answers), the other
-// stands by; after the leader is SIGKILLed the standby leads within about
-// the lease time and answers.
 package ha
 
 import (
@@ -18,6 +14,10 @@ import (
 
 const room = "lobby@conference.localhost"
 
+// TestFailover runs two crier processes on one account and one NATS server
+// with the same [ha] bucket: one leads (joins the room, answers), the other
+// stands by; after the leader is SIGKILLed the standby leads within about
+// the lease time and answers.
 func TestFailover(t *testing.T) {
 	srv := crierproc.StartMini(t, "alice")
 	ns := natstest.Start(t)
@@ -155,16 +155,4 @@ func metric(t *testing.T, d *crierproc.Daemon, name string) float64 {
 		t.Fatalf("%s: %v", name, err)
 	}
 	return v
-}
-
-func waitMetric(t *testing.T, d *crierproc.Daemon, name string, want float64, within time.Duration) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for time.Now().Before(deadline) {
-		if v, err := d.Metric(name); err == nil && v == want {
-			return
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("%s did not reach %v within %v\n%s", name, want, within, d.LogTail(40))
 }
