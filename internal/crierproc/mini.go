@@ -43,7 +43,7 @@ func (m *Mini) XMPP(resource string) XMPP {
 }
 
 // Dial logs local in.
-func (m *Mini) Dial(t testing.TB, local string) *xmpptest.Client {
+func (m *Mini) Dial(t *testing.T, local string) *xmpptest.Client {
 	t.Helper()
 	return xmpptest.Dial(t, xmpptest.Options{Addr: m.Addr(), JID: local + "@localhost", Password: local + "pw",
 		RootCAs: m.CertPool(), Timeout: 10 * time.Second})

@@ -58,7 +58,8 @@ func benchInstances(b *testing.B, instances int, ha bool) {
 	}
 	var clients []*xmpptest.Client
 	for _, u := range benchUsers {
-		clients = append(clients, srv.Dial(b, u))
+		clients = append(clients, xmpptest.Dial(b, xmpptest.Options{Addr: srv.Addr(), JID: u + "@localhost", Password: u + "pw",
+			RootCAs: srv.CertPool(), Timeout: 10 * time.Second}))
 	}
 	next := 0
 	b.ResetTimer()
