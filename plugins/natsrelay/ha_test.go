@@ -206,3 +206,24 @@ func TestHandoverDelay(t *testing.T) {
 		t.Fatalf("delay after 100 deliveries %v, want 1s", d)
 	}
 }
+
+// TestHASeenBucketWithoutTTL: a seen-window bucket made elsewhere without a
+// TTL is used (its records are then never removed) and said so in the log.
+func TestHASeenBucketWithoutTTL(t *testing.T) {
+	srv := startNATS(t)
+	_, js := connect(t, srv)
+	createEV(t, js)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "ha" + SeenBucketSuffix}); err != nil {
+		t.Fatal(err)
+	}
+	bot := newFakeBot()
+	bot.logs = &syncBuffer{}
+	startPlugin(t, loadConfig(t, srv.ClientURL(), haRelay), bot)
+	jsPublish(t, js, "ev.x", "still relayed", "x-1")
+	waitFor(t, 10*time.Second, "relayed", func() bool { return len(bot.messages()) == 1 })
+	if !strings.Contains(bot.logs.String(), "bucket has no TTL") {
+		t.Fatalf("no warning about the bucket without a TTL:\n%s", bot.logs.String())
+	}
+}

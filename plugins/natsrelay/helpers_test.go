@@ -92,6 +92,8 @@ type fakeBot struct {
 	// Status say there is no XMPP session.
 	standby atomic.Bool
 	offline atomic.Bool
+	// logs, when set, receives the plugin's log.
+	logs *syncBuffer
 	reg     *prometheus.Registry
 }
 
@@ -99,9 +101,31 @@ func newFakeBot() *fakeBot {
 	return &fakeBot{attempts: map[string]int{}, reg: prometheus.NewRegistry()}
 }
 
+// syncBuffer is a log destination safe for concurrent writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
 func (f *fakeBot) env() plugins.Env {
+	log := slog.New(slog.DiscardHandler)
+	if f.logs != nil {
+		log = slog.New(slog.NewTextHandler(f.logs, nil))
+	}
 	return plugins.Env{
-		Logger:     slog.New(slog.DiscardHandler).With("plugin", Name),
+		Logger:     log.With("plugin", Name),
 		Registerer: f.reg,
 		Host:       fakeHost{f: f},
 	}
