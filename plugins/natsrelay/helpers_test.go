@@ -94,7 +94,7 @@ type fakeBot struct {
 	offline atomic.Bool
 	// logs, when set, receives the plugin's log.
 	logs *syncBuffer
-	reg     *prometheus.Registry
+	reg  *prometheus.Registry
 }
 
 func newFakeBot() *fakeBot {
