@@ -304,9 +304,11 @@ func (r *relay) onJetStream(ctx context.Context, msg jetstream.Msg) {
 	}
 	m.unacked.WithLabelValues(label).Inc()
 	r.p.inflight.Add(1)
+	keep := r.keepInProgress(msg)
 	var once sync.Once
 	finish := func(settle func() error, what string) {
 		once.Do(func() {
+			keep()
 			if err := settle(); err != nil && !r.p.stopped.Load() {
 				r.p.log.Warn("JetStream "+what+" failed", "relay", label, "seq", meta.Sequence.Stream, "err", err)
 			}
@@ -332,6 +334,41 @@ func (r *relay) onJetStream(ctx context.Context, msg jetstream.Msg) {
 		subject: msg.Subject(), header: msg.Headers(), data: msg.Data(), key: key, time: meta.Timestamp,
 		d: d, js: true, redelivered: meta.NumDelivered > 1, inProgress: func() { _ = msg.InProgress() },
 	})
+}
+
+// maxInProgress bounds how long a message taken by this instance is kept
+// from redelivery while its stanzas wait in the outbox.
+const maxInProgress = 5 * time.Minute
+
+// keepInProgress tells JetStream every third of ack_wait that msg is being
+// worked on, until the returned function is called (or maxInProgress
+// passed): a message accepted by the outbox but slow to be acknowledged
+// (a long queue, a reconnect) is not redelivered meanwhile, to this or
+// another instance, which would send it a second time. A dead instance
+// stops telling, and its messages are redelivered after ack_wait.
+func (r *relay) keepInProgress(msg jetstream.Msg) (stop func()) {
+	var mu sync.Mutex
+	stopped := false
+	every := r.ackWait / 3
+	until := time.Now().Add(maxInProgress)
+	var t *time.Timer
+	mu.Lock()
+	t = time.AfterFunc(every, func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if stopped || time.Now().After(until) {
+			return
+		}
+		_ = msg.InProgress()
+		t.Reset(every)
+	})
+	mu.Unlock()
+	return func() {
+		mu.Lock()
+		stopped = true
+		t.Stop()
+		mu.Unlock()
+	}
 }
 
 // handoverDelay is how long a message a standby handed back waits before

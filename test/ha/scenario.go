@@ -84,6 +84,11 @@ type LoadScenario struct {
 	Dial     func(t *testing.T) *xmpptest.Client
 	// Settle bounds the wait for the last events (4 minutes if zero).
 	Settle time.Duration
+	// Room, when set, is a room the instances join (the leader does) with
+	// a !ping rule; DialPinger logs in the user who pings there before and
+	// after the kill.
+	Room       string
+	DialPinger func(t *testing.T) *xmpptest.Client
 }
 
 // LoadResult is what FailoverUnderLoad saw.
@@ -91,6 +96,40 @@ type LoadResult struct {
 	Events, Received, Duplicates int
 	// BySender counts the pushes received from each instance's full JID.
 	BySender map[string]int
+	// Answered is the time from the kill to the first answer in the room
+	// (zero without a room).
+	Answered time.Duration
+}
+
+// pinger sends numbered !pings into a room and counts the answers.
+type pinger struct {
+	c       *xmpptest.Client
+	room    string
+	seq     int
+	sent    map[string]time.Time
+	answers map[string]int
+	first   map[string]time.Time // body -> when its first answer came
+}
+
+func (p *pinger) ping() string {
+	p.seq++
+	body := fmt.Sprintf("!ping %d", p.seq)
+	p.sent[body] = time.Now()
+	_ = p.c.SendMessage(p.room, "groupchat", body)
+	return body
+}
+
+func (p *pinger) collect() {
+	for _, s := range p.c.Drain() {
+		if s.Name != "message" || s.Type != "groupchat" || !strings.HasPrefix(s.From, p.room+"/") || !strings.HasPrefix(s.Body, "pong !ping ") {
+			continue
+		}
+		body := strings.TrimPrefix(s.Body, "pong ")
+		if p.answers[body] == 0 {
+			p.first[body] = time.Now()
+		}
+		p.answers[body]++
+	}
 }
 
 // FailoverUnderLoad runs three crier processes sharing one JetStream relay
@@ -118,6 +157,9 @@ func FailoverUnderLoad(t *testing.T, s LoadScenario) LoadResult {
 		t.Fatal(err)
 	}
 	tables := RelayTables(cluster.URLs(), s.Receiver, 3)
+	if s.Room != "" {
+		tables += fmt.Sprintf("\n[[rooms]]\njid = %q\nnick = \"crier\"\n\n[[rules]]\nname = \"ping\"\nmatch = \"^!ping\"\nreply = \"pong {{.Body}}\"\n", s.Room)
+	}
 	start := func(resource string) *crierproc.Daemon {
 		d := crierproc.Run(t, s.XMPP(resource), tables)
 		d.WaitReady(t, 60*time.Second)
@@ -128,6 +170,17 @@ func FailoverUnderLoad(t *testing.T, s LoadScenario) LoadResult {
 	b, c := start("b"), start("c")
 	rcv := s.Dial(t)
 	rc := &receiver{copies: map[string][]string{}, froms: map[string]int{}}
+	var pg *pinger
+	if s.Room != "" {
+		pg = &pinger{c: s.DialPinger(t), room: s.Room, sent: map[string]time.Time{}, answers: map[string]int{}, first: map[string]time.Time{}}
+		if err := pg.c.Join(s.Room, "pinger"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var before string        // the !ping before the kill
+	var after []string       // the !pings after the kill, in order
+	var answeredAt time.Time // the first answer after the kill
+	var lastPing time.Time
 	// The publisher: every event once, with its id (JetStream drops a
 	// second publish of an id within its duplicate window).
 	pubDone := make(chan error, 1)
@@ -162,10 +215,36 @@ func FailoverUnderLoad(t *testing.T, s LoadScenario) LoadResult {
 	killed, restarted := false, false
 	var killedAt time.Time
 	node := cluster.Servers[2]
-	for rc.distinct() < n && time.Now().Before(deadline) {
+	for (rc.distinct() < n || (pg != nil && len(after) < 4)) && time.Now().Before(deadline) {
 		rc.collect(rcv)
+		if pg != nil {
+			pg.collect()
+			switch {
+			case before == "" && rc.distinct() >= n/10:
+				before = pg.ping()
+			case killed && answeredAt.IsZero() && time.Since(lastPing) > 500*time.Millisecond:
+				after = append(after, pg.ping())
+				lastPing = time.Now()
+			case !answeredAt.IsZero() && len(after) < 4 && time.Since(lastPing) > 700*time.Millisecond:
+				// Three more after the first answer.
+				after = append(after, pg.ping())
+				lastPing = time.Now()
+			}
+			if killed && answeredAt.IsZero() {
+				for _, b := range after {
+					if at, ok := pg.first[b]; ok {
+						answeredAt = at
+						// The pings before this one are from the gap.
+						after = []string{b}
+						break
+					}
+				}
+			}
+		}
+		// The leader is killed once the ping before has had its time.
+		pingDone := pg == nil || (before != "" && (pg.answers[before] > 0 || time.Since(pg.sent[before]) > 5*time.Second))
 		switch got := rc.distinct(); {
-		case !killed && got >= n/3:
+		case !killed && got >= n/3 && pingDone:
 			a.Kill(t)
 			killed, killedAt = true, time.Now()
 			t.Logf("leader SIGKILLed after %d of %d events", got, n)
@@ -187,6 +266,31 @@ func FailoverUnderLoad(t *testing.T, s LoadScenario) LoadResult {
 	time.Sleep(6 * time.Second)
 	rc.collect(rcv)
 	elapsed := time.Since(started)
+	var answered time.Duration
+	if pg != nil {
+		pg.collect()
+		if n := pg.answers[before]; n != 1 {
+			t.Errorf("%d answers to the !ping before the kill, want 1", n)
+		}
+		if answeredAt.IsZero() {
+			t.Fatalf("no answer in the room after the kill (%d pings)", pg.seq)
+		}
+		answered = answeredAt.Sub(killedAt)
+		t.Logf("SIGKILL -> an answer in the room after %v, under load", answered.Round(time.Millisecond))
+		if answered > 10*time.Second {
+			t.Errorf("the room bot answered %v after the kill, want under 10 s", answered)
+		}
+		for _, b := range after {
+			if n := pg.answers[b]; n != 1 {
+				t.Errorf("%d answers to %q after the failover, want 1", n, b)
+			}
+		}
+		for b, n := range pg.answers {
+			if n > 1 {
+				t.Errorf("%d answers to %q: two instances spoke", n, b)
+			}
+		}
+	}
 
 	var missing []string
 	dups, badOrigin := 0, 0
@@ -229,7 +333,7 @@ func FailoverUnderLoad(t *testing.T, s LoadScenario) LoadResult {
 	if len(rc.froms) < 2 {
 		t.Fatalf("every push came from one instance (%v): the work is not shared", froms)
 	}
-	return LoadResult{Events: n, Received: rc.total, Duplicates: dups, BySender: rc.froms}
+	return LoadResult{Events: n, Received: rc.total, Duplicates: dups, BySender: rc.froms, Answered: answered}
 }
 
 // waitMetric waits until d's metric name is want.
