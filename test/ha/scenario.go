@@ -215,7 +215,7 @@ func FailoverUnderLoad(t *testing.T, s LoadScenario) LoadResult {
 	killed, restarted := false, false
 	var killedAt time.Time
 	node := cluster.Servers[2]
-	for (rc.distinct() < n || (pg != nil && len(after) < 4)) && time.Now().Before(deadline) {
+	for (rc.distinct() < n || (pg != nil && (answeredAt.IsZero() || len(after) < 4))) && time.Now().Before(deadline) {
 		rc.collect(rcv)
 		if pg != nil {
 			pg.collect()

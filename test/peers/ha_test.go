@@ -18,15 +18,17 @@ import (
 // TestHAFailoverUnderLoad runs the failover scenario of test/ha against
 // Prosody and ejabberd: three crier processes on one account (a resource
 // each) share a JetStream relay on a 3-node NATS cluster; 10,000 events are
-// pushed to user4 while the leader is SIGKILLed and a NATS node restarted.
-// Every event arrives; duplicates are counted, bounded and carry their
-// first copy's origin-id.
+// pushed to user4 while the leader is SIGKILLed and a NATS node restarted,
+// and alice pings the room bot before and after. Every event arrives;
+// duplicates are counted, bounded and carry their first copy's origin-id;
+// one answer per !ping, the first within 10 s of the kill.
 func TestHAFailoverUnderLoad(t *testing.T) {
 	for _, name := range peers.Names {
 		t.Run(name, func(t *testing.T) {
 			p := peers.Get(t, name)
 			crier := p.Account(t, "crier")
 			rcv := p.Account(t, "user4")
+			alice := p.Account(t, "alice")
 			res := ha.FailoverUnderLoad(t, ha.LoadScenario{
 				Events: 10000,
 				XMPP: func(resource string) crierproc.XMPP {
@@ -39,8 +41,14 @@ func TestHAFailoverUnderLoad(t *testing.T) {
 					return xmpptest.Dial(t, xmpptest.Options{Addr: p.C2S, JID: rcv.JID, Password: rcv.Password,
 						Resource: fmt.Sprintf("ha-%d", time.Now().UnixNano()), RootCAs: p.CertPool(), Timeout: 15 * time.Second})
 				},
+				Room: fmt.Sprintf("haload%d@conference.%s", time.Now().UnixNano()%1e9, p.Domain),
+				DialPinger: func(t *testing.T) *xmpptest.Client {
+					return xmpptest.Dial(t, xmpptest.Options{Addr: p.C2S, JID: alice.JID, Password: alice.Password,
+						Resource: "haload", RootCAs: p.CertPool(), Timeout: 15 * time.Second})
+				},
 			})
-			t.Logf("%s: %d events, %d received, %d duplicates, by sender %v", name, res.Events, res.Received, res.Duplicates, res.BySender)
+			t.Logf("%s: %d events, %d received, %d duplicates, by sender %v; the room answered %v after the kill",
+				name, res.Events, res.Received, res.Duplicates, res.BySender, res.Answered.Round(time.Millisecond))
 		})
 	}
 }
