@@ -265,8 +265,11 @@ type Host interface {
 	Status() Status
 	// Speaking reports whether this instance may speak now: always
 	// without [ha]; with it, while this instance holds the leader's lease.
-	// A plugin that takes work from a shared queue (the NATS relay's
-	// JetStream consumer) leaves it to the leader while this is false.
+	// A message queued while it is false is dropped before it is written
+	// (done gets an error), except shared work to a user (Message.Work):
+	// a plugin that takes work from a shared queue, as the NATS relay's
+	// JetStream consumer, may deliver that on a standby and leave the
+	// rooms to the leader.
 	Speaking() bool
 	// HandleIQ registers h for iq requests of type typ ("get" or "set")
 	// whose child is name; feature, when not empty, is announced in the
