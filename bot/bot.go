@@ -173,9 +173,7 @@ func New(cfg *config.Config, opts Options) (*Bot, error) {
 		// [ha]: a message goes out only while this instance leads
 		// (presence, such as leaving rooms, always; shared work to a
 		// user, a relayed push, from a standby too).
-		Allow: func(it *outbox.Item) bool {
-			return it.Kind != outbox.Message || (it.Work && it.Room == "") || b.leader()
-		},
+		Allow: b.mayWrite,
 		Stuck: func() {
 			b.log.Warn("a write to the server hung; dropping the connection", "after", writeTimeout)
 			b.dropConn()

@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"crier/bot/outbox"
 	"crier/internal/lease"
 )
 
@@ -152,6 +153,14 @@ func (b *Bot) leader() bool {
 	}
 	_, ok := h.lease.Leading()
 	return ok
+}
+
+// mayWrite is the outbox's last check before a stanza is written: a
+// message goes out only while this instance leads, except shared work to a
+// user (a relayed push, which a standby delivers too); presence (leaving
+// rooms) always.
+func (b *Bot) mayWrite(it *outbox.Item) bool {
+	return it.Kind != outbox.Message || (it.Work && it.Room == "") || b.leader()
 }
 
 // startHA connects to NATS and campaigns for the lease; it returns nil
