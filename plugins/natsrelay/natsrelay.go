@@ -276,6 +276,9 @@ func (p *Plugin) stop(ctx context.Context) error {
 	} else if !waitGroup(ctx, &p.inflight) {
 		err = fmt.Errorf("natsrelay: stop with messages in flight (they will be redelivered): %w", ctx.Err())
 	}
+	if sw := p.shared.Load(); sw != nil {
+		sw.close()
+	}
 	_ = p.nc.FlushTimeout(time.Second)
 	p.nc.Close()
 	return err

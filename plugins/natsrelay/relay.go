@@ -610,15 +610,15 @@ func (r *relay) settle(e *entry, to string, err error) {
 	}
 	// Not on the caller's goroutine: settle runs on the bot's, which must
 	// not wait for NATS.
-	go func() {
-		if err := sw.record(context.Background(), r.durable, e.key, res.sent); err != nil {
+	sw.recordAsync(r.durable, e.key, res.sent, func(err error) {
+		if err != nil {
 			r.p.met.shared.WithLabelValues(r.cfg.Subject, "error").Inc()
 			r.p.log.Warn("shared seen-window not written; a redelivery elsewhere could be sent twice", "relay", r.cfg.Subject, "err", err)
 		} else {
 			r.p.met.shared.WithLabelValues(r.cfg.Subject, "recorded").Inc()
 		}
 		finish()
-	}()
+	})
 }
 
 // trySend calls send with a done callback that forwards the outcome to

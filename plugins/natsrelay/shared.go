@@ -39,10 +39,29 @@ const (
 // back to JetStream rather than risk a second send.
 var errSharedWindow = errors.New("natsrelay: shared seen-window unavailable")
 
-// sharedWindow is the seen-window's record in KV, for one plugin.
+// sharedWindow is the seen-window's record in KV, for one plugin. Records
+// are written by one goroutine (run) in batches of asynchronous publishes,
+// so that many messages settling at once cost one round trip rather than
+// one each.
 type sharedWindow struct {
-	kv jetstream.KeyValue
+	kv      jetstream.KeyValue
+	js      jetstream.JetStream
+	subject string // "$KV.<bucket>."
+	reqs    chan recordReq
+	stop    chan struct{}
+	done    chan struct{}
 }
+
+// recordReq is one record to write and what to call with its outcome.
+type recordReq struct {
+	key  string
+	data []byte
+	then func(error)
+}
+
+// recordBatch is the most records one round of the writer publishes before
+// it waits for their acknowledgements.
+const recordBatch = 256
 
 // openSharedWindow opens (creating it when missing) the bucket of the shared
 // window. An existing bucket is used as it is; one without a TTL is accepted
@@ -71,7 +90,98 @@ func openSharedWindow(ctx context.Context, js jetstream.JetStream, bucket string
 	if err != nil {
 		return nil, 0, fmt.Errorf("shared seen-window bucket %q: %w", bucket, err)
 	}
-	return &sharedWindow{kv: kv}, st.TTL(), nil
+	sw := &sharedWindow{kv: kv, js: js, subject: "$KV." + bucket + ".",
+		reqs: make(chan recordReq, 4*recordBatch), stop: make(chan struct{}), done: make(chan struct{})}
+	go sw.run()
+	return sw, st.TTL(), nil
+}
+
+// run writes the records asked for until close: each round takes what is
+// waiting (up to recordBatch), publishes it without waiting, then waits for
+// every acknowledgement and reports each outcome.
+func (s *sharedWindow) run() {
+	defer close(s.done)
+	batch := make([]recordReq, 0, recordBatch)
+	futures := make([]jetstream.PubAckFuture, 0, recordBatch)
+	for {
+		var first recordReq
+		select {
+		case first = <-s.reqs:
+		case <-s.stop:
+			return
+		}
+		batch = append(batch[:0], first)
+	fill:
+		for len(batch) < recordBatch {
+			select {
+			case r := <-s.reqs:
+				batch = append(batch, r)
+			default:
+				break fill
+			}
+		}
+		futures = futures[:0]
+		for _, r := range batch {
+			f, err := s.js.PublishAsync(s.subject+r.key, r.data)
+			if err != nil {
+				r.then(err)
+				futures = append(futures, nil)
+				continue
+			}
+			futures = append(futures, f)
+		}
+		timeout := time.NewTimer(sharedTimeout)
+		expired := false
+		late := errors.New("natsrelay: shared seen-window: no acknowledgement in time")
+		for i, f := range futures {
+			if f == nil {
+				continue
+			}
+			if expired {
+				// The batch's time is up: what has no answer now fails.
+				select {
+				case <-f.Ok():
+					batch[i].then(nil)
+				case err := <-f.Err():
+					batch[i].then(err)
+				default:
+					batch[i].then(late)
+				}
+				continue
+			}
+			select {
+			case <-f.Ok():
+				batch[i].then(nil)
+			case err := <-f.Err():
+				batch[i].then(err)
+			case <-timeout.C:
+				expired = true
+				batch[i].then(late)
+			}
+		}
+		timeout.Stop()
+		clear(batch)
+	}
+}
+
+// close stops the writer once the records asked for were written (the
+// caller has waited for the messages in flight, whose acks wait for them).
+func (s *sharedWindow) close() {
+	close(s.stop)
+	<-s.done
+}
+
+// recordAsync asks the writer to record the recipients that have the
+// message, and calls then with the outcome. It never blocks: when the
+// writer's queue is full the record is written on a goroutine of its own.
+func (s *sharedWindow) recordAsync(durable, key string, sent []string, then func(error)) {
+	slices.Sort(sent)
+	r := recordReq{key: sharedKey(durable, key), data: []byte(strings.Join(sent, "\n")), then: then}
+	select {
+	case s.reqs <- r:
+	default:
+		go func() { then(s.record(context.Background(), durable, key, sent)) }()
+	}
 }
 
 // sharedKey is the KV key of one message of one relay: the relay's durable
