@@ -122,7 +122,10 @@ func (b *Bot) session(ctx context.Context) (time.Duration, error) {
 		Resume:    prev,
 		DisableSM: !x.StreamManagement,
 		Tap:       transport.TapFunc(b.tap),
-		Logger:    b.log.With("component", "transport"),
+		OnTapStop: func(d transport.Direction, limit string) {
+			b.met.streamLimits.WithLabelValues(d.String(), limit).Inc()
+		},
+		Logger: b.log.With("component", "transport"),
 	})
 	if err != nil {
 		if prev != nil && !prev.Expired(time.Now()) {

@@ -90,6 +90,13 @@ type Options struct {
 	Resume *Resume
 	// Tap, if set, observes every element of the encrypted stream.
 	Tap Tap
+	// OnTapStop, if set, is called once per direction when the tap can no
+	// longer follow the stream, with the limit that was passed
+	// (xmlsplit.Limit: "size", "depth", "attributes", "pending",
+	// "syntax"). An incoming stream that cannot be followed ends the
+	// connection. It runs on the reading or writing goroutine and must
+	// not block.
+	OnTapStop func(dir Direction, limit string)
 	// Logger receives debug and warning records; nil discards them.
 	Logger *slog.Logger
 }
@@ -235,6 +242,7 @@ func Connect(ctx context.Context, o Options) (*Conn, error) {
 // negotiate runs SASL and bind over the secured connection raw.
 func negotiate(ctx context.Context, o Options, raw net.Conn, secure bool) (*Conn, error) {
 	tc := newTapConn(raw, o.Tap, o.Logger)
+	tc.onStop = o.OnTapStop
 	allowPlain := secure || o.TLS == TLSNone
 	features := []xmpp.StreamFeature{
 		xmpp.SASL("", o.Password, mechanisms(allowPlain, tc.obs)...),
