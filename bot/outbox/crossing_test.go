@@ -18,8 +18,8 @@ import (
 func TestOutboxWriteEndsAfterNextSession(t *testing.T) {
 	for _, c := range []struct {
 		fail, resumed, high bool
-		wantOnB          bool
-		wantErr          error
+		wantOnB             bool
+		wantErr             error
 	}{
 		{fail: false, resumed: false, high: true, wantOnB: false, wantErr: ErrClosed},
 		{fail: true, resumed: false, high: true, wantOnB: false, wantErr: ErrClosed},
