@@ -201,42 +201,56 @@ func Connect(ctx context.Context, o Options) (*Conn, error) {
 		log.Warn("TLS certificate verification is DISABLED; the connection can be intercepted", "domain", o.JID.Domainpart())
 	}
 
-	var (
-		raw    net.Conn
-		secure bool
-		server string
-	)
-	switch o.Transport {
-	case TransportBOSH:
-		raw, secure, err = dialBOSH(ctx, o)
-		server = o.BOSHURL
-	case TransportWebSocket:
-		raw, secure, err = dialWebSocket(ctx, o)
-		server = o.WSURL
-	default:
-		raw, secure, err = dialTCP(ctx, o)
-		if raw != nil {
-			server = raw.RemoteAddr().String()
+	for redirects := 0; ; redirects++ {
+		var (
+			raw    net.Conn
+			secure bool
+			server string
+		)
+		switch o.Transport {
+		case TransportBOSH:
+			raw, secure, err = dialBOSH(ctx, o)
+			server = o.BOSHURL
+		case TransportWebSocket:
+			raw, secure, err = dialWebSocket(ctx, o)
+			server = o.WSURL
+		default:
+			raw, secure, err = dialTCP(ctx, o)
+			if raw != nil {
+				server = raw.RemoteAddr().String()
+			}
 		}
-	}
-	if err != nil {
-		return nil, err
-	}
-	log.Debug("connected", "transport", o.Transport, "server", server, "secure", secure)
+		if err != nil {
+			return nil, err
+		}
+		log.Debug("connected", "transport", o.Transport, "server", server, "secure", secure)
 
-	c, err := negotiate(ctx, o, raw, secure)
-	if err != nil {
-		return nil, err
+		c, err := negotiate(ctx, o, raw, secure)
+		if err != nil {
+			next := seeOtherURI(raw)
+			if next == "" {
+				return nil, err
+			}
+			if redirects >= maxRedirects {
+				return nil, fmt.Errorf("%w: %s: more than %d see-other-uri redirects", ErrConnect, server, maxRedirects)
+			}
+			if err := checkRedirect(o.WSURL, next); err != nil {
+				return nil, err
+			}
+			log.Info("the server sends the WebSocket connection elsewhere (see-other-uri)", "from", o.WSURL, "to", next)
+			o.WSURL = next
+			continue
+		}
+		c.Server = server
+		// Stream management (sm.go): request it now that the resource is
+		// bound, or start answering the server's requests on a resumed
+		// session; the answer is read by the caller's Serve.
+		if !o.DisableSM || c.tc.sm.isResumed() {
+			c.tc.sm.enable(c.tc)
+		}
+		log.Debug("session ready", "jid", c.JID.String(), "mechanism", c.Mechanism)
+		return c, nil
 	}
-	c.Server = server
-	// Stream management (sm.go): request it now that the resource is
-	// bound, or start answering the server's requests on a resumed
-	// session; the answer is read by the caller's Serve.
-	if !o.DisableSM || c.tc.sm.isResumed() {
-		c.tc.sm.enable(c.tc)
-	}
-	log.Debug("session ready", "jid", c.JID.String(), "mechanism", c.Mechanism)
-	return c, nil
 }
 
 // negotiate runs SASL and bind over the secured connection raw.

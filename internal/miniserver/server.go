@@ -123,6 +123,12 @@ type counters struct {
 // Server is a running embedded XMPP server. Its methods are safe for
 // concurrent use.
 type Server struct {
+	// wsRedirect: see-other-uri answers still to give (RedirectWebSocket).
+	wsRedirect struct {
+		sync.Mutex
+		uri string
+		n   int
+	}
 	cfg       Config
 	log       *slog.Logger
 	domain    string
