@@ -58,11 +58,12 @@ type Options struct {
 	// Address is on the loopback interface).
 	TLS string
 	// BOSHURL is the BOSH endpoint when Transport is "bosh". http:// is
-	// accepted only towards a loopback host.
+	// accepted only towards a loopback host. Empty means discovery: the
+	// domain's host-meta documents (XEP-0156) name it.
 	BOSHURL string
 	// WSURL is the WebSocket endpoint when Transport is "websocket"
 	// (wss://host/xmpp-websocket). ws:// is accepted only towards a
-	// loopback host.
+	// loopback host. Empty means discovery, as for BOSHURL.
 	WSURL string
 	// WSOrigin, when set, is sent as the Origin header of the WebSocket
 	// handshake (for servers that check it); empty sends none.
@@ -199,6 +200,23 @@ func Connect(ctx context.Context, o Options) (*Conn, error) {
 
 	if o.TLSConfig.InsecureSkipVerify {
 		log.Warn("TLS certificate verification is DISABLED; the connection can be intercepted", "domain", o.JID.Domainpart())
+	}
+
+	// No URL for an HTTP-borne transport: ask the domain (XEP-0156).
+	for _, d := range []struct {
+		transport string
+		url       *string
+		rel       string
+	}{{TransportWebSocket, &o.WSURL, relWebSocket}, {TransportBOSH, &o.BOSHURL, relBOSH}} {
+		if o.Transport != d.transport || *d.url != "" {
+			continue
+		}
+		found, err := discoverEndpoint(ctx, o, d.rel)
+		if err != nil {
+			return nil, err
+		}
+		log.Info("endpoint discovered (XEP-0156)", "transport", o.Transport, "domain", o.JID.Domainpart(), "url", found)
+		*d.url = found
 	}
 
 	for redirects := 0; ; redirects++ {
@@ -340,12 +358,6 @@ func (o Options) normalize() (Options, error) {
 	case TLSStartTLS, TLSDirect, TLSNone:
 	default:
 		return o, fmt.Errorf("%w: tls %q (want starttls, direct or none)", ErrConfig, o.TLS)
-	}
-	if o.Transport == TransportBOSH && o.BOSHURL == "" {
-		return o, fmt.Errorf("%w: transport bosh needs a BOSH URL", ErrConfig)
-	}
-	if o.Transport == TransportWebSocket && o.WSURL == "" {
-		return o, fmt.Errorf("%w: transport websocket needs a WebSocket URL", ErrConfig)
 	}
 	if o.TLSConfig == nil {
 		o.TLSConfig = &tls.Config{}

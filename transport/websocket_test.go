@@ -52,13 +52,16 @@ func TestMiniserverWebSocket(t *testing.T) {
 // error.
 func TestWebSocketOptions(t *testing.T) {
 	s := startMini(t)
+	old := hostMetaBase
+	hostMetaBase = func(string) string { return "https://" + s.HTTPAddr() + "/nothing-here" } // nothing to discover
+	t.Cleanup(func() { hostMetaBase = old })
 	for _, tc := range []struct {
 		url  string
 		want error
 	}{
 		{"ws://192.0.2.1/xmpp-websocket", ErrInsecure},
 		{"http://127.0.0.1/xmpp-websocket", ErrConfig},
-		{"", ErrConfig},
+		{"", ErrResolve}, // and nothing to discover (TestDiscoverFailures)
 		{"ws://" + s.HTTPAddr() + "/nothing-here", ErrConnect},
 	} {
 		o := miniOptions(s)
