@@ -17,14 +17,7 @@ import (
 // points discovery at it for the test.
 func hostMetaServer(t *testing.T, docs map[string]string) (certPEM []byte) {
 	t.Helper()
-	certPEM, keyPEM, err := miniserver.NewCertificate("localhost")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := tls.X509KeyPair(certPEM, keyPEM)
-	if err != nil {
-		t.Fatal(err)
-	}
+	certPEM, cert := localhostCert(t)
 	hs := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, ok := docs[r.URL.Path]
 		if !ok {
@@ -126,4 +119,19 @@ func TestDiscoverFailures(t *testing.T) {
 			}
 		})
 	}
+}
+
+// localhostCert returns a new self-signed certificate for "localhost",
+// as PEM and ready for a TLS server.
+func localhostCert(t *testing.T) ([]byte, tls.Certificate) {
+	t.Helper()
+	certPEM, keyPEM, err := miniserver.NewCertificate("localhost")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return certPEM, cert
 }

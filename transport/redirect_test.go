@@ -11,7 +11,6 @@ import (
 	"strings"
 	"testing"
 
-	"crier/internal/miniserver"
 	"crier/internal/wswire"
 )
 
@@ -50,14 +49,7 @@ func TestWebSocketSeeOtherURI(t *testing.T) {
 // TestWebSocketRedirectKeepsTLS: from wss:// a redirect to ws:// is
 // refused, though the target is on this machine.
 func TestWebSocketRedirectKeepsTLS(t *testing.T) {
-	certPEM, keyPEM, err := miniserver.NewCertificate("localhost")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := tls.X509KeyPair(certPEM, keyPEM)
-	if err != nil {
-		t.Fatal(err)
-	}
+	certPEM, cert := localhostCert(t)
 	plain := startMini(t)
 	hs := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		nc, br, err := wswire.Upgrade(w, r, nil)
@@ -79,7 +71,7 @@ func TestWebSocketRedirectKeepsTLS(t *testing.T) {
 	o := miniOptions(plain)
 	o.TLSConfig = &tls.Config{RootCAs: pool(t, certPEM)}
 	o.Transport, o.WSURL, o.Address = TransportWebSocket, "wss://localhost:"+port+"/xmpp-websocket", ""
-	_, err = Connect(context.Background(), o)
+	_, err := Connect(context.Background(), o)
 	if !errors.Is(err, ErrInsecure) || !strings.Contains(err.Error(), "would drop TLS") {
 		t.Fatalf("wss:// redirected to ws://: %v", err)
 	}

@@ -92,14 +92,7 @@ func TestWebSocketReasons(t *testing.T) {
 // against the URL's host with the configured roots, as over TCP, and the
 // connection counts as secure.
 func TestWebSocketTLS(t *testing.T) {
-	certPEM, keyPEM, err := miniserver.NewCertificate("localhost")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := tls.X509KeyPair(certPEM, keyPEM)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, cert := localhostCert(t)
 	s := startMiniWith(t, miniserver.Config{Domain: "localhost", Accounts: map[string]string{"bot@localhost": "pw"}, Certificate: &cert})
 	hs := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		nc, br, err := wswire.Upgrade(w, r, nil)
