@@ -36,6 +36,7 @@ type metrics struct {
 	rejoins      *prometheus.CounterVec
 	resumed      prometheus.Counter
 	unacked      *prometheus.CounterVec
+	rateLimited  prometheus.Counter
 
 	// byKind holds the stanza counters by direction (0 in, 1 out) and kind,
 	// resolved once: the tap counts every element.
@@ -77,7 +78,8 @@ func newMetrics(depth func() float64, ruleStats func() rules.Stats) *metrics {
 	m.rejoins = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "crier_room_rejoins_total", Help: "Room rejoins scheduled, by reason."}, []string{"reason"})
 	m.resumed = prometheus.NewCounter(prometheus.CounterOpts{Name: "crier_sessions_resumed_total", Help: "Connections that resumed the previous session (XEP-0198) instead of starting a new one."})
 	m.unacked = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "crier_unacknowledged_after_loss_total", Help: "Stanzas of a lost connection not acknowledged when it was lost, by outcome: confirmed (the resumed session's server had them), sent_again, dropped_stale (presence and joins of a session that was not resumed)."}, []string{"outcome"})
-	for _, c := range []prometheus.Collector{m.connected, m.connects, m.reconnects, m.stanzas, m.roomsJoined, m.roomsWanted, m.outboxDepth, m.dropped, m.ruleHits, m.rejected, m.reloads, m.reloadFailed, m.rejoins, m.resumed, m.unacked, m.streamLimits} {
+	m.rateLimited = prometheus.NewCounter(prometheus.CounterOpts{Name: "crier_rate_limited_total", Help: "Messages a room or server bounced as too fast (resource-constraint, policy-violation); each is sent again after a backoff, and the target's messages are spaced out."})
+	for _, c := range []prometheus.Collector{m.connected, m.connects, m.reconnects, m.stanzas, m.roomsJoined, m.roomsWanted, m.outboxDepth, m.dropped, m.ruleHits, m.rejected, m.reloads, m.reloadFailed, m.rejoins, m.resumed, m.unacked, m.streamLimits, m.rateLimited} {
 		f(c)
 	}
 	// The engine's own counters survive reloads (Adopt carries them over).

@@ -67,9 +67,10 @@ type Item struct {
 	attempts  int
 	queued    time.Time // when Enqueue took it, for crier_delivery_seconds
 	notBefore time.Time
-	seq       uint64 // position in the session's written stanzas, for acks
-	smSeq     uint32 // stream management count after this item was written (at most)
-	smOK      bool   // smSeq is known
+	seq       uint64    // position in the session's written stanzas, for acks
+	smSeq     uint32    // stream management count after this item was written (at most)
+	smOK      bool      // smSeq is known
+	sentAt    time.Time // when it was last written
 }
 
 // Outbox errors.
@@ -188,7 +189,11 @@ type roomGate struct {
 
 type slowdown struct {
 	until time.Time
-	delay time.Duration
+	// gap spaces messages to the target, raised is when it last grew,
+	// clean counts messages taken since (pace.go).
+	gap    time.Duration
+	raised time.Time
+	clean  int
 }
 
 const (
@@ -466,20 +471,22 @@ func (o *Outbox) HandleError(id string, cond stanza.Condition) bool {
 	}
 	sd := o.slow[it.To]
 	if sd == nil {
-		sd = &slowdown{delay: firstSlow}
+		sd = &slowdown{}
 		o.slow[it.To] = sd
-	} else {
-		sd.delay = min(sd.delay*2, maxSlow)
 	}
-	sd.until = time.Now().Add(sd.delay)
+	now := time.Now()
+	sd.bounced(it.sentAt, now)
 	it.attempts++
+	if until := now.Add(resendDelay(it.attempts)); until.After(sd.until) {
+		sd.until = until
+	}
 	if it.attempts > maxAttempts {
 		o.mu.Unlock()
 		o.drop(it, ErrGaveUp, "refused")
 		return true
 	}
 	it.notBefore = sd.until
-	o.bulk = append([]*Item{it}, o.bulk...)
+	o.requeueBouncedLocked(it)
 	o.mu.Unlock()
 	o.poke()
 	return true
@@ -572,6 +579,9 @@ func (o *Outbox) takeLocked(now time.Time) (*Item, time.Duration) {
 		}
 		o.bulk = append(o.bulk[:i], o.bulk[i+1:]...)
 		o.inflight++
+		if sd := o.slow[c.To]; sd != nil {
+			sd.took(now)
+		}
 		return c, 0
 	}
 	return nil, wait
@@ -673,6 +683,18 @@ func (o *Outbox) send(ctx context.Context, items []*Item, s Sender, gen uint64) 
 			o.hooks.Stuck()
 		}
 	})
+	// Messages are remembered by id before they are written: the server's
+	// error answer to one (HandleError) may come back before this
+	// goroutine is done with the write.
+	o.mu.Lock()
+	wrote := time.Now()
+	for _, it := range items {
+		it.sentAt = wrote
+		if it.Kind == Message && it.ID != "" {
+			o.rememberLocked(it)
+		}
+	}
+	o.mu.Unlock()
 	var r xml.TokenReader
 	if len(items) == 1 {
 		r = items[0].Tokens()
@@ -705,9 +727,6 @@ func (o *Outbox) send(ctx context.Context, items []*Item, s Sender, gen uint64) 
 	for i, it := range items {
 		it.smSeq, it.smOK = smCount-uint32(len(items)-1-i), smOn
 		o.inflight--
-		if it.Kind == Message && it.ID != "" {
-			o.rememberLocked(it)
-		}
 		switch {
 		case gen == o.gen && o.ack != nil:
 			o.written++
