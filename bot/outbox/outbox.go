@@ -16,12 +16,23 @@ import (
 )
 
 // Priority orders the outbox: High items (presence, room joins) always go
-// before Bulk items (messages).
+// first, then Interactive items (answers to someone: rule and command
+// replies), then Bulk items (relayed events, webhooks, cron posts). Within
+// Interactive and Bulk, targets are served round-robin (see fairQueue).
 type Priority int
 
 // Priorities.
 const (
+	// Bulk is traffic nobody waits for in a conversation: fan-out of
+	// relayed events and webhooks, cron posts.
 	Bulk Priority = iota
+	// Interactive is an answer to someone who is waiting for it: a rule's
+	// or a command's reply. It goes ahead of Bulk, has a queue of its own
+	// (a full bulk queue does not refuse it) and a reserve in the ack
+	// window, but waits for its room and its rate limits like Bulk.
+	Interactive
+	// High is the session's own control traffic (presence, room joins):
+	// it goes first and waits for no room gate and no rate limit.
 	High
 )
 
@@ -101,7 +112,7 @@ const DefaultAckWindow = 32
 
 // Config holds the outbox's limits.
 type Config struct {
-	Queue     int        // bulk items waiting at most
+	Queue     int        // bulk items waiting at most (and, apart, interactive ones)
 	RoomQueue int        // items waiting for one room to be joined
 	Rate      rate.Limit // stanzas/s to the server, 0 = unlimited
 	RoomRate  rate.Limit // stanzas/s into one room, 0 = unlimited
@@ -147,7 +158,8 @@ type Outbox struct {
 	mu       sync.Mutex
 	wake     chan struct{} // poked (non-blocking) whenever something changes
 	high     []*Item
-	bulk     []*Item
+	inter    fairQueue // Interactive items
+	bulk     fairQueue // Bulk items
 	rooms    map[string]*roomGate // pending items per room
 	slow     map[string]*slowdown // per-target backoff after resource-constraint
 	sent     map[string]*Item     // recently sent messages by id, for error replies
@@ -298,12 +310,25 @@ func (o *Outbox) enqueueLocked(it *Item) error {
 			return nil
 		}
 	}
-	if len(o.bulk) >= o.cfg.Queue {
+	q := o.queueOf(it)
+	if q.n >= o.cfg.Queue {
 		return ErrQueueFull
 	}
-	o.bulk = append(o.bulk, it)
+	q.push(it)
 	return nil
 }
+
+// queueOf is the queue of a non-High item.
+func (o *Outbox) queueOf(it *Item) *fairQueue {
+	if it.Priority == Interactive {
+		return &o.inter
+	}
+	return &o.bulk
+}
+
+// queued is the number of items in the writer's queues (not behind room
+// gates). The caller holds mu.
+func (o *Outbox) queuedLocked() int { return len(o.high) + o.inter.n + o.bulk.n }
 
 func (o *Outbox) gate(room string) *roomGate {
 	g := o.rooms[room]
@@ -323,7 +348,7 @@ func (o *Outbox) SetRoomJoined(room string, joined bool) {
 	g.joined = joined
 	switch {
 	case joined && len(g.pending) > 0:
-		o.bulk = append(g.pending, o.bulk...)
+		o.pushFrontLocked(g.pending)
 		g.pending = nil
 	case !joined:
 		// Out of the room (kicked, shut down): what is queued for it
@@ -382,7 +407,9 @@ func (o *Outbox) AttachResumed(s Sender, ack Acker, ri ResumeInfo) {
 	o.s = s
 	o.ack = ack
 	o.gen++
-	o.resumed = s != nil && ri.Resumed
+	// Read only while a session is attached (o.s != nil), so a detach
+	// needs no value of its own here.
+	o.resumed = ri.Resumed
 	o.written, o.asked, o.acked = 0, 0, 0
 	if s == nil {
 		// Detached: the rooms wait for the next session to say where the
@@ -442,7 +469,7 @@ func (o *Outbox) AttachResumed(s Sender, ack Acker, ri ResumeInfo) {
 func (o *Outbox) Depth() int {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	n := len(o.high) + len(o.bulk)
+	n := o.queuedLocked()
 	for _, g := range o.rooms {
 		n += len(g.pending)
 	}
@@ -479,7 +506,8 @@ func (o *Outbox) HandleError(id string, cond stanza.Condition) bool {
 		return true
 	}
 	it.notBefore = sd.until
-	o.bulk = append([]*Item{it}, o.bulk...)
+	o.pushFrontLocked([]*Item{it})
+	o.gateBulkLocked()
 	o.mu.Unlock()
 	o.poke()
 	return true
@@ -501,7 +529,7 @@ func (o *Outbox) Flush(ctx context.Context) error {
 	defer t.Stop()
 	for {
 		o.mu.Lock()
-		n := len(o.high) + len(o.bulk) + o.inflight + len(o.unacked)
+		n := o.queuedLocked() + o.inflight + len(o.unacked)
 		o.mu.Unlock()
 		if n == 0 {
 			return nil
@@ -555,26 +583,47 @@ func (o *Outbox) takeLocked(now time.Time) (*Item, time.Duration) {
 		o.inflight++
 		return it, 0
 	}
+	out := uint64(0)
+	if o.ack != nil {
+		out = o.written + uint64(o.inflight) - o.acked
+	}
+	// Interactive items may use a reserve above the window, so that a
+	// window filled by a fan-out does not hold a reply for a round trip.
 	wait := time.Duration(-1)
-	if o.ack != nil && o.written+uint64(o.inflight)-o.acked >= uint64(o.cfg.Window) {
+	if o.inter.n > 0 && (o.ack == nil || out < uint64(o.cfg.Window+interactiveReserve(o.cfg.Window))) {
+		it, w := o.inter.take(now, o.readyAt)
+		if it != nil {
+			o.inflight++
+			return it, 0
+		}
+		wait = w
+	}
+	if o.ack != nil && out >= uint64(o.cfg.Window) {
 		return nil, -1 // the window is full: an acknowledgement pokes us
 	}
-	for i, c := range o.bulk {
-		ready := c.notBefore
-		if sd := o.slow[c.To]; sd != nil && sd.until.After(ready) {
-			ready = sd.until
-		}
-		if ready.After(now) {
-			if d := ready.Sub(now); wait < 0 || d < wait {
-				wait = d
-			}
-			continue // another target may go first
-		}
-		o.bulk = append(o.bulk[:i], o.bulk[i+1:]...)
+	it, w := o.bulk.take(now, o.readyAt)
+	if it != nil {
 		o.inflight++
-		return c, 0
+		return it, 0
+	}
+	if w >= 0 && (wait < 0 || w < wait) {
+		wait = w
 	}
 	return nil, wait
+}
+
+// interactiveReserve is how many stanzas above the ack window interactive
+// items may have unacknowledged.
+func interactiveReserve(window int) int { return max(4, window/4) }
+
+// readyAt is when it may be written: after its own retry time and its
+// target's slowdown. The caller holds mu.
+func (o *Outbox) readyAt(it *Item) time.Time {
+	ready := it.notBefore
+	if sd := o.slow[it.To]; sd != nil && sd.until.After(ready) {
+		ready = sd.until
+	}
+	return ready
 }
 
 // Run drains the outbox until ctx ends, or until Close was called and the
@@ -593,7 +642,7 @@ func (o *Outbox) Run(ctx context.Context) {
 				// what was written, so that Done callbacks come promptly.
 				o.barrierLocked()
 			}
-			done := o.closed && len(o.high)+len(o.bulk) == 0
+			done := o.closed && o.queuedLocked() == 0
 			o.mu.Unlock()
 			if done {
 				return
@@ -650,7 +699,7 @@ func (o *Outbox) send(ctx context.Context, items []*Item, s Sender, gen uint64) 
 		}
 		items = kept
 	}
-	if it := items[0]; len(items) == 1 && it.Priority == Bulk {
+	if it := items[0]; len(items) == 1 && it.Priority != High {
 		if o.global != nil {
 			if err := o.global.Wait(ctx); err != nil {
 				o.requeueFront(items, gen)
@@ -831,25 +880,28 @@ func (o *Outbox) requeueFront(items []*Item, gen uint64) {
 // gates when those are closed, ahead of what waits there already (they
 // were queued earlier). The caller holds mu.
 func (o *Outbox) gateBulkLocked() {
-	var gated map[*roomGate][]*Item
-	keep := o.bulk[:0]
-	for _, it := range o.bulk {
-		if it.Room != "" {
-			if g := o.gate(it.Room); !g.joined {
-				if gated == nil {
-					gated = make(map[*roomGate][]*Item)
-				}
-				gated[g] = append(gated[g], it)
-				continue
+	for _, q := range []*fairQueue{&o.inter, &o.bulk} {
+		q.rooms(func(room string) {
+			if g := o.gate(room); !g.joined {
+				g.pending = append(q.takeRoom(room), g.pending...)
 			}
+		})
+	}
+}
+
+// pushFrontLocked puts non-High items back at the head of their lanes,
+// in order. The caller holds mu.
+func (o *Outbox) pushFrontLocked(items []*Item) {
+	var inter, bulk []*Item
+	for _, it := range items {
+		if it.Priority == Interactive {
+			inter = append(inter, it)
+		} else {
+			bulk = append(bulk, it)
 		}
-		keep = append(keep, it)
 	}
-	clear(o.bulk[len(keep):])
-	o.bulk = keep
-	for g, its := range gated {
-		g.pending = append(its, g.pending...)
-	}
+	o.inter.pushFront(inter)
+	o.bulk.pushFront(bulk)
 }
 
 // requeueLocked puts items written to a session that is gone back at the
@@ -869,7 +921,7 @@ func (o *Outbox) requeueLocked(items []*Item) {
 		}
 	}
 	o.high = append(high, o.high...)
-	o.bulk = append(bulk, o.bulk...)
+	o.pushFrontLocked(bulk)
 	o.gateBulkLocked()
 }
 
