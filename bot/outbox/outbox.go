@@ -158,8 +158,8 @@ type Outbox struct {
 	mu       sync.Mutex
 	wake     chan struct{} // poked (non-blocking) whenever something changes
 	high     []*Item
-	inter    fairQueue // Interactive items
-	bulk     fairQueue // Bulk items
+	inter    fairQueue            // Interactive items
+	bulk     fairQueue            // Bulk items
 	rooms    map[string]*roomGate // pending items per room
 	slow     map[string]*slowdown // per-target backoff after resource-constraint
 	sent     map[string]*Item     // recently sent messages by id, for error replies
