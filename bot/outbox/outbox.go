@@ -78,9 +78,10 @@ type Item struct {
 	attempts  int
 	queued    time.Time // when Enqueue took it, for crier_delivery_seconds
 	notBefore time.Time
-	seq       uint64 // position in the session's written stanzas, for acks
-	smSeq     uint32 // stream management count after this item was written (at most)
-	smOK      bool   // smSeq is known
+	seq       uint64    // position in the session's written stanzas, for acks
+	wrote     time.Time // when it was written to the current session
+	smSeq     uint32    // stream management count after this item was written (at most)
+	smOK      bool      // smSeq is known
 }
 
 // Outbox errors.
@@ -119,7 +120,25 @@ type Config struct {
 	Burst     int
 	Write     time.Duration // write timeout for one stanza
 	Window    int           // stanzas written and not yet acknowledged at most
+	// AckDelay is how long written stanzas nobody waits for (no Done:
+	// rule replies, cron posts) may go unconfirmed before the outbox asks
+	// the server for an acknowledgement, when fewer than half a window
+	// were written; AckUrgent the same for stanzas someone waits for
+	// (Done set: a relayed event, a webhook). Zero means
+	// DefaultAckDelay and DefaultAckUrgent; negative asks at once, as
+	// soon as the writer is idle. A quiet chat then costs one ack request
+	// per AckDelay rather than one per reply (XEP-0198 <r/> and <a/>, or
+	// a ping), and what was written is still confirmed, or written again
+	// after a loss, within a bounded time.
+	AckDelay  time.Duration
+	AckUrgent time.Duration
 }
+
+// Defaults of Config.AckDelay and Config.AckUrgent.
+const (
+	DefaultAckDelay  = 200 * time.Millisecond
+	DefaultAckUrgent = 5 * time.Millisecond
+)
 
 // Hooks reports what happens to items, for metrics and logs.
 type Hooks struct {
@@ -172,9 +191,14 @@ type Outbox struct {
 	// last started for, acked the count the server confirmed.
 	unacked               []*Item
 	written, asked, acked uint64
-	barriers              sync.WaitGroup
-	closed                bool
-	inflight              int // items taken by the writer and not yet settled
+	// firstUnasked is when the first stanza after the last barrier was
+	// written; urgent says one of those has a Done callback; ackNow that
+	// Flush wants the barrier at once.
+	firstUnasked   time.Time
+	urgent, ackNow bool
+	barriers       sync.WaitGroup
+	closed         bool
+	inflight       int // items taken by the writer and not yet settled
 
 	global *rate.Limiter
 	perRm  map[string]*rate.Limiter
@@ -226,6 +250,12 @@ func New(cfg Config, hooks Hooks) *Outbox {
 	}
 	if cfg.Window <= 0 {
 		cfg.Window = DefaultAckWindow
+	}
+	if cfg.AckDelay == 0 {
+		cfg.AckDelay = DefaultAckDelay
+	}
+	if cfg.AckUrgent == 0 {
+		cfg.AckUrgent = DefaultAckUrgent
 	}
 	o := &Outbox{
 		cfg:   cfg,
@@ -530,7 +560,14 @@ func (o *Outbox) Flush(ctx context.Context) error {
 	for {
 		o.mu.Lock()
 		n := o.queuedLocked() + o.inflight + len(o.unacked)
+		hurry := n > 0 && !o.ackNow && o.written > o.asked
+		if hurry {
+			o.ackNow = true // no batching of acknowledgements now
+		}
 		o.mu.Unlock()
+		if hurry {
+			o.poke()
+		}
 		if n == 0 {
 			return nil
 		}
@@ -637,15 +674,29 @@ func (o *Outbox) Run(ctx context.Context) {
 		items, s, gen, wait := o.next(time.Now(), buf[:0])
 		if len(items) == 0 {
 			o.mu.Lock()
+			ackIn := time.Duration(-1)
 			if o.ack != nil && o.written > o.asked {
 				// Nothing more to write now: ask for the acknowledgement of
-				// what was written, so that Done callbacks come promptly.
-				o.barrierLocked()
+				// what was written once it waited AckDelay (AckUrgent when
+				// someone waits for it), so that Done callbacks come in
+				// bounded time without an ack request per stanza.
+				d := o.cfg.AckDelay
+				if o.urgent {
+					d = o.cfg.AckUrgent
+				}
+				if since := time.Since(o.firstUnasked); o.ackNow || since >= d {
+					o.barrierLocked()
+				} else {
+					ackIn = d - since
+				}
 			}
 			done := o.closed && o.queuedLocked() == 0
 			o.mu.Unlock()
 			if done {
 				return
+			}
+			if ackIn >= 0 && (wait < 0 || ackIn < wait) {
+				wait = ackIn
 			}
 			if wait < 0 {
 				wait = time.Hour
@@ -741,7 +792,8 @@ func (o *Outbox) send(ctx context.Context, items []*Item, s Sender, gen uint64) 
 		}
 		return
 	}
-	o.lastWrite.Store(time.Now().UnixNano())
+	wrote := time.Now()
+	o.lastWrite.Store(wrote.UnixNano())
 	// The stream management count after the write bounds each item's own
 	// position from above (others may have written in between), which is
 	// the safe side for deciding after a resumption what the server has.
@@ -759,8 +811,13 @@ func (o *Outbox) send(ctx context.Context, items []*Item, s Sender, gen uint64) 
 		}
 		switch {
 		case gen == o.gen && o.ack != nil:
+			if o.written == o.asked {
+				o.firstUnasked = wrote
+			}
 			o.written++
 			it.seq = o.written
+			it.wrote = wrote
+			o.urgent = o.urgent || it.Done != nil
 			o.unacked = append(o.unacked, it)
 			if o.written-o.asked >= uint64(max(1, o.cfg.Window/2)) {
 				o.barrierLocked()
@@ -807,16 +864,18 @@ func (o *Outbox) send(ctx context.Context, items []*Item, s Sender, gen uint64) 
 func (o *Outbox) barrierLocked() {
 	target, gen, ack := o.written, o.gen, o.ack
 	o.asked = target
+	o.urgent, o.ackNow = false, false
 	o.barriers.Add(1)
 	go func() {
 		defer o.barriers.Done()
+		asked := time.Now()
 		err := ack()
-		o.acknowledged(gen, target, err)
+		o.acknowledged(gen, target, asked, err)
 	}()
 }
 
 // acknowledged settles the items up to target once a barrier came back.
-func (o *Outbox) acknowledged(gen, target uint64, err error) {
+func (o *Outbox) acknowledged(gen, target uint64, asked time.Time, err error) {
 	o.mu.Lock()
 	if gen != o.gen || err != nil {
 		// The session changed or is dying: Attach requeues what is left.
@@ -830,8 +889,9 @@ func (o *Outbox) acknowledged(gen, target uint64, err error) {
 	}
 	o.acked = max(o.acked, target)
 	o.mu.Unlock()
+	now := time.Now()
 	for _, it := range done {
-		o.settle(it)
+		o.settleAcked(it, asked, now)
 	}
 	o.poke()
 }
@@ -937,12 +997,24 @@ func (o *Outbox) rememberLocked(it *Item) {
 
 // settle ends an item the server acknowledged (or that needs no
 // acknowledgement): its delivery time is observed and Done called.
-func (o *Outbox) settle(it *Item) {
+func (o *Outbox) settle(it *Item) { o.settleAcked(it, time.Time{}, time.Now()) }
+
+// settleAcked settles an item a barrier asked at asked confirmed at now.
+// The times observed leave out how long the item waited for the barrier
+// to be asked (the batching of acknowledgements): they are the time to
+// the write plus the barrier's round trip.
+func (o *Outbox) settleAcked(it *Item, asked, now time.Time) {
+	took := func(from time.Time) float64 {
+		if !it.wrote.IsZero() && asked.After(it.wrote) {
+			return (it.wrote.Sub(from) + now.Sub(asked)).Seconds()
+		}
+		return now.Sub(from).Seconds()
+	}
 	if !it.queued.IsZero() {
-		o.delivery.Observe(time.Since(it.queued).Seconds())
+		o.delivery.Observe(took(it.queued))
 	}
 	if !it.Received.IsZero() {
-		o.reply.Observe(time.Since(it.Received).Seconds())
+		o.reply.Observe(took(it.Received))
 	}
 	if it.Done != nil {
 		it.Done(nil)
