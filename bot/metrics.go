@@ -43,7 +43,7 @@ type metrics struct {
 	byKind [2]map[string]prometheus.Counter
 }
 
-var stanzaKinds = []string{"message", "presence", "iq", "other"}
+var stanzaKinds = []string{"message", "presence", "iq", "sm_r", "sm_a", "other"}
 
 // countStanza counts one element on the stream.
 func (m *metrics) countStanza(out bool, kind string) {

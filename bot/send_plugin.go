@@ -49,6 +49,9 @@ func (b *Bot) sendParts(m plugins.Message, done func(error)) error {
 	}
 	for i, body := range parts {
 		it := &outbox.Item{Kind: outbox.Message, To: m.To, Type: m.Type, Body: body, ID: b.nextID(), Room: room, Done: settle}
+		if m.Interactive {
+			it.Priority = outbox.Interactive
+		}
 		if i == 0 {
 			it.Subject = cleanText(m.Subject)
 		}

@@ -424,7 +424,11 @@ func (b *Bot) tap(dir transport.Direction, name xml.Name, raw []byte) {
 	if dir == transport.In {
 		b.lastIn.Store(time.Now().UnixNano())
 	}
-	b.met.countStanza(dir == transport.Out, name.Local)
+	kind := name.Local
+	if name.Space == "urn:xmpp:sm:3" && (kind == "r" || kind == "a") {
+		kind = "sm_" + kind // stream management's ack requests and answers
+	}
+	b.met.countStanza(dir == transport.Out, kind)
 }
 
 // dropConn closes the current connection's socket; the session's reader

@@ -18,8 +18,11 @@ type Message struct {
 	// OriginID is an XEP-0359 origin-id put on the stanza, so that a resent
 	// copy can be recognised.
 	OriginID string
-	// Interactive marks an answer to someone (a command's reply): it goes
-	// ahead of bulk traffic.
+	// Interactive marks an answer to someone who waits for it (a
+	// command's reply): it goes ahead of bulk traffic (relayed events,
+	// webhooks, scheduled posts), which is what a message without it is,
+	// and is not refused because bulk traffic filled the outbox. It still
+	// waits for its room to be joined and for the rate limits.
 	Interactive bool
 }
 
