@@ -57,7 +57,77 @@ resource = "" # ERR: xmpp.resource: must not be empty
 [xmpp]
 jid = "bot@example.org"
 password = "pw"
-transport = "udp" # ERR: must be "tcp", "bosh" or "websocket", not "udp"
+transport = "udp" # ERR: must be "tcp", "bosh", "websocket" or "component", not "udp"
+`},
+		{"component jid with a localpart", `
+[xmpp]
+transport = "component"
+jid = "bot@alerts.example.org" # ERR: a component's jid is its domain
+password = "pw"
+address = "127.0.0.1:5347"
+tls = "none"
+`},
+		{"component needs an address", `
+[xmpp] # ERR: xmpp.address: must be set when transport is "component"
+transport = "component"
+jid = "alerts.example.org"
+password = "pw"
+`},
+		{"component has no starttls", `
+[xmpp]
+transport = "component"
+jid = "alerts.example.org"
+password = "pw"
+address = "xmpp.example.org:5347"
+tls = "starttls" # ERR: has no STARTTLS
+`},
+		{"component plain to a remote host", `
+[xmpp]
+transport = "component"
+jid = "alerts.example.org"
+password = "pw"
+address = "xmpp.example.org:5347"
+tls = "none" # ERR: allowed only to a loopback address
+`},
+		{"component needs a secret even when embedded", `
+[xmpp] # ERR: the component's shared secret is required
+transport = "component"
+jid = "alerts.localhost"
+address = "127.0.0.1:5347"
+tls = "none"
+[embedded]
+xmpp = true
+`},
+		{"component from off the domain", `
+[xmpp]
+transport = "component"
+jid = "alerts.example.org"
+password = "pw"
+address = "xmpp.example.org:5347"
+from = "bot@example.org" # ERR: not on the component's domain alerts.example.org
+`},
+		{"component valid", `
+[xmpp]
+transport = "component"
+jid = "alerts.example.org"
+password = "pw"
+address = "xmpp.example.org:5347"
+from = "bot@alerts.example.org"
+server_domain = "example.org"
+`},
+		{"from without component", `
+[xmpp]
+jid = "bot@example.org"
+password = "pw"
+from = "x@example.org" # ERR: is only for transport "component"
+`},
+		{"embedded address without component", `
+[xmpp]
+jid = "bot@localhost"
+address = "127.0.0.1:5222"
+[embedded]
+xmpp = true
+address = "127.0.0.1:5223" # ERR: is only for transport "component"
 `},
 		{"tls enum", `
 [xmpp]
