@@ -17,6 +17,7 @@ type Message struct {
 	// Core.CheckFrom). Empty is the bot's own address: the one a chat
 	// partner last wrote to, else [xmpp] from. A room message always
 	// goes from the bot's occupant address. A client bot refuses a From.
+	From    string
 	Type    string // chat | groupchat | headline | normal
 	Body    string
 	Subject string

@@ -31,6 +31,7 @@ package transport
 // bot's barrier when Conn.Barrier returns ErrNoSM).
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha1" // #nosec G505 -- XEP-0114 defines the handshake as SHA-1
 	"encoding/hex"
@@ -127,7 +128,7 @@ func componentHandshake(ctx context.Context, c net.Conn, domain, secret string) 
 	_ = xml.EscapeText(sliceWriter{&escID}, []byte(id))
 	header := "<stream:stream xmlns='" + nsClient + "' xmlns:stream='" + nsStream +
 		"' from='" + string(esc) + "' id='" + string(escID) + "'>"
-	return &componentConn{Conn: c, pre: append([]byte(header), rest...)}, nil
+	return &componentConn{Conn: c, pre: append([]byte(header), rest...), dropHeader: true}, nil
 }
 
 // componentExchange writes and reads the handshake. It returns the bytes
@@ -230,7 +231,35 @@ type componentConn struct {
 	net.Conn
 	mu  sync.Mutex
 	pre []byte
+	// dropHeader: the next write is the stream header that mellium's
+	// side writes for the tap (componentNegotiator); the real one went
+	// out with the handshake.
+	dropHeader bool
 }
+
+// Write writes p, except the synthetic stream header.
+func (c *componentConn) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	drop := c.dropHeader
+	c.dropHeader = false
+	c.mu.Unlock()
+	if drop {
+		if !bytes.HasPrefix(p, []byte(componentOutHeader)) {
+			return 0, fmt.Errorf("%w: expected the stream header first", ErrProtocol)
+		}
+		n := len(componentOutHeader)
+		if len(p) == n {
+			return n, nil
+		}
+		m, err := c.Conn.Write(p[n:])
+		return n + m, err
+	}
+	return c.Conn.Write(p)
+}
+
+// componentOutHeader is the stream header the tap sees going out: the
+// stanzas that follow are in jabber:client, as mellium writes them.
+const componentOutHeader = "<stream:stream xmlns='" + nsClient + "' xmlns:stream='" + nsStream + "'>"
 
 // Read returns the pending bytes first.
 func (c *componentConn) Read(p []byte) (int, error) {
@@ -272,6 +301,11 @@ func componentNegotiator(domain jid.JID) xmpp.Negotiator {
 				return 0, nil, nil, fmt.Errorf("%w: expected the stream header, got <%s>", ErrProtocol, start.Name.Local)
 			}
 			if err := in.FromStartElement(start); err != nil {
+				return 0, nil, nil, err
+			}
+			// The tap follows the outgoing stream from a header; the
+			// connection below does not send it on.
+			if _, err := io.WriteString(s.Conn(), componentOutHeader); err != nil {
 				return 0, nil, nil, err
 			}
 			in.XMLNS = nsClient

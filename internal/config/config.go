@@ -162,6 +162,11 @@ type XMPP struct {
 	// server the component is attached to: keepalive and delivery pings
 	// go to it. Default: the component's domain without its first label.
 	ServerDomain string `toml:"server_domain"`
+	// Addresses, for transport "component", lists the bare addresses on
+	// the domain that the bot answers at besides the domain and From;
+	// empty answers at every address. A message to another one is
+	// answered service-unavailable.
+	Addresses []string `toml:"addresses"`
 }
 
 // Component reports whether the bot connects as an XEP-0114 component.
@@ -194,7 +199,7 @@ type Embedded struct {
 	// connects as a component (xmpp.address is then the component
 	// listener); empty means none.
 	Address  string    `toml:"address"`
-	Accounts   []Account `toml:"accounts"`
+	Accounts []Account `toml:"accounts"`
 }
 
 // Account is one [[embedded.accounts]] table: a user of the embedded server.

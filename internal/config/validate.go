@@ -243,7 +243,7 @@ func (v *validator) xmpp() {
 		x.JID = bot.String()
 	}
 	if !x.Component() {
-		for _, k := range []string{"xmpp.from", "xmpp.server_domain"} {
+		for _, k := range []string{"xmpp.from", "xmpp.server_domain", "xmpp.addresses"} {
 			if v.written(k) {
 				v.errorf(k, `is only for transport "component"`)
 			}
@@ -368,6 +368,11 @@ func (v *validator) component() {
 	} else if f, ok := v.componentAddr("xmpp.from", x.From); ok {
 		x.From = f
 	}
+	for i, a := range x.Addresses {
+		if n, ok := v.componentAddr(at("xmpp.addresses", i), a); ok {
+			x.Addresses[i] = n
+		}
+	}
 	if x.ServerDomain == "" {
 		if i := strings.IndexByte(x.JID, '.'); i > 0 && i < len(x.JID)-1 {
 			x.ServerDomain = x.JID[i+1:]
@@ -485,6 +490,11 @@ func (v *validator) limits() {
 
 func (v *validator) rooms() {
 	nick := v.c.XMPP.Addr().Localpart()
+	if v.c.XMPP.Component() {
+		if j, err := jid.Parse(v.c.XMPP.From); err == nil {
+			nick = j.Localpart() // the component's own address names it
+		}
+	}
 	seen := make(map[string]int)
 	for i := range v.c.Rooms {
 		r := &v.c.Rooms[i]

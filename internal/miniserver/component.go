@@ -336,3 +336,19 @@ func (s *Server) serveComponents(ctx context.Context, ln net.Listener) {
 		}
 	}()
 }
+
+// OccupantJID returns the real JID of the occupant nick of a room.
+func (s *Server) OccupantJID(roomName, nick string) (string, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r := s.rooms[s.roomKey(roomName)]
+	if r == nil {
+		return "", false
+	}
+	for _, o := range r.sorted() {
+		if o.nick == nick {
+			return o.c.full.String(), true
+		}
+	}
+	return "", false
+}
