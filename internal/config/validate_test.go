@@ -405,6 +405,46 @@ durable = "d" # ERR: needs stream
 [[nats.relay]] # ERR: nats.relay.subject: must be set
 to = [] # ERR: must name at least one JID
 `},
+		{"relay and webhook from needs a component", `
+[xmpp]
+jid = "bot@example.org"
+password = "pw"
+[nats]
+url = "nats://127.0.0.1:4222"
+[[nats.relay]]
+subject = "alerts.>"
+to = ["ops@example.org"]
+from = "disk@example.org" # ERR: nats.relay.from: sending from another address needs [xmpp] transport = "component"
+[[webhooks]]
+path = "/hooks/am"
+to = ["ops@example.org"]
+from = "am@example.org" # ERR: webhooks.from: sending from another address needs
+`},
+		{"relay and webhook from on the component's domain", `
+[xmpp]
+transport = "component"
+jid = "alerts.example.org"
+password = "pw"
+address = "xmpp.example.org:5347"
+[nats]
+url = "nats://127.0.0.1:4222"
+[[nats.relay]]
+subject = "disk.>"
+to = ["ops@example.org"]
+from = "disk@alerts.example.org"
+[[nats.relay]]
+subject = "ci.>"
+to = ["ops@example.org"]
+from = "ci@example.org" # ERR: nats.relay.from: "ci@example.org" is not on the component's domain alerts.example.org
+[[nats.relay]]
+subject = "x.>"
+to = ["ops@example.org"]
+from = "x@alerts.example.org/r" # ERR: must be a bare address
+[[webhooks]]
+path = "/hooks/am"
+to = ["ops@example.org"]
+from = "alertmanager@alerts.example.org"
+`},
 		{"nats relay needs url", `
 [xmpp]
 jid = "bot@example.org"
