@@ -183,3 +183,50 @@ func counterWith(t *testing.T, v *prometheus.CounterVec, label string) float64 {
 	}
 	return m.GetCounter().GetValue()
 }
+
+// TestComponentSendOnce: crier send as a component sends from [xmpp]
+// from (--from) to a user, and into a room from an occupant address under
+// it; a second connection for the domain is refused while one is up.
+func TestComponentSendOnce(t *testing.T) {
+	srv := startMini(t, miniserver.Config{
+		ComponentAddr: "127.0.0.1:0",
+		Components:    map[string]string{compDomain: "s3cret"},
+	})
+	src := fmt.Sprintf(`
+[xmpp]
+transport = "component"
+jid = %q
+password = "s3cret"
+address = %q
+tls = "none"
+from = "ci@%s"
+connect_timeout = "5s"
+`, compDomain, srv.ComponentAddr(), compDomain)
+	cfg, err := config.LoadBytes("send.toml", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	alice := xmpptest.Dial(t, xmpptest.Options{Addr: srv.Addr(), JID: "alice@localhost", Password: "alicepw", RootCAs: srv.CertPool(), Timeout: 5 * time.Second})
+	if err := alice.Join(room, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err = SendOnce(ctx, cfg, Options{}, OneShot{To: "alice@localhost", Type: "chat", Body: "build green"}, OneShot{To: room, Type: "groupchat", Body: "deployed"})
+	if err != nil {
+		t.Fatalf("SendOnce: %v", err)
+	}
+	alice.Expect(t, 5*time.Second, isBody("ci@"+compDomain, "build green"))
+	alice.Expect(t, 5*time.Second, func(s xmpptest.Stanza) bool {
+		return s.Name == "message" && strings.HasPrefix(s.From, room+"/ci-send-") && s.Body == "deployed"
+	})
+
+	// One connection per component: the bot holds the domain, a send is
+	// refused (as by Prosody's default) and says why.
+	h := startBot(t, srv, cfg, Options{})
+	h.waitReady(5 * time.Second)
+	err = SendOnce(ctx, cfg, Options{}, OneShot{To: "alice@localhost", Type: "chat", Body: "x"})
+	if err == nil || !strings.Contains(err.Error(), "conflict") {
+		t.Fatalf("a second component connection: %v", err)
+	}
+}

@@ -110,9 +110,11 @@ func (s *Server) handleComponent(raw net.Conn) {
 	}
 	s.stats.logins.Add(1)
 	s.mu.Lock()
-	if old := s.components[domain]; old != nil {
-		s.endComponentLocked(old)
-		old.closeStream("conflict")
+	if s.components[domain] != nil {
+		// Another connection won the race since the handshake.
+		s.mu.Unlock()
+		_, _ = io.WriteString(lc, streamError("conflict"))
+		return
 	}
 	s.components[domain] = c
 	s.mu.Unlock()
@@ -198,6 +200,14 @@ func (s *Server) componentHandshake(w io.Writer, d *xml.Decoder) (string, error)
 	if subtle.ConstantTimeCompare([]byte(got), []byte(want)) != 1 {
 		s.stats.authFailures.Add(1)
 		return fail("not-authorized", fmt.Errorf("%w for %s", errHandshake, domain))
+	}
+	s.mu.Lock()
+	taken := s.components[domain] != nil
+	s.mu.Unlock()
+	if taken {
+		// As Prosody does by default (component_conflict_resolve =
+		// "kick_new"): the connected component keeps its domain.
+		return fail("conflict", fmt.Errorf("miniserver: component %s is already connected", domain))
 	}
 	if _, err := io.WriteString(w, "<handshake/>"); err != nil {
 		return "", err
