@@ -116,6 +116,7 @@ type Bot struct {
 	idPrefix string
 	idSeq    atomic.Uint64
 	iqs      iqWaiters      // the bot's own iq requests waiting for answers
+	comp     compState      // as a component: who wrote to which address (component.go)
 	lastIn   atomic.Int64   // when an element last came in (Unix nanoseconds)
 	online   atomic.Bool    // a session is up (guarded for the scheduler by cronMu)
 	wg       sync.WaitGroup // goroutines of the current session

@@ -123,7 +123,7 @@ func newMetrics(depth func() float64, ruleStats func() rules.Stats) *metrics {
 var (
 	disconnectReasons = []string{"auth", "tls", "dns", "connect", "timeout", "protocol", "insecure", "config", "canceled", "closed", "other"}
 	dropReasons       = []string{"queue_full", "room_queue_full", "refused", "room_left", "stale", "closed", "fenced", "other"}
-	rejectReasons     = []string{"malformed", "bad_iq", "bad_jid", "body_too_large", "unknown_room", "unknown_element", "not_moderator", "panic"}
+	rejectReasons     = []string{"malformed", "bad_iq", "bad_jid", "body_too_large", "unknown_room", "unknown_element", "not_moderator", "panic", "unserved_address"}
 	streamLimits      = []string{"size", "depth", "attributes", "pending", "syntax", "other"}
 	rejoinReasons     = []string{"kicked", "shutdown", "technical", "self_ping", "timeout", "error", "other"}
 )

@@ -136,7 +136,7 @@ func (b *Bot) session(ctx context.Context) (time.Duration, error) {
 	}
 	started := time.Now()
 	resumed := conn.Resumed()
-	b.log.Info("connected", "jid", conn.JID.String(), "transport", conn.Transport, "server", conn.Server, "sasl", conn.Mechanism, "resumed", resumed)
+	b.log.Info("connected", "jid", conn.JID.String(), "transport", conn.Transport, "server", conn.Server, "auth", conn.Mechanism, "resumed", resumed)
 	b.lastErr.Store(nil)
 	b.met.connects.Inc()
 	if resumed {
@@ -156,13 +156,17 @@ func (b *Bot) session(ctx context.Context) (time.Duration, error) {
 	// stop still needs acknowledgements while it flushes the outbox.
 	sctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	acked, ackKnown := conn.ResumeAcked()
-	b.out.AttachResumed(connSender{sessionWriter{conn.Session}, conn}, b.barrier(sctx, conn), outbox.ResumeInfo{Resumed: resumed, Acked: acked, Known: ackKnown})
+	b.out.AttachResumed(connSender{sessionWriter{conn.Session, b.fromFilter()}, conn}, b.barrier(sctx, conn), outbox.ResumeInfo{Resumed: resumed, Acked: acked, Known: ackKnown})
 	if resumed {
 		// The server kept the session: presence and rooms are as they
 		// were, and it resends what this side had not received.
 		b.rooms.Resume()
 	} else {
-		_ = b.out.Enqueue(&outbox.Item{Kind: outbox.Presence, Priority: outbox.High})
+		if !b.component() {
+			// A component has no presence of its own to broadcast (no
+			// roster): only its rooms see it, by their join presence.
+			_ = b.out.Enqueue(&outbox.Item{Kind: outbox.Presence, Priority: outbox.High})
+		}
 		b.rooms.Online()
 	}
 	b.cronMu.Lock()
@@ -219,7 +223,7 @@ func (b *Bot) session(ctx context.Context) (time.Duration, error) {
 }
 
 func (b *Bot) barrier(sctx context.Context, conn *transport.Conn) outbox.Acker {
-	domain := b.jid.Domain()
+	domain := b.serverAddr()
 	return func() error {
 		ctx, cancel := context.WithTimeout(sctx, time.Minute)
 		defer cancel()
@@ -251,7 +255,9 @@ func (b *Bot) shutdownSession(conn *transport.Conn) {
 		b.log.Warn("outbox not empty at shutdown", "waiting", b.out.Depth())
 	}
 	b.rooms.LeaveAll()
-	_ = b.out.Enqueue(&outbox.Item{Kind: outbox.Presence, Type: "unavailable", Priority: outbox.High})
+	if !b.component() {
+		_ = b.out.Enqueue(&outbox.Item{Kind: outbox.Presence, Type: "unavailable", Priority: outbox.High})
+	}
 	_ = b.out.Flush(ctx)
 	b.log.Info("left rooms, closing the stream")
 	_ = conn.Close()
@@ -301,7 +307,7 @@ func (b *Bot) pingAlive(ctx context.Context, conn *transport.Conn, timeout time.
 	defer cancel()
 	done := make(chan error, 1)
 	sent := time.Now()
-	go func() { done <- b.ping(pctx, conn, b.jid.Domain()) }()
+	go func() { done <- b.ping(pctx, conn, b.serverAddr()) }()
 	check := time.NewTicker(max(timeout/4, time.Millisecond))
 	defer check.Stop()
 	for {

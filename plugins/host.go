@@ -11,7 +11,13 @@ import (
 
 // Message is a stanza a plugin asks the bot to send.
 type Message struct {
-	To      string // bare or full JID; a room's bare JID for groupchat
+	To string // bare or full JID; a room's bare JID for groupchat
+	// From, when the bot is a component (Core.Component), is the address
+	// on its domain the message is sent from (a bare JID; see
+	// Core.CheckFrom). Empty is the bot's own address: the one a chat
+	// partner last wrote to, else [xmpp] from. A room message always
+	// goes from the bot's occupant address. A client bot refuses a From.
+	From    string
 	Type    string // chat | groupchat | headline | normal
 	Body    string
 	Subject string

@@ -47,7 +47,10 @@ type Options struct {
 	// Resource is the resource to bind; it really is requested from the
 	// server. Empty lets the server choose one.
 	Resource string
-	// Transport is "tcp" (the default), "bosh" or "websocket".
+	// Transport is "tcp" (the default), "bosh", "websocket" or
+	// "component" (XEP-0114: JID is the component's domain, Password the
+	// shared secret, Address the server's component port, TLS "direct" or
+	// "none").
 	Transport string
 	// Address is the TCP "host:port" to dial. Empty means an SRV lookup of
 	// the JID's domain (falling back to domain:5222, and for TLS "direct"
@@ -232,6 +235,9 @@ func Connect(ctx context.Context, o Options) (*Conn, error) {
 		case TransportWebSocket:
 			raw, secure, err = dialWebSocket(ctx, o)
 			server = o.WSURL
+		case TransportComponent:
+			raw, secure, err = dialComponent(ctx, o)
+			server = o.Address
 		default:
 			raw, secure, err = dialTCP(ctx, o)
 			if raw != nil {
@@ -243,7 +249,12 @@ func Connect(ctx context.Context, o Options) (*Conn, error) {
 		}
 		log.Debug("connected", "transport", o.Transport, "server", server, "secure", secure)
 
-		c, err := negotiate(ctx, o, raw, secure)
+		var c *Conn
+		if o.Transport == TransportComponent {
+			c, err = negotiateComponent(ctx, o, raw, secure)
+		} else {
+			c, err = negotiate(ctx, o, raw, secure)
+		}
 		if err != nil {
 			next := seeOtherURI(raw)
 			if next == "" {
@@ -336,7 +347,19 @@ func (o Options) normalize() (Options, error) {
 	if o.JID.Domainpart() == "" {
 		return o, fmt.Errorf("%w: no JID", ErrConfig)
 	}
-	if o.JID.Localpart() == "" {
+	if o.Transport == TransportComponent {
+		if o.JID.Localpart() != "" || o.JID.Resourcepart() != "" {
+			return o, fmt.Errorf("%w: a component's JID is its domain, not %s", ErrConfig, o.JID)
+		}
+		if o.Password == "" {
+			return o, fmt.Errorf("%w: a component connection needs the shared secret", ErrConfig)
+		}
+		tlsMode, err := componentTLS(o.TLS)
+		if err != nil {
+			return o, err
+		}
+		o.TLS = tlsMode
+	} else if o.JID.Localpart() == "" {
 		return o, fmt.Errorf("%w: JID %s has no localpart", ErrConfig, o.JID)
 	}
 	o.JID = o.JID.Bare()
@@ -348,9 +371,9 @@ func (o Options) normalize() (Options, error) {
 	switch o.Transport {
 	case "":
 		o.Transport = TransportTCP
-	case TransportTCP, TransportBOSH, TransportWebSocket:
+	case TransportTCP, TransportBOSH, TransportWebSocket, TransportComponent:
 	default:
-		return o, fmt.Errorf("%w: transport %q (want tcp, bosh or websocket)", ErrConfig, o.Transport)
+		return o, fmt.Errorf("%w: transport %q (want tcp, bosh, websocket or component)", ErrConfig, o.Transport)
 	}
 	switch o.TLS {
 	case "":

@@ -60,6 +60,7 @@ func (k Kind) String() string {
 type Item struct {
 	Kind     Kind
 	To       string // full or bare JID
+	From     string // the address sent from; empty is the session's own
 	Type     string // message or presence type ("" = normal / available)
 	Body     string
 	Subject  string
@@ -1061,7 +1062,10 @@ func (o *Outbox) drop(it *Item, err error, reason string) {
 // common case (no payload) is one slice of tokens: this runs for every
 // stanza the bot sends.
 func (it *Item) Tokens() xml.TokenReader {
-	attrs := make([]xml.Attr, 0, 3)
+	attrs := make([]xml.Attr, 0, 4)
+	if it.From != "" {
+		attrs = append(attrs, xml.Attr{Name: xml.Name{Local: "from"}, Value: it.From})
+	}
 	if it.To != "" {
 		attrs = append(attrs, xml.Attr{Name: xml.Name{Local: "to"}, Value: it.To})
 	}
