@@ -109,6 +109,12 @@ type Bot struct {
 	// without [ha]).
 	ha        atomic.Pointer[haRun]
 	haNC      *nats.Conn // [ha]'s NATS connection (shared state and lease)
+	// shared are the KV stores plugins share with other instances
+	// (Host.SharedState), by bucket, on haNC or sharedNC (made from
+	// [nats] for them); closed with the store.
+	sharedMu sync.Mutex
+	shared   map[string]state.Store
+	sharedNC *nats.Conn
 	cmdRooms  map[string]RoomConfig
 	leftRooms map[string]bool
 

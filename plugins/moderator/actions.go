@@ -354,13 +354,16 @@ func (p *Plugin) ban(room, nick, realJID string, c *Case, action string, dur tim
 	}
 	c.JID = realJID
 	var undo func()
+	var until time.Time
 	if action == ActTempban {
+		until = now.Add(dur)
 		pe := pending{Kind: "unban", Room: room, Nick: nick, JID: realJID, Case: c.ID}
 		b, _ := json.Marshal(pe)
-		p.write(func(tx state.Tx) error { return tx.PutExpiring(banKey(room, realJID), b, now.Add(dur)) })
+		p.write(func(tx state.Tx) error { return tx.PutExpiring(banKey(room, realJID), b, until) })
 		undo = func() { p.write(func(tx state.Tx) error { return tx.Delete(banKey(room, realJID)) }) }
 	}
-	p.do(c, plugins.Action{Kind: plugins.ActBan, Room: room, JID: realJID, Reason: reasonText(c)}, undo)
+	cp := *c
+	p.doThen(c, plugins.Action{Kind: plugins.ActBan, Room: room, JID: realJID, Reason: reasonText(c)}, undo, func() { p.addToList(&cp, until) })
 }
 
 // retract asks the room to retract the message; it returns why it cannot
@@ -392,9 +395,15 @@ func (p *Plugin) retract(ev *plugins.Event, c *Case) string {
 
 // do carries out a room action for a case; undo runs when it was refused
 // or failed.
-func (p *Plugin) do(c *Case, a plugins.Action, undo func()) {
+func (p *Plugin) do(c *Case, a plugins.Action, undo func()) { p.doThen(c, a, undo, nil) }
+
+// doThen is do with ok, run once the server did the action.
+func (p *Plugin) doThen(c *Case, a plugins.Action, undo, ok func()) {
 	what := c.Action
 	err := p.host.Do(a, func(err error) {
+		if err == nil && ok != nil {
+			ok()
+		}
 		if err != nil {
 			p.failed(what, c.Room, c.Nick, err)
 			p.alert(c.Room, fmt.Sprintf("moderator: %s of %s in %s failed: %v [case %d]", what, c.Nick, c.Room, err, c.ID))
@@ -505,6 +514,10 @@ func (p *Plugin) roomAction(e *engine, ev *plugins.Event, v *detect.Verdict, act
 // room's configuration back. When the bot cannot act now (not in the
 // room, not connected), it tries again later.
 func (p *Plugin) expired(key string, val []byte) {
+	if strings.HasPrefix(key, "case|") {
+		p.met.pruned.Inc()
+		return
+	}
 	if !strings.HasPrefix(key, "exp|") {
 		return
 	}
@@ -526,6 +539,7 @@ func (p *Plugin) expired(key string, val []byte) {
 		}
 		a, what = plugins.Action{Kind: plugins.ActVoice, Room: pe.Room, Nick: nick, Reason: "mute ended"}, "unmute"
 	case "unban":
+		p.unmarkApplied(pe.JID, pe.Room)
 		a, what = plugins.Action{Kind: plugins.ActUnban, Room: pe.Room, JID: pe.JID, Reason: "tempban ended"}, "unban"
 	case "room":
 		p.mu.Lock()
@@ -603,7 +617,36 @@ func (p *Plugin) saveCase(c *Case) {
 	if err != nil {
 		return
 	}
-	p.write(func(tx state.Tx) error { return tx.Put(caseKey(c.ID), b) })
+	keep := p.cfg.CaseRetention.Std()
+	p.write(func(tx state.Tx) error {
+		if keep > 0 {
+			return tx.PutExpiring(caseKey(c.ID), b, c.Time.Add(keep))
+		}
+		return tx.Put(caseKey(c.ID), b)
+	})
+}
+
+// retainCases gives every stored case the end case_retention gives it
+// (cases kept before retention was set or changed), or none when cases
+// are kept for good. Cases past their end go at once.
+func (p *Plugin) retainCases() error {
+	keep := p.cfg.CaseRetention.Std()
+	return p.ns.Update(func(tx state.Tx) error {
+		return tx.ForEach("case|", func(k string, v []byte) error {
+			var c Case
+			if json.Unmarshal(v, &c) != nil {
+				return nil
+			}
+			at, has := tx.Expiry(k)
+			switch {
+			case keep > 0 && (!has || !at.Equal(c.Time.Add(keep))):
+				return tx.PutExpiring(k, v, c.Time.Add(keep))
+			case keep <= 0 && has:
+				return tx.Put(k, v)
+			}
+			return nil
+		})
+	})
 }
 
 // updateCase changes a stored case.
@@ -621,6 +664,9 @@ func (p *Plugin) updateCase(id int64, fn func(*Case)) {
 		b, err := json.Marshal(&c)
 		if err != nil {
 			return nil
+		}
+		if at, ok := tx.Expiry(caseKey(id)); ok {
+			return tx.PutExpiring(caseKey(id), b, at)
 		}
 		return tx.Put(caseKey(id), b)
 	})

@@ -84,6 +84,14 @@ type Plugin struct {
 	rights    map[string]string    // room to what the bot lacks there
 	seq       int64
 	alerts    []time.Time
+	// slowLast is when each occupant's last message passed slow mode
+	// (room|identity); slowRoom the intervals set by the slowmode command
+	// (kept in the store), which win over the config's.
+	slowLast map[string]time.Time
+	slowRoom map[string]time.Duration
+
+	// list is the shared ban list, nil when [moderator.banlist] is off.
+	list *banList
 
 	// nickMu guards nicks, each room's occupants as the chain saw them
 	// join, leave and change nick, for the mention and capitals
@@ -144,6 +152,7 @@ func (p *Plugin) Start(ctx context.Context, env plugins.Env) error {
 	p.strikes, p.mutes, p.permits = map[string]*strike{}, map[string]time.Time{}, map[string]time.Time{}
 	p.observing, p.locks, p.rights = map[string]bool{}, map[string]time.Time{}, map[string]string{}
 	p.nicks = map[string]*roomNicks{}
+	p.slowLast, p.slowRoom = map[string]time.Time{}, map[string]time.Duration{}
 	ns, err := env.Host.State()
 	if errors.Is(err, plugins.ErrNoStore) {
 		// Without a store nothing survives a restart, but timed actions
@@ -158,11 +167,19 @@ func (p *Plugin) Start(ctx context.Context, env plugins.Env) error {
 	if err := p.load(); err != nil {
 		return fmt.Errorf("moderator: state: %w", err)
 	}
+	if err := p.retainCases(); err != nil {
+		return fmt.Errorf("moderator: state: %w", err)
+	}
 	p.writes = make(chan func(state.Tx) error, 1024)
 	p.stop = make(chan struct{})
 	p.wg.Add(2)
 	go p.writer()
 	go p.watchRights()
+	if err := p.startBanList(); err != nil {
+		p.stopOnce.Do(func() { close(p.stop) })
+		p.wg.Wait()
+		return fmt.Errorf("moderator: %w", err)
+	}
 	// Expiries that came while crier was down fire now.
 	ns.OnExpire(p.expired)
 	return nil
@@ -228,6 +245,14 @@ func (p *Plugin) load() error {
 		if err := tx.ForEach("permit|", func(k string, v []byte) error {
 			if at, ok := tx.Expiry(k); ok && at.After(now) {
 				p.permits[string(v)] = at
+			}
+			return nil
+		}); err != nil {
+			return err
+		}
+		if err := tx.ForEach("slow|", func(k string, v []byte) error {
+			if d, err := time.ParseDuration(string(v)); err == nil && d >= 0 {
+				p.slowRoom[strings.TrimPrefix(k, "slow|")] = d
 			}
 			return nil
 		}); err != nil {
@@ -357,6 +382,11 @@ func (p *Plugin) Handle(_ context.Context, ev *plugins.Event) plugins.Verdict {
 		}
 	case plugins.EventJoin:
 		p.trackNick(ev.Room, "", ev.Nick)
+		if p.self(ev) {
+			p.kickList() // a room (re)joined applies the list
+		} else if ev.RealJID != "" {
+			p.listJoin(ev.Room, ev.RealJID)
+		}
 		p.join(ev, ev.Nick)
 	case plugins.EventLeave:
 		p.trackNick(ev.Room, ev.Nick, "")
@@ -462,6 +492,9 @@ func (p *Plugin) message(ev *plugins.Event) plugins.Verdict {
 	sc.msg = detect.Message{Room: ev.Room, Sender: key, Nick: ev.Nick, Body: ev.Body, Occupants: p.roomNickSet(ev.Room, now)}
 	vs := e.set.Check(&sc.msg, sc.vs[:0])
 	p.nickMu.Unlock()
+	if v, ok := p.slow(e, ev.Room, key, now); ok {
+		vs = append(vs, v)
+	}
 	sc.vs = vs
 	if len(vs) == 0 {
 		return plugins.Continue
@@ -498,10 +531,42 @@ func (p *Plugin) message(ev *plugins.Event) plugins.Verdict {
 		return plugins.Continue
 	}
 	p.punish(e, ev, key, hits, points, dry, now)
-	if dry {
+	if dry || e.goesOn(hits) {
 		return plugins.Continue
 	}
 	return plugins.Stop
+}
+
+// slowInterval is a room's slow mode: the slowmode command's, else the
+// config's; 0 is off.
+func (p *Plugin) slowInterval(e *engine, room string) time.Duration {
+	p.mu.Lock()
+	d, ok := p.slowRoom[room]
+	p.mu.Unlock()
+	if ok {
+		return d
+	}
+	return e.s.SlowMode.Interval.Std()
+}
+
+// slow checks a message against the room's slow mode: a finding when the
+// sender's last message that passed came less than the interval ago. A
+// message that does not pass does not move the sender's time on.
+func (p *Plugin) slow(e *engine, room, key string, now time.Time) (detect.Verdict, bool) {
+	iv := p.slowInterval(e, room)
+	if iv <= 0 {
+		return detect.Verdict{}, false
+	}
+	k := room + "|" + key
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	last, ok := p.slowLast[k]
+	if ok && now.Sub(last) < iv && !now.Before(last) {
+		return detect.Verdict{Detector: "slowmode", Rule: "interval", Points: e.s.SlowMode.Points,
+			Detail: fmt.Sprintf("a message %s after the last (slow mode: one per %s)", shortDur(now.Sub(last)), shortDur(iv))}, true
+	}
+	p.slowLast[k] = now
+	return detect.Verdict{}, false
 }
 
 // join checks a joining occupant's nick, feeds the join-wave detector and
@@ -651,6 +716,16 @@ func (p *Plugin) sweep(now time.Time) {
 			if !now.Before(at) {
 				delete(m, k)
 			}
+		}
+	}
+	for k, at := range p.slowLast {
+		room, _, _ := strings.Cut(k, "|")
+		iv, ok := p.slowRoom[room]
+		if !ok {
+			iv = p.engineFor(room).s.SlowMode.Interval.Std()
+		}
+		if now.Sub(at) >= iv {
+			delete(p.slowLast, k)
 		}
 	}
 }
