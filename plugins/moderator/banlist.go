@@ -54,6 +54,10 @@ type banList struct {
 	shared bool
 	poll   time.Duration
 	kick   chan struct{} // asks the loop to sync now
+	// opMu keeps a sync apart from adding and removing entries: a sync
+	// that read the list before an entry was added must not find the ban
+	// already applied and take it for one whose entry went away.
+	opMu sync.Mutex
 
 	mu      sync.Mutex
 	entries map[string]listEntry // by lower-case JID, as last read
@@ -160,10 +164,12 @@ func (p *Plugin) addToList(c *Case, expires time.Time) {
 		return
 	}
 	en := listEntry{JID: strings.ToLower(c.JID), Reason: c.Reason, Case: c.ID, Room: c.Room, Origin: p.core.BotJID, By: c.By, Time: c.Time, Expires: expires}
-	p.markApplied(en.JID, c.Room, expires)
 	p.wg.Add(1)
 	go func() {
 		defer p.wg.Done()
+		p.list.opMu.Lock()
+		defer p.list.opMu.Unlock()
+		p.markApplied(en.JID, c.Room, expires)
 		b, _ := json.Marshal(en)
 		err := p.list.ns.Update(func(tx state.Tx) error {
 			if old, ok := tx.Get(listKey(en.JID)); ok {
@@ -179,34 +185,51 @@ func (p *Plugin) addToList(c *Case, expires time.Time) {
 			return tx.PutExpiring(listKey(en.JID), b, en.Expires)
 		})
 		if err != nil {
+			// The ban stays where it was made, as a ban of that room's.
+			p.unmarkApplied(en.JID, c.Room)
 			p.failed("banlist", c.Room, c.JID, fmt.Errorf("%w: %w", errStore, err))
 			p.alert(c.Room, fmt.Sprintf("moderator: %s was not put on the ban list: %v [case %d]", c.JID, err, c.ID))
 			return
 		}
+		p.list.mu.Lock()
+		if _, ok := p.list.entries[en.JID]; !ok {
+			p.list.entries[en.JID] = en
+		}
+		p.list.mu.Unlock()
 		p.log.Info("ban list: entry added", "jid", en.JID, "case", c.ID, "room", c.Room, "shared", p.list.shared)
 		p.kickList()
 	}()
 }
 
-// removeFromList takes a JID off the list; the bans it made are lifted
-// at the next sync, except in room (lifted by the caller already).
-func (p *Plugin) removeFromList(j, room string) error {
+// removeFromList takes a JID off the list, reporting whether it was on
+// it; the bans it made are lifted at the next sync, except in room
+// (lifted by the caller already).
+func (p *Plugin) removeFromList(j, room string) (bool, error) {
 	if p.list == nil {
-		return nil
+		return false, nil
 	}
 	j = strings.ToLower(j)
-	if room != "" {
-		p.unmarkApplied(j, room)
-	}
-	err := p.list.ns.Update(func(tx state.Tx) error { return tx.Delete(listKey(j)) })
+	p.list.opMu.Lock()
+	defer p.list.opMu.Unlock()
+	found := false
+	err := p.list.ns.Update(func(tx state.Tx) error {
+		_, found = tx.Get(listKey(j))
+		if !found {
+			return nil
+		}
+		return tx.Delete(listKey(j))
+	})
 	if err != nil {
-		return fmt.Errorf("moderator: ban list: %w", err)
+		return false, fmt.Errorf("moderator: ban list: %w", err)
+	}
+	if found && room != "" {
+		p.unmarkApplied(j, room)
 	}
 	p.list.mu.Lock()
 	delete(p.list.entries, j)
 	p.list.mu.Unlock()
 	p.kickList()
-	return nil
+	return found, nil
 }
 
 // markApplied records that this instance banned j in room (until until).
@@ -260,6 +283,8 @@ var errStore = errors.New("moderator: state store")
 // not applied them and lifts the bans of entries that went away.
 func (p *Plugin) syncList() {
 	l := p.list
+	l.opMu.Lock()
+	defer l.opMu.Unlock()
 	now := p.now()
 	entries := map[string]listEntry{}
 	err := l.ns.View(func(tx state.Tx) error {

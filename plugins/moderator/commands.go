@@ -301,10 +301,9 @@ func (p *Plugin) runUnban(ctx context.Context, call *plugins.Call) (plugins.Repl
 		return plugins.Reply{}, err
 	}
 	extra := ""
-	if _, ok := p.listed(j); ok {
-		if err := p.removeFromList(j, room); err != nil {
-			return plugins.Reply{}, err
-		}
+	if on, err := p.removeFromList(j, room); err != nil {
+		return plugins.Reply{}, err
+	} else if on {
 		extra = "; off the ban list, lifted in every room"
 	}
 	return plugins.Reply{Text: fmt.Sprintf("unbanned %s in %s [case %d]%s", j, room, c.ID, extra)}, nil
@@ -394,10 +393,11 @@ func (p *Plugin) runRevert(ctx context.Context, call *plugins.Call) (plugins.Rep
 		// list does not ban again.
 		pre := ""
 		if en, ok := p.listed(c.JID); ok && en.Case == c.ID && en.Origin == p.core.BotJID && c.By != "banlist" {
-			if err := p.removeFromList(c.JID, c.Room); err != nil {
+			if on, err := p.removeFromList(c.JID, c.Room); err != nil {
 				return plugins.Reply{}, err
+			} else if on {
+				pre = "off the ban list, "
 			}
-			pre = "off the ban list, "
 		}
 		if c.JID != "" {
 			p.write(func(tx state.Tx) error { return tx.Delete(banKey(c.Room, c.JID)) })
