@@ -454,6 +454,8 @@ func (p *Plugin) failed(action, room, nick string, err error) {
 		reason = "not_room"
 	case errors.Is(err, plugins.ErrBusy), errors.Is(err, plugins.ErrStopped):
 		reason = "busy"
+	case errors.Is(err, errStore):
+		reason = "store"
 	case err != nil:
 		reason = "server"
 	}

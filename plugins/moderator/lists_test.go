@@ -11,6 +11,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"crier/internal/config"
 	"crier/internal/natstest"
 	"crier/internal/state"
 	"crier/plugins"
@@ -383,5 +384,47 @@ func TestCaseRetention(t *testing.T) {
 	_ = g.h.Store.View(func(tx state.Tx) error { at, has = tx.Expiry(caseKey(1)); return nil })
 	if !has || !at.Equal(g.clk.Now().Add(24*time.Hour)) {
 		t.Fatalf("after the restart the case ends %v %v", at, has)
+	}
+}
+
+// TestListConfigErrors: the new keys are checked at their lines.
+func TestListConfigErrors(t *testing.T) {
+	table := `[moderator]
+case_retention = "-1h"
+go_on = ["sparkle", "caps/x"]
+[moderator.slowmode]
+interval = "-5s"
+points = 0
+[moderator.banlist]
+bucket = "no spaces allowed"
+poll = 0
+[[moderator.room]]
+jid = "lobby@conference.example.org"
+go_on = [""]
+banlist = true
+`
+	t.Setenv(config.PasswordEnv, "")
+	_, err := config.LoadBytes("test.toml", []byte(minimal+table))
+	if err == nil {
+		t.Fatal("loaded")
+	}
+	msg := err.Error()
+	for _, want := range []string{
+		"test.toml:6: moderator.case_retention: must not be negative",
+		"test.toml:7: moderator.go_on: \"sparkle\" is not a detector",
+		"test.toml:9: moderator.slowmode.interval: must not be negative",
+		"test.toml:10: moderator.slowmode.points: must be at least 1",
+		"test.toml:12: moderator.banlist.bucket: \"no spaces allowed\" is not a KV bucket name",
+		"test.toml:13: moderator.banlist.poll: must be positive",
+		"moderator.banlist.enabled: bucket and tempbans need enabled = true",
+		"test.toml:16: moderator.room.go_on: an empty rule name",
+		"test.toml:17:", "banlist",
+	} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("no %q in\n%s", want, msg)
+		}
+	}
+	if strings.Contains(msg, "caps/x") {
+		t.Errorf("caps/x is a detector/rule name:\n%s", msg)
 	}
 }
