@@ -102,7 +102,7 @@ type Settings struct {
 	// rules); by default a message acted on stops at the moderator.
 	GoOn []string `toml:"go_on"`
 
-	SlowMode  SlowMode  `toml:"slowmode"`
+	SlowMode SlowMode `toml:"slowmode"`
 
 	Flood     Flood     `toml:"flood"`
 	Raid      Raid      `toml:"raid"`
