@@ -22,6 +22,9 @@ type ModeratorEnv struct {
 	// NoRetract is set for a server without XEP-0425 moderation: the
 	// scenario then expects crier to fall back to a warning.
 	NoRetract bool
+	// NoOccupantID is set for a server whose rooms give no XEP-0421
+	// occupant ids: the moderator then keys alice on her real JID.
+	NoOccupantID bool
 }
 
 // moderatorTables is the scenario's config: strict, short timers.

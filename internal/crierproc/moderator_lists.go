@@ -93,6 +93,18 @@ func RunModeratorListsScenario(t *testing.T, env ModeratorEnv) {
 	alice.Expect(t, wait, from(roomA+"/crier", "alice: warning for shouting"))
 	alice.Expect(t, wait, from(roomA+"/crier", "rule saw alice"))
 
+	// Her strikes are kept under the room's occupant id when it gives
+	// one, else her real JID.
+	say(bob, roomA, "!why alice")
+	why := bob.Expect(t, wait, from(roomA+"/crier", "alice in "+roomA))
+	key := "[oid:"
+	if env.NoOccupantID {
+		key = "[jid:" + aliceJID + "]"
+	}
+	if !strings.Contains(why.Body, key) || !strings.Contains(why.Body, "1.0 strike points") {
+		t.Errorf("!why alice: want %s and 1 point, have %q", key, why.Body)
+	}
+
 	// Slow mode, set by command in the second room only.
 	say(bob, roomB, "!slowmode 30s")
 	bob.Expect(t, wait, from(roomB+"/crier", "slow mode on in "+roomB))
