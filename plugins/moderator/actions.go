@@ -103,6 +103,8 @@ func muteKey(room, target string) string { return "exp|unmute|" + safeKey(room+"
 
 func banKey(room, jid string) string { return "exp|unban|" + safeKey(room+"|"+strings.ToLower(jid)) }
 
+func bannedKey(room, jid string) string { return "ban|" + safeKey(room+"|"+strings.ToLower(jid)) }
+
 func lockKey(room, field string) string { return "exp|room|" + safeKey(room+"|"+field) }
 
 func permitKey(k string) string { return "permit|" + safeKey(k) }
@@ -363,7 +365,66 @@ func (p *Plugin) ban(room, nick, realJID string, c *Case, action string, dur tim
 		undo = func() { p.write(func(tx state.Tx) error { return tx.Delete(banKey(room, realJID)) }) }
 	}
 	cp := *c
-	p.doThen(c, plugins.Action{Kind: plugins.ActBan, Room: room, JID: realJID, Reason: reasonText(c)}, undo, func() { p.addToList(&cp, until) })
+	p.doThen(c, plugins.Action{Kind: plugins.ActBan, Room: room, JID: realJID, Reason: reasonText(c)}, undo, func() {
+		p.noteBan(room, realJID, until)
+		p.addToList(&cp, until)
+	})
+}
+
+// noteBan records a ban the server did, until until (zero: for good; a
+// tempban's end is its exp|unban key, written by the caller).
+func (p *Plugin) noteBan(room, j string, until time.Time) {
+	k := room + "|" + strings.ToLower(j)
+	p.mu.Lock()
+	p.bans[k] = until
+	p.mu.Unlock()
+	if until.IsZero() {
+		b, _ := json.Marshal(struct{ Room, JID string }{room, strings.ToLower(j)})
+		p.write(func(tx state.Tx) error { return tx.Put(bannedKey(room, j), b) })
+	}
+}
+
+// forgetBan forgets a ban lifted.
+func (p *Plugin) forgetBan(room, j string) {
+	p.mu.Lock()
+	delete(p.bans, room+"|"+strings.ToLower(j))
+	p.mu.Unlock()
+	p.write(func(tx state.Tx) error { return tx.Delete(bannedKey(room, j)) })
+}
+
+// banAgain bans at once an occupant the moderator banned from the room
+// who is in it anyway (a server that let them back in, a ban lifted by
+// hand on the server while the moderator's stands); it reports whether it
+// did.
+func (p *Plugin) banAgain(ev *plugins.Event) bool {
+	now := p.now()
+	p.mu.Lock()
+	until, ok := p.bans[ev.Room+"|"+strings.ToLower(ev.RealJID)]
+	p.mu.Unlock()
+	if !ok || !until.IsZero() && !now.Before(until) || p.observingRoom(p.engineFor(ev.Room), ev.Room) {
+		return false
+	}
+	p.log.Warn("a banned occupant is in the room: removing them and banning again", "room", ev.Room, "nick", ev.Nick, "jid", ev.RealJID)
+	// A kick removes them: a ban of a JID the server lists as an outcast
+	// already changes nothing there, so it removes nobody. The ban after it
+	// puts the affiliation back on a server that lost it.
+	for _, a := range []plugins.Action{
+		{Kind: plugins.ActKick, Room: ev.Room, Nick: ev.Nick, Reason: "banned"},
+		{Kind: plugins.ActBan, Room: ev.Room, JID: ev.RealJID, Reason: "banned"},
+	} {
+		err := p.host.Do(a, func(err error) {
+			if err != nil {
+				p.failed("ban_again", ev.Room, ev.Nick, err)
+				p.alert(ev.Room, fmt.Sprintf("moderator: %s is banned from %s but in it, and the %s failed: %v", ev.RealJID, ev.Room, a.Kind, err))
+				return
+			}
+			p.met.actions.WithLabelValues("ban_again", "done").Inc()
+		})
+		if err != nil {
+			p.failed("ban_again", ev.Room, ev.Nick, err)
+		}
+	}
+	return true
 }
 
 // retract asks the room to retract the message; it returns why it cannot
@@ -542,6 +603,7 @@ func (p *Plugin) expired(key string, val []byte) {
 		a, what = plugins.Action{Kind: plugins.ActVoice, Room: pe.Room, Nick: nick, Reason: "mute ended"}, "unmute"
 	case "unban":
 		p.unmarkApplied(pe.JID, pe.Room)
+		p.forgetBan(pe.Room, pe.JID)
 		a, what = plugins.Action{Kind: plugins.ActUnban, Room: pe.Room, JID: pe.JID, Reason: "tempban ended"}, "unban"
 	case "room":
 		p.mu.Lock()

@@ -394,14 +394,14 @@ func (p *Plugin) listBan(en listEntry, room string, now time.Time) {
 		p.write(func(tx state.Tx) error { return tx.PutExpiring(banKey(room, en.JID), b, en.Expires) })
 	}
 	p.log.Info("ban list: applying", "jid", en.JID, "room", room, "case", c.ID, "from_case", en.Case)
-	p.do(c, plugins.Action{Kind: plugins.ActBan, Room: room, JID: en.JID, Reason: reasonText(c)}, func() {
+	p.doThen(c, plugins.Action{Kind: plugins.ActBan, Room: room, JID: en.JID, Reason: reasonText(c)}, func() {
 		// Refused or failed: tried again after listRetry.
 		p.list.mu.Lock()
 		p.list.failed[room+"|"+en.JID] = p.now()
 		p.list.mu.Unlock()
 		p.unmarkApplied(en.JID, room)
 		p.write(func(tx state.Tx) error { return tx.Delete(banKey(room, en.JID)) })
-	})
+	}, func() { p.noteBan(room, en.JID, en.Expires) })
 }
 
 // listUnban lifts a ban the list made, its entry gone.
@@ -409,6 +409,7 @@ func (p *Plugin) listUnban(j, room string) {
 	c := &Case{ID: p.nextID(), Time: p.now(), Room: room, JID: j, Target: identity("", j, ""), Action: "unban",
 		Detector: "banlist", By: "banlist", Reason: "ban list: entry removed", Result: "sent"}
 	p.unmarkApplied(j, room)
+	p.forgetBan(room, j)
 	p.write(func(tx state.Tx) error { return tx.Delete(banKey(room, j)) })
 	p.saveCase(c)
 	p.log.Info("ban list: lifting", "jid", j, "room", room, "case", c.ID)

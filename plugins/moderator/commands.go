@@ -295,6 +295,7 @@ func (p *Plugin) runUnban(ctx context.Context, call *plugins.Call) (plugins.Repl
 		return plugins.Reply{}, err
 	}
 	j := strings.ToLower(call.Arg("jid"))
+	p.forgetBan(room, j)
 	p.write(func(tx state.Tx) error { return tx.Delete(banKey(room, j)) })
 	c := p.manual(call, room, "", j, identity("", j, ""), "unban", "", time.Time{})
 	if err := p.wait(ctx, c, plugins.Action{Kind: plugins.ActUnban, Room: room, JID: j, Reason: "unban by " + c.By}); err != nil {
@@ -400,6 +401,7 @@ func (p *Plugin) runRevert(ctx context.Context, call *plugins.Call) (plugins.Rep
 			}
 		}
 		if c.JID != "" {
+			p.forgetBan(c.Room, c.JID)
 			p.write(func(tx state.Tx) error { return tx.Delete(banKey(c.Room, c.JID)) })
 			a = &plugins.Action{Kind: plugins.ActUnban, Room: c.Room, JID: c.JID, Reason: fmt.Sprintf("case %d reverted", id)}
 			undone = pre + "unbanned, " + undone
@@ -452,6 +454,7 @@ func (p *Plugin) runTempban(ctx context.Context, call *plugins.Call) (plugins.Re
 		p.write(func(tx state.Tx) error { return tx.Delete(banKey(room, realJID)) })
 		return plugins.Reply{}, err
 	}
+	p.noteBan(room, realJID, until)
 	p.addToList(c, until)
 	return plugins.Reply{Text: fmt.Sprintf("%s banned from %s for %s [case %d]", nick, room, shortDur(d), c.ID)}, nil
 }
@@ -475,6 +478,7 @@ func (p *Plugin) runBan(ctx context.Context, call *plugins.Call) (plugins.Reply,
 	if err := p.wait(ctx, c, plugins.Action{Kind: plugins.ActBan, Room: room, JID: realJID, Reason: fmt.Sprintf("%s [case %d]", reason, c.ID)}); err != nil {
 		return plugins.Reply{}, err
 	}
+	p.noteBan(room, realJID, time.Time{})
 	p.addToList(c, time.Time{})
 	extra := ""
 	if p.list != nil {

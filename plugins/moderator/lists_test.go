@@ -102,7 +102,6 @@ func TestBanListAcrossRooms(t *testing.T) {
 	// A third room, joined later, applies the list when the bot is in.
 	third := "third@conference.example.org"
 	f.h.AddRoom(plugins.RoomInfo{JID: third, Nick: "crier", State: "joined", Role: "moderator", Affiliation: "admin"})
-	f.p.Handle(context.Background(), &plugins.Event{Kind: plugins.EventJoin, Room: third, Nick: "crier", BotNick: "crier"})
 	f.waitActions("ban in the third room", func(a []string) bool { return count(a, "ban mallory@example.org") == 3 })
 
 	// An unban in the lobby takes mallory off the list: lifted in every
@@ -212,6 +211,7 @@ func newFixtureWith(t *testing.T, table, bot string, prep func(*pluginstest.Host
 		t.Fatal(err)
 	}
 	p.now = f.clk.Now
+	p.roomsEvery = time.Hour
 	f.reg = prometheus.NewRegistry()
 	if err := p.Start(context.Background(), plugins.Env{Logger: slog.New(slog.DiscardHandler), Registerer: f.reg, Host: f.h}); err != nil {
 		t.Fatal(err)
@@ -426,5 +426,84 @@ banlist = true
 	}
 	if strings.Contains(msg, "caps/x") {
 		t.Errorf("caps/x is a detector/rule name:\n%s", msg)
+	}
+}
+
+// TestBanAgain: a JID the moderator banned who is seen joining (a server
+// that let an outcast back in, as ejabberd 23.01 does after a role
+// change) is banned again at once, also after a restart; not once the
+// ban ended or was lifted.
+func TestBanAgain(t *testing.T) {
+	f := newFixture(t, "[moderator]\n")
+	f.join(mallory)
+	if _, err := f.run("tempban", map[string]string{"nick": "mallory", "duration": "1h"}); err != nil {
+		t.Fatal(err)
+	}
+	f.join(bob)
+	f.h.Reset()
+	f.join(mallory)
+	if got := f.actions(); !slices.Equal(got, []string{"kick mallory", "ban mallory@example.org"}) {
+		t.Fatalf("a tempbanned JID joins: %q", got)
+	}
+	f.waitCounter("crier_moderator_actions_total", map[string]string{"action": "ban_again", "result": "done"}, 2)
+	f.p.flush()
+	f.restart()
+	f.h.Reset()
+	f.join(mallory)
+	if got := f.actions(); !slices.Equal(got, []string{"kick mallory", "ban mallory@example.org"}) {
+		t.Fatalf("after a restart: %q", got)
+	}
+	f.clk.Advance(61 * time.Minute)
+	f.h.Store.Expire(f.clk.Now())
+	f.h.Reset()
+	f.join(mallory)
+	if got := f.actions(); len(got) != 0 {
+		t.Fatalf("after the tempban ended: %q", got)
+	}
+	// A ban for good, kept across a restart, until an unban.
+	if _, err := f.run("ban", map[string]string{"who": "mallory"}); err != nil {
+		t.Fatal(err)
+	}
+	f.p.flush()
+	f.restart()
+	f.h.Reset()
+	f.join(mallory)
+	if got := f.actions(); !slices.Equal(got, []string{"kick mallory", "ban mallory@example.org"}) {
+		t.Fatalf("a banned JID joins after a restart: %q", got)
+	}
+	if _, err := f.run("unban", map[string]string{"jid": "mallory@example.org"}); err != nil {
+		t.Fatal(err)
+	}
+	f.h.Reset()
+	f.join(mallory)
+	if got := f.actions(); len(got) != 0 {
+		t.Fatalf("after the unban: %q", got)
+	}
+
+	// Someone banned who is in a room when the bot joins it is removed.
+	if _, err := f.run("ban", map[string]string{"who": "mallory"}); err != nil {
+		t.Fatal(err)
+	}
+	f.h.Reset()
+	known := map[string]bool{lobby: true, mods: true}
+	f.p.enteredRooms(known)
+	if got := f.actions(); len(got) != 0 {
+		t.Fatalf("no room joined: %q", got)
+	}
+	delete(known, lobby) // the bot left the lobby and joins it again
+	f.p.enteredRooms(known)
+	if got := f.actions(); !slices.Equal(got, []string{"kick mallory", "ban mallory@example.org"}) {
+		t.Fatalf("the bot joins a room where a banned JID is: %q", got)
+	}
+	if !known[lobby] {
+		t.Errorf("the lobby is not known as joined")
+	}
+	if _, err := f.run("unban", map[string]string{"jid": "mallory@example.org"}); err != nil {
+		t.Fatal(err)
+	}
+	f.h.Reset()
+	f.join(bob)
+	if got := f.actions(); len(got) != 0 {
+		t.Fatalf("bob joins: %q", got)
 	}
 }

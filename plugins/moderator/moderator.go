@@ -92,6 +92,12 @@ type Plugin struct {
 
 	// list is the shared ban list, nil when [moderator.banlist] is off.
 	list *banList
+	// bans are the bans the moderator made and has not lifted (room|JID
+	// to the end, zero for none), enforced again when a banned JID joins:
+	// ejabberd 23.01 lets an outcast back in once their role was changed.
+	bans map[string]time.Time
+	// roomsEvery is how often watchRooms looks for rooms just joined.
+	roomsEvery time.Duration
 
 	// nickMu guards nicks, each room's occupants as the chain saw them
 	// join, leave and change nick, for the mention and capitals
@@ -121,7 +127,7 @@ func New(c *Config, core plugins.Core) (*Plugin, error) {
 	if c.fileWords == nil {
 		c.fileWords = map[string][]string{}
 	}
-	p := &Plugin{cfg: c, core: core, room: map[string]*engine{}, now: time.Now}
+	p := &Plugin{cfg: c, core: core, room: map[string]*engine{}, now: time.Now, roomsEvery: time.Second}
 	clock := func() time.Time { return p.now() }
 	var err error
 	if p.def, err = newEngine(&c.Settings, c.fileWords, clock); err != nil {
@@ -153,6 +159,7 @@ func (p *Plugin) Start(ctx context.Context, env plugins.Env) error {
 	p.observing, p.locks, p.rights = map[string]bool{}, map[string]time.Time{}, map[string]string{}
 	p.nicks = map[string]*roomNicks{}
 	p.slowLast, p.slowRoom = map[string]time.Time{}, map[string]time.Duration{}
+	p.bans = map[string]time.Time{}
 	ns, err := env.Host.State()
 	if errors.Is(err, plugins.ErrNoStore) {
 		// Without a store nothing survives a restart, but timed actions
@@ -172,9 +179,10 @@ func (p *Plugin) Start(ctx context.Context, env plugins.Env) error {
 	}
 	p.writes = make(chan func(state.Tx) error, 1024)
 	p.stop = make(chan struct{})
-	p.wg.Add(2)
+	p.wg.Add(3)
 	go p.writer()
 	go p.watchRights()
+	go p.watchRooms()
 	if err := p.startBanList(); err != nil {
 		p.stopOnce.Do(func() { close(p.stop) })
 		p.wg.Wait()
@@ -245,6 +253,26 @@ func (p *Plugin) load() error {
 		if err := tx.ForEach("permit|", func(k string, v []byte) error {
 			if at, ok := tx.Expiry(k); ok && at.After(now) {
 				p.permits[string(v)] = at
+			}
+			return nil
+		}); err != nil {
+			return err
+		}
+		if err := tx.ForEach("exp|unban|", func(k string, v []byte) error {
+			var pe pending
+			if json.Unmarshal(v, &pe) == nil && pe.JID != "" {
+				if at, ok := tx.Expiry(k); ok {
+					p.bans[pe.Room+"|"+strings.ToLower(pe.JID)] = at
+				}
+			}
+			return nil
+		}); err != nil {
+			return err
+		}
+		if err := tx.ForEach("ban|", func(k string, v []byte) error {
+			var b struct{ Room, JID string }
+			if json.Unmarshal(v, &b) == nil && b.JID != "" {
+				p.bans[b.Room+"|"+strings.ToLower(b.JID)] = time.Time{}
 			}
 			return nil
 		}); err != nil {
@@ -382,9 +410,10 @@ func (p *Plugin) Handle(_ context.Context, ev *plugins.Event) plugins.Verdict {
 		}
 	case plugins.EventJoin:
 		p.trackNick(ev.Room, "", ev.Nick)
-		if p.self(ev) {
-			p.kickList() // a room (re)joined applies the list
-		} else if ev.RealJID != "" {
+		if ev.RealJID != "" && !p.self(ev) {
+			if p.banAgain(ev) {
+				return plugins.Continue
+			}
 			p.listJoin(ev.Room, ev.RealJID)
 		}
 		p.join(ev, ev.Nick)
@@ -718,6 +747,11 @@ func (p *Plugin) sweep(now time.Time) {
 			}
 		}
 	}
+	for k, at := range p.bans {
+		if !at.IsZero() && !now.Before(at) {
+			delete(p.bans, k)
+		}
+	}
 	for k, at := range p.slowLast {
 		room, _, _ := strings.Cut(k, "|")
 		iv, ok := p.slowRoom[room]
@@ -726,6 +760,53 @@ func (p *Plugin) sweep(now time.Time) {
 		}
 		if now.Sub(at) >= iv {
 			delete(p.slowLast, k)
+		}
+	}
+}
+
+// watchRooms looks every second for rooms the bot has just joined (the
+// chain hears of others' joins only): the ban list is applied there, and
+// occupants the moderator banned who are in the room anyway (they came
+// in while crier was away, on a server that let them) are removed.
+func (p *Plugin) watchRooms() {
+	defer p.wg.Done()
+	t := time.NewTicker(p.roomsEvery)
+	defer t.Stop()
+	known := map[string]bool{}
+	for {
+		select {
+		case <-p.stop:
+			return
+		case <-t.C:
+		}
+		p.enteredRooms(known)
+	}
+}
+
+// enteredRooms handles the rooms joined since the last call; known holds
+// the rooms joined then.
+func (p *Plugin) enteredRooms(known map[string]bool) {
+	now := map[string]bool{}
+	for _, r := range p.host.Rooms() {
+		if r.State == "joined" && p.watches(r.JID) {
+			now[r.JID] = true
+		}
+	}
+	for room := range known {
+		if !now[room] {
+			delete(known, room)
+		}
+	}
+	for room := range now {
+		if known[room] {
+			continue
+		}
+		known[room] = true
+		p.kickList()
+		for _, o := range p.host.Occupants(room) {
+			if o.RealJID != "" && o.Nick != "" {
+				p.banAgain(&plugins.Event{Kind: plugins.EventJoin, Room: room, Nick: o.Nick, RealJID: o.RealJID})
+			}
 		}
 	}
 }
