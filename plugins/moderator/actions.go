@@ -565,6 +565,11 @@ func (p *Plugin) roomAction(e *engine, ev *plugins.Event, v *detect.Verdict, act
 	b, _ := json.Marshal(pe)
 	p.write(func(tx state.Tx) error { return tx.PutExpiring(lockKey(ev.Room, field), b, now.Add(dur)) })
 	p.alert(ev.Room, fmt.Sprintf("moderator: %s: %s is %s for %s [case %d]", v.Detail, ev.Room, strings.ReplaceAll(action, "_", "-"), shortDur(dur), c.ID))
+	if action == RoomSlowMode {
+		p.log.Info("slow mode for a while", "room", ev.Room, "interval", e.s.SlowMode.RaidInterval.Std(), "for", dur, "case", c.ID)
+		p.finish(c, nil)
+		return
+	}
 	p.do(c, plugins.Action{Kind: plugins.ActConfigure, Room: ev.Room, Fields: map[string]string{field: "1"}, Reason: v.Detail}, func() {
 		p.mu.Lock()
 		delete(p.locks, lk)
@@ -609,6 +614,11 @@ func (p *Plugin) expired(key string, val []byte) {
 		p.mu.Lock()
 		delete(p.locks, pe.Room+"|"+pe.Field)
 		p.mu.Unlock()
+		if pe.Field == RoomSlowMode {
+			p.met.actions.WithLabelValues("restore", "done").Inc()
+			p.log.Info("timed action ended", "action", "slowmode", "room", pe.Room, "case", pe.Case)
+			return
+		}
 		a, what = plugins.Action{Kind: plugins.ActConfigure, Room: pe.Room, Fields: map[string]string{pe.Field: pe.Restore}}, "restore"
 	default:
 		return

@@ -406,14 +406,16 @@ func (p *Plugin) runRevert(ctx context.Context, call *plugins.Call) (plugins.Rep
 			a = &plugins.Action{Kind: plugins.ActUnban, Room: c.Room, JID: c.JID, Reason: fmt.Sprintf("case %d reverted", id)}
 			undone = pre + "unbanned, " + undone
 		}
-	case RoomMembersOnly, RoomModerated:
+	case RoomMembersOnly, RoomModerated, RoomSlowMode:
 		field := roomFields[c.Action]
 		p.mu.Lock()
 		delete(p.locks, c.Room+"|"+field)
 		p.mu.Unlock()
 		p.write(func(tx state.Tx) error { return tx.Delete(lockKey(c.Room, field)) })
-		a = &plugins.Action{Kind: plugins.ActConfigure, Room: c.Room, Fields: map[string]string{field: "0"}}
 		undone = "room setting back"
+		if c.Action != RoomSlowMode {
+			a = &plugins.Action{Kind: plugins.ActConfigure, Room: c.Room, Fields: map[string]string{field: "0"}}
+		}
 	}
 	if c.Target != "room" && c.Points > 0 {
 		p.pardon(c.Room, c.Target, c.Points)

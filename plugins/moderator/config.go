@@ -137,6 +137,9 @@ type BanList struct {
 type SlowMode struct {
 	Interval config.Duration `toml:"interval"`
 	Points   int             `toml:"points"`
+	// RaidInterval is the slow mode a raid or join wave with action
+	// "slowmode" sets for its duration (when longer than the room's own).
+	RaidInterval config.Duration `toml:"raid_interval"`
 }
 
 // WordList is one [[moderator.lists]] entry.
@@ -278,6 +281,9 @@ const (
 const (
 	RoomMembersOnly = "members_only"
 	RoomModerated   = "moderated"
+	// RoomSlowMode puts the room in slow mode ([moderator.slowmode]
+	// raid_interval), enforced by the moderator.
+	RoomSlowMode = "slowmode"
 )
 
 // exemptNames are the affiliations and roles exempt may list.
@@ -315,7 +321,7 @@ func defaultConfig() *Config {
 		Zalgo:      Zalgo{Enabled: true, MaxPerBase: 3, Points: 2},
 		Links:      Links{Enabled: true, Loose: true, Points: 2, InvitePoints: 3, Newcomer: config.Duration(5 * time.Minute), NewcomerPoints: 2},
 		Mentions:   Mentions{Enabled: true, Max: 5, Points: 3},
-		SlowMode:   SlowMode{Points: 1},
+		SlowMode:   SlowMode{Points: 1, RaidInterval: config.Duration(10 * time.Second)},
 		JoinWave:   JoinWave{Enabled: true, Joins: 10, Window: config.Duration(10 * time.Second), Action: RoomMembersOnly, Duration: config.Duration(10 * time.Minute)},
 	}}
 }
@@ -420,6 +426,9 @@ func (s *Settings) check(ck plugins.Checker, pre string, files map[string][]stri
 	if s.SlowMode.Interval.Std() < 0 {
 		e("slowmode.interval", "must not be negative (0: off)")
 	}
+	if s.SlowMode.RaidInterval.Std() <= 0 {
+		e("slowmode.raid_interval", "must be positive")
+	}
 	if s.SlowMode.Points < 1 {
 		e("slowmode.points", "must be at least 1")
 	}
@@ -468,8 +477,8 @@ func (s *Settings) check(ck plugins.Checker, pre string, files map[string][]stri
 		key, action string
 		d           config.Duration
 	}{{"raid", s.Raid.Action, s.Raid.Duration}, {"joinwave", s.JoinWave.Action, s.JoinWave.Duration}} {
-		if ra.action != RoomMembersOnly && ra.action != RoomModerated && ra.action != ActAlert {
-			e(ra.key+".action", "%q is not members_only, moderated or alert", ra.action)
+		if ra.action != RoomMembersOnly && ra.action != RoomModerated && ra.action != RoomSlowMode && ra.action != ActAlert {
+			e(ra.key+".action", "%q is not members_only, moderated, slowmode or alert", ra.action)
 		}
 		if ra.d.Std() <= 0 && ra.action != ActAlert {
 			e(ra.key+".duration", "must be positive")

@@ -156,7 +156,8 @@ func (e *engine) needs() (mod, admin, owner bool) {
 	if e.s.NickAction == ActBan {
 		admin = true
 	}
-	owner = e.s.Raid.Enabled && e.s.Raid.Action != ActAlert || e.s.JoinWave.Enabled && e.s.JoinWave.Action != ActAlert
+	changes := func(a string) bool { return a != ActAlert && a != RoomSlowMode }
+	owner = e.s.Raid.Enabled && changes(e.s.Raid.Action) || e.s.JoinWave.Enabled && changes(e.s.JoinWave.Action)
 	return mod, admin, owner
 }
 
@@ -212,6 +213,8 @@ func phrase(v *detect.Verdict) string {
 var roomFields = map[string]string{
 	RoomMembersOnly: "muc#roomconfig_membersonly",
 	RoomModerated:   "muc#roomconfig_moderatedroom",
+	// Slow mode is the moderator's own: no room configuration changes.
+	RoomSlowMode: RoomSlowMode,
 }
 
 // rank orders actions by severity, for fallbacks and escalation.

@@ -507,3 +507,39 @@ func TestBanAgain(t *testing.T) {
 		t.Fatalf("bob joins: %q", got)
 	}
 }
+
+// TestJoinWaveSlowMode: a join wave with action slowmode puts the room in
+// slow mode (raid_interval) for its duration, across a restart, with no
+// room configuration change; then the room is back to none.
+func TestJoinWaveSlowMode(t *testing.T) {
+	f := newFixture(t, "[moderator]\n[moderator.joinwave]\njoins = 3\naction = \"slowmode\"\nduration = \"10m\"\n[moderator.slowmode]\nraid_interval = \"20s\"\n[moderator.flood]\nenabled = false\n")
+	talk := func(at string) plugins.Verdict {
+		f.clk.Advance(5 * time.Second)
+		return f.say(mallory, "hello from "+at)
+	}
+	f.join(mallory)
+	if v1, v2 := talk("a"), talk("b"); v1 != plugins.Continue || v2 != plugins.Continue {
+		t.Fatalf("before the wave: %v %v", v1, v2)
+	}
+	for i := range 4 {
+		f.join(occupant{nick: fmt.Sprintf("raider%d", i), oid: fmt.Sprintf("r%d", i)})
+	}
+	f.p.flush()
+	f.restart()
+	if v1, v2 := talk("c"), talk("d"); v1 != plugins.Continue || v2 != plugins.Stop {
+		t.Fatalf("during the wave's slow mode: %v %v", v1, v2)
+	}
+	for _, a := range f.actions() {
+		if strings.HasPrefix(a, "configure") {
+			t.Errorf("the room's configuration was changed: %q", a)
+		}
+	}
+	f.clk.Advance(11 * time.Minute)
+	f.h.Store.Expire(f.clk.Now())
+	if v1, v2 := talk("e"), talk("f"); v1 != plugins.Continue || v2 != plugins.Continue {
+		t.Fatalf("after the wave: %v %v", v1, v2)
+	}
+	if r, _ := f.run("slowmode", nil); !strings.Contains(r.Text, "off") {
+		t.Errorf("slowmode: %q", r.Text)
+	}
+}

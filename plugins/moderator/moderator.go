@@ -571,11 +571,15 @@ func (p *Plugin) message(ev *plugins.Event) plugins.Verdict {
 func (p *Plugin) slowInterval(e *engine, room string) time.Duration {
 	p.mu.Lock()
 	d, ok := p.slowRoom[room]
+	raidUntil, raid := p.locks[room+"|"+RoomSlowMode]
 	p.mu.Unlock()
-	if ok {
-		return d
+	if !ok {
+		d = e.s.SlowMode.Interval.Std()
 	}
-	return e.s.SlowMode.Interval.Std()
+	if raid && p.now().Before(raidUntil) && e.s.SlowMode.RaidInterval.Std() > d {
+		d = e.s.SlowMode.RaidInterval.Std()
+	}
+	return d
 }
 
 // slow checks a message against the room's slow mode: a finding when the
@@ -758,6 +762,7 @@ func (p *Plugin) sweep(now time.Time) {
 		if !ok {
 			iv = p.engineFor(room).s.SlowMode.Interval.Std()
 		}
+		iv = max(iv, p.engineFor(room).s.SlowMode.RaidInterval.Std())
 		if now.Sub(at) >= iv {
 			delete(p.slowLast, k)
 		}
