@@ -543,3 +543,16 @@ func TestJoinWaveSlowMode(t *testing.T) {
 		t.Errorf("slowmode: %q", r.Text)
 	}
 }
+
+// TestExplainSlowMode: the offline explain names the room's slow mode.
+func TestExplainSlowMode(t *testing.T) {
+	cfg := loadConfig(t, "[moderator]\n[moderator.slowmode]\ninterval = \"30s\"\npoints = 2\n")
+	out, err := Explain(cfg, lobby, "bob", "hello")
+	if err != nil || !strings.Contains(out, "slowmode:  one message per 30s (+2 for one sooner") {
+		t.Fatalf("explain: %v\n%s", err, out)
+	}
+	cfg = loadConfig(t, "[moderator]\n")
+	if out, _ := Explain(cfg, lobby, "bob", "hello"); strings.Contains(out, "slowmode:") {
+		t.Errorf("slow mode off, yet explained:\n%s", out)
+	}
+}
