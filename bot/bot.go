@@ -107,8 +107,14 @@ type Bot struct {
 	lastErr atomic.Pointer[string]
 	// ha is the leader election of [ha], while Run campaigns (nil
 	// without [ha]).
-	ha        atomic.Pointer[haRun]
-	haNC      *nats.Conn // [ha]'s NATS connection (shared state and lease)
+	ha   atomic.Pointer[haRun]
+	haNC *nats.Conn // [ha]'s NATS connection (shared state and lease)
+	// shared are the KV stores plugins share with other instances
+	// (Host.SharedState), by bucket, on haNC or sharedNC (made from
+	// [nats] for them); closed with the store.
+	sharedMu  sync.Mutex
+	shared    map[string]state.Store
+	sharedNC  *nats.Conn
 	cmdRooms  map[string]RoomConfig
 	leftRooms map[string]bool
 

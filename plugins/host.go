@@ -281,6 +281,13 @@ type Host interface {
 	// State returns the plugin's namespace in the state store, at the
 	// plugin's Spec.Schema; ErrNoStore when no store is configured.
 	State() (state.Namespace, error)
+	// SharedState returns the plugin's namespace in the NATS JetStream KV
+	// bucket named bucket (created when missing), which every crier that
+	// names the same bucket shares, whatever its XMPP account: through
+	// [ha]'s NATS connection, else one made from [nats]. ErrUnsupported
+	// when neither is configured. Each call for a bucket returns a handle
+	// on the same store, closed when the bot stops.
+	SharedState(bucket string) (state.Namespace, error)
 	// Publish publishes data on a NATS subject through the Publisher
 	// plugin, if one runs (ErrUnsupported otherwise).
 	Publish(subject string, data []byte) error
