@@ -178,8 +178,11 @@ func New(cfg *config.Config, opts Options) (*Bot, error) {
 			b.dropConn()
 		},
 		// [ha]: a message goes out only while this instance leads
-		// (presence, such as leaving rooms, always).
-		Allow: func(it *outbox.Item) bool { return it.Kind != outbox.Message || b.leader() },
+		// (presence, such as leaving rooms, always; shared work to a
+		// user, a relayed push, from a standby too).
+		Allow: func(it *outbox.Item) bool {
+			return it.Kind != outbox.Message || (it.Work && it.Room == "") || b.leader()
+		},
 		Stuck: func() {
 			b.log.Warn("a write to the server hung; dropping the connection", "after", writeTimeout)
 			b.dropConn()
@@ -341,9 +344,9 @@ func (b *Bot) Ready() (bool, []string) {
 		if why := b.lastError(); why != "" {
 			line += " (" + why + ")"
 		}
-		return false, append([]string{line}, lines...)
+		return false, append(append([]string{line}, b.haLines()...), lines...)
 	}
-	return all, append([]string{"session: bound"}, lines...)
+	return all, append(append([]string{"session: bound"}, b.haLines()...), lines...)
 }
 
 // Config returns the configuration in force.

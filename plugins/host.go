@@ -30,6 +30,10 @@ type Message struct {
 	// and is not refused because bulk traffic filled the outbox. It still
 	// waits for its room to be joined and for the rate limits.
 	Interactive bool
+	// Work marks a message that is shared work, such as a relayed push,
+	// rather than speech: with [ha] a standby sends it too, to a user
+	// (never into a room, where only the leader is).
+	Work bool
 }
 
 // ActionKind is what an Action does in a room.
@@ -143,6 +147,9 @@ type Status struct {
 	Rooms                       []RoomInfo
 	// Plugins holds each plugin's readiness and StatusReporter lines.
 	Plugins []string
+	// HA says, with [ha], whether this instance leads, who leads since
+	// when, and who stands by.
+	HA []string
 }
 
 // PluginInfo is one registered plugin, for the plugins command.

@@ -100,6 +100,11 @@ type Core struct {
 	// BotJID is then the component's domain, and messages may be sent
 	// from any address on it (Message.From).
 	Component bool
+	// HABucket is [ha] bucket ("" without [ha]); HAReplicas is [ha]
+	// replicas. A plugin that shares work between instances keeps what
+	// they must agree on in buckets named after HABucket.
+	HABucket   string
+	HAReplicas int
 }
 
 // CheckFrom checks a from address a plugin's config gives for its

@@ -67,6 +67,9 @@ type Item struct {
 	ID       string
 	Room     string // bare room JID: a groupchat item waits until the bot is in the room
 	Priority Priority
+	// Work marks shared work (a relayed push to a user) that Hooks.Allow
+	// may let through where it refuses speech.
+	Work bool
 	// Payload adds child elements (a MUC join <x/>, an invite, an origin-id).
 	Payload func() xml.TokenReader
 	// Done, when set, is called once: with nil after the stanza was written,
