@@ -1,6 +1,7 @@
 package bot
 
 import (
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -127,4 +128,71 @@ func TestStreamLimitCounted(t *testing.T) {
 	alice := h.user("alice")
 	_ = alice.SendMessage(bot, "chat", "!ping")
 	alice.Expect(t, 5*time.Second, isBody(bot, "pong alice"))
+}
+
+// TestRoomBounceRejoinsAndResends: the server forgets the bot in a room
+// without telling it. The next post there comes back not-acceptable; the
+// bot joins again (counted as a "bounced" rejoin) and the post that
+// bounced arrives after all: a tick a second, none missing.
+func TestRoomBounceRejoinsAndResends(t *testing.T) {
+	srv := startServer(t)
+	cfg := botConfig(t, srv, `
+[[cron]]
+name     = "tick"
+schedule = "* * * * * *"
+timezone = "UTC"
+to       = "`+room+`"
+body     = '{{.Time.Unix}}'
+`)
+	h := startBot(t, srv, cfg, Options{})
+	h.waitReady(5 * time.Second)
+	alice := joinRoom(t, h, "alice")
+	seen := map[int64]bool{}
+	collect := func(d time.Duration) {
+		end := time.Now().Add(d)
+		for time.Now().Before(end) {
+			for _, s := range alice.Drain() {
+				if s.Name == "message" && s.From == room+"/crier" {
+					if n, err := strconv.ParseInt(s.Body, 10, 64); err == nil {
+						seen[n] = true
+					}
+				}
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	collect(2500 * time.Millisecond)
+	if err := srv.Forget(room, "crier"); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for counterWith(t, h.bot.met.rejoins, "bounced") < 1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("no rejoin after the room refused a post\n%s", h.logs.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	h.waitReady(5 * time.Second)
+	collect(3 * time.Second)
+	var first, last int64
+	for n := range seen {
+		if first == 0 || n < first {
+			first = n
+		}
+		if n > last {
+			last = n
+		}
+	}
+	var missing []int64
+	for n := first; n <= last; n++ {
+		if !seen[n] {
+			missing = append(missing, n)
+		}
+	}
+	if len(seen) < 5 || len(missing) > 0 {
+		t.Fatalf("ticks %d..%d, %d seen, missing %v\n%s", first, last, len(seen), missing, h.logs.String())
+	}
+	if !strings.Contains(h.logs.String(), "the server says the bot is not in it") {
+		t.Errorf("the bounce is not logged\n%s", h.logs.String())
+	}
 }

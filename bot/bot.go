@@ -187,6 +187,7 @@ func New(cfg *config.Config, opts Options) (*Bot, error) {
 			b.log.Warn("a write to the server hung; dropping the connection", "after", writeTimeout)
 			b.dropConn()
 		},
+		RoomBounced: func(room string) { b.rooms.bounced(room) },
 		Reattached: func(settled, resent, stale int) {
 			b.met.unacked.WithLabelValues("confirmed").Add(float64(settled))
 			b.met.unacked.WithLabelValues("sent_again").Add(float64(resent))

@@ -125,7 +125,7 @@ var (
 	dropReasons       = []string{"queue_full", "room_queue_full", "refused", "room_left", "stale", "closed", "fenced", "other"}
 	rejectReasons     = []string{"malformed", "bad_iq", "bad_jid", "body_too_large", "unknown_room", "unknown_element", "not_moderator", "panic", "unserved_address"}
 	streamLimits      = []string{"size", "depth", "attributes", "pending", "syntax", "other"}
-	rejoinReasons     = []string{"kicked", "shutdown", "technical", "self_ping", "timeout", "error", "other"}
+	rejoinReasons     = []string{"kicked", "shutdown", "technical", "self_ping", "bounced", "timeout", "error", "other"}
 )
 
 // primeRules makes the hit counter of each named rule or cron job exist,

@@ -8,6 +8,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"mellium.im/xmpp/stanza"
 )
 
 // A write to session A that ends only once session B is attached (with no
@@ -102,4 +104,85 @@ func TestOutboxFailedWriteWhileDetached(t *testing.T) {
 	b := &fakeSender{}
 	o.AttachResumed(b, func() error { return nil }, ResumeInfo{Resumed: true})
 	waitFor(t, "the presence written to the resumed session", func() bool { return len(b.sent()) == 1 })
+}
+
+// TestOutboxRoomBounceWaitsForRejoin: a room answers a message with
+// not-acceptable (the server does not have the bot in the room any more).
+// The message is not settled by the acknowledgement that covers it, the
+// room's gate closes and RoomBounced asks for the rejoin; once the room
+// is joined again the message is written again and settled once. An
+// answer that comes after the acknowledgement still gets the message
+// resent, and Done is still called once.
+func TestOutboxRoomBounceWaitsForRejoin(t *testing.T) {
+	const muc = "r@muc"
+	var mu sync.Mutex
+	var bounced []string
+	o := runOutbox(t, Config{Window: 8}, Hooks{RoomBounced: func(room string) {
+		mu.Lock()
+		bounced = append(bounced, room)
+		mu.Unlock()
+	}})
+	f := &fakeSender{}
+	g := &gateAcker{open: make(chan struct{})}
+	o.Attach(f, g.ack)
+	o.SetRoomJoined(muc, true)
+	d := &doneCounts{n: map[string]int{}}
+	b0 := d.item("b0", muc)
+	b0.ID = "b0"
+	if err := o.Enqueue(b0); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "b0 written", func() bool { return len(f.sent()) == 1 })
+	if !o.HandleError("b0", stanza.NotAcceptable) {
+		t.Fatal("not-acceptable from the room not taken")
+	}
+	close(g.open) // the acknowledgement covering b0's first copy
+	time.Sleep(70 * time.Millisecond)
+	if n := d.get("b0"); n != 0 {
+		t.Fatalf("a bounced message was settled as delivered (Done(nil) %d times)", n)
+	}
+	if got := f.sent(); len(got) != 1 {
+		t.Fatalf("written again before the rejoin: %q", got)
+	}
+	mu.Lock()
+	if len(bounced) != 1 || bounced[0] != muc {
+		t.Fatalf("RoomBounced calls %q, want [%s]", bounced, muc)
+	}
+	mu.Unlock()
+	o.SetRoomJoined(muc, true)
+	waitFor(t, "b0 written again", func() bool { return len(f.sent()) == 2 })
+	if err := o.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if n := d.get("b0"); n != 1 {
+		t.Fatalf("Done(nil) called %d times after the resend, want once", n)
+	}
+
+	// Settled first, bounced after: written again, Done not called twice.
+	b1 := d.item("b1", muc)
+	b1.ID = "b1"
+	if err := o.Enqueue(b1); err != nil {
+		t.Fatal(err)
+	}
+	if err := o.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if n := d.get("b1"); n != 1 {
+		t.Fatalf("b1 settled %d times, want once", n)
+	}
+	if !o.HandleError("b1", stanza.ItemNotFound) {
+		t.Fatal("item-not-found from the room not taken")
+	}
+	o.SetRoomJoined(muc, true)
+	waitFor(t, "b1 written again", func() bool { return len(f.sent()) == 4 })
+	if err := o.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if n := d.get("b1"); n != 1 {
+		t.Fatalf("b1 Done(nil) %d times, want once", n)
+	}
+	// Not a room item: left to the caller, as before.
+	if o.HandleError("b1", stanza.Forbidden) {
+		t.Fatal("forbidden taken as a bounce")
+	}
 }

@@ -82,11 +82,12 @@ type Item struct {
 	attempts  int
 	queued    time.Time // when Enqueue took it, for crier_delivery_seconds
 	notBefore time.Time
-	seq       uint64    // position in the session's written stanzas, for acks
-	wrote     time.Time // when it was written to the current session
-	sentAt    time.Time // when it was last written (bounces, pace.go)
-	smSeq     uint32    // stream management count after this item was written (at most)
-	smOK      bool      // smSeq is known
+	seq       uint64      // position in the session's written stanzas, for acks
+	wrote     time.Time   // when it was written to the current session
+	sentAt    time.Time   // when it was last written (bounces, pace.go)
+	ended     atomic.Bool // Done was called
+	smSeq     uint32      // stream management count after this item was written (at most)
+	smOK      bool        // smSeq is known
 }
 
 // Outbox errors.
@@ -155,6 +156,10 @@ type Hooks struct {
 	// (the last step before the transport): false drops it with
 	// ErrFenced. A leader that lost its lease ([ha]) says nothing more.
 	Allow func(it *Item) bool
+	// RoomBounced, when set, is told that a room answered a message with
+	// "not an occupant" or "no such room": the bot should join it again.
+	// The message waits for that (SetRoomJoined).
+	RoomBounced func(room string)
 	// reattached reports, for each new session, the unacknowledged items
 	// of the previous one that the server confirmed, that go out again,
 	// and that were dropped as stale.
@@ -526,10 +531,15 @@ func (o *Outbox) HandleError(id string, cond stanza.Condition) bool {
 	o.mu.Lock()
 	it := o.sent[id]
 	delete(o.sent, id)
+	if it != nil && it.Room != "" && (cond == stanza.NotAcceptable || cond == stanza.ItemNotFound) {
+		return o.roomBouncedLocked(it) // unlocks
+	}
 	if it == nil || (cond != stanza.ResourceConstraint && cond != stanza.PolicyViolation) {
 		o.mu.Unlock()
 		return false
 	}
+	// Bounced: not delivered, whatever the acknowledgement says.
+	o.unackedRemoveLocked(it)
 	sd := o.slow[it.To]
 	if sd == nil {
 		sd = &slowdown{}
@@ -552,6 +562,43 @@ func (o *Outbox) HandleError(id string, cond stanza.Condition) bool {
 	o.mu.Unlock()
 	o.poke()
 	return true
+}
+
+// roomBouncedLocked handles a room's answer that the bot is not in it
+// (not-acceptable: not an occupant; item-not-found: no such room) to a
+// message it sent there, as after a server restart or a membership the
+// server lost: the message was not delivered, so it is not settled by the
+// acknowledgement that covers it but waits, ahead of the room's later
+// ones, behind the room's closed gate for the rejoin that
+// Hooks.RoomBounced asks for. The caller holds mu; it is released.
+func (o *Outbox) roomBouncedLocked(it *Item) bool {
+	o.unackedRemoveLocked(it)
+	it.attempts++
+	if it.attempts > maxAttempts {
+		o.mu.Unlock()
+		o.drop(it, ErrGaveUp, "refused")
+		return true
+	}
+	o.gate(it.Room).joined = false
+	o.requeueBouncedLocked(it)
+	o.gateBulkLocked()
+	o.mu.Unlock()
+	if o.hooks.RoomBounced != nil {
+		o.hooks.RoomBounced(it.Room)
+	}
+	o.poke()
+	return true
+}
+
+// unackedRemoveLocked takes it out of the items waiting for an
+// acknowledgement, if it is there. The caller holds mu.
+func (o *Outbox) unackedRemoveLocked(it *Item) {
+	for i, u := range o.unacked {
+		if u == it {
+			o.unacked = append(o.unacked[:i], o.unacked[i+1:]...)
+			return
+		}
+	}
 }
 
 // Close stops accepting items; Run returns once the queue is empty or its
@@ -1046,7 +1093,7 @@ func (o *Outbox) settleAcked(it *Item, asked, now time.Time) {
 	if !it.Received.IsZero() {
 		o.reply.Observe(took(it.Received))
 	}
-	if it.Done != nil {
+	if it.Done != nil && it.ended.CompareAndSwap(false, true) {
 		it.Done(nil)
 	}
 }
@@ -1055,7 +1102,7 @@ func (o *Outbox) drop(it *Item, err error, reason string) {
 	if o.hooks.Dropped != nil {
 		o.hooks.Dropped(reason)
 	}
-	if it.Done != nil {
+	if it.Done != nil && it.ended.CompareAndSwap(false, true) {
 		it.Done(err)
 	}
 }
