@@ -105,6 +105,17 @@ func (h *pluginHost) State() (state.Namespace, error) {
 	return h.b.store.Namespace(h.rp.name, spec.Schema)
 }
 
+// SharedState returns the plugin's namespace in a KV bucket shared with
+// other instances.
+func (h *pluginHost) SharedState(bucket string) (state.Namespace, error) {
+	st, err := h.b.sharedStore(bucket)
+	if err != nil {
+		return nil, err
+	}
+	spec, _ := plugins.Lookup(h.rp.name)
+	return st.Namespace(h.rp.name, spec.Schema)
+}
+
 // Publish publishes through the Publisher plugin.
 func (h *pluginHost) Publish(subject string, data []byte) error {
 	for _, rp := range h.b.plugins.active() {

@@ -81,6 +81,44 @@ func (b *Bot) openStore(cfg *config.Config) error {
 	return b.loadCmdRooms()
 }
 
+// sharedStore returns the KV store in bucket that instances share
+// (Host.SharedState), opening it on first use.
+func (b *Bot) sharedStore(bucket string) (state.Store, error) {
+	b.sharedMu.Lock()
+	defer b.sharedMu.Unlock()
+	if st, ok := b.shared[bucket]; ok {
+		return st, nil
+	}
+	nc := b.haNC
+	if nc == nil {
+		nc = b.sharedNC
+	}
+	if nc == nil {
+		nrc := natsrelay.ConfigOf(b.cfg.Load().cfg.Plugins)
+		if nrc.URL == "" {
+			return nil, fmt.Errorf("%w: a shared store needs [nats] or [ha]", plugins.ErrUnsupported)
+		}
+		c, err := natsrelay.Connect(*nrc)
+		if err != nil {
+			return nil, fmt.Errorf("bot: shared state: %w", err)
+		}
+		b.sharedNC, nc = c, c
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, fmt.Errorf("bot: shared state: %w", err)
+	}
+	st, err := state.OpenKV(js, bucket, state.KVOptions{Logger: b.log.With("component", "state", "bucket", bucket)})
+	if err != nil {
+		return nil, fmt.Errorf("bot: shared state %s: %w", bucket, err)
+	}
+	if b.shared == nil {
+		b.shared = map[string]state.Store{}
+	}
+	b.shared[bucket] = st
+	return st, nil
+}
+
 // replicasHint explains a bucket that could not be created with more
 // replicas than the NATS servers can hold.
 func replicasHint(err error, replicas int) string {
@@ -156,6 +194,18 @@ func (b *Bot) loadCmdRooms() error {
 }
 
 func (b *Bot) closeStore() {
+	b.sharedMu.Lock()
+	for bucket, st := range b.shared {
+		if err := st.Close(); err != nil {
+			b.log.Warn("shared state store did not close cleanly", "bucket", bucket, "err", err)
+		}
+	}
+	b.shared = nil
+	if b.sharedNC != nil {
+		b.sharedNC.Close()
+		b.sharedNC = nil
+	}
+	b.sharedMu.Unlock()
 	if b.store != nil {
 		if err := b.store.Close(); err != nil {
 			b.log.Warn("state store did not close cleanly", "err", err)

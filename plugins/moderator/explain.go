@@ -74,6 +74,9 @@ func Explain(c *Config, room, nick, body string) (string, error) {
 			fmt.Fprintf(&b, "  %-10s -\n", name+":")
 		}
 	}
+	if iv := s.SlowMode.Interval.Std(); iv > 0 {
+		fmt.Fprintf(&b, "  %-10s one message per %s (+%d for one sooner; a first message passes)\n", "slowmode:", shortDur(iv), s.SlowMode.Points)
+	}
 	if nick != "" && s.NickAction != ActNone {
 		nv := e.nicks.Check(&detect.Message{Room: room, Body: nick}, nil)
 		if len(nv) > 0 {

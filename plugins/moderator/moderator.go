@@ -84,6 +84,20 @@ type Plugin struct {
 	rights    map[string]string    // room to what the bot lacks there
 	seq       int64
 	alerts    []time.Time
+	// slowLast is when each occupant's last message passed slow mode
+	// (room|identity); slowRoom the intervals set by the slowmode command
+	// (kept in the store), which win over the config's.
+	slowLast map[string]time.Time
+	slowRoom map[string]time.Duration
+
+	// list is the shared ban list, nil when [moderator.banlist] is off.
+	list *banList
+	// bans are the bans the moderator made and has not lifted (room|JID
+	// to the end, zero for none), enforced again when a banned JID joins:
+	// ejabberd 23.01 lets an outcast back in once their role was changed.
+	bans map[string]time.Time
+	// roomsEvery is how often watchRooms looks for rooms just joined.
+	roomsEvery time.Duration
 
 	// nickMu guards nicks, each room's occupants as the chain saw them
 	// join, leave and change nick, for the mention and capitals
@@ -113,7 +127,7 @@ func New(c *Config, core plugins.Core) (*Plugin, error) {
 	if c.fileWords == nil {
 		c.fileWords = map[string][]string{}
 	}
-	p := &Plugin{cfg: c, core: core, room: map[string]*engine{}, now: time.Now}
+	p := &Plugin{cfg: c, core: core, room: map[string]*engine{}, now: time.Now, roomsEvery: time.Second}
 	clock := func() time.Time { return p.now() }
 	var err error
 	if p.def, err = newEngine(&c.Settings, c.fileWords, clock); err != nil {
@@ -144,6 +158,8 @@ func (p *Plugin) Start(ctx context.Context, env plugins.Env) error {
 	p.strikes, p.mutes, p.permits = map[string]*strike{}, map[string]time.Time{}, map[string]time.Time{}
 	p.observing, p.locks, p.rights = map[string]bool{}, map[string]time.Time{}, map[string]string{}
 	p.nicks = map[string]*roomNicks{}
+	p.slowLast, p.slowRoom = map[string]time.Time{}, map[string]time.Duration{}
+	p.bans = map[string]time.Time{}
 	ns, err := env.Host.State()
 	if errors.Is(err, plugins.ErrNoStore) {
 		// Without a store nothing survives a restart, but timed actions
@@ -158,11 +174,20 @@ func (p *Plugin) Start(ctx context.Context, env plugins.Env) error {
 	if err := p.load(); err != nil {
 		return fmt.Errorf("moderator: state: %w", err)
 	}
+	if err := p.retainCases(); err != nil {
+		return fmt.Errorf("moderator: state: %w", err)
+	}
 	p.writes = make(chan func(state.Tx) error, 1024)
 	p.stop = make(chan struct{})
-	p.wg.Add(2)
+	p.wg.Add(3)
 	go p.writer()
 	go p.watchRights()
+	go p.watchRooms()
+	if err := p.startBanList(); err != nil {
+		p.stopOnce.Do(func() { close(p.stop) })
+		p.wg.Wait()
+		return fmt.Errorf("moderator: %w", err)
+	}
 	// Expiries that came while crier was down fire now.
 	ns.OnExpire(p.expired)
 	return nil
@@ -228,6 +253,34 @@ func (p *Plugin) load() error {
 		if err := tx.ForEach("permit|", func(k string, v []byte) error {
 			if at, ok := tx.Expiry(k); ok && at.After(now) {
 				p.permits[string(v)] = at
+			}
+			return nil
+		}); err != nil {
+			return err
+		}
+		if err := tx.ForEach("exp|unban|", func(k string, v []byte) error {
+			var pe pending
+			if json.Unmarshal(v, &pe) == nil && pe.JID != "" {
+				if at, ok := tx.Expiry(k); ok {
+					p.bans[pe.Room+"|"+strings.ToLower(pe.JID)] = at
+				}
+			}
+			return nil
+		}); err != nil {
+			return err
+		}
+		if err := tx.ForEach("ban|", func(k string, v []byte) error {
+			var b struct{ Room, JID string }
+			if json.Unmarshal(v, &b) == nil && b.JID != "" {
+				p.bans[b.Room+"|"+strings.ToLower(b.JID)] = time.Time{}
+			}
+			return nil
+		}); err != nil {
+			return err
+		}
+		if err := tx.ForEach("slow|", func(k string, v []byte) error {
+			if d, err := time.ParseDuration(string(v)); err == nil && d >= 0 {
+				p.slowRoom[strings.TrimPrefix(k, "slow|")] = d
 			}
 			return nil
 		}); err != nil {
@@ -357,6 +410,12 @@ func (p *Plugin) Handle(_ context.Context, ev *plugins.Event) plugins.Verdict {
 		}
 	case plugins.EventJoin:
 		p.trackNick(ev.Room, "", ev.Nick)
+		if ev.RealJID != "" && !p.self(ev) {
+			if p.banAgain(ev) {
+				return plugins.Continue
+			}
+			p.listJoin(ev.Room, ev.RealJID)
+		}
 		p.join(ev, ev.Nick)
 	case plugins.EventLeave:
 		p.trackNick(ev.Room, ev.Nick, "")
@@ -462,6 +521,9 @@ func (p *Plugin) message(ev *plugins.Event) plugins.Verdict {
 	sc.msg = detect.Message{Room: ev.Room, Sender: key, Nick: ev.Nick, Body: ev.Body, Occupants: p.roomNickSet(ev.Room, now)}
 	vs := e.set.Check(&sc.msg, sc.vs[:0])
 	p.nickMu.Unlock()
+	if v, ok := p.slow(e, ev.Room, key, now); ok {
+		vs = append(vs, v)
+	}
 	sc.vs = vs
 	if len(vs) == 0 {
 		return plugins.Continue
@@ -498,10 +560,46 @@ func (p *Plugin) message(ev *plugins.Event) plugins.Verdict {
 		return plugins.Continue
 	}
 	p.punish(e, ev, key, hits, points, dry, now)
-	if dry {
+	if dry || e.goesOn(hits) {
 		return plugins.Continue
 	}
 	return plugins.Stop
+}
+
+// slowInterval is a room's slow mode: the slowmode command's, else the
+// config's; 0 is off.
+func (p *Plugin) slowInterval(e *engine, room string) time.Duration {
+	p.mu.Lock()
+	d, ok := p.slowRoom[room]
+	raidUntil, raid := p.locks[room+"|"+RoomSlowMode]
+	p.mu.Unlock()
+	if !ok {
+		d = e.s.SlowMode.Interval.Std()
+	}
+	if raid && p.now().Before(raidUntil) && e.s.SlowMode.RaidInterval.Std() > d {
+		d = e.s.SlowMode.RaidInterval.Std()
+	}
+	return d
+}
+
+// slow checks a message against the room's slow mode: a finding when the
+// sender's last message that passed came less than the interval ago. A
+// message that does not pass does not move the sender's time on.
+func (p *Plugin) slow(e *engine, room, key string, now time.Time) (detect.Verdict, bool) {
+	iv := p.slowInterval(e, room)
+	if iv <= 0 {
+		return detect.Verdict{}, false
+	}
+	k := room + "|" + key
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	last, ok := p.slowLast[k]
+	if ok && now.Sub(last) < iv && !now.Before(last) {
+		return detect.Verdict{Detector: "slowmode", Rule: "interval", Points: e.s.SlowMode.Points,
+			Detail: fmt.Sprintf("a message %s after the last (slow mode: one per %s)", shortDur(now.Sub(last)), shortDur(iv))}, true
+	}
+	p.slowLast[k] = now
+	return detect.Verdict{}, false
 }
 
 // join checks a joining occupant's nick, feeds the join-wave detector and
@@ -650,6 +748,69 @@ func (p *Plugin) sweep(now time.Time) {
 		for k, at := range m {
 			if !now.Before(at) {
 				delete(m, k)
+			}
+		}
+	}
+	for k, at := range p.bans {
+		if !at.IsZero() && !now.Before(at) {
+			delete(p.bans, k)
+		}
+	}
+	for k, at := range p.slowLast {
+		room, _, _ := strings.Cut(k, "|")
+		iv, ok := p.slowRoom[room]
+		if !ok {
+			iv = p.engineFor(room).s.SlowMode.Interval.Std()
+		}
+		iv = max(iv, p.engineFor(room).s.SlowMode.RaidInterval.Std())
+		if now.Sub(at) >= iv {
+			delete(p.slowLast, k)
+		}
+	}
+}
+
+// watchRooms looks every second for rooms the bot has just joined (the
+// chain hears of others' joins only): the ban list is applied there, and
+// occupants the moderator banned who are in the room anyway (they came
+// in while crier was away, on a server that let them) are removed.
+func (p *Plugin) watchRooms() {
+	defer p.wg.Done()
+	t := time.NewTicker(p.roomsEvery)
+	defer t.Stop()
+	known := map[string]bool{}
+	for {
+		select {
+		case <-p.stop:
+			return
+		case <-t.C:
+		}
+		p.enteredRooms(known)
+	}
+}
+
+// enteredRooms handles the rooms joined since the last call; known holds
+// the rooms joined then.
+func (p *Plugin) enteredRooms(known map[string]bool) {
+	now := map[string]bool{}
+	for _, r := range p.host.Rooms() {
+		if r.State == "joined" && p.watches(r.JID) {
+			now[r.JID] = true
+		}
+	}
+	for room := range known {
+		if !now[room] {
+			delete(known, room)
+		}
+	}
+	for room := range now {
+		if known[room] {
+			continue
+		}
+		known[room] = true
+		p.kickList()
+		for _, o := range p.host.Occupants(room) {
+			if o.RealJID != "" && o.Nick != "" {
+				p.banAgain(&plugins.Event{Kind: plugins.EventJoin, Room: room, Nick: o.Nick, RealJID: o.RealJID})
 			}
 		}
 	}

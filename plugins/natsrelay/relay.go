@@ -499,7 +499,7 @@ func (r *relay) messages(in inMsg, pl Payload) ([]plugins.Message, error) {
 		}
 		seen[to] = true
 		typ := r.typeFor(to, pl.Type)
-		m := plugins.Message{To: to, Type: typ, Body: body}
+		m := plugins.Message{To: to, From: r.cfg.From, Type: typ, Body: body}
 		if typ == "headline" || typ == "normal" {
 			m.Subject = pl.Title
 		}
