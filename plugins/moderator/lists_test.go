@@ -556,3 +556,20 @@ func TestExplainSlowMode(t *testing.T) {
 		t.Errorf("slow mode off, yet explained:\n%s", out)
 	}
 }
+
+// TestBanListStandby: an instance that does not speak ([ha] standby)
+// applies nothing of the list; once it leads, it does.
+func TestBanListStandby(t *testing.T) {
+	f := newFixture(t, banTable)
+	f.join(mallory)
+	f.h.Standby.Store(true)
+	if _, err := f.run("ban", map[string]string{"who": "mallory"}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond) // polls
+	if got := f.actions(); count(got, "ban mallory@example.org") != 1 {
+		t.Fatalf("a standby applied the list: %q", got)
+	}
+	f.h.Standby.Store(false)
+	f.waitActions("the leader applies the list", func(a []string) bool { return count(a, "ban mallory@example.org") == 2 })
+}
