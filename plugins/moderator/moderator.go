@@ -571,7 +571,11 @@ func (p *Plugin) message(ev *plugins.Event) plugins.Verdict {
 func (p *Plugin) slowInterval(e *engine, room string) time.Duration {
 	p.mu.Lock()
 	d, ok := p.slowRoom[room]
-	raidUntil, raid := p.locks[room+"|"+RoomSlowMode]
+	var raidUntil time.Time
+	raid := false
+	if len(p.locks) > 0 { // the key is built only when a room action is on
+		raidUntil, raid = p.locks[room+"|"+RoomSlowMode]
+	}
 	p.mu.Unlock()
 	if !ok {
 		d = e.s.SlowMode.Interval.Std()
