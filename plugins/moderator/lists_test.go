@@ -573,3 +573,28 @@ func TestBanListStandby(t *testing.T) {
 	f.h.Standby.Store(false)
 	f.waitActions("the leader applies the list", func(a []string) bool { return count(a, "ban mallory@example.org") == 2 })
 }
+
+// TestReloadBans: an instance sharing the namespace (an [ha] standby)
+// knows the bans another made once it reads them again, as it does when
+// it comes to lead.
+func TestReloadBans(t *testing.T) {
+	f := newFixture(t, "[moderator]\n")
+	standby := f.p
+	f.start() // the leader, on the same namespace
+	f.join(mallory)
+	if _, err := f.run("ban", map[string]string{"who": "mallory"}); err != nil {
+		t.Fatal(err)
+	}
+	f.p.flush()
+	ev := &plugins.Event{Kind: plugins.EventJoin, Type: "groupchat", Room: lobby, Nick: "mallory", RealJID: "mallory@example.org", BotNick: "crier"}
+	f.h.Reset()
+	standby.Handle(context.Background(), ev)
+	if got := f.actions(); len(got) != 0 {
+		t.Fatalf("before reading again: %q", got)
+	}
+	standby.reloadBans()
+	standby.Handle(context.Background(), ev)
+	if got := f.actions(); !slices.Equal(got, []string{"kick mallory", "ban mallory@example.org"}) {
+		t.Fatalf("after reading again: %q", got)
+	}
+}

@@ -258,24 +258,7 @@ func (p *Plugin) load() error {
 		}); err != nil {
 			return err
 		}
-		if err := tx.ForEach("exp|unban|", func(k string, v []byte) error {
-			var pe pending
-			if json.Unmarshal(v, &pe) == nil && pe.JID != "" {
-				if at, ok := tx.Expiry(k); ok {
-					p.bans[pe.Room+"|"+strings.ToLower(pe.JID)] = at
-				}
-			}
-			return nil
-		}); err != nil {
-			return err
-		}
-		if err := tx.ForEach("ban|", func(k string, v []byte) error {
-			var b struct{ Room, JID string }
-			if json.Unmarshal(v, &b) == nil && b.JID != "" {
-				p.bans[b.Room+"|"+strings.ToLower(b.JID)] = time.Time{}
-			}
-			return nil
-		}); err != nil {
+		if err := readBans(tx, p.bans); err != nil {
 			return err
 		}
 		if err := tx.ForEach("slow|", func(k string, v []byte) error {
@@ -291,6 +274,42 @@ func (p *Plugin) load() error {
 			return nil
 		})
 	})
+}
+
+// readBans reads the bans the moderator made and has not lifted into m.
+func readBans(tx state.Tx, m map[string]time.Time) error {
+	if err := tx.ForEach("exp|unban|", func(k string, v []byte) error {
+		var pe pending
+		if json.Unmarshal(v, &pe) == nil && pe.JID != "" {
+			if at, ok := tx.Expiry(k); ok {
+				m[pe.Room+"|"+strings.ToLower(pe.JID)] = at
+			}
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	return tx.ForEach("ban|", func(k string, v []byte) error {
+		var b struct{ Room, JID string }
+		if json.Unmarshal(v, &b) == nil && b.JID != "" {
+			m[b.Room+"|"+strings.ToLower(b.JID)] = time.Time{}
+		}
+		return nil
+	})
+}
+
+// reloadBans reads the bans again: with [ha] the namespace is shared and
+// the leader before this instance made bans it did not hear of.
+func (p *Plugin) reloadBans() {
+	m := map[string]time.Time{}
+	if err := p.ns.View(func(tx state.Tx) error { return readBans(tx, m) }); err != nil {
+		p.met.failures.WithLabelValues("ban_again", "store").Inc()
+		p.log.Warn("bans unreadable", "err", err)
+		return
+	}
+	p.mu.Lock()
+	p.bans = m
+	p.mu.Unlock()
 }
 
 // writer commits queued writes in order, several in one transaction when
@@ -782,11 +801,20 @@ func (p *Plugin) watchRooms() {
 	t := time.NewTicker(p.roomsEvery)
 	defer t.Stop()
 	known := map[string]bool{}
+	speaking := true
 	for {
 		select {
 		case <-p.stop:
 			return
 		case <-t.C:
+		}
+		// A standby that comes to lead reads what the leader banned.
+		if now := p.host.Speaking(); now && !speaking {
+			p.flush()
+			p.reloadBans()
+			speaking = true
+		} else if !now {
+			speaking = false
 		}
 		p.enteredRooms(known)
 	}
