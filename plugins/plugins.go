@@ -95,6 +95,9 @@ type Core struct {
 	Rooms []string
 	// EmbeddedNATS is [embedded] nats.
 	EmbeddedNATS bool
+	// NATS is whether a NATS server is configured ([nats] url, or
+	// [embedded] nats); known to config checks only.
+	NATS bool
 }
 
 // Checker is handed to a plugin config's Check method by the config

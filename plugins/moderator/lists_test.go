@@ -2,6 +2,7 @@ package moderator
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -15,6 +16,7 @@ import (
 	"crier/internal/natstest"
 	"crier/internal/state"
 	"crier/plugins"
+	_ "crier/plugins/natsrelay" // [nats], for a shared ban list's config
 	"crier/plugins/pluginstest"
 )
 
@@ -160,7 +162,7 @@ func TestBanListTempbans(t *testing.T) {
 // one makes, the other applies; an unban, the other lifts.
 func TestBanListAcrossInstances(t *testing.T) {
 	srv := natstest.Start(t)
-	table := banTable + "bucket = \"crier-bans\"\n"
+	table := banTable + "bucket = \"crier-bans\"\n[nats]\nurl = \"nats://127.0.0.1:4222\"\n"
 	shared := func(t *testing.T) func(string) (state.Namespace, error) {
 		_, js := natstest.Connect(t, srv.URL())
 		st, err := state.OpenKV(js, "crier-bans", state.KVOptions{SweepInterval: 50 * time.Millisecond})
@@ -221,16 +223,21 @@ func newFixtureWith(t *testing.T, table, bot string, prep func(*pluginstest.Host
 	return f
 }
 
-// TestBanListBucketNeedsNATS: a bucket without NATS fails the start with
-// the reason.
+// TestBanListBucketNeedsNATS: a bucket without NATS is a config error at
+// its line, and a start without a shared store fails with the reason.
 func TestBanListBucketNeedsNATS(t *testing.T) {
-	cfg := loadConfig(t, banTable+"bucket = \"crier-bans\"\n")
+	t.Setenv(config.PasswordEnv, "")
+	_, err := config.LoadBytes("test.toml", []byte(minimal+banTable+"bucket = \"crier-bans\"\n"))
+	if err == nil || !strings.Contains(err.Error(), "moderator.banlist.bucket: a shared ban list needs NATS") {
+		t.Fatalf("config: %v", err)
+	}
+	cfg := loadConfig(t, banTable+"bucket = \"crier-bans\"\n[nats]\nurl = \"nats://127.0.0.1:4222\"\n")
 	p, err := New(cfg, plugins.Core{BotJID: botJID})
 	if err != nil {
 		t.Fatal(err)
 	}
 	err = p.Start(context.Background(), plugins.Env{Host: pluginstest.New(), Registerer: prometheus.NewRegistry()})
-	if err == nil || !strings.Contains(err.Error(), "banlist.bucket crier-bans") {
+	if err == nil || !strings.Contains(err.Error(), "banlist.bucket crier-bans") || !errors.Is(err, plugins.ErrUnsupported) {
 		t.Fatalf("start: %v", err)
 	}
 }
