@@ -78,3 +78,53 @@ func TestHostileServerInput(t *testing.T) {
 	_ = alice.SendMessage(bot, "chat", "!ping")
 	alice.Expect(t, 5*time.Second, isBody(bot, "pong alice"))
 }
+
+// TestStreamLimitCounted: an element nested past what the tap follows ends
+// the session, is counted by direction and limit, and the bot comes back.
+func TestStreamLimitCounted(t *testing.T) {
+	h := readyBot(t, "")
+	bot := "crier@localhost/crier"
+	limited := func() float64 {
+		mfs, err := h.bot.met.reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, mf := range mfs {
+			if mf.GetName() != "crier_stream_limits_total" {
+				continue
+			}
+			for _, m := range mf.GetMetric() {
+				labels := map[string]string{}
+				for _, l := range m.GetLabel() {
+					labels[l.GetName()] = l.GetValue()
+				}
+				if labels["direction"] == "in" && labels["limit"] == "depth" {
+					return m.GetCounter().GetValue()
+				}
+			}
+		}
+		t.Fatal("crier_stream_limits_total{direction=in,limit=depth} is not exported")
+		return 0
+	}
+	if got := limited(); got != 0 {
+		t.Fatalf("before: %v, want 0", got)
+	}
+	deep := "<message from='localhost' to='" + bot + "'>" + strings.Repeat("<a>", 1<<17+1)
+	if err := h.srv.SendRaw(bot, []byte(deep)); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for counter(t, h.bot, "crier_connects_total") < 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("no reconnect after an element past the depth limit\n%s", h.logs.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got := limited(); got != 1 {
+		t.Fatalf("crier_stream_limits_total{in,depth} = %v, want 1", got)
+	}
+	h.waitReady(5 * time.Second)
+	alice := h.user("alice")
+	_ = alice.SendMessage(bot, "chat", "!ping")
+	alice.Expect(t, 5*time.Second, isBody(bot, "pong alice"))
+}

@@ -122,6 +122,7 @@ type Bot struct {
 	idPrefix string
 	idSeq    atomic.Uint64
 	iqs      iqWaiters      // the bot's own iq requests waiting for answers
+	comp     compState      // as a component: who wrote to which address (component.go)
 	lastIn   atomic.Int64   // when an element last came in (Unix nanoseconds)
 	online   atomic.Bool    // a session is up (guarded for the scheduler by cronMu)
 	wg       sync.WaitGroup // goroutines of the current session
@@ -177,8 +178,11 @@ func New(cfg *config.Config, opts Options) (*Bot, error) {
 			b.dropConn()
 		},
 		// [ha]: a message goes out only while this instance leads
-		// (presence, such as leaving rooms, always).
-		Allow: func(it *outbox.Item) bool { return it.Kind != outbox.Message || b.leader() },
+		// (presence, such as leaving rooms, always; shared work to a
+		// user, a relayed push, from a standby too).
+		Allow: func(it *outbox.Item) bool {
+			return it.Kind != outbox.Message || (it.Work && it.Room == "") || b.leader()
+		},
 		Stuck: func() {
 			b.log.Warn("a write to the server hung; dropping the connection", "after", writeTimeout)
 			b.dropConn()
@@ -340,9 +344,9 @@ func (b *Bot) Ready() (bool, []string) {
 		if why := b.lastError(); why != "" {
 			line += " (" + why + ")"
 		}
-		return false, append([]string{line}, lines...)
+		return false, append(append([]string{line}, b.haLines()...), lines...)
 	}
-	return all, append([]string{"session: bound"}, lines...)
+	return all, append(append([]string{"session: bound"}, b.haLines()...), lines...)
 }
 
 // Config returns the configuration in force.

@@ -175,7 +175,7 @@ func (b *Bot) pluginInfos() []plugins.PluginInfo {
 
 // status reports the connection, rooms and queues for plugins.
 func (b *Bot) status() plugins.Status {
-	st := plugins.Status{Version: b.version, Started: b.started, OutboxDepth: b.out.Depth(), Rooms: b.rooms.infos()}
+	st := plugins.Status{Version: b.version, Started: b.started, OutboxDepth: b.out.Depth(), Rooms: b.rooms.infos(), HA: b.haLines()}
 	b.connMu.Lock()
 	conn := b.conn
 	since := b.connSince

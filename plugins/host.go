@@ -11,16 +11,29 @@ import (
 
 // Message is a stanza a plugin asks the bot to send.
 type Message struct {
-	To      string // bare or full JID; a room's bare JID for groupchat
+	To string // bare or full JID; a room's bare JID for groupchat
+	// From, when the bot is a component (Core.Component), is the address
+	// on its domain the message is sent from (a bare JID; see
+	// Core.CheckFrom). Empty is the bot's own address: the one a chat
+	// partner last wrote to, else [xmpp] from. A room message always
+	// goes from the bot's occupant address. A client bot refuses a From.
+	From    string
 	Type    string // chat | groupchat | headline | normal
 	Body    string
 	Subject string
 	// OriginID is an XEP-0359 origin-id put on the stanza, so that a resent
 	// copy can be recognised.
 	OriginID string
-	// Interactive marks an answer to someone (a command's reply): it goes
-	// ahead of bulk traffic.
+	// Interactive marks an answer to someone who waits for it (a
+	// command's reply): it goes ahead of bulk traffic (relayed events,
+	// webhooks, scheduled posts), which is what a message without it is,
+	// and is not refused because bulk traffic filled the outbox. It still
+	// waits for its room to be joined and for the rate limits.
 	Interactive bool
+	// Work marks a message that is shared work, such as a relayed push,
+	// rather than speech: with [ha] a standby sends it too, to a user
+	// (never into a room, where only the leader is).
+	Work bool
 }
 
 // ActionKind is what an Action does in a room.
@@ -134,6 +147,9 @@ type Status struct {
 	Rooms                       []RoomInfo
 	// Plugins holds each plugin's readiness and StatusReporter lines.
 	Plugins []string
+	// HA says, with [ha], whether this instance leads, who leads since
+	// when, and who stands by.
+	HA []string
 }
 
 // PluginInfo is one registered plugin, for the plugins command.

@@ -287,7 +287,7 @@ func takeBatch(items *[]queued) []queued {
 // send hands a batch to the bot as one message; every flight in it
 // settles with the outcome.
 func (t *target) send(batch []queued) {
-	m := plugins.Message{To: batch[0].m.to, Type: batch[0].m.typ}
+	m := plugins.Message{To: batch[0].m.to, From: t.h.cfg.From, Type: batch[0].m.typ}
 	if len(batch) == 1 {
 		m.Body, m.Subject = batch[0].m.body, batch[0].m.subject
 	} else {

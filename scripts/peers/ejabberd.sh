@@ -59,6 +59,23 @@ loglevel: info
 log_rotate_count: 0
 hosts:
   - localhost
+  - limits.localhost
+# limits.localhost has no accounts: it carries a chat service whose rooms
+# bounce a message sent less than 200 ms after the same occupant's previous
+# one (resource-constraint), for tests of a client that learns a room's
+# rate limit.
+host_config:
+  limits.localhost:
+    modules:
+      mod_muc:
+        host: limited.localhost
+        access:
+          - allow
+        access_create: all
+        min_message_interval: 0.2
+        default_room_options:
+          mam: false
+          persistent: false
 certfiles:
   - "$dir/cert.pem"
   - "$dir/key.pem"
@@ -154,6 +171,8 @@ modules:
       - allow: admin
     access_create: muc_create
     access_persistent: muc_create
+    # A bot in a thousand rooms (the default is 100 rooms per account).
+    max_user_conferences: 2000
     default_room_options:
       mam: false
       persistent: false

@@ -144,6 +144,7 @@ write_env() {
 PEER=$PEER_NAME
 DOMAIN=localhost
 MUC=conference.localhost
+MUC_LIMITED=limited.localhost
 C2S=127.0.0.1:$c2s
 TLS_DIRECT=127.0.0.1:$tls
 HTTP=127.0.0.1:$http

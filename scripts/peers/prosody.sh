@@ -35,6 +35,7 @@ pidfile = "$pidfile"
 data_path = "$dir/data"
 log = { { levels = { min = "info" }, to = "file", filename = "$log" } }
 admin_socket = "$dir/admin.sock"
+plugin_paths = { "$here/modules" }
 
 interfaces = { "127.0.0.1" }
 local_interfaces = { "127.0.0.1" }
@@ -76,7 +77,19 @@ Component "conference.localhost" "muc"
 	restrict_room_creation = "local"
 	muc_room_locking = false
 	muc_room_default_public = true
+	-- A bot in a thousand rooms: keep them all in memory (the default
+	-- cache of 100 swaps the rest to disk and back).
+	muc_room_cache_size = 2000
 $(muc_moderation)
+
+-- A chat service whose rooms bounce a message sent less than 200 ms after
+-- the same occupant's previous one (policy-violation), for tests of a
+-- client that learns a room's rate limit.
+Component "limited.localhost" "muc"
+	restrict_room_creation = "local"
+	muc_room_locking = false
+	modules_enabled = { "muc_rate" }
+	muc_rate_interval = 0.2
 EOT
 }
 
