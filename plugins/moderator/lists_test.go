@@ -562,6 +562,45 @@ func TestExplainSlowMode(t *testing.T) {
 	if out, _ := Explain(cfg, lobby, "bob", "hello"); strings.Contains(out, "slowmode:") {
 		t.Errorf("slow mode off, yet explained:\n%s", out)
 	}
+	// go_on is explained too.
+	cfg = loadConfig(t, "[moderator]\ngo_on = [\"caps\"]\n[moderator.caps]\nmin_letters = 8\n")
+	if out, _ := Explain(cfg, lobby, "bob", "WHAT A GREAT MATCH"); !strings.Contains(out, "goes on to commands and rules (go_on)") {
+		t.Errorf("go_on not explained:\n%s", out)
+	}
+	if out, _ := Explain(cfg, lobby, "bob", "what a great match"); strings.Contains(out, "go_on") {
+		t.Errorf("go_on explained for a clean line:\n%s", out)
+	}
+}
+
+// TestBanListRestartLifts: an instance that was down while another took
+// a JID off the shared list lifts its own bans of it when it starts.
+func TestBanListRestartLifts(t *testing.T) {
+	srv := natstest.Start(t)
+	_, js := natstest.Connect(t, srv.URL())
+	st, err := state.OpenKV(js, "crier-bans", state.KVOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	shared := func(string) (state.Namespace, error) { return st.Namespace(Name, Schema) }
+	table := banTable + "bucket = \"crier-bans\"\n[nats]\nurl = \"nats://127.0.0.1:4222\"\n"
+	a := newFixtureWith(t, table, botJID, func(h *pluginstest.Host) { h.Shared = shared })
+	b := newFixtureWith(t, table, "other@example.net", func(h *pluginstest.Host) { h.Shared = shared })
+	a.join(mallory)
+	if _, err := a.run("ban", map[string]string{"who": "mallory"}); err != nil {
+		t.Fatal(err)
+	}
+	b.waitActions("b applies the list", func(x []string) bool { return count(x, "ban mallory@example.org") == 2 })
+	b.p.flush()
+	if err := b.p.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.run("unban", map[string]string{"jid": "mallory@example.org"}); err != nil {
+		t.Fatal(err)
+	}
+	b.h.Reset()
+	b.start()
+	b.waitActions("b lifts its bans after its restart", func(x []string) bool { return count(x, "unban mallory@example.org") == 2 })
 }
 
 // TestBanListStandby: an instance that does not speak ([ha] standby)
