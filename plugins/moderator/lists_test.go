@@ -620,10 +620,10 @@ func TestBanListStandby(t *testing.T) {
 	f.waitActions("the leader applies the list", func(a []string) bool { return count(a, "ban mallory@example.org") == 2 })
 }
 
-// TestReloadBans: an instance sharing the namespace (an [ha] standby)
-// knows the bans another made once it reads them again, as it does when
-// it comes to lead.
-func TestReloadBans(t *testing.T) {
+// TestReloadState: an instance sharing the namespace (an [ha] standby)
+// knows the bans, strikes and case numbers another made once it reads
+// them again, as it does when it comes to lead.
+func TestReloadState(t *testing.T) {
 	f := newFixture(t, "[moderator]\n")
 	standby := f.p
 	f.start() // the leader, on the same namespace
@@ -638,9 +638,17 @@ func TestReloadBans(t *testing.T) {
 	if got := f.actions(); len(got) != 0 {
 		t.Fatalf("before reading again: %q", got)
 	}
-	standby.reloadBans()
+	standby.reloadState()
 	standby.Handle(context.Background(), ev)
 	if got := f.actions(); !slices.Equal(got, []string{"kick mallory", "ban mallory@example.org"}) {
 		t.Fatalf("after reading again: %q", got)
+	}
+	// The next case number follows the leader's, so that no case is
+	// written over.
+	f.p.mu.Lock()
+	last := f.p.seq
+	f.p.mu.Unlock()
+	if id := standby.nextID(); id != last+1 || last == 0 {
+		t.Errorf("the standby's next case is %d, the leader's last %d", id, last)
 	}
 }

@@ -212,17 +212,28 @@ func (p *Plugin) Stop(ctx context.Context) error {
 	}
 }
 
-// load reads what a previous run kept.
-func (p *Plugin) load() error {
+// memState is what the moderator keeps in memory of its namespace.
+type memState struct {
+	seq                         int64
+	strikes                     map[string]*strike
+	mutes, permits, locks, bans map[string]time.Time
+	observing                   map[string]bool
+	slowRoom                    map[string]time.Duration
+}
+
+// readState reads what a previous run (or, with [ha], the leader) kept.
+func (p *Plugin) readState() (memState, error) {
 	now := p.now()
-	return p.ns.View(func(tx state.Tx) error {
+	st := memState{strikes: map[string]*strike{}, mutes: map[string]time.Time{}, permits: map[string]time.Time{},
+		locks: map[string]time.Time{}, bans: map[string]time.Time{}, observing: map[string]bool{}, slowRoom: map[string]time.Duration{}}
+	err := p.ns.View(func(tx state.Tx) error {
 		if v, ok := tx.Get("seq"); ok {
-			p.seq, _ = strconv.ParseInt(string(v), 10, 64)
+			st.seq, _ = strconv.ParseInt(string(v), 10, 64)
 		}
 		if err := tx.ForEach("strike|", func(k string, v []byte) error {
 			var s strike
 			if json.Unmarshal(v, &s) == nil && s.Key != "" {
-				p.strikes[s.Key] = &s
+				st.strikes[s.Key] = &s
 			}
 			return nil
 		}); err != nil {
@@ -232,7 +243,7 @@ func (p *Plugin) load() error {
 			var pe pending
 			if json.Unmarshal(v, &pe) == nil {
 				if at, ok := tx.Expiry(k); ok && at.After(now) {
-					p.mutes[pe.Room+"|"+pe.Target] = at
+					st.mutes[pe.Room+"|"+pe.Target] = at
 				}
 			}
 			return nil
@@ -243,7 +254,7 @@ func (p *Plugin) load() error {
 			var pe pending
 			if json.Unmarshal(v, &pe) == nil {
 				if at, ok := tx.Expiry(k); ok {
-					p.locks[pe.Room+"|"+pe.Field] = at
+					st.locks[pe.Room+"|"+pe.Field] = at
 				}
 			}
 			return nil
@@ -252,28 +263,63 @@ func (p *Plugin) load() error {
 		}
 		if err := tx.ForEach("permit|", func(k string, v []byte) error {
 			if at, ok := tx.Expiry(k); ok && at.After(now) {
-				p.permits[string(v)] = at
+				st.permits[string(v)] = at
 			}
 			return nil
 		}); err != nil {
 			return err
 		}
-		if err := readBans(tx, p.bans); err != nil {
+		if err := readBans(tx, st.bans); err != nil {
 			return err
 		}
 		if err := tx.ForEach("slow|", func(k string, v []byte) error {
 			if d, err := time.ParseDuration(string(v)); err == nil && d >= 0 {
-				p.slowRoom[strings.TrimPrefix(k, "slow|")] = d
+				st.slowRoom[strings.TrimPrefix(k, "slow|")] = d
 			}
 			return nil
 		}); err != nil {
 			return err
 		}
 		return tx.ForEach("observe|", func(k string, v []byte) error {
-			p.observing[strings.TrimPrefix(k, "observe|")] = string(v) == "on"
+			st.observing[strings.TrimPrefix(k, "observe|")] = string(v) == "on"
 			return nil
 		})
 	})
+	return st, err
+}
+
+// load reads what a previous run kept (at start).
+func (p *Plugin) load() error {
+	st, err := p.readState()
+	if err != nil {
+		return err
+	}
+	p.useState(st)
+	return nil
+}
+
+// useState puts st in memory; the case counter never goes back.
+func (p *Plugin) useState(st memState) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.seq = max(p.seq, st.seq)
+	p.strikes, p.mutes, p.permits, p.locks, p.bans = st.strikes, st.mutes, st.permits, st.locks, st.bans
+	p.observing, p.slowRoom = st.observing, st.slowRoom
+}
+
+// reloadState reads the namespace again once this instance comes to
+// lead: with [ha] it is shared, and the leader before this one counted
+// strikes, muted, banned and numbered cases this one did not hear of.
+func (p *Plugin) reloadState() {
+	p.flush()
+	st, err := p.readState()
+	if err != nil {
+		p.met.failures.WithLabelValues("reload", "store").Inc()
+		p.log.Warn("moderator state unreadable after taking the lead", "err", err)
+		return
+	}
+	p.useState(st)
+	p.log.Info("leading: moderator state read again", "strikes", len(st.strikes), "bans", len(st.bans), "last_case", st.seq)
 }
 
 // readBans reads the bans the moderator made and has not lifted into m.
@@ -296,20 +342,6 @@ func readBans(tx state.Tx, m map[string]time.Time) error {
 		}
 		return nil
 	})
-}
-
-// reloadBans reads the bans again: with [ha] the namespace is shared and
-// the leader before this instance made bans it did not hear of.
-func (p *Plugin) reloadBans() {
-	m := map[string]time.Time{}
-	if err := p.ns.View(func(tx state.Tx) error { return readBans(tx, m) }); err != nil {
-		p.met.failures.WithLabelValues("ban_again", "store").Inc()
-		p.log.Warn("bans unreadable", "err", err)
-		return
-	}
-	p.mu.Lock()
-	p.bans = m
-	p.mu.Unlock()
 }
 
 // writer commits queued writes in order, several in one transaction when
@@ -808,10 +840,9 @@ func (p *Plugin) watchRooms() {
 			return
 		case <-t.C:
 		}
-		// A standby that comes to lead reads what the leader banned.
+		// A standby that comes to lead reads what the leader kept.
 		if now := p.host.Speaking(); now && !speaking {
-			p.flush()
-			p.reloadBans()
+			p.reloadState()
 			speaking = true
 		} else if !now {
 			speaking = false
