@@ -652,3 +652,55 @@ func TestReloadState(t *testing.T) {
 		t.Errorf("the standby's next case is %d, the leader's last %d", id, last)
 	}
 }
+
+// TestCaseRetentionMany: giving an end to more cases than one commit of a
+// KV store may hold works (they are committed in parts).
+func TestCaseRetentionMany(t *testing.T) {
+	srv := natstest.Start(t)
+	_, js := natstest.Connect(t, srv.URL())
+	st, err := state.OpenKV(js, "crier-cases", state.KVOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	ns, err := st.Namespace(Name, Schema)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	for part := range 3 {
+		if err := ns.Update(func(tx state.Tx) error {
+			for i := range 500 {
+				id := int64(part*500 + i + 1)
+				b := fmt.Appendf(nil, `{"id":%d,"time":%q,"room":%q,"target":"jid:x@example.org","action":"warn","by":"auto","result":"done"}`, id, now.Format(time.RFC3339Nano), lobby)
+				if err := tx.Put(caseKey(id), b); err != nil {
+					return err
+				}
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg := loadConfig(t, "[moderator]\ncase_retention = \"1h\"\n")
+	p, err := New(cfg, plugins.Core{BotJID: botJID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.ns, p.now = ns, time.Now
+	if err := p.retainCases(); err != nil {
+		t.Fatalf("retain 1500 cases: %v", err)
+	}
+	n := 0
+	_ = ns.View(func(tx state.Tx) error {
+		return tx.ForEach("case|", func(k string, _ []byte) error {
+			if at, ok := tx.Expiry(k); ok && at.Sub(now) > 59*time.Minute {
+				n++
+			}
+			return nil
+		})
+	})
+	if n != 1500 {
+		t.Fatalf("%d of 1500 cases have their end", n)
+	}
+}

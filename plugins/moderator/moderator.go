@@ -392,6 +392,14 @@ func (p *Plugin) commit(batch []func(state.Tx) error) {
 		}
 		return nil
 	})
+	if errors.Is(err, state.ErrTooLarge) && len(batch) > 1 {
+		// More than a KV store takes in one commit: in halves. The
+		// functions only write in their transaction, so running them
+		// again is safe (a KV store runs them again on a conflict too).
+		p.commit(batch[:len(batch)/2])
+		p.commit(batch[len(batch)/2:])
+		return
+	}
 	if err != nil {
 		p.met.failures.WithLabelValues("store", "store").Inc()
 		p.log.Error("state write failed", "err", err)
@@ -417,9 +425,14 @@ func (p *Plugin) write(fn func(state.Tx) error) {
 // flush waits until every write queued so far is committed.
 func (p *Plugin) flush() {
 	done := make(chan struct{})
-	p.write(func(state.Tx) error { close(done); return nil })
+	var once sync.Once // a KV store may run the function more than once
+	p.write(func(state.Tx) error { once.Do(func() { close(done) }); return nil })
 	select {
 	case <-done:
+		// The function ran inside the writer's transaction; an empty one
+		// after it returns once that one is committed (a store runs one
+		// Update at a time).
+		_ = p.ns.Update(func(state.Tx) error { return nil })
 	case <-time.After(5 * time.Second):
 	}
 }
