@@ -58,7 +58,9 @@ func TestBanListAcrossProcesses(t *testing.T) {
 	}
 	const wait = 15 * time.Second
 	from := func(who, sub string) func(xmpptest.Stanza) bool {
-		return func(s xmpptest.Stanza) bool { return s.Name == "message" && s.From == who && strings.Contains(s.Body, sub) }
+		return func(s xmpptest.Stanza) bool {
+			return s.Name == "message" && s.From == who && strings.Contains(s.Body, sub)
+		}
 	}
 	say := func(room, body string) {
 		t.Helper()
