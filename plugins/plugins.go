@@ -96,6 +96,9 @@ type Core struct {
 	Rooms []string
 	// EmbeddedNATS is [embedded] nats.
 	EmbeddedNATS bool
+	// NATS is whether a NATS server is configured ([nats] url, or
+	// [embedded] nats); known to config checks only.
+	NATS bool
 	// Component is true when the bot connects as an XEP-0114 component:
 	// BotJID is then the component's domain, and messages may be sent
 	// from any address on it (Message.From).

@@ -190,7 +190,11 @@ func (v *validator) plugins() {
 }
 
 // core is what plugins may read of the core config.
-func (v *validator) core() plugins.Core { return v.c.PluginCore() }
+func (v *validator) core() plugins.Core {
+	c := v.c.PluginCore()
+	c.NATS = v.written("nats.url") || v.c.Embedded.NATS
+	return c
+}
 
 // checker is the plugins.Checker of one plugin table.
 type checker struct {

@@ -702,10 +702,17 @@ func (p *Plugin) saveCase(c *Case) {
 
 // retainCases gives every stored case the end case_retention gives it
 // (cases kept before retention was set or changed), or none when cases
-// are kept for good. Cases past their end go at once.
+// are kept for good. Cases past their end go at once. The changes are
+// committed a few hundred at a time: a KV store takes at most a thousand
+// writes in one commit.
 func (p *Plugin) retainCases() error {
 	keep := p.cfg.CaseRetention.Std()
-	return p.ns.Update(func(tx state.Tx) error {
+	type change struct {
+		key string
+		at  time.Time // zero: no end
+	}
+	var todo []change
+	err := p.ns.View(func(tx state.Tx) error {
 		return tx.ForEach("case|", func(k string, v []byte) error {
 			var c Case
 			if json.Unmarshal(v, &c) != nil {
@@ -714,13 +721,44 @@ func (p *Plugin) retainCases() error {
 			at, has := tx.Expiry(k)
 			switch {
 			case keep > 0 && (!has || !at.Equal(c.Time.Add(keep))):
-				return tx.PutExpiring(k, v, c.Time.Add(keep))
+				todo = append(todo, change{k, c.Time.Add(keep)})
 			case keep <= 0 && has:
-				return tx.Put(k, v)
+				todo = append(todo, change{k, time.Time{}})
 			}
 			return nil
 		})
 	})
+	if err != nil {
+		return err
+	}
+	const batch = 200
+	for len(todo) > 0 {
+		n := min(batch, len(todo))
+		part := todo[:n]
+		todo = todo[n:]
+		err := p.ns.Update(func(tx state.Tx) error {
+			for _, ch := range part {
+				v, ok := tx.Get(ch.key)
+				if !ok {
+					continue
+				}
+				var err error
+				if ch.at.IsZero() {
+					err = tx.Put(ch.key, v)
+				} else {
+					err = tx.PutExpiring(ch.key, v, ch.at)
+				}
+				if err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // updateCase changes a stored case.

@@ -62,6 +62,10 @@ type banList struct {
 	mu      sync.Mutex
 	entries map[string]listEntry // by lower-case JID, as last read
 	applied map[string]applied   // by lower-case JID
+	// standby is set while this instance does not speak ([ha]): it then
+	// applies nothing, and reads what was applied again once it leads,
+	// since the leader kept that in the namespace they share.
+	standby bool
 	// failed holds when a ban of the list failed in a room (room|JID):
 	// it is not asked again for listRetry, so that a server that refuses
 	// is not asked, and alerted about, at every poll.
@@ -98,6 +102,21 @@ func (p *Plugin) startBanList() error {
 		ns.OnExpire(nil)
 		l.ns, l.shared = ns, true
 	}
+	p.list = l
+	if err := p.loadApplied(); err != nil {
+		p.list = nil
+		return err
+	}
+	p.wg.Add(1)
+	go p.listLoop()
+	return nil
+}
+
+// loadApplied reads what this instance (or, with [ha], the leader)
+// applied of the list.
+func (p *Plugin) loadApplied() error {
+	l := p.list
+	rooms := map[string]applied{}
 	err := p.ns.View(func(tx state.Tx) error {
 		return tx.ForEach("applied|", func(_ string, v []byte) error {
 			var rec struct {
@@ -105,7 +124,7 @@ func (p *Plugin) startBanList() error {
 				Rooms applied `json:"rooms"`
 			}
 			if json.Unmarshal(v, &rec) == nil && rec.JID != "" {
-				l.applied[strings.ToLower(rec.JID)] = rec.Rooms
+				rooms[strings.ToLower(rec.JID)] = rec.Rooms
 			}
 			return nil
 		})
@@ -113,9 +132,9 @@ func (p *Plugin) startBanList() error {
 	if err != nil {
 		return err
 	}
-	p.list = l
-	p.wg.Add(1)
-	go p.listLoop()
+	l.mu.Lock()
+	l.applied = rooms
+	l.mu.Unlock()
 	return nil
 }
 
@@ -285,6 +304,19 @@ func (p *Plugin) syncList() {
 	l := p.list
 	l.opMu.Lock()
 	defer l.opMu.Unlock()
+	if !p.host.Speaking() {
+		l.standby = true
+		return
+	}
+	if l.standby {
+		l.standby = false
+		if err := p.loadApplied(); err != nil {
+			p.met.failures.WithLabelValues("banlist", "store").Inc()
+			p.log.Warn("ban list: what was applied is unreadable", "err", err)
+			l.standby = true
+			return
+		}
+	}
 	now := p.now()
 	entries := map[string]listEntry{}
 	err := l.ns.View(func(tx state.Tx) error {

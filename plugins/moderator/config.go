@@ -345,6 +345,8 @@ func (c *Config) Check(ck plugins.Checker) {
 	}
 	if b := c.BanList; b.Bucket != "" && !validBucket(b.Bucket) {
 		ck.Errorf("banlist.bucket", "%q is not a KV bucket name (letters, digits, - and _)", b.Bucket)
+	} else if b.Bucket != "" && !ck.Core().NATS {
+		ck.Errorf("banlist.bucket", "a shared ban list needs NATS: [nats] url (or [embedded] nats)")
 	}
 	if c.BanList.Poll.Std() <= 0 {
 		ck.Errorf("banlist.poll", "must be positive")

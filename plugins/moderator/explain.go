@@ -105,5 +105,8 @@ func Explain(c *Config, room, nick, body string) (string, error) {
 		what = []string{"nothing (below the first ladder step)"}
 	}
 	fmt.Fprintf(&b, "would do (first offence): %s\n", strings.Join(what, " and "))
+	if e.goesOn(hits) {
+		b.WriteString("then the message goes on to commands and rules (go_on)\n")
+	}
 	return b.String(), nil
 }

@@ -2,6 +2,7 @@ package moderator
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -15,6 +16,7 @@ import (
 	"crier/internal/natstest"
 	"crier/internal/state"
 	"crier/plugins"
+	_ "crier/plugins/natsrelay" // [nats], for a shared ban list's config
 	"crier/plugins/pluginstest"
 )
 
@@ -160,7 +162,7 @@ func TestBanListTempbans(t *testing.T) {
 // one makes, the other applies; an unban, the other lifts.
 func TestBanListAcrossInstances(t *testing.T) {
 	srv := natstest.Start(t)
-	table := banTable + "bucket = \"crier-bans\"\n"
+	table := banTable + "bucket = \"crier-bans\"\n[nats]\nurl = \"nats://127.0.0.1:4222\"\n"
 	shared := func(t *testing.T) func(string) (state.Namespace, error) {
 		_, js := natstest.Connect(t, srv.URL())
 		st, err := state.OpenKV(js, "crier-bans", state.KVOptions{SweepInterval: 50 * time.Millisecond})
@@ -221,16 +223,21 @@ func newFixtureWith(t *testing.T, table, bot string, prep func(*pluginstest.Host
 	return f
 }
 
-// TestBanListBucketNeedsNATS: a bucket without NATS fails the start with
-// the reason.
+// TestBanListBucketNeedsNATS: a bucket without NATS is a config error at
+// its line, and a start without a shared store fails with the reason.
 func TestBanListBucketNeedsNATS(t *testing.T) {
-	cfg := loadConfig(t, banTable+"bucket = \"crier-bans\"\n")
+	t.Setenv(config.PasswordEnv, "")
+	_, err := config.LoadBytes("test.toml", []byte(minimal+banTable+"bucket = \"crier-bans\"\n"))
+	if err == nil || !strings.Contains(err.Error(), "moderator.banlist.bucket: a shared ban list needs NATS") {
+		t.Fatalf("config: %v", err)
+	}
+	cfg := loadConfig(t, banTable+"bucket = \"crier-bans\"\n[nats]\nurl = \"nats://127.0.0.1:4222\"\n")
 	p, err := New(cfg, plugins.Core{BotJID: botJID})
 	if err != nil {
 		t.Fatal(err)
 	}
 	err = p.Start(context.Background(), plugins.Env{Host: pluginstest.New(), Registerer: prometheus.NewRegistry()})
-	if err == nil || !strings.Contains(err.Error(), "banlist.bucket crier-bans") {
+	if err == nil || !strings.Contains(err.Error(), "banlist.bucket crier-bans") || !errors.Is(err, plugins.ErrUnsupported) {
 		t.Fatalf("start: %v", err)
 	}
 }
@@ -554,5 +561,146 @@ func TestExplainSlowMode(t *testing.T) {
 	cfg = loadConfig(t, "[moderator]\n")
 	if out, _ := Explain(cfg, lobby, "bob", "hello"); strings.Contains(out, "slowmode:") {
 		t.Errorf("slow mode off, yet explained:\n%s", out)
+	}
+	// go_on is explained too.
+	cfg = loadConfig(t, "[moderator]\ngo_on = [\"caps\"]\n[moderator.caps]\nmin_letters = 8\n")
+	if out, _ := Explain(cfg, lobby, "bob", "WHAT A GREAT MATCH"); !strings.Contains(out, "goes on to commands and rules (go_on)") {
+		t.Errorf("go_on not explained:\n%s", out)
+	}
+	if out, _ := Explain(cfg, lobby, "bob", "what a great match"); strings.Contains(out, "go_on") {
+		t.Errorf("go_on explained for a clean line:\n%s", out)
+	}
+}
+
+// TestBanListRestartLifts: an instance that was down while another took
+// a JID off the shared list lifts its own bans of it when it starts.
+func TestBanListRestartLifts(t *testing.T) {
+	srv := natstest.Start(t)
+	_, js := natstest.Connect(t, srv.URL())
+	st, err := state.OpenKV(js, "crier-bans", state.KVOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	shared := func(string) (state.Namespace, error) { return st.Namespace(Name, Schema) }
+	table := banTable + "bucket = \"crier-bans\"\n[nats]\nurl = \"nats://127.0.0.1:4222\"\n"
+	a := newFixtureWith(t, table, botJID, func(h *pluginstest.Host) { h.Shared = shared })
+	b := newFixtureWith(t, table, "other@example.net", func(h *pluginstest.Host) { h.Shared = shared })
+	a.join(mallory)
+	if _, err := a.run("ban", map[string]string{"who": "mallory"}); err != nil {
+		t.Fatal(err)
+	}
+	b.waitActions("b applies the list", func(x []string) bool { return count(x, "ban mallory@example.org") == 2 })
+	b.p.flush()
+	if err := b.p.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.run("unban", map[string]string{"jid": "mallory@example.org"}); err != nil {
+		t.Fatal(err)
+	}
+	b.h.Reset()
+	b.start()
+	b.waitActions("b lifts its bans after its restart", func(x []string) bool { return count(x, "unban mallory@example.org") == 2 })
+}
+
+// TestBanListStandby: an instance that does not speak ([ha] standby)
+// applies nothing of the list; once it leads, it does.
+func TestBanListStandby(t *testing.T) {
+	f := newFixture(t, banTable)
+	f.join(mallory)
+	f.h.Standby.Store(true)
+	if _, err := f.run("ban", map[string]string{"who": "mallory"}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond) // polls
+	if got := f.actions(); count(got, "ban mallory@example.org") != 1 {
+		t.Fatalf("a standby applied the list: %q", got)
+	}
+	f.h.Standby.Store(false)
+	f.waitActions("the leader applies the list", func(a []string) bool { return count(a, "ban mallory@example.org") == 2 })
+}
+
+// TestReloadState: an instance sharing the namespace (an [ha] standby)
+// knows the bans, strikes and case numbers another made once it reads
+// them again, as it does when it comes to lead.
+func TestReloadState(t *testing.T) {
+	f := newFixture(t, "[moderator]\n")
+	standby := f.p
+	f.start() // the leader, on the same namespace
+	f.join(mallory)
+	if _, err := f.run("ban", map[string]string{"who": "mallory"}); err != nil {
+		t.Fatal(err)
+	}
+	f.p.flush()
+	ev := &plugins.Event{Kind: plugins.EventJoin, Type: "groupchat", Room: lobby, Nick: "mallory", RealJID: "mallory@example.org", BotNick: "crier"}
+	f.h.Reset()
+	standby.Handle(context.Background(), ev)
+	if got := f.actions(); len(got) != 0 {
+		t.Fatalf("before reading again: %q", got)
+	}
+	standby.reloadState()
+	standby.Handle(context.Background(), ev)
+	if got := f.actions(); !slices.Equal(got, []string{"kick mallory", "ban mallory@example.org"}) {
+		t.Fatalf("after reading again: %q", got)
+	}
+	// The next case number follows the leader's, so that no case is
+	// written over.
+	f.p.mu.Lock()
+	last := f.p.seq
+	f.p.mu.Unlock()
+	if id := standby.nextID(); id != last+1 || last == 0 {
+		t.Errorf("the standby's next case is %d, the leader's last %d", id, last)
+	}
+}
+
+// TestCaseRetentionMany: giving an end to more cases than one commit of a
+// KV store may hold works (they are committed in parts).
+func TestCaseRetentionMany(t *testing.T) {
+	srv := natstest.Start(t)
+	_, js := natstest.Connect(t, srv.URL())
+	st, err := state.OpenKV(js, "crier-cases", state.KVOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	ns, err := st.Namespace(Name, Schema)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	for part := range 3 {
+		if err := ns.Update(func(tx state.Tx) error {
+			for i := range 500 {
+				id := int64(part*500 + i + 1)
+				b := fmt.Appendf(nil, `{"id":%d,"time":%q,"room":%q,"target":"jid:x@example.org","action":"warn","by":"auto","result":"done"}`, id, now.Format(time.RFC3339Nano), lobby)
+				if err := tx.Put(caseKey(id), b); err != nil {
+					return err
+				}
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg := loadConfig(t, "[moderator]\ncase_retention = \"1h\"\n")
+	p, err := New(cfg, plugins.Core{BotJID: botJID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.ns, p.now = ns, time.Now
+	if err := p.retainCases(); err != nil {
+		t.Fatalf("retain 1500 cases: %v", err)
+	}
+	n := 0
+	_ = ns.View(func(tx state.Tx) error {
+		return tx.ForEach("case|", func(k string, _ []byte) error {
+			if at, ok := tx.Expiry(k); ok && at.Sub(now) > 59*time.Minute {
+				n++
+			}
+			return nil
+		})
+	})
+	if n != 1500 {
+		t.Fatalf("%d of 1500 cases have their end", n)
 	}
 }

@@ -212,17 +212,28 @@ func (p *Plugin) Stop(ctx context.Context) error {
 	}
 }
 
-// load reads what a previous run kept.
-func (p *Plugin) load() error {
+// memState is what the moderator keeps in memory of its namespace.
+type memState struct {
+	seq                         int64
+	strikes                     map[string]*strike
+	mutes, permits, locks, bans map[string]time.Time
+	observing                   map[string]bool
+	slowRoom                    map[string]time.Duration
+}
+
+// readState reads what a previous run (or, with [ha], the leader) kept.
+func (p *Plugin) readState() (memState, error) {
 	now := p.now()
-	return p.ns.View(func(tx state.Tx) error {
+	st := memState{strikes: map[string]*strike{}, mutes: map[string]time.Time{}, permits: map[string]time.Time{},
+		locks: map[string]time.Time{}, bans: map[string]time.Time{}, observing: map[string]bool{}, slowRoom: map[string]time.Duration{}}
+	err := p.ns.View(func(tx state.Tx) error {
 		if v, ok := tx.Get("seq"); ok {
-			p.seq, _ = strconv.ParseInt(string(v), 10, 64)
+			st.seq, _ = strconv.ParseInt(string(v), 10, 64)
 		}
 		if err := tx.ForEach("strike|", func(k string, v []byte) error {
 			var s strike
 			if json.Unmarshal(v, &s) == nil && s.Key != "" {
-				p.strikes[s.Key] = &s
+				st.strikes[s.Key] = &s
 			}
 			return nil
 		}); err != nil {
@@ -232,7 +243,7 @@ func (p *Plugin) load() error {
 			var pe pending
 			if json.Unmarshal(v, &pe) == nil {
 				if at, ok := tx.Expiry(k); ok && at.After(now) {
-					p.mutes[pe.Room+"|"+pe.Target] = at
+					st.mutes[pe.Room+"|"+pe.Target] = at
 				}
 			}
 			return nil
@@ -243,7 +254,7 @@ func (p *Plugin) load() error {
 			var pe pending
 			if json.Unmarshal(v, &pe) == nil {
 				if at, ok := tx.Expiry(k); ok {
-					p.locks[pe.Room+"|"+pe.Field] = at
+					st.locks[pe.Room+"|"+pe.Field] = at
 				}
 			}
 			return nil
@@ -252,44 +263,84 @@ func (p *Plugin) load() error {
 		}
 		if err := tx.ForEach("permit|", func(k string, v []byte) error {
 			if at, ok := tx.Expiry(k); ok && at.After(now) {
-				p.permits[string(v)] = at
+				st.permits[string(v)] = at
 			}
 			return nil
 		}); err != nil {
 			return err
 		}
-		if err := tx.ForEach("exp|unban|", func(k string, v []byte) error {
-			var pe pending
-			if json.Unmarshal(v, &pe) == nil && pe.JID != "" {
-				if at, ok := tx.Expiry(k); ok {
-					p.bans[pe.Room+"|"+strings.ToLower(pe.JID)] = at
-				}
-			}
-			return nil
-		}); err != nil {
-			return err
-		}
-		if err := tx.ForEach("ban|", func(k string, v []byte) error {
-			var b struct{ Room, JID string }
-			if json.Unmarshal(v, &b) == nil && b.JID != "" {
-				p.bans[b.Room+"|"+strings.ToLower(b.JID)] = time.Time{}
-			}
-			return nil
-		}); err != nil {
+		if err := readBans(tx, st.bans); err != nil {
 			return err
 		}
 		if err := tx.ForEach("slow|", func(k string, v []byte) error {
 			if d, err := time.ParseDuration(string(v)); err == nil && d >= 0 {
-				p.slowRoom[strings.TrimPrefix(k, "slow|")] = d
+				st.slowRoom[strings.TrimPrefix(k, "slow|")] = d
 			}
 			return nil
 		}); err != nil {
 			return err
 		}
 		return tx.ForEach("observe|", func(k string, v []byte) error {
-			p.observing[strings.TrimPrefix(k, "observe|")] = string(v) == "on"
+			st.observing[strings.TrimPrefix(k, "observe|")] = string(v) == "on"
 			return nil
 		})
+	})
+	return st, err
+}
+
+// load reads what a previous run kept (at start).
+func (p *Plugin) load() error {
+	st, err := p.readState()
+	if err != nil {
+		return err
+	}
+	p.useState(st)
+	return nil
+}
+
+// useState puts st in memory; the case counter never goes back.
+func (p *Plugin) useState(st memState) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.seq = max(p.seq, st.seq)
+	p.strikes, p.mutes, p.permits, p.locks, p.bans = st.strikes, st.mutes, st.permits, st.locks, st.bans
+	p.observing, p.slowRoom = st.observing, st.slowRoom
+}
+
+// reloadState reads the namespace again once this instance comes to
+// lead: with [ha] it is shared, and the leader before this one counted
+// strikes, muted, banned and numbered cases this one did not hear of.
+func (p *Plugin) reloadState() {
+	p.flush()
+	st, err := p.readState()
+	if err != nil {
+		p.met.failures.WithLabelValues("reload", "store").Inc()
+		p.log.Warn("moderator state unreadable after taking the lead", "err", err)
+		return
+	}
+	p.useState(st)
+	p.log.Info("leading: moderator state read again", "strikes", len(st.strikes), "bans", len(st.bans), "last_case", st.seq)
+}
+
+// readBans reads the bans the moderator made and has not lifted into m.
+func readBans(tx state.Tx, m map[string]time.Time) error {
+	if err := tx.ForEach("exp|unban|", func(k string, v []byte) error {
+		var pe pending
+		if json.Unmarshal(v, &pe) == nil && pe.JID != "" {
+			if at, ok := tx.Expiry(k); ok {
+				m[pe.Room+"|"+strings.ToLower(pe.JID)] = at
+			}
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	return tx.ForEach("ban|", func(k string, v []byte) error {
+		var b struct{ Room, JID string }
+		if json.Unmarshal(v, &b) == nil && b.JID != "" {
+			m[b.Room+"|"+strings.ToLower(b.JID)] = time.Time{}
+		}
+		return nil
 	})
 }
 
@@ -341,6 +392,14 @@ func (p *Plugin) commit(batch []func(state.Tx) error) {
 		}
 		return nil
 	})
+	if errors.Is(err, state.ErrTooLarge) && len(batch) > 1 {
+		// More than a KV store takes in one commit: in halves. The
+		// functions only write in their transaction, so running them
+		// again is safe (a KV store runs them again on a conflict too).
+		p.commit(batch[:len(batch)/2])
+		p.commit(batch[len(batch)/2:])
+		return
+	}
 	if err != nil {
 		p.met.failures.WithLabelValues("store", "store").Inc()
 		p.log.Error("state write failed", "err", err)
@@ -366,9 +425,14 @@ func (p *Plugin) write(fn func(state.Tx) error) {
 // flush waits until every write queued so far is committed.
 func (p *Plugin) flush() {
 	done := make(chan struct{})
-	p.write(func(state.Tx) error { close(done); return nil })
+	var once sync.Once // a KV store may run the function more than once
+	p.write(func(state.Tx) error { once.Do(func() { close(done) }); return nil })
 	select {
 	case <-done:
+		// The function ran inside the writer's transaction; an empty one
+		// after it returns once that one is committed (a store runs one
+		// Update at a time).
+		_ = p.ns.Update(func(state.Tx) error { return nil })
 	case <-time.After(5 * time.Second):
 	}
 }
@@ -571,7 +635,11 @@ func (p *Plugin) message(ev *plugins.Event) plugins.Verdict {
 func (p *Plugin) slowInterval(e *engine, room string) time.Duration {
 	p.mu.Lock()
 	d, ok := p.slowRoom[room]
-	raidUntil, raid := p.locks[room+"|"+RoomSlowMode]
+	var raidUntil time.Time
+	raid := false
+	if len(p.locks) > 0 { // the key is built only when a room action is on
+		raidUntil, raid = p.locks[room+"|"+RoomSlowMode]
+	}
 	p.mu.Unlock()
 	if !ok {
 		d = e.s.SlowMode.Interval.Std()
@@ -778,11 +846,19 @@ func (p *Plugin) watchRooms() {
 	t := time.NewTicker(p.roomsEvery)
 	defer t.Stop()
 	known := map[string]bool{}
+	speaking := true
 	for {
 		select {
 		case <-p.stop:
 			return
 		case <-t.C:
+		}
+		// A standby that comes to lead reads what the leader kept.
+		if now := p.host.Speaking(); now && !speaking {
+			p.reloadState()
+			speaking = true
+		} else if !now {
+			speaking = false
 		}
 		p.enteredRooms(known)
 	}
