@@ -160,6 +160,18 @@ EOT
 	mv "$dir/env.tmp" "$dir/env"
 }
 
+# write_env_https adds the TLS HTTP listener (port $2) to $1/env: its
+# address and the BOSH and WebSocket URLs on it, named as the certificate
+# names the host (localhost).
+write_env_https() {
+	local dir=$1 https=$2
+	cat >>"$dir/env" <<EOT
+HTTPS=127.0.0.1:$https
+BOSH_TLS_URL=https://localhost:$https/http-bind
+WSS_URL=wss://localhost:$https/xmpp-websocket
+EOT
+}
+
 # usage_exit prints the usage line and exits 2.
 usage_exit() {
 	echo "usage: $0 start|stop|restart|status DIR   (env SHAPER=1 turns the 3000 B/s c2s shaper on)" >&2

@@ -24,7 +24,7 @@ pidfile=$dir/prosody.pid
 log=$dir/prosody.log
 
 write_config() {
-	local c2s=$1 tls=$2 http=$3 shaper=$4 limits=""
+	local c2s=$1 tls=$2 http=$3 shaper=$4 https=$5 limits=""
 	if [[ $shaper == 1 ]]; then
 		limits='limits = { c2s = { rate = "3kb/s"; burst = "2s" } }'
 	fi
@@ -46,7 +46,8 @@ c2s_direct_tls_ports = { $tls }
 http_interfaces = { "127.0.0.1" }
 http_ports = { $http }
 https_interfaces = { "127.0.0.1" }
-https_ports = { }
+https_ports = { $https }
+https_ssl = { certificate = "$dir/cert.pem"; key = "$dir/key.pem" }
 s2s_interfaces = { "127.0.0.1" }
 s2s_ports = { }
 s2s_direct_tls_ports = { }
@@ -117,10 +118,11 @@ register_accounts() {
 
 start() {
 	command -v prosody >/dev/null || die "prosody is not installed (run scripts/peers/install.sh)"
-	local c2s tls http shaper
+	local c2s tls http https shaper
 	c2s=$(port_of "$(env_get "$dir/env" C2S)")
 	tls=$(port_of "$(env_get "$dir/env" TLS_DIRECT)")
 	http=$(port_of "$(env_get "$dir/env" HTTP)")
+	https=$(port_of "$(env_get "$dir/env" HTTPS)")
 	shaper=${SHAPER:-$(env_get "$dir/env" SHAPER)}
 	shaper=${shaper:-0}
 
@@ -128,20 +130,21 @@ start() {
 		echo "prosody: already running in $dir (c2s 127.0.0.1:$c2s)"
 		return 0
 	fi
-	if [[ -z $c2s || -z $tls || -z $http ]]; then
-		read -r c2s tls http < <(pick_ports "$dir" 3)
+	if [[ -z $c2s || -z $tls || -z $http || -z $https ]]; then
+		read -r c2s tls http https < <(pick_ports "$dir" 4)
 	else
 		local p
-		for p in "$c2s" "$tls" "$http"; do
+		for p in "$c2s" "$tls" "$http" "$https"; do
 			! port_busy "$p" || die "port $p (kept in $dir/env) is taken by another process"
 		done
 	fi
 
 	mkdir -p "$dir/data" "$dir/certs"
 	make_cert "$dir"
-	write_config "$c2s" "$tls" "$http" "$shaper"
+	write_config "$c2s" "$tls" "$http" "$shaper" "$https"
 	register_accounts
 	write_env "$dir" "$c2s" "$tls" "$http" "$here/prosody.sh" "$log" "$shaper"
+	write_env_https "$dir" "$https"
 
 	rm -f "$pidfile"
 	: >>"$log"
@@ -161,7 +164,8 @@ start() {
 	fi
 	wait_port "$tls" 10 "$pidfile" || die "direct TLS port 127.0.0.1:$tls is not up"
 	wait_port "$http" 10 "$pidfile" || die "http port 127.0.0.1:$http is not up"
-	echo "prosody: running in $dir (c2s 127.0.0.1:$c2s, tls 127.0.0.1:$tls, http 127.0.0.1:$http)"
+	wait_port "$https" 10 "$pidfile" || die "https port 127.0.0.1:$https is not up"
+	echo "prosody: running in $dir (c2s 127.0.0.1:$c2s, tls 127.0.0.1:$tls, http 127.0.0.1:$http, https 127.0.0.1:$https)"
 }
 
 stop() {

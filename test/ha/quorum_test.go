@@ -41,11 +41,20 @@ func TestQuorumLoss(t *testing.T) {
 	publish := func(n int) {
 		t.Helper()
 		for range n {
-			pctx, cancel := context5s()
-			_, err := js.Publish(pctx, "ev.q", []byte(fmt.Sprintf("ev %d", accepted)), jetstream.WithMsgID(fmt.Sprintf("q-%d", accepted)))
-			cancel()
+			// A publisher retries what the stream did not confirm (the
+			// stream's own group may elect its leader after the lease
+			// bucket's); the message id keeps a retry from counting twice.
+			var err error
+			for end := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+				pctx, cancel := context5s()
+				_, err = js.Publish(pctx, "ev.q", []byte(fmt.Sprintf("ev %d", accepted)), jetstream.WithMsgID(fmt.Sprintf("q-%d", accepted)))
+				cancel()
+				if err == nil || time.Now().After(end) {
+					break
+				}
+			}
 			if err != nil {
-				t.Fatalf("publish with the quorum: %v", err)
+				t.Fatalf("publish with the quorum, for 30 s: %v", err)
 			}
 			accepted++
 		}
