@@ -4,6 +4,7 @@
 package ha
 
 import (
+	"context"
 	"fmt"
 	"sort"
 	"strings"
@@ -182,30 +183,56 @@ func FailoverUnderLoad(t *testing.T, s LoadScenario) LoadResult {
 	var answeredAt time.Time // the first answer after the kill
 	var lastPing time.Time
 	// The publisher: every event once, with its id (JetStream drops a
-	// second publish of an id within its duplicate window).
+	// second publish of an id within its duplicate window, so an event the
+	// stream did not confirm, as while a node restarts and the stream's
+	// group elects a leader, is published again until it is).
 	pubDone := make(chan error, 1)
 	go func() {
+		futures := make([]jetstream.PubAckFuture, n)
+		publish := func(i int) ([]byte, jetstream.PublishOpt) {
+			return []byte(fmt.Sprintf("ev %d", i)), jetstream.WithMsgID(fmt.Sprintf("ev-%d", i))
+		}
 		for i := range n {
-			_, err := js.PublishAsync(fmt.Sprintf("ev.%d", i%10), []byte(fmt.Sprintf("ev %d", i)), jetstream.WithMsgID(fmt.Sprintf("ev-%d", i)))
-			if err != nil {
-				pubDone <- err
-				return
+			data, id := publish(i)
+			f, err := js.PublishAsync(fmt.Sprintf("ev.%d", i%10), data, id)
+			if err == nil {
+				futures[i] = f
 			}
 			if i%500 == 499 {
 				select {
 				case <-js.PublishAsyncComplete():
 				case <-time.After(30 * time.Second):
-					pubDone <- fmt.Errorf("publish acks not back after 30s at event %d", i)
-					return
 				}
 			}
 		}
 		select {
 		case <-js.PublishAsyncComplete():
-			pubDone <- nil
 		case <-time.After(30 * time.Second):
-			pubDone <- fmt.Errorf("publish acks not back after 30s")
 		}
+		for i, f := range futures {
+			if f != nil {
+				select {
+				case <-f.Ok():
+					continue
+				default:
+				}
+			}
+			var err error
+			for end := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+				pctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				data, id := publish(i)
+				_, err = js.Publish(pctx, fmt.Sprintf("ev.%d", i%10), data, id)
+				cancel()
+				if err == nil || time.Now().After(end) {
+					break
+				}
+			}
+			if err != nil {
+				pubDone <- fmt.Errorf("event %d not accepted for 30 s: %w", i, err)
+				return
+			}
+		}
+		pubDone <- nil
 	}()
 
 	// Kill the leader a third of the way through, then stop one NATS
