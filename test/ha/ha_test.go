@@ -67,6 +67,12 @@ func TestFailover(t *testing.T) {
 	// /-/ready says who leads, since when, and who stands by.
 	waitReadyLine(t, a, "ha: leading as crier@localhost/one@", "leader crier@localhost/one@", "standing by: crier@localhost/two@")
 	waitReadyLine(t, b, "ha: standing by as crier@localhost/two@", "leader crier@localhost/one@", " since ", "standing by: crier@localhost/two@")
+	if code := leaderStatus(t, a); code != http.StatusOK {
+		t.Errorf("GET /-/leader on the leader: %d, want 200", code)
+	}
+	if code := leaderStatus(t, b); code != http.StatusServiceUnavailable {
+		t.Errorf("GET /-/leader on the standby: %d, want 503", code)
+	}
 	if v := metric(t, a, "crier_ha_instances"); v != 2 {
 		t.Errorf("crier_ha_instances = %v on the leader, want 2", v)
 	}
@@ -100,6 +106,9 @@ func TestFailover(t *testing.T) {
 	}
 	waitMetric(t, b, "crier_rooms_joined", 2, 15*time.Second)
 	waitReadyLine(t, b, "ha: leading as crier@localhost/two@", "leader crier@localhost/two@", "standing by: none")
+	if code := leaderStatus(t, b); code != http.StatusOK {
+		t.Errorf("GET /-/leader on the new leader: %d, want 200", code)
+	}
 	renewed := false
 	for deadline := time.Now().Add(5 * time.Second); !renewed && time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
 		renewed = metric(t, b, "crier_ha_lease_renew_seconds_count") >= 1
@@ -107,6 +116,17 @@ func TestFailover(t *testing.T) {
 	if !renewed {
 		t.Error("no lease renewal observed on the new leader within a lease")
 	}
+}
+
+// leaderStatus is the status code of d's GET /-/leader.
+func leaderStatus(t *testing.T, d *crierproc.Daemon) int {
+	t.Helper()
+	resp, err := http.Get("http://" + d.HTTPAddr() + "/-/leader")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
 }
 
 // waitReadyLine waits until the "ha:" line of d's /-/ready holds every
