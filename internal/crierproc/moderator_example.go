@@ -96,7 +96,9 @@ func RunModeratorExample(t *testing.T, env ModeratorExampleEnv) {
 	carol.Expect(t, wait, presenceOf("bob", func(s xmpptest.Stanza) bool { return role(s) == "visitor" }))
 	// The room may tell the occupants before it answers the bot's
 	// request, which the metric counts.
-	muted := func() float64 { return d.ReadMetric(t, "crier_moderator_actions_total", "action", "mute", "result", "done") }
+	muted := func() float64 {
+		return d.ReadMetric(t, "crier_moderator_actions_total", "action", "mute", "result", "done")
+	}
 	for end := time.Now().Add(5 * time.Second); muted() < 1 && time.Now().Before(end); {
 		time.Sleep(20 * time.Millisecond)
 	}
