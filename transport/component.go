@@ -21,9 +21,9 @@ package transport
 // WebSocket are) starts with a stream header in jabber:client: stanzas from
 // the server carry no namespace of their own (they are in the stream's
 // default one), so mellium, the tap and the bot read them as client
-// stanzas. What crier writes goes out qualified by jabber:client, which
-// XEP-0114 servers take as the component namespace (Prosody and ejabberd
-// both do).
+// stanzas. What mellium writes in jabber:client goes out with that
+// declaration taken off each stanza (outScan), so that it is in the
+// stream's own namespace.
 //
 // XEP-0114 has no stream features: no STARTTLS (TLS is "direct", from the
 // first byte, or "none" towards a loopback address) and no stream
@@ -235,10 +235,15 @@ type componentConn struct {
 	// side writes for the tap (componentNegotiator); the real one went
 	// out with the handshake.
 	dropHeader bool
+	out        outScan
+	wbuf       []byte
 }
 
-// Write writes p, except the synthetic stream header.
+// Write writes p, except the synthetic stream header, with the stanzas
+// moved into the component stream's namespace (see outScan). Writes are
+// serialised by the tap above.
 func (c *componentConn) Write(p []byte) (int, error) {
+	n := len(p)
 	c.mu.Lock()
 	drop := c.dropHeader
 	c.dropHeader = false
@@ -247,14 +252,115 @@ func (c *componentConn) Write(p []byte) (int, error) {
 		if !bytes.HasPrefix(p, []byte(componentOutHeader)) {
 			return 0, fmt.Errorf("%w: expected the stream header first", ErrProtocol)
 		}
-		n := len(componentOutHeader)
-		if len(p) == n {
-			return n, nil
-		}
-		m, err := c.Conn.Write(p[n:])
-		return n + m, err
+		p = p[len(componentOutHeader):]
 	}
-	return c.Conn.Write(p)
+	c.wbuf = c.out.feed(p, c.wbuf[:0])
+	if len(c.wbuf) == 0 {
+		return n, nil
+	}
+	if _, err := c.Conn.Write(c.wbuf); err != nil {
+		return 0, err
+	}
+	if cap(c.wbuf) > 64<<10 {
+		c.wbuf = nil // do not keep a large stanza's buffer
+	}
+	return n, nil
+}
+
+// nsClientAttrs are the namespace declarations mellium's encoder puts on
+// each stanza, in both quotings.
+var nsClientAttrs = [][]byte{[]byte(` xmlns="` + nsClient + `"`), []byte(` xmlns='` + nsClient + `'`)}
+
+// outScan follows the outgoing bytes of a component stream and takes the
+// jabber:client declaration off each top-level element, so that stanzas
+// are in the stream's default namespace (jabber:component:accept), as
+// XEP-0114 has them. An explicit jabber:client is not the same to every
+// server: Prosody routes such stanzas as unknown elements and answers
+// service-unavailable. The bytes are the XML encoder's (markup characters
+// inside text and attribute values escaped), so the scanner only needs to
+// tell tags apart and follow their nesting.
+type outScan struct {
+	depth   int  // of the next byte, 0 between stanzas
+	inTag   bool // inside <...>
+	closing bool // the tag is an end tag
+	neutral bool // <?...?> or <!...>: no nesting
+	slash   bool // the previous byte of the tag was '/'
+	quote   byte // inside an attribute value quoted by it
+	hold    []byte
+}
+
+// feed appends to out the bytes of p ready to be written; a top-level start
+// tag cut short before its declaration is complete is held for the next
+// call.
+func (s *outScan) feed(p, out []byte) []byte {
+	if len(s.hold) > 0 {
+		p = append(s.hold, p...)
+		s.hold = nil
+	}
+	from := 0
+	for i := 0; i < len(p); i++ {
+		b := p[i]
+		if s.inTag {
+			if s.quote != 0 {
+				if b == s.quote {
+					s.quote = 0
+				}
+				s.slash = false
+				continue
+			}
+			switch b {
+			case '"', '\'':
+				s.quote = b
+			case '>':
+				s.inTag = false
+				switch {
+				case s.closing:
+					s.depth--
+				case s.neutral, s.slash:
+				default:
+					s.depth++
+				}
+			}
+			s.slash = b == '/'
+			continue
+		}
+		if b != '<' {
+			continue
+		}
+		if i+1 >= len(p) {
+			s.hold = append(s.hold, p[i:]...)
+			return append(out, p[from:i]...)
+		}
+		s.inTag, s.closing, s.neutral, s.slash = true, p[i+1] == '/', p[i+1] == '?' || p[i+1] == '!', false
+		if s.depth != 0 || s.closing || s.neutral {
+			continue
+		}
+		// A stanza starts: find the end of its name.
+		j := i + 1
+		for j < len(p) && p[j] != ' ' && p[j] != '>' && p[j] != '/' && p[j] != '\t' && p[j] != '\n' && p[j] != '\r' {
+			j++
+		}
+		rest := p[j:]
+		cut := 0
+		for _, a := range nsClientAttrs {
+			if bytes.HasPrefix(rest, a) {
+				cut = len(a)
+				break
+			}
+			if len(rest) < len(a) && bytes.HasPrefix(a, rest) {
+				// Cut short where the declaration may be: wait for more.
+				s.inTag = false
+				s.hold = append(s.hold, p[i:]...)
+				return append(out, p[from:i]...)
+			}
+		}
+		if cut > 0 {
+			out = append(out, p[from:j]...)
+			from = j + cut
+		}
+		i = j - 1
+	}
+	return append(out, p[from:]...)
 }
 
 // componentOutHeader is the stream header the tap sees going out: the

@@ -176,3 +176,27 @@ func selfSigned(t *testing.T) tls.Certificate {
 func pingPayload() xml.TokenReader {
 	return xmlstream.Wrap(nil, xml.StartElement{Name: xml.Name{Space: "urn:xmpp:ping", Local: "ping"}})
 }
+
+// TestComponentOutScan: the jabber:client declaration comes off every
+// top-level element and nothing else changes, however the bytes are cut
+// into writes.
+func TestComponentOutScan(t *testing.T) {
+	in := `<message xmlns="jabber:client" to="a@b" from='x@alerts'><body>a &gt; b <![CDATA[no]]></body><x xmlns="jabber:client"/></message>` +
+		`<presence xmlns='jabber:client' to="r@c/n"><x xmlns="http://jabber.org/protocol/muc"/></presence>` +
+		`<iq xmlns="jabber:client" type="get" id="1"><ping xmlns="urn:xmpp:ping"></ping></iq>` +
+		`<r xmlns="urn:xmpp:sm:3"/><message xmlns="jabber:client"/>` + "\n" + `<iq xmlns="jabber:client" id="a&apos;>"/></stream:stream>`
+	want := `<message to="a@b" from='x@alerts'><body>a &gt; b <![CDATA[no]]></body><x xmlns="jabber:client"/></message>` +
+		`<presence to="r@c/n"><x xmlns="http://jabber.org/protocol/muc"/></presence>` +
+		`<iq type="get" id="1"><ping xmlns="urn:xmpp:ping"></ping></iq>` +
+		`<r xmlns="urn:xmpp:sm:3"/><message/>` + "\n" + `<iq id="a&apos;>"/></stream:stream>`
+	for step := 1; step <= len(in); step++ {
+		var s outScan
+		var out []byte
+		for i := 0; i < len(in); i += step {
+			out = s.feed([]byte(in[i:min(i+step, len(in))]), out)
+		}
+		if string(out) != want {
+			t.Fatalf("writes of %d bytes:\n got %s\nwant %s", step, out, want)
+		}
+	}
+}
