@@ -181,22 +181,26 @@ func (b *Bot) checkFrom(from string) (string, error) {
 	return j.String(), nil
 }
 
-// firstStart calls f on the first start element of r.
-type firstStart struct {
-	r    xml.TokenReader
-	f    func(*xml.StartElement)
-	done bool
+// stanzaStarts calls f on the start element of each top-level element of
+// r (the outbox may write several stanzas in one Send).
+type stanzaStarts struct {
+	r     xml.TokenReader
+	f     func(*xml.StartElement)
+	depth int
 }
 
-func (s *firstStart) Token() (xml.Token, error) {
+func (s *stanzaStarts) Token() (xml.Token, error) {
 	tok, err := s.r.Token()
-	if !s.done {
-		if st, ok := tok.(xml.StartElement); ok {
-			s.done = true
-			st.Attr = append([]xml.Attr(nil), st.Attr...)
-			s.f(&st)
-			return st, err
+	switch t := tok.(type) {
+	case xml.StartElement:
+		s.depth++
+		if s.depth == 1 {
+			t.Attr = append([]xml.Attr(nil), t.Attr...)
+			s.f(&t)
+			return t, err
 		}
+	case xml.EndElement:
+		s.depth--
 	}
 	return tok, err
 }

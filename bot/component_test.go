@@ -230,3 +230,25 @@ connect_timeout = "5s"
 		t.Fatalf("a second component connection: %v", err)
 	}
 }
+
+// TestComponentBurst: stanzas the outbox writes together each carry their
+// from (the mini server, like ejabberd, ends the stream of a component
+// that leaves it out); a burst arrives whole on one connection.
+func TestComponentBurst(t *testing.T) {
+	h, _ := startComponentBot(t, "s3cret", "")
+	h.waitReady(10 * time.Second)
+	alice := h.user("alice")
+	alice.Expect(t, 5*time.Second, func(s xmpptest.Stanza) bool { return s.Name == "presence" && s.From == s.To })
+	const n = 300
+	for i := range n {
+		if err := h.bot.pluginSend(plugins.Message{To: "alice@localhost", Type: "chat", Body: fmt.Sprint("ev ", i)}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range n {
+		alice.Expect(t, 10*time.Second, isBody("bot@"+compDomain, fmt.Sprint("ev ", i)))
+	}
+	if got := counter(t, h.bot, "crier_disconnects_total"); got != 0 {
+		t.Fatalf("%v disconnects during the burst\n%s", got, h.logs.String())
+	}
+}

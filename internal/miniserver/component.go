@@ -249,8 +249,11 @@ func toClientNS(e *el) {
 func (s *Server) componentSenderLocked(c *client, e *el) *client {
 	toClientNS(e)
 	from := e.attr("from")
-	if from == "" {
-		return c // the component's domain itself
+	if from == "" || e.attr("to") == "" {
+		// As ejabberd does (Prosody is lenient about the from).
+		s.log.Info("component sent a stanza without from or to", "domain", c.bare, "stanza", e.Name.Local)
+		c.closeStream("improper-addressing")
+		return nil
 	}
 	j, err := jid.Parse(from)
 	if err != nil || j.Domainpart() != c.bare {
