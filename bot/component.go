@@ -11,6 +11,7 @@ package bot
 import (
 	"encoding/xml"
 	"fmt"
+	"strings"
 	"sync"
 
 	"mellium.im/xmlstream"
@@ -121,18 +122,23 @@ func (b *Bot) fromFilter() func(*xml.StartElement) {
 				from, fromAt = a.Value, i
 			}
 		}
+		// Split by hand: this runs for every stanza, and the addresses
+		// are the bot's own or the server's, already normalised.
+		bare := to
+		if i := strings.IndexByte(bare, '/'); i >= 0 {
+			bare = bare[:i]
+		}
 		want := from
-		tj, err := jid.Parse(to)
 		switch {
-		case err == nil && b.rooms.isRoom(tj.Bare().String()):
+		case bare != "" && b.rooms.isRoom(bare):
 			// A room knows the bot by its occupant address alone.
 			want = b.occupantAddr()
 		case from != "":
-		case err == nil && tj.Localpart() == "" && tj.Domainpart() != domain:
+		case bare != "" && !strings.Contains(bare, "@") && bare != domain:
 			// A server (the bot's own: pings): from the domain itself.
 			want = domain
-		case err == nil:
-			want = b.addressFor(tj.Bare().String())
+		case bare != "":
+			want = b.addressFor(bare)
 		default:
 			want = b.ownAddr()
 		}

@@ -17,7 +17,7 @@ import (
 
 // componentXMPP is crier's [xmpp] table as the XEP-0114 component of p
 // (alerts.localhost on its loopback component port), speaking as from.
-func componentXMPP(t *testing.T, p *peers.Peer, from string) crierproc.XMPP {
+func componentXMPP(t testing.TB, p *peers.Peer, from string) crierproc.XMPP {
 	t.Helper()
 	if p.Component == "" || p.ComponentDomain == "" {
 		t.Fatalf("peers: %s has no component listener in %s/env (restart it with the current scripts/peers/%s.sh)", p.Name, p.Dir, p.Name)
