@@ -1,0 +1,79 @@
+//go:build !noembed
+
+package main
+
+import (
+	"crypto/x509"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"crier/internal/crierproc"
+	"crier/internal/xmpptest"
+)
+
+// TestEmbeddedComponent: with [embedded] xmpp on and transport
+// "component", the embedded server serves the bot as its component
+// (xmpp.address) and the demo's users on embedded.address; a user's
+// !ping to any address on the component's domain is answered from it.
+func TestEmbeddedComponent(t *testing.T) {
+	dir := t.TempDir()
+	comp, c2s, ops, web := crierproc.FreePort(t), crierproc.FreePort(t), crierproc.FreePort(t), crierproc.FreePort(t)
+	path := writeIn(t, dir, "config.toml", fmt.Sprintf(`[xmpp]
+transport = "component"
+jid = "alerts.localhost"
+password = "s3cret"
+address = %q
+tls = "none"
+
+[http]
+listen = %q
+
+[embedded]
+xmpp = true
+address = %q
+http = %q
+
+[[embedded.accounts]]
+jid = "alice@localhost"
+password = "alicepw"
+
+[[rules]]
+name = "ping"
+match = "^!ping$"
+reply = "pong {{.Nick}}"
+`, comp, ops, c2s, web))
+	if code, _, errs := runCLI("check", "-c", path); code != 0 {
+		t.Fatalf("crier check: exit %d\n%s", code, errs)
+	}
+	d := startDaemon(t, path)
+	waitReady(t, d, ops)
+	pem, err := os.ReadFile(filepath.Join(dir, demoCertDir, "embedded-localhost.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	alice := xmpptest.Dial(t, xmpptest.Options{Addr: c2s, JID: "alice@localhost", Password: "alicepw", RootCAs: poolOf(t, pem), Timeout: 5 * time.Second})
+	for _, to := range []string{"crier@alerts.localhost", "disk@alerts.localhost"} {
+		if err := alice.SendMessage(to, "chat", "!ping"); err != nil {
+			t.Fatal(err)
+		}
+		alice.Expect(t, 5*time.Second, func(s xmpptest.Stanza) bool {
+			return s.Name == "message" && s.From == to && s.Body == "pong alice"
+		})
+	}
+	if strings.Contains(d.logs.String(), "s3cret") {
+		t.Error("the component secret is in the log")
+	}
+}
+
+func poolOf(t *testing.T, pem []byte) *x509.CertPool {
+	t.Helper()
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		t.Fatal("no certificate in the demo's PEM file")
+	}
+	return pool
+}
