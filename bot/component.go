@@ -41,6 +41,17 @@ func (b *Bot) occupantAddr() string {
 	return x.From + "/" + x.Resource
 }
 
+// defaultNick is the nick of a room joined without one: the localpart of
+// the bot's JID, or of a component's own address.
+func (b *Bot) defaultNick() string {
+	if b.component() {
+		if j, err := jid.Parse(b.ownAddr()); err == nil {
+			return j.Localpart()
+		}
+	}
+	return b.jid.Localpart()
+}
+
 // serverAddr is where keepalive and delivery pings go: the bot's own
 // server, which for a component is [xmpp] server_domain.
 func (b *Bot) serverAddr() jid.JID {

@@ -87,6 +87,20 @@ func TestComponentSession(t *testing.T) {
 			t.Errorf("the component sent presence outside the room: %s", s.Raw)
 		}
 	}
+
+	// A room joined by command without a nick takes the component's
+	// own address's localpart.
+	const other = "other@conference.localhost"
+	if err := h.bot.joinByCommand(other, "", ""); err != nil {
+		t.Fatal(err)
+	}
+	deadline = time.Now().Add(5 * time.Second)
+	for !slices.Contains(srv.Occupants(other), "bot") {
+		if time.Now().After(deadline) {
+			t.Fatalf("not in %s: %v", other, srv.Occupants(other))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 // TestComponentUnservedAddress: with [xmpp] addresses set, a message or
