@@ -4,6 +4,7 @@ package peers_test
 
 import (
 	"context"
+	"flag"
 	"strconv"
 	"strings"
 	"sync"
@@ -19,20 +20,25 @@ import (
 // Workload of BenchmarkHeadlines.
 const (
 	headlineWarmup = 200
-	headlineBurst  = 5000 // events of one measured run
-	headlineWindow = 500  // published and not yet received, at most
+	headlineWindow = 500 // published and not yet received, at most
 	headlineStall  = 10 * time.Second
 )
+
+// headlineBurst is how many headlines one measured run relays; against a
+// shaping server (SHAPER=1) a smaller count keeps the client's runs short.
+var headlineBurst = flag.Int("headlines", 5000, "BenchmarkHeadlines: headlines relayed per run")
 
 // BenchmarkHeadlines pushes headlines through crier's NATS relay to a user
 // of each real server, with crier connected as a client (TCP, STARTTLS;
 // "client-nosm" with stream_management = false, so that deliveries are
-// confirmed by pings as on a component) and as an XEP-0114 component,
-// side by side: -count N interleaves the cases. Each run relays a fixed closed-loop workload whatever b.N
-// is: headlineBurst events published with at most headlineWindow not yet
-// received; events/s is their number over the time from the first
-// publish to the last reception. The relay reads core NATS, so what is
-// measured is crier and the server, not JetStream.
+// confirmed by pings as on a component) and as an XEP-0114 component. One
+// invocation runs the cases in turn (-count repeats each case before the
+// next; repeat the invocation to interleave them, docs/BENCHMARKS.md).
+// Each run relays a fixed closed-loop workload whatever b.N is: -headlines
+// events (5,000) published with at most headlineWindow not yet received;
+// headlines/s is their number over the time from the first publish to the
+// last reception. The relay reads core NATS, so what is measured is crier
+// and the server, not JetStream.
 func BenchmarkHeadlines(b *testing.B) {
 	for _, name := range peers.Names {
 		for _, conn := range []string{"client", "client-nosm", "component"} {
@@ -125,31 +131,33 @@ func benchHeadlines(b *testing.B, name, conn string) {
 		}
 	}
 	sink.begin("w")
-	for i := range headlineWarmup {
+	burst := *headlineBurst
+	warm := min(headlineWarmup, max(burst/10, 1))
+	for i := range warm {
 		pub("w", i)
 	}
 	_ = nc.Flush()
-	if got := sink.wait(headlineWarmup); got < headlineWarmup {
-		b.Fatalf("warm-up: %d of %d events arrived\n%s", got, headlineWarmup, d.LogTail(40))
+	if got := sink.wait(warm); got < warm {
+		b.Fatalf("warm-up: %d of %d events arrived\n%s", got, warm, d.LogTail(40))
 	}
 
 	b.ResetTimer()
 	sink.begin("t")
 	start := time.Now()
-	for i := range headlineBurst {
+	for i := range burst {
 		if i >= headlineWindow && sink.wait(i-headlineWindow+1) < i-headlineWindow+1 {
 			break
 		}
 		pub("t", i)
 	}
 	_ = nc.Flush()
-	got := sink.wait(headlineBurst)
+	got := sink.wait(burst)
 	b.StopTimer()
 	sink.mu.Lock()
 	elapsed := sink.last.Sub(start)
 	sink.mu.Unlock()
-	if got < headlineBurst {
-		b.Errorf("%d of %d headlines arrived\n%s", got, headlineBurst, d.LogTail(40))
+	if got < burst {
+		b.Errorf("%d of %d headlines arrived\n%s", got, burst, d.LogTail(40))
 	}
 	if got == 0 {
 		b.FailNow()
