@@ -2,6 +2,7 @@ package bot
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -264,5 +265,27 @@ func TestComponentBurst(t *testing.T) {
 	}
 	if got := counter(t, h.bot, "crier_disconnects_total"); got != 0 {
 		t.Fatalf("%v disconnects during the burst\n%s", got, h.logs.String())
+	}
+}
+
+// TestComponentUnknownIQ: an iq nothing handles is answered
+// service-unavailable from the address asked (a from-less answer would end
+// the component's stream on ejabberd and the mini server), and the
+// connection stays up.
+func TestComponentUnknownIQ(t *testing.T) {
+	h, _ := startComponentBot(t, "s3cret", "")
+	h.waitReady(10 * time.Second)
+	alice := h.user("alice")
+	for _, to := range []string{"bot@" + compDomain, "x@" + compDomain, compDomain} {
+		_, err := alice.IQ(context.Background(), to, "get", "<query xmlns='urn:example:nothing'/>")
+		var se *xmpptest.StanzaError
+		if !errors.As(err, &se) || se.Condition != "service-unavailable" || se.Stanza.From != to {
+			t.Fatalf("unknown iq to %s: %v", to, err)
+		}
+	}
+	_ = alice.SendMessage("bot@"+compDomain, "chat", "!ping")
+	alice.Expect(t, 5*time.Second, isBody("bot@"+compDomain, "pong alice"))
+	if got := counter(t, h.bot, "crier_disconnects_total"); got != 0 {
+		t.Fatalf("%v disconnects\n%s", got, h.logs.String())
 	}
 }
