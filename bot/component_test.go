@@ -289,3 +289,21 @@ func TestComponentUnknownIQ(t *testing.T) {
 		t.Fatalf("%v disconnects\n%s", got, h.logs.String())
 	}
 }
+
+// TestComponentAdHoc: an ad-hoc command (XEP-0050, answered by the
+// commands plugin through the plugin iq path) run at an address of the
+// component is answered from it, and the connection stays up.
+func TestComponentAdHoc(t *testing.T) {
+	h, _ := startComponentBot(t, "s3cret", "")
+	h.waitReady(10 * time.Second)
+	alice := h.user("alice")
+	for _, to := range []string{"bot@" + compDomain, "ops@" + compDomain} {
+		res, err := alice.IQ(context.Background(), to, "set", "<command xmlns='http://jabber.org/protocol/commands' node='version' action='execute'/>")
+		if err != nil || res.From != to || !strings.Contains(res.Raw, "crier") {
+			t.Fatalf("ad-hoc version at %s: %v %s", to, err, res.Raw)
+		}
+	}
+	if got := counter(t, h.bot, "crier_disconnects_total"); got != 0 {
+		t.Fatalf("%v disconnects\n%s", got, h.logs.String())
+	}
+}
