@@ -276,8 +276,16 @@ func TestComponentUnknownIQ(t *testing.T) {
 	h, _ := startComponentBot(t, "s3cret", "")
 	h.waitReady(10 * time.Second)
 	alice := h.user("alice")
-	for _, to := range []string{"bot@" + compDomain, "x@" + compDomain, compDomain} {
-		_, err := alice.IQ(context.Background(), to, "get", "<query xmlns='urn:example:nothing'/>")
+	for _, q := range []struct{ to, typ, payload string }{
+		{"bot@" + compDomain, "get", "<query xmlns='urn:example:nothing'/>"},
+		{"x@" + compDomain, "get", "<query xmlns='urn:example:nothing'/>"},
+		{compDomain, "get", "<query xmlns='urn:example:nothing'/>"},
+		// Handled, but not answered by its handler (a roster push from
+		// a stranger): mellium's own answer would have no from.
+		{"bot@" + compDomain, "set", "<query xmlns='jabber:iq:roster'><item jid='eve@localhost'/></query>"},
+	} {
+		to := q.to
+		_, err := alice.IQ(context.Background(), to, q.typ, q.payload)
 		var se *xmpptest.StanzaError
 		if !errors.As(err, &se) || se.Condition != "service-unavailable" || se.Stanza.From != to {
 			t.Fatalf("unknown iq to %s: %v", to, err)
