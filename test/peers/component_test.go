@@ -4,6 +4,7 @@ package peers_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -85,6 +86,22 @@ from = "disk@%s"
 			v, err := alice.IQ(ctx, "bot@"+dom, "get", "<query xmlns='jabber:iq:version'/>")
 			if err != nil || !strings.Contains(v.Raw, "crier") {
 				t.Errorf("version of bot@%s: %v %s", dom, err, v.Raw)
+			}
+			// An ad-hoc command (the plugin iq path) and an iq nothing
+			// handles, each at an address of the domain: answered from it,
+			// and the component stays connected (an answer without a from
+			// would end its stream on ejabberd).
+			res, err := alice.IQ(ctx, "ops@"+dom, "set", "<command xmlns='http://jabber.org/protocol/commands' node='version' action='execute'/>")
+			if err != nil || res.From != "ops@"+dom || !strings.Contains(res.Raw, "crier") {
+				t.Errorf("ad-hoc version at ops@%s: %v %s", dom, err, res.Raw)
+			}
+			_, err = alice.IQ(ctx, "bot@"+dom, "get", "<query xmlns='urn:example:nothing'/>")
+			var se *xmpptest.StanzaError
+			if !errors.As(err, &se) || se.Condition != "service-unavailable" || se.Stanza.From != "bot@"+dom {
+				t.Errorf("unknown iq at bot@%s: %v", dom, err)
+			}
+			if strings.Contains(d.Logs(), "session lost") {
+				t.Errorf("the component connection was lost:\n%s", d.LogTail(20))
 			}
 			for _, s := range alice.Drain() {
 				if s.Name == "presence" && strings.HasSuffix(s.From, dom) {
