@@ -23,9 +23,17 @@ const compDomain = "alerts.localhost"
 // startComponentBot runs the bot as a component of a mini server.
 func startComponentBot(t *testing.T, secret, extra string) (*harness, *miniserver.Server) {
 	t.Helper()
+	return startComponentBotWith(t, false, secret, extra)
+}
+
+// startComponentBotWith is startComponentBot against a server that
+// offers stream management to components when sm is set.
+func startComponentBotWith(t *testing.T, sm bool, secret, extra string) (*harness, *miniserver.Server) {
+	t.Helper()
 	srv := startMini(t, miniserver.Config{
 		ComponentAddr: "127.0.0.1:0",
 		Components:    map[string]string{compDomain: "s3cret"},
+		ComponentSM:   sm,
 	})
 	src := fmt.Sprintf(`
 [xmpp]
@@ -248,9 +256,17 @@ connect_timeout = "5s"
 
 // TestComponentBurst: stanzas the outbox writes together each carry their
 // from (the mini server, like ejabberd, ends the stream of a component
-// that leaves it out); a burst arrives whole on one connection.
+// that leaves it out); a burst arrives whole on one connection, confirmed
+// by pings, or by stream management where the server offers it to
+// components.
 func TestComponentBurst(t *testing.T) {
-	h, _ := startComponentBot(t, "s3cret", "")
+	for _, sm := range []bool{false, true} {
+		t.Run(fmt.Sprintf("sm=%v", sm), func(t *testing.T) { componentBurst(t, sm) })
+	}
+}
+
+func componentBurst(t *testing.T, sm bool) {
+	h, _ := startComponentBotWith(t, sm, "s3cret", "")
 	h.waitReady(10 * time.Second)
 	alice := h.user("alice")
 	alice.Expect(t, 5*time.Second, func(s xmpptest.Stanza) bool { return s.Name == "presence" && s.From == s.To })
@@ -265,6 +281,12 @@ func TestComponentBurst(t *testing.T) {
 	}
 	if got := counter(t, h.bot, "crier_disconnects_total"); got != 0 {
 		t.Fatalf("%v disconnects during the burst\n%s", got, h.logs.String())
+	}
+	h.bot.connMu.Lock()
+	st := h.bot.conn.SMStats()
+	h.bot.connMu.Unlock()
+	if st.Enabled != sm || (sm && st.Acked < n) {
+		t.Fatalf("stream management %+v, want enabled=%v (and every stanza acknowledged)", st, sm)
 	}
 }
 

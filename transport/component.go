@@ -26,9 +26,12 @@ package transport
 // stream's own namespace.
 //
 // XEP-0114 has no stream features: no STARTTLS (TLS is "direct", from the
-// first byte, or "none" towards a loopback address) and no stream
+// first byte, or "none" towards a loopback address), and usually no stream
 // management, so deliveries are confirmed by a ping to the server (the
-// bot's barrier when Conn.Barrier returns ErrNoSM).
+// bot's barrier when Conn.Barrier returns ErrNoSM). A server that offers
+// stream management to components in stream features gets <enable/> as a
+// client's server does (the tap sees the features), and the barrier is
+// then <r/>; a lost component session is never resumed.
 
 import (
 	"bytes"
@@ -116,7 +119,7 @@ func componentHandshake(ctx context.Context, c net.Conn, domain, secret string) 
 		_ = c.SetDeadline(dl)
 	}
 	stop := context.AfterFunc(ctx, func() { _ = c.SetDeadline(aLongTimeAgo) })
-	rest, id, err := componentExchange(c, domain, secret)
+	rest, feats, id, err := componentExchange(c, domain, secret)
 	stop()
 	if err != nil {
 		return nil, classify(ctx, phaseNegotiate, err, nil)
@@ -128,21 +131,22 @@ func componentHandshake(ctx context.Context, c net.Conn, domain, secret string) 
 	_ = xml.EscapeText(sliceWriter{&escID}, []byte(id))
 	header := "<stream:stream xmlns='" + nsClient + "' xmlns:stream='" + nsStream +
 		"' from='" + string(esc) + "' id='" + string(escID) + "'>"
-	return &componentConn{Conn: c, pre: append([]byte(header), rest...), dropHeader: true}, nil
+	return &componentConn{Conn: c, pre: append([]byte(header), rest...), dropHeader: true, feats: feats}, nil
 }
 
 // componentExchange writes and reads the handshake. It returns the bytes
 // that came after the server's <handshake/> (the first stanzas, read
-// ahead) and the stream id.
-func componentExchange(c net.Conn, domain, secret string) (rest []byte, id string, err error) {
+// ahead), the stream features the server sent before it, if any, and the
+// stream id.
+func componentExchange(c net.Conn, domain, secret string) (rest, feats []byte, id string, err error) {
 	var to []byte
 	if err := xml.EscapeText(sliceWriter{&to}, []byte(domain)); err != nil {
-		return nil, "", err
+		return nil, nil, "", err
 	}
 	header := "<?xml version='1.0'?><stream:stream xmlns='" + NSComponent + "' xmlns:stream='" + nsStream +
 		"' to='" + string(to) + "'>"
 	if _, err := io.WriteString(c, header); err != nil {
-		return nil, "", err
+		return nil, nil, "", err
 	}
 	var (
 		sp     xmlsplit.Splitter
@@ -155,7 +159,7 @@ func componentExchange(c net.Conn, domain, secret string) (rest []byte, id strin
 		n, rerr := c.Read(buf[:])
 		total += n
 		if total > maxHandshake {
-			return nil, "", fmt.Errorf("%w: more than %d bytes before the handshake answer", ErrProtocol, maxHandshake)
+			return nil, nil, "", fmt.Errorf("%w: more than %d bytes before the handshake answer", ErrProtocol, maxHandshake)
 		}
 		p := buf[:n]
 		at := -sp.Buffered()
@@ -166,10 +170,10 @@ func componentExchange(c net.Conn, domain, secret string) (rest []byte, id strin
 			case xmlsplit.Space:
 			case xmlsplit.StreamStart:
 				if resolve(ev.Name, ev.Attr, "") != (xml.Name{Space: nsStream, Local: "stream"}) {
-					return nil, "", fmt.Errorf("%w: expected a stream header, got <%s>", ErrProtocol, ev.Name.Local)
+					return nil, nil, "", fmt.Errorf("%w: expected a stream header, got <%s>", ErrProtocol, ev.Name.Local)
 				}
 				if ns := defaultNS(ev.Attr); ns != NSComponent {
-					return nil, "", fmt.Errorf("%w: the server answered with a %s stream, not a component stream", ErrProtocol, ns)
+					return nil, nil, "", fmt.Errorf("%w: the server answered with a %s stream, not a component stream", ErrProtocol, ns)
 				}
 				for _, a := range ev.Attr {
 					if a.Name.Space == "" && a.Name.Local == "id" {
@@ -177,49 +181,48 @@ func componentExchange(c net.Conn, domain, secret string) (rest []byte, id strin
 					}
 				}
 				if id == "" {
-					return nil, "", fmt.Errorf("%w: the server's stream header has no id", ErrProtocol)
+					return nil, nil, "", fmt.Errorf("%w: the server's stream header has no id", ErrProtocol)
 				}
 				opened = true
 				h := sha1.Sum([]byte(id + secret)) // #nosec G401 -- XEP-0114
 				if _, err := io.WriteString(c, "<handshake>"+hex.EncodeToString(h[:])+"</handshake>"); err != nil {
-					return nil, "", err
+					return nil, nil, "", err
 				}
 			case xmlsplit.StreamEnd:
-				return nil, "", fmt.Errorf("%w: the server closed the stream during the handshake", ErrProtocol)
+				return nil, nil, "", fmt.Errorf("%w: the server closed the stream during the handshake", ErrProtocol)
 			case xmlsplit.Element:
 				name := resolve(ev.Name, ev.Attr, NSComponent)
 				switch {
 				case !opened:
-					return nil, "", fmt.Errorf("%w: element before the stream header", ErrProtocol)
+					return nil, nil, "", fmt.Errorf("%w: element before the stream header", ErrProtocol)
 				case name.Space == nsStream && name.Local == "error":
 					var se stream.Error
 					if xml.Unmarshal(ev.Raw, &se) == nil && se.Err == "not-authorized" {
-						return nil, "", fmt.Errorf("%w: the server refused the component secret for %s: %s", ErrAuth, domain, streamErrorText(se))
+						return nil, nil, "", fmt.Errorf("%w: the server refused the component secret for %s: %s", ErrAuth, domain, streamErrorText(se))
 					}
-					return nil, "", fmt.Errorf("%w: stream error from server: %s", ErrProtocol, streamErrorText(se))
+					return nil, nil, "", fmt.Errorf("%w: stream error from server: %s", ErrProtocol, streamErrorText(se))
 				case name.Space == NSComponent && name.Local == "handshake":
 					if at < 0 {
 						at = 0
 					}
-					return append([]byte(nil), p[at:]...), id, nil
+					return append([]byte(nil), p[at:]...), feats, id, nil
 				case name.Space == nsStream && name.Local == "features":
-					// A server that speaks stream features to components
-					// (none of XEP-0114's) offers nothing crier uses here.
+					feats = append(feats, ev.Raw...)
 				default:
-					return nil, "", fmt.Errorf("%w: expected <handshake/>, got <%s>", ErrProtocol, name.Local)
+					return nil, nil, "", fmt.Errorf("%w: expected <handshake/>, got <%s>", ErrProtocol, name.Local)
 				}
 			}
 		}
 		if ferr != nil {
-			return nil, "", fmt.Errorf("%w: %w", ErrProtocol, ferr)
+			return nil, nil, "", fmt.Errorf("%w: %w", ErrProtocol, ferr)
 		}
 		if rerr != nil {
 			if errors.Is(rerr, io.EOF) && opened {
 				// Some servers close the socket on a wrong secret
 				// without a stream error.
-				return nil, "", fmt.Errorf("%w: the server closed the connection after the handshake for %s (wrong secret?)", ErrAuth, domain)
+				return nil, nil, "", fmt.Errorf("%w: the server closed the connection after the handshake for %s (wrong secret?)", ErrAuth, domain)
 			}
-			return nil, "", rerr
+			return nil, nil, "", rerr
 		}
 	}
 }
@@ -235,8 +238,12 @@ type componentConn struct {
 	// side writes for the tap (componentNegotiator); the real one went
 	// out with the handshake.
 	dropHeader bool
-	out        outScan
-	wbuf       []byte
+	// feats are the stream features the server sent before <handshake/>
+	// (XEP-0114 has none): shown to the tap and stream management, not
+	// to mellium, which ends an established session on them.
+	feats []byte
+	out   outScan
+	wbuf  []byte
 }
 
 // Write writes p, except the synthetic stream header, with the stanzas
@@ -427,6 +434,16 @@ func componentNegotiator(domain jid.JID) xmpp.Negotiator {
 // negotiateComponent makes the mellium session of a component connection.
 func negotiateComponent(ctx context.Context, o Options, raw net.Conn, secure bool) (*Conn, error) {
 	tc := newTapConn(raw, o.Tap, o.Logger)
+	if cc, ok := raw.(*componentConn); ok && len(cc.feats) > 0 {
+		// A server that offers stream management to components: the
+		// tap's state machine sees the offer as on a client stream, and
+		// Connect enables it.
+		name := xml.Name{Space: nsStream, Local: "features"}
+		tc.sm.seeIn(name, cc.feats)
+		if o.Tap != nil {
+			o.Tap.Element(In, name, cc.feats)
+		}
+	}
 	stop := context.AfterFunc(ctx, func() { tc.Close() })
 	domain := o.JID.Domain()
 	sess, err := xmpp.NewSession(ctx, domain, domain, tc, xmpp.Secure, componentNegotiator(domain))

@@ -200,3 +200,42 @@ func TestComponentOutScan(t *testing.T) {
 		}
 	}
 }
+
+// TestComponentSM: a server that offers stream management to components
+// (the mini server with ComponentSM; XEP-0114 servers do not) gets it
+// enabled, and the barrier is <r/>/<a/> instead of a ping.
+func TestComponentSM(t *testing.T) {
+	s := startMiniWith(t, miniserver.Config{
+		Domain:        "localhost",
+		Addr:          "127.0.0.1:0",
+		ComponentAddr: "127.0.0.1:0",
+		Components:    map[string]string{"alerts.localhost": "s3cret"},
+		ComponentSM:   true,
+	})
+	rec := &recorder{}
+	o := componentOptions(s)
+	o.Tap = rec
+	c := connect(t, o)
+	serve(t, c)
+	msg := stanza.Message{From: jid.MustParse("disk@alerts.localhost"), To: jid.MustParse("nobody@localhost"), Type: stanza.HeadlineMessage}
+	if err := c.Session.Send(context.Background(), msg.Wrap(nil)); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := c.Barrier(ctx); err != nil {
+		for _, ev := range rec.events() {
+			t.Logf("%v %s", ev.dir, ev.raw)
+		}
+		t.Fatalf("Barrier: %v", err)
+	}
+	if st := c.SMStats(); !st.Enabled || st.Sent < 1 || st.Acked < 1 {
+		t.Errorf("stream management stats %+v, want enabled with the message acknowledged", st)
+	}
+	if _, ok := rec.find(In, nsSM, "a", ""); !ok {
+		t.Error("no <a/> from the server")
+	}
+	if c.ResumeState() != nil {
+		t.Error("a component session offers resumption here")
+	}
+}
