@@ -107,8 +107,14 @@ type Bot struct {
 	lastErr atomic.Pointer[string]
 	// ha is the leader election of [ha], while Run campaigns (nil
 	// without [ha]).
-	ha        atomic.Pointer[haRun]
-	haNC      *nats.Conn // [ha]'s NATS connection (shared state and lease)
+	ha   atomic.Pointer[haRun]
+	haNC *nats.Conn // [ha]'s NATS connection (shared state and lease)
+	// shared are the KV stores plugins share with other instances
+	// (Host.SharedState), by bucket, on haNC or sharedNC (made from
+	// [nats] for them); closed with the store.
+	sharedMu  sync.Mutex
+	shared    map[string]state.Store
+	sharedNC  *nats.Conn
 	cmdRooms  map[string]RoomConfig
 	leftRooms map[string]bool
 
@@ -172,12 +178,16 @@ func New(cfg *config.Config, opts Options) (*Bot, error) {
 			b.dropConn()
 		},
 		// [ha]: a message goes out only while this instance leads
-		// (presence, such as leaving rooms, always).
-		Allow: func(it *outbox.Item) bool { return it.Kind != outbox.Message || b.leader() },
+		// (presence, such as leaving rooms, always; shared work to a
+		// user, a relayed push, from a standby too).
+		Allow: func(it *outbox.Item) bool {
+			return it.Kind != outbox.Message || (it.Work && it.Room == "") || b.leader()
+		},
 		Stuck: func() {
 			b.log.Warn("a write to the server hung; dropping the connection", "after", writeTimeout)
 			b.dropConn()
 		},
+		RoomBounced: func(room string) { b.rooms.bounced(room) },
 		Reattached: func(settled, resent, stale int) {
 			b.met.unacked.WithLabelValues("confirmed").Add(float64(settled))
 			b.met.unacked.WithLabelValues("sent_again").Add(float64(resent))
@@ -335,9 +345,9 @@ func (b *Bot) Ready() (bool, []string) {
 		if why := b.lastError(); why != "" {
 			line += " (" + why + ")"
 		}
-		return false, append([]string{line}, lines...)
+		return false, append(append([]string{line}, b.haLines()...), lines...)
 	}
-	return all, append([]string{"session: bound"}, lines...)
+	return all, append(append([]string{"session: bound"}, b.haLines()...), lines...)
 }
 
 // Config returns the configuration in force.

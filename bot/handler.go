@@ -335,6 +335,9 @@ func (b *Bot) onMessage(st *inStanza) {
 		}
 		if !b.out.HandleError(st.ID, stanza.Condition(cond)) {
 			b.log.Warn("message error from server", "from", st.From, "condition", cond)
+		} else {
+			b.met.rateLimited.Inc()
+			b.log.Debug("message bounced as too fast; it goes out again later", "from", st.From, "id", st.ID, "condition", cond)
 		}
 		return
 	}

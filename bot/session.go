@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"math"
 	mrand "math/rand/v2"
+	"sync"
 	"time"
 
 	"mellium.im/xmpp/jid"
@@ -122,7 +123,10 @@ func (b *Bot) session(ctx context.Context) (time.Duration, error) {
 		Resume:    prev,
 		DisableSM: !x.StreamManagement,
 		Tap:       transport.TapFunc(b.tap),
-		Logger:    b.log.With("component", "transport"),
+		OnTapStop: func(d transport.Direction, limit string) {
+			b.met.streamLimits.WithLabelValues(d.String(), limit).Inc()
+		},
+		Logger: b.log.With("component", "transport"),
 	})
 	if err != nil {
 		if prev != nil && !prev.Expired(time.Now()) {
@@ -273,7 +277,9 @@ func (b *Bot) keepalive(ctx context.Context, conn *transport.Conn, every, timeou
 	if timeout <= 0 {
 		timeout = 15 * time.Second
 	}
-	t := time.NewTicker(every)
+	// Each wait is jittered: bots started together do not ping their
+	// server in lockstep.
+	t := time.NewTimer(jitter(every))
 	defer t.Stop()
 	for {
 		select {
@@ -281,6 +287,7 @@ func (b *Bot) keepalive(ctx context.Context, conn *transport.Conn, every, timeou
 			return
 		case <-t.C:
 		}
+		t.Reset(jitter(every))
 		if !b.pingAlive(ctx, conn, timeout) {
 			if ctx.Err() != nil {
 				return
@@ -319,45 +326,102 @@ func (b *Bot) pingAlive(ctx context.Context, conn *transport.Conn, timeout time.
 	}
 }
 
-// selfPing checks every joined room with an XEP-0410 self-ping.
+// selfPing checks every joined room with an XEP-0410 self-ping, once per
+// interval. The pings of one round are spread evenly over the interval, in
+// a new random order each round and with a random offset within each slot,
+// so that a bot in a thousand rooms sends a steady trickle instead of a
+// burst of a thousand iqs (and the answers do not arrive in one either).
+// A few pings may wait for answers at once; a slow answer does not hold up
+// the next room's ping.
 func (b *Bot) selfPing(ctx context.Context, conn *transport.Conn) {
 	defer b.wg.Done()
-	if b.opts.SelfPing < 0 {
+	every := b.opts.SelfPing
+	if every < 0 {
 		return
 	}
-	t := time.NewTicker(b.opts.SelfPing)
-	defer t.Stop()
-	for {
+	var pings sync.WaitGroup
+	defer pings.Wait()
+	slots := make(chan struct{}, selfPingParallel)
+	wait := func(d time.Duration) bool {
+		t := time.NewTimer(d)
+		defer t.Stop()
 		select {
 		case <-ctx.Done():
-			return
+			return false
 		case <-t.C:
+			return true
 		}
-		for _, tg := range b.rooms.joinedTargets() {
-			to, err := jid.Parse(tg.occupant)
-			if err != nil {
-				continue
-			}
-			pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-			err = b.ping(pctx, conn, to)
-			cancel()
-			if ctx.Err() != nil {
+	}
+	if !wait(jitter(every)) {
+		return
+	}
+	for {
+		round := time.Now()
+		targets := b.rooms.joinedTargets()
+		mrand.Shuffle(len(targets), func(i, j int) { targets[i], targets[j] = targets[j], targets[i] })
+		gap := every
+		if len(targets) > 0 {
+			gap = every / time.Duration(len(targets))
+		}
+		for i, tg := range targets {
+			due := round.Add(time.Duration(i)*gap + time.Duration(mrand.Int64N(int64(max(gap, 1)))))
+			if !wait(time.Until(due)) {
 				return
 			}
-			var se stanza.Error
-			switch {
-			case err == nil:
-			case errors.As(err, &se):
-				switch se.Condition {
-				case stanza.ServiceUnavailable, stanza.FeatureNotImplemented:
-					// joined; the ping was answered by a client that lacks it
-				case stanza.RemoteServerNotFound, stanza.RemoteServerTimeout:
-					// indeterminate
-				default:
-					b.rooms.selfPingResult(tg.room, tg.gen, false, string(se.Condition))
-				}
+			select {
+			case slots <- struct{}{}:
+			case <-ctx.Done():
+				return
 			}
+			pings.Add(1)
+			go func() {
+				defer pings.Done()
+				defer func() { <-slots }()
+				b.selfPingOne(ctx, conn, tg)
+			}()
 		}
+		if !wait(time.Until(round.Add(every))) {
+			return
+		}
+	}
+}
+
+// selfPingParallel bounds the self-pings waiting for answers at once.
+const selfPingParallel = 8
+
+// jitter returns d changed by up to a tenth either way, so that timers of
+// many bots (or many rooms) drift apart instead of firing together.
+func jitter(d time.Duration) time.Duration {
+	if d <= 0 {
+		return d
+	}
+	return d - d/10 + time.Duration(mrand.Int64N(int64(d/5)+1))
+}
+
+// selfPingOne pings the bot's own occupant in one room and applies the
+// answer.
+func (b *Bot) selfPingOne(ctx context.Context, conn *transport.Conn, tg selfPingTarget) {
+	to, err := jid.Parse(tg.occupant)
+	if err != nil {
+		return
+	}
+	pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	err = b.ping(pctx, conn, to)
+	cancel()
+	if ctx.Err() != nil {
+		return
+	}
+	var se stanza.Error
+	if err == nil || !errors.As(err, &se) {
+		return
+	}
+	switch se.Condition {
+	case stanza.ServiceUnavailable, stanza.FeatureNotImplemented:
+		// joined; the ping was answered by a client that lacks it
+	case stanza.RemoteServerNotFound, stanza.RemoteServerTimeout:
+		// indeterminate
+	default:
+		b.rooms.selfPingResult(tg.room, tg.gen, false, string(se.Condition))
 	}
 }
 
@@ -366,7 +430,11 @@ func (b *Bot) tap(dir transport.Direction, name xml.Name, raw []byte) {
 	if dir == transport.In {
 		b.lastIn.Store(time.Now().UnixNano())
 	}
-	b.met.countStanza(dir == transport.Out, name.Local)
+	kind := name.Local
+	if name.Space == "urn:xmpp:sm:3" && (kind == "r" || kind == "a") {
+		kind = "sm_" + kind // stream management's ack requests and answers
+	}
+	b.met.countStanza(dir == transport.Out, kind)
 }
 
 // dropConn closes the current connection's socket; the session's reader

@@ -24,9 +24,16 @@ type Message struct {
 	// OriginID is an XEP-0359 origin-id put on the stanza, so that a resent
 	// copy can be recognised.
 	OriginID string
-	// Interactive marks an answer to someone (a command's reply): it goes
-	// ahead of bulk traffic.
+	// Interactive marks an answer to someone who waits for it (a
+	// command's reply): it goes ahead of bulk traffic (relayed events,
+	// webhooks, scheduled posts), which is what a message without it is,
+	// and is not refused because bulk traffic filled the outbox. It still
+	// waits for its room to be joined and for the rate limits.
 	Interactive bool
+	// Work marks a message that is shared work, such as a relayed push,
+	// rather than speech: with [ha] a standby sends it too, to a user
+	// (never into a room, where only the leader is).
+	Work bool
 }
 
 // ActionKind is what an Action does in a room.
@@ -140,6 +147,9 @@ type Status struct {
 	Rooms                       []RoomInfo
 	// Plugins holds each plugin's readiness and StatusReporter lines.
 	Plugins []string
+	// HA says, with [ha], whether this instance leads, who leads since
+	// when, and who stands by.
+	HA []string
 }
 
 // PluginInfo is one registered plugin, for the plugins command.
@@ -278,6 +288,13 @@ type Host interface {
 	// State returns the plugin's namespace in the state store, at the
 	// plugin's Spec.Schema; ErrNoStore when no store is configured.
 	State() (state.Namespace, error)
+	// SharedState returns the plugin's namespace in the NATS JetStream KV
+	// bucket named bucket (created when missing), which every crier that
+	// names the same bucket shares, whatever its XMPP account: through
+	// [ha]'s NATS connection, else one made from [nats]. ErrUnsupported
+	// when neither is configured. Each call for a bucket returns a handle
+	// on the same store, closed when the bot stops.
+	SharedState(bucket string) (state.Namespace, error)
 	// Publish publishes data on a NATS subject through the Publisher
 	// plugin, if one runs (ErrUnsupported otherwise).
 	Publish(subject string, data []byte) error

@@ -96,10 +96,18 @@ type Core struct {
 	Rooms []string
 	// EmbeddedNATS is [embedded] nats.
 	EmbeddedNATS bool
+	// NATS is whether a NATS server is configured ([nats] url, or
+	// [embedded] nats); known to config checks only.
+	NATS bool
 	// Component is true when the bot connects as an XEP-0114 component:
 	// BotJID is then the component's domain, and messages may be sent
 	// from any address on it (Message.From).
 	Component bool
+	// HABucket is [ha] bucket ("" without [ha]); HAReplicas is [ha]
+	// replicas. A plugin that shares work between instances keeps what
+	// they must agree on in buckets named after HABucket.
+	HABucket   string
+	HAReplicas int
 }
 
 // CheckFrom checks a from address a plugin's config gives for its

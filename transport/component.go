@@ -434,6 +434,7 @@ func componentNegotiator(domain jid.JID) xmpp.Negotiator {
 // negotiateComponent makes the mellium session of a component connection.
 func negotiateComponent(ctx context.Context, o Options, raw net.Conn, secure bool) (*Conn, error) {
 	tc := newTapConn(raw, o.Tap, o.Logger)
+	tc.onStop = o.OnTapStop
 	if cc, ok := raw.(*componentConn); ok && len(cc.feats) > 0 {
 		// A server that offers stream management to components: the
 		// tap's state machine sees the offer as on a client stream, and

@@ -249,7 +249,8 @@ func (c *Config) PluginCore() plugins.Core {
 	for _, r := range c.Rooms {
 		rooms = append(rooms, r.JID)
 	}
-	return plugins.Core{Path: c.Path, Dir: c.Dir(), BotJID: c.XMPP.JID, Rooms: rooms, EmbeddedNATS: c.Embedded.NATS, Component: c.XMPP.Component()}
+	return plugins.Core{Path: c.Path, Dir: c.Dir(), BotJID: c.XMPP.JID, Rooms: rooms, EmbeddedNATS: c.Embedded.NATS,
+		Component: c.XMPP.Component(), HABucket: c.HA.Bucket, HAReplicas: c.HA.Replicas}
 }
 
 // Dir returns the directory of the config file, against which relative

@@ -58,6 +58,7 @@ func Diff(prev, next *Config) error {
 	check("bot.state_dir", prev.Bot.StateDir != next.Bot.StateDir)
 	check("ha.bucket", prev.HA.Bucket != next.HA.Bucket)
 	check("ha.lease", prev.HA.Lease != next.HA.Lease)
+	check("ha.replicas", prev.HA.Replicas != next.HA.Replicas)
 
 	if len(fields) == 0 {
 		return nil

@@ -190,7 +190,11 @@ func (v *validator) plugins() {
 }
 
 // core is what plugins may read of the core config.
-func (v *validator) core() plugins.Core { return v.c.PluginCore() }
+func (v *validator) core() plugins.Core {
+	c := v.c.PluginCore()
+	c.NATS = v.written("nats.url") || v.c.Embedded.NATS
+	return c
+}
 
 // checker is the plugins.Checker of one plugin table.
 type checker struct {
@@ -278,17 +282,20 @@ func (v *validator) xmpp() {
 	if x.Transport == TransportTCP && x.TLS == TLSNone && !v.c.Embedded.XMPP && !loopbackHostPort(x.Address) {
 		v.errorf("xmpp.tls", `"none" sends the password in clear; it is allowed only to a loopback address, not %s`, orSRV(x.Address))
 	}
+	// Without a URL the transport discovers one from the domain's
+	// host-meta (XEP-0156); the embedded server needs to know where to
+	// serve.
 	switch {
 	case x.BOSHURL != "":
 		v.boshURL(x.BOSHURL)
-	case x.Transport == TransportBOSH:
-		v.errorf("xmpp.bosh_url", `must be set when transport is "bosh"`)
+	case x.Transport == TransportBOSH && v.c.Embedded.XMPP:
+		v.errorf("xmpp.bosh_url", `must be set when transport is "bosh" and embedded.xmpp is on: the embedded server serves BOSH there`)
 	}
 	switch {
 	case x.WebSocketURL != "":
 		v.webSocketURL(x.WebSocketURL)
-	case x.Transport == TransportWebSocket:
-		v.errorf("xmpp.websocket_url", `must be set when transport is "websocket"`)
+	case x.Transport == TransportWebSocket && v.c.Embedded.XMPP:
+		v.errorf("xmpp.websocket_url", `must be set when transport is "websocket" and embedded.xmpp is on: the embedded server serves WebSocket there`)
 	}
 	if x.WebSocketOrigin != "" {
 		if u, err := url.Parse(x.WebSocketOrigin); err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {

@@ -190,11 +190,20 @@ password = "pw"
 [embedded]
 xmpp = true
 `},
-		{"bosh needs bosh_url", `
-[xmpp] # ERR: xmpp.bosh_url: must be set when transport is "bosh"
+		{"bosh without bosh_url discovers it", `
+[xmpp]
 jid = "bot@example.org"
 password = "pw"
 transport = "bosh"
+`},
+		{"embedded bosh needs bosh_url", `
+[xmpp] # ERR: xmpp.bosh_url: must be set when transport is "bosh" and embedded.xmpp is on
+jid = "bot@localhost"
+password = "pw"
+transport = "bosh"
+address = "127.0.0.1:5222"
+[embedded]
+xmpp = true
 `},
 		{"bosh over https", `
 [xmpp]
@@ -224,11 +233,20 @@ password = "pw"
 transport = "bosh"
 bosh_url = "ftp://example.org/" # ERR: must be an http or https URL
 `},
-		{"websocket needs websocket_url", `
-[xmpp] # ERR: xmpp.websocket_url: must be set when transport is "websocket"
+		{"websocket without websocket_url discovers it", `
+[xmpp]
 jid = "bot@example.org"
 password = "pw"
 transport = "websocket"
+`},
+		{"embedded websocket needs websocket_url", `
+[xmpp] # ERR: xmpp.websocket_url: must be set when transport is "websocket" and embedded.xmpp is on
+jid = "bot@localhost"
+password = "pw"
+transport = "websocket"
+address = "127.0.0.1:5222"
+[embedded]
+xmpp = true
 `},
 		{"websocket over wss", `
 [xmpp]

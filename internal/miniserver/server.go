@@ -104,6 +104,21 @@ type Config struct {
 	Certificate *tls.Certificate
 	// Logger receives the server's logs; slog.Default() when nil.
 	Logger *slog.Logger
+
+	// Limits of the chat service (limits.go), all off when zero.
+	// JoinDelay answers each room join after this long.
+	JoinDelay time.Duration
+	// MaxPendingJoins refuses a join while this many wait for their
+	// answer (with JoinDelay), with <error type='wait'><resource-constraint/>.
+	MaxPendingJoins int
+	// MaxRoomsPerUser refuses a join of an account already in this many
+	// rooms with <error type='wait'><resource-constraint/>, as ejabberd's
+	// max_user_conferences does.
+	MaxRoomsPerUser int
+	// RoomMessageInterval bounces a room message sent sooner than this
+	// after the same occupant's previous one with <error type='wait'>
+	// <policy-violation/>, as Prosody's mod_muc_limits does.
+	RoomMessageInterval time.Duration
 }
 
 // Stats are counters describing what the server did since Start.
@@ -133,6 +148,12 @@ type counters struct {
 // Server is a running embedded XMPP server. Its methods are safe for
 // concurrent use.
 type Server struct {
+	// wsRedirect: see-other-uri answers still to give (RedirectWebSocket).
+	wsRedirect struct {
+		sync.Mutex
+		uri string
+		n   int
+	}
 	cfg       Config
 	log       *slog.Logger
 	domain    string
@@ -176,6 +197,7 @@ type Server struct {
 	undeaf      chan struct{}
 	refusing    bool
 	nextID      int64
+	lim         limitState // limits.go
 }
 
 // Start validates cfg, binds every configured listener and serves until ctx

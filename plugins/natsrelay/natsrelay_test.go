@@ -609,30 +609,3 @@ func TestStopIsSafeTwiceAndWaitsForInFlight(t *testing.T) {
 		t.Errorf("Publish after Stop = %v", err)
 	}
 }
-
-// TestJetStreamStandbyTakesNothing: while the host is an [ha] standby the
-// relay takes nothing from the shared consumer (it is all left for the
-// leader); once it leads, what waited is relayed.
-func TestJetStreamStandbyTakesNothing(t *testing.T) {
-	srv := startNATS(t)
-	_, js := connect(t, srv)
-	// The leader made the stream; a standby does not touch it.
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "EV", Subjects: []string{"ev.>"}}); err != nil {
-		t.Fatal(err)
-	}
-	bot := newFakeBot()
-	bot.standby.Store(true)
-	startPlugin(t, loadConfig(t, srv.ClientURL(), jsRelay), bot)
-	jsPublish(t, js, "ev.one", "while standing by", "")
-	time.Sleep(600 * time.Millisecond)
-	if n := len(bot.messages()); n != 0 {
-		t.Fatalf("a standby relayed %d messages", n)
-	}
-	bot.standby.Store(false)
-	waitFor(t, 10*time.Second, "relayed once leading", func() bool { return len(bot.messages()) == 1 })
-	if m := bot.messages()[0]; m.Body != "while standing by" {
-		t.Fatalf("message = %+v", m)
-	}
-}

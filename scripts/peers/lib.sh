@@ -148,6 +148,7 @@ write_env() {
 PEER=$PEER_NAME
 DOMAIN=localhost
 MUC=conference.localhost
+MUC_LIMITED=limited.localhost
 C2S=127.0.0.1:$c2s
 TLS_DIRECT=127.0.0.1:$tls
 HTTP=127.0.0.1:$http
@@ -168,6 +169,18 @@ COMPONENT_SECRET=$PEER_COMPONENT_SECRET
 EOT
 	fi
 	mv "$dir/env.tmp" "$dir/env"
+}
+
+# write_env_https adds the TLS HTTP listener (port $2) to $1/env: its
+# address and the BOSH and WebSocket URLs on it, named as the certificate
+# names the host (localhost).
+write_env_https() {
+	local dir=$1 https=$2
+	cat >>"$dir/env" <<EOT
+HTTPS=127.0.0.1:$https
+BOSH_TLS_URL=https://localhost:$https/http-bind
+WSS_URL=wss://localhost:$https/xmpp-websocket
+EOT
 }
 
 # usage_exit prints the usage line and exits 2.

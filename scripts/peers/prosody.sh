@@ -25,7 +25,7 @@ pidfile=$dir/prosody.pid
 log=$dir/prosody.log
 
 write_config() {
-	local c2s=$1 tls=$2 http=$3 shaper=$4 comp=$5 limits=""
+	local c2s=$1 tls=$2 http=$3 shaper=$4 https=$5 comp=$6 limits=""
 	if [[ $shaper == 1 ]]; then
 		limits='limits = { c2s = { rate = "3kb/s"; burst = "2s" } }'
 	fi
@@ -36,6 +36,7 @@ pidfile = "$pidfile"
 data_path = "$dir/data"
 log = { { levels = { min = "info" }, to = "file", filename = "$log" } }
 admin_socket = "$dir/admin.sock"
+plugin_paths = { "$here/modules" }
 
 interfaces = { "127.0.0.1" }
 local_interfaces = { "127.0.0.1" }
@@ -46,7 +47,8 @@ c2s_direct_tls_ports = { $tls }
 http_interfaces = { "127.0.0.1" }
 http_ports = { $http }
 https_interfaces = { "127.0.0.1" }
-https_ports = { }
+https_ports = { $https }
+https_ssl = { certificate = "$dir/cert.pem"; key = "$dir/key.pem" }
 s2s_interfaces = { "127.0.0.1" }
 s2s_ports = { }
 s2s_direct_tls_ports = { }
@@ -78,7 +80,19 @@ Component "conference.localhost" "muc"
 	restrict_room_creation = "local"
 	muc_room_locking = false
 	muc_room_default_public = true
+	-- A bot in a thousand rooms: keep them all in memory (the default
+	-- cache of 100 swaps the rest to disk and back).
+	muc_room_cache_size = 2000
 $(muc_moderation)
+
+-- A chat service whose rooms bounce a message sent less than 200 ms after
+-- the same occupant's previous one (policy-violation), for tests of a
+-- client that learns a room's rate limit.
+Component "limited.localhost" "muc"
+	restrict_room_creation = "local"
+	muc_room_locking = false
+	modules_enabled = { "muc_rate" }
+	muc_rate_interval = 0.2
 
 Component "$PEER_COMPONENT"
 	component_secret = "$PEER_COMPONENT_SECRET"
@@ -109,11 +123,12 @@ register_accounts() {
 
 start() {
 	command -v prosody >/dev/null || die "prosody is not installed (run scripts/peers/install.sh)"
-	local c2s tls http comp shaper
+	local c2s tls http https comp shaper
 	c2s=$(port_of "$(env_get "$dir/env" C2S)")
 	comp=$(port_of "$(env_get "$dir/env" COMPONENT)")
 	tls=$(port_of "$(env_get "$dir/env" TLS_DIRECT)")
 	http=$(port_of "$(env_get "$dir/env" HTTP)")
+	https=$(port_of "$(env_get "$dir/env" HTTPS)")
 	shaper=${SHAPER:-$(env_get "$dir/env" SHAPER)}
 	shaper=${shaper:-0}
 
@@ -121,20 +136,21 @@ start() {
 		echo "prosody: already running in $dir (c2s 127.0.0.1:$c2s)"
 		return 0
 	fi
-	if [[ -z $c2s || -z $tls || -z $http || -z $comp ]]; then
-		read -r c2s tls http comp < <(pick_ports "$dir" 4)
+	if [[ -z $c2s || -z $tls || -z $http || -z $https || -z $comp ]]; then
+		read -r c2s tls http https comp < <(pick_ports "$dir" 5)
 	else
 		local p
-		for p in "$c2s" "$tls" "$http" "$comp"; do
+		for p in "$c2s" "$tls" "$http" "$https" "$comp"; do
 			! port_busy "$p" || die "port $p (kept in $dir/env) is taken by another process"
 		done
 	fi
 
 	mkdir -p "$dir/data" "$dir/certs"
 	make_cert "$dir"
-	write_config "$c2s" "$tls" "$http" "$shaper" "$comp"
+	write_config "$c2s" "$tls" "$http" "$shaper" "$https" "$comp"
 	register_accounts
 	write_env "$dir" "$c2s" "$tls" "$http" "$here/prosody.sh" "$log" "$shaper" "$comp"
+	write_env_https "$dir" "$https"
 
 	rm -f "$pidfile"
 	: >>"$log"
@@ -154,8 +170,9 @@ start() {
 	fi
 	wait_port "$tls" 10 "$pidfile" || die "direct TLS port 127.0.0.1:$tls is not up"
 	wait_port "$http" 10 "$pidfile" || die "http port 127.0.0.1:$http is not up"
+	wait_port "$https" 10 "$pidfile" || die "https port 127.0.0.1:$https is not up"
 	wait_port "$comp" 10 "$pidfile" || die "component port 127.0.0.1:$comp is not up"
-	echo "prosody: running in $dir (c2s 127.0.0.1:$c2s, tls 127.0.0.1:$tls, http 127.0.0.1:$http, component $PEER_COMPONENT at 127.0.0.1:$comp)"
+	echo "prosody: running in $dir (c2s 127.0.0.1:$c2s, tls 127.0.0.1:$tls, http 127.0.0.1:$http, https 127.0.0.1:$https, component $PEER_COMPONENT at 127.0.0.1:$comp)"
 }
 
 stop() {
