@@ -283,8 +283,13 @@ func componentBurst(t *testing.T, sm bool) {
 		t.Fatalf("%v disconnects during the burst\n%s", got, h.logs.String())
 	}
 	h.bot.connMu.Lock()
-	st := h.bot.conn.SMStats()
+	conn := h.bot.conn
 	h.bot.connMu.Unlock()
+	st := conn.SMStats()
+	// The last acknowledgements may come after the last message arrived.
+	for deadline := time.Now().Add(5 * time.Second); sm && st.Acked < n && time.Now().Before(deadline); st = conn.SMStats() {
+		time.Sleep(10 * time.Millisecond)
+	}
 	if st.Enabled != sm || (sm && st.Acked < n) {
 		t.Fatalf("stream management %+v, want enabled=%v (and every stanza acknowledged)", st, sm)
 	}
