@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"crier/internal/crierproc"
+	"crier/internal/miniserver"
 	"crier/internal/xmpptest"
 )
 
@@ -76,4 +77,38 @@ func poolOf(t *testing.T, pem []byte) *x509.CertPool {
 		t.Fatal("no certificate in the demo's PEM file")
 	}
 	return pool
+}
+
+// TestSendAsComponent: crier send connects as a component with flags
+// alone and sends from --from, into a room from an occupant address under
+// it; --from without a component, or off its domain, is bad usage.
+func TestSendAsComponent(t *testing.T) {
+	srv, _ := mini(t, miniserver.Config{ComponentAddr: "127.0.0.1:0", Components: map[string]string{"alerts.localhost": "s3cret"}})
+	alice := user(t, srv, "alice")
+	if err := alice.Join(lobby, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	t.Chdir(t.TempDir())
+	t.Setenv("CRIER_XMPP_PASSWORD", "s3cret")
+	args := []string{"send", "--transport", "component", "--jid", "alerts.localhost", "--address", srv.ComponentAddr(), "--tls", "none"}
+	code, _, errs := runIn("", append(args, "--from", "disk@alerts.localhost", "--to", "alice@localhost", "--to", lobby, "disk", "full")...)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	alice.Expect(t, 5*time.Second, func(s xmpptest.Stanza) bool {
+		return s.Name == "message" && s.From == "disk@alerts.localhost" && s.Body == "disk full"
+	})
+	alice.Expect(t, 5*time.Second, func(s xmpptest.Stanza) bool {
+		return s.Type == "groupchat" && strings.HasPrefix(s.From, lobby+"/disk-send-") && s.Body == "disk full"
+	})
+
+	code, _, errs = runIn("", append(args, "--from", "disk@example.org", "--to", "alice@localhost", "x")...)
+	if code != 2 || !strings.Contains(errs, "not on the component's domain") || !strings.Contains(errs, "--from") {
+		t.Errorf("--from off the domain: exit %d: %s", code, errs)
+	}
+	t.Setenv("CRIER_XMPP_PASSWORD", "botpw")
+	code, _, errs = runIn("", "send", "--jid", "crier@localhost", "--address", srv.Addr(), "--from", "x@localhost", "--to", "alice@localhost", "x")
+	if code != 2 || !strings.Contains(errs, "component") {
+		t.Errorf("--from without a component: exit %d: %s", code, errs)
+	}
 }
