@@ -229,8 +229,15 @@ func (h *handler) HandleXMPP(t xmlstream.TokenReadEncoder, start *xml.StartEleme
 			}
 			return nil // an answer nobody waits for (late, or not ours)
 		}
-		if h.b.component() && h.b.refuseIQ(t, start) {
-			return nil
+		if h.b.component() {
+			if h.b.refuseIQ(t, start) {
+				return nil
+			}
+			// Every answer goes from the address asked, the default
+			// one included (component.go).
+			w := newAnswerWatch(t, start)
+			defer w.answerIfSilent(h.b)
+			t = w
 		}
 		handled, rest := h.pluginIQ(t, start)
 		if handled {
