@@ -83,7 +83,8 @@ func firstNonEmpty(s ...string) string {
 	return ""
 }
 
-// sendText queues a message, split under the body byte limit.
+// sendText queues a message, split under the body byte limit. A reply to
+// an event received at in (not zero) is interactive.
 func (b *Bot) sendText(to, typ, text, subject string, in time.Time) {
 	if to == "" {
 		return
@@ -98,6 +99,11 @@ func (b *Bot) sendText(to, typ, text, subject string, in time.Time) {
 	parts := splitBody(text, b.cfg.Load().maxBody)
 	for i, p := range parts {
 		it := &outbox.Item{Kind: outbox.Message, To: to, Type: typ, Body: p, ID: b.nextID(), Room: room}
+		if !in.IsZero() {
+			// An answer to a message someone just wrote: ahead of
+			// relayed events, webhooks and cron posts.
+			it.Priority = outbox.Interactive
+		}
 		if i == 0 {
 			it.Subject = cleanText(subject)
 			it.Received = in

@@ -378,8 +378,24 @@ func (r *rooms) retryLocked(rm *mucRoom, reason string) {
 	r.gaugeLocked()
 }
 
+// bounced acts on a room's answer that the bot is not in it (a message
+// it sent there came back not-acceptable or item-not-found): the bot
+// joins it again, and the message waits for that in the outbox.
+func (r *rooms) bounced(room string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	rm := r.m[room]
+	if rm == nil || rm.state != roomJoined {
+		return // not wanted, or already on its way back in
+	}
+	r.log.Warn("the room refused a message: the server says the bot is not in it", "room", room)
+	r.retryLocked(rm, "bounced: not in the room")
+}
+
 func metricReason(reason string) string {
 	switch {
+	case strings.HasPrefix(reason, "bounced"):
+		return "bounced"
 	case strings.HasPrefix(reason, "kicked"):
 		return "kicked"
 	case strings.Contains(reason, "shut down"):

@@ -123,7 +123,10 @@ func (b *Bot) session(ctx context.Context) (time.Duration, error) {
 		Resume:    prev,
 		DisableSM: !x.StreamManagement,
 		Tap:       transport.TapFunc(b.tap),
-		Logger:    b.log.With("component", "transport"),
+		OnTapStop: func(d transport.Direction, limit string) {
+			b.met.streamLimits.WithLabelValues(d.String(), limit).Inc()
+		},
+		Logger: b.log.With("component", "transport"),
 	})
 	if err != nil {
 		if prev != nil && !prev.Expired(time.Now()) {
@@ -133,7 +136,7 @@ func (b *Bot) session(ctx context.Context) (time.Duration, error) {
 	}
 	started := time.Now()
 	resumed := conn.Resumed()
-	b.log.Info("connected", "jid", conn.JID.String(), "transport", conn.Transport, "server", conn.Server, "sasl", conn.Mechanism, "resumed", resumed)
+	b.log.Info("connected", "jid", conn.JID.String(), "transport", conn.Transport, "server", conn.Server, "auth", conn.Mechanism, "resumed", resumed)
 	b.lastErr.Store(nil)
 	b.met.connects.Inc()
 	if resumed {
@@ -153,13 +156,17 @@ func (b *Bot) session(ctx context.Context) (time.Duration, error) {
 	// stop still needs acknowledgements while it flushes the outbox.
 	sctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	acked, ackKnown := conn.ResumeAcked()
-	b.out.AttachResumed(connSender{sessionWriter{conn.Session}, conn}, b.barrier(sctx, conn), outbox.ResumeInfo{Resumed: resumed, Acked: acked, Known: ackKnown})
+	b.out.AttachResumed(connSender{sessionWriter{conn.Session, b.fromFilter()}, conn}, b.barrier(sctx, conn), outbox.ResumeInfo{Resumed: resumed, Acked: acked, Known: ackKnown})
 	if resumed {
 		// The server kept the session: presence and rooms are as they
 		// were, and it resends what this side had not received.
 		b.rooms.Resume()
 	} else {
-		_ = b.out.Enqueue(&outbox.Item{Kind: outbox.Presence, Priority: outbox.High})
+		if !b.component() {
+			// A component has no presence of its own to broadcast (no
+			// roster): only its rooms see it, by their join presence.
+			_ = b.out.Enqueue(&outbox.Item{Kind: outbox.Presence, Priority: outbox.High})
+		}
 		b.rooms.Online()
 	}
 	b.cronMu.Lock()
@@ -216,7 +223,7 @@ func (b *Bot) session(ctx context.Context) (time.Duration, error) {
 }
 
 func (b *Bot) barrier(sctx context.Context, conn *transport.Conn) outbox.Acker {
-	domain := b.jid.Domain()
+	domain := b.serverAddr()
 	return func() error {
 		ctx, cancel := context.WithTimeout(sctx, time.Minute)
 		defer cancel()
@@ -248,7 +255,9 @@ func (b *Bot) shutdownSession(conn *transport.Conn) {
 		b.log.Warn("outbox not empty at shutdown", "waiting", b.out.Depth())
 	}
 	b.rooms.LeaveAll()
-	_ = b.out.Enqueue(&outbox.Item{Kind: outbox.Presence, Type: "unavailable", Priority: outbox.High})
+	if !b.component() {
+		_ = b.out.Enqueue(&outbox.Item{Kind: outbox.Presence, Type: "unavailable", Priority: outbox.High})
+	}
 	_ = b.out.Flush(ctx)
 	b.log.Info("left rooms, closing the stream")
 	_ = conn.Close()
@@ -298,7 +307,7 @@ func (b *Bot) pingAlive(ctx context.Context, conn *transport.Conn, timeout time.
 	defer cancel()
 	done := make(chan error, 1)
 	sent := time.Now()
-	go func() { done <- b.ping(pctx, conn, b.jid.Domain()) }()
+	go func() { done <- b.ping(pctx, conn, b.serverAddr()) }()
 	check := time.NewTicker(max(timeout/4, time.Millisecond))
 	defer check.Stop()
 	for {
@@ -432,7 +441,11 @@ func (b *Bot) tap(dir transport.Direction, name xml.Name, raw []byte) {
 	if dir == transport.In {
 		b.lastIn.Store(time.Now().UnixNano())
 	}
-	b.met.countStanza(dir == transport.Out, name.Local)
+	kind := name.Local
+	if name.Space == "urn:xmpp:sm:3" && (kind == "r" || kind == "a") {
+		kind = "sm_" + kind // stream management's ack requests and answers
+	}
+	b.met.countStanza(dir == transport.Out, kind)
 }
 
 // dropConn closes the current connection's socket; the session's reader

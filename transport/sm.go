@@ -34,7 +34,12 @@ import (
 //     the tap follows the byte order of each direction exactly, which is
 //     what the protocol's counters are defined on.
 //  4. The server's <r/> is answered with <a h='handled'/> from a goroutine
-//     of the connection (a tap callback must not inject). Its <a h="N"/>
+//     of the connection (a tap callback must not inject), not at once but
+//     after answerDelay, or as soon as answerCount stanzas were read since
+//     the last answer: servers ask after every stanza they send while no
+//     request is outstanding (Prosody), so an answer per request would
+//     cost a write, and the server a request and a read, per stanza of a
+//     quiet chat. Its <a h="N"/>
 //     moves the acknowledged count on; an h above what was sent is a
 //     protocol error that ends the connection with the stream error the
 //     XEP prescribes.
@@ -60,6 +65,17 @@ const nsSM = "urn:xmpp:sm:3"
 // smEnableWait bounds how long a Barrier waits for the server's answer to
 // <enable/> before it gives up on stream management for that call.
 const smEnableWait = 10 * time.Second
+
+// answerDelay and answerCount bound how long the answer to the server's
+// <r/> waits: at most answerDelay, and no longer than until answerCount
+// stanzas were read since the last answer. Servers keep what this side
+// has not acknowledged (Prosody up to 500 stanzas by default, ejabberd
+// 5000) and wait long for an answer (Prosody reports a delayed ack after
+// 30 s, ejabberd ends the stream after 60 s).
+const (
+	answerDelay = 100 * time.Millisecond
+	answerCount = 64
+)
 
 // ErrNoSM is returned by Conn.Barrier when stream management is not in use on
 // the connection: the server did not offer it, refused to enable it, or has
@@ -147,6 +163,8 @@ type smState struct {
 	acked    uint32 // last h from the server
 	handled  uint32 // stanzas read since <enabled/>
 	requests uint64
+	asked    bool   // an <r/> of the server waits for its answer
+	answered uint32 // the h of the last answer
 	// Resumption.
 	resumable bool          // <enabled resume='true'/>
 	max       time.Duration // the server's resumption window, if given
@@ -157,7 +175,8 @@ type smState struct {
 	prevKnown bool          // prevAcked is set
 	err       error         // a protocol violation by the server
 	changed   chan struct{} // closed and replaced on every change
-	kick      chan struct{} // buffered: an <r/> waits for an answer
+	kick      chan struct{} // buffered: an answer is due now
+	request   chan struct{} // buffered: an <r/> came; answer within answerDelay
 	fault     chan string   // buffered: the stream error to end with
 }
 
@@ -166,7 +185,17 @@ func newSMState(log *slog.Logger) *smState {
 		log:     log,
 		changed: make(chan struct{}),
 		kick:    make(chan struct{}, 1),
+		request: make(chan struct{}, 1),
 		fault:   make(chan string, 1),
+	}
+}
+
+// signal pokes the worker through c without blocking: a signal already
+// pending will do, the answer carries the latest count.
+func (m *smState) signal(c chan struct{}) {
+	select {
+	case c <- struct{}{}:
+	default:
 	}
 }
 
@@ -203,6 +232,9 @@ func (m *smState) seeIn(name xml.Name, raw []byte) {
 		m.mu.Lock()
 		if m.phase == smOn {
 			m.handled++
+			if m.asked && m.handled-m.answered >= answerCount {
+				m.signal(m.kick)
+			}
 		}
 		m.mu.Unlock()
 	case name.Space == nsSM:
@@ -220,14 +252,15 @@ func (m *smState) seeSM(local string, raw []byte) {
 	}
 	if local == "r" {
 		m.mu.Lock()
-		on := m.phase == smOn
-		m.mu.Unlock()
-		if on {
-			select {
-			case m.kick <- struct{}{}:
-			default: // an answer is already due; it will carry the latest count
+		if m.phase == smOn {
+			m.asked = true
+			if m.handled-m.answered >= answerCount {
+				m.signal(m.kick)
+			} else {
+				m.signal(m.request)
 			}
 		}
+		m.mu.Unlock()
 		return
 	}
 	var v struct {
@@ -435,14 +468,37 @@ func (m *smState) enable(tc *tapConn) {
 // run answers the server's ack requests and ends the stream on a protocol
 // violation. It returns when the connection closes or ends.
 func (m *smState) run(tc *tapConn) {
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	defer timer.Stop()
+	timing := false
+	answer := func() error {
+		timing = false
+		m.mu.Lock()
+		if !m.asked {
+			m.mu.Unlock()
+			return nil // answered already (by count)
+		}
+		h := m.handled
+		m.asked, m.answered = false, h
+		m.requests++
+		m.mu.Unlock()
+		return tc.injectOwn(ackElement(h))
+	}
 	for {
 		select {
+		case <-m.request:
+			if !timing {
+				timing = true
+				timer.Reset(answerDelay)
+			}
+		case <-timer.C:
+			if err := answer(); err != nil {
+				return
+			}
 		case <-m.kick:
-			m.mu.Lock()
-			h := m.handled
-			m.requests++
-			m.mu.Unlock()
-			if err := tc.injectOwn(ackElement(h)); err != nil {
+			timer.Stop()
+			if err := answer(); err != nil {
 				return
 			}
 		case se := <-m.fault:
@@ -464,6 +520,7 @@ func (m *smState) run(tc *tapConn) {
 func (m *smState) finalAck(tc *tapConn) {
 	m.mu.Lock()
 	on, h := m.phase == smOn, m.handled
+	m.asked, m.answered = false, h
 	m.mu.Unlock()
 	if on {
 		_ = tc.injectOwn(ackElement(h))

@@ -462,3 +462,67 @@ func TestSMResumeFails(t *testing.T) {
 	}
 	waitFor(t, func() bool { _, ok := nr.SM(c3.JID.String()); return !ok })
 }
+
+// TestSMAnswersBatched: a server that asks for an acknowledgement after
+// every stanza it sends (as Prosody does while no request is outstanding)
+// gets one answer per answerCount stanzas or per answerDelay, not one per
+// request, and every answer carries the full count.
+func TestSMAnswersBatched(t *testing.T) {
+	s := startSMServer(t, false)
+	alice := xmpptest.Dial(t, xmpptest.Options{Addr: s.Addr(), JID: "alice@localhost", Password: "alicepw", RootCAs: s.CertPool()})
+	c := connect(t, miniOptions(s))
+	serve(t, c)
+	waitFor(t, c.SM)
+	const n = 3 * answerCount
+	began := time.Now()
+	for i := range n {
+		if err := alice.SendMessage(c.JID.String(), "chat", fmt.Sprint("m", i)); err != nil {
+			t.Fatal(err)
+		}
+		// The request follows the message on the server's stream.
+		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(100 * time.Microsecond) {
+			if st, _ := s.SM(c.JID.String()); st.Sent >= uint32(i+1) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("message %d not routed to the client", i)
+			}
+		}
+		if err := s.RequestAck(c.JID.String()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, func() bool {
+		st, _ := s.SM(c.JID.String())
+		return st.Acked == st.Sent
+	})
+	st, _ := s.SM(c.JID.String())
+	took := time.Since(began)
+	// By count: n/answerCount answers; by time: one per answerDelay the
+	// loop took, and the last one.
+	most := n/answerCount + int(took/answerDelay) + 1
+	t.Logf("%d requests after %d stanzas in %v: %d answers (at most %d allowed)", n, st.Sent, took, st.Acks, most)
+	if st.Acks > most || st.Acks < n/answerCount {
+		t.Fatalf("%d answers to %d requests, want between %d and %d", st.Acks, n, n/answerCount, most)
+	}
+}
+
+// TestSMAnswerWithinDelay: a lone request is answered after at most
+// about answerDelay.
+func TestSMAnswerWithinDelay(t *testing.T) {
+	s := startSMServer(t, false)
+	c := connect(t, miniOptions(s))
+	serve(t, c)
+	waitFor(t, c.SM)
+	began := time.Now()
+	if err := s.RequestAck(c.JID.String()); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool {
+		st, _ := s.SM(c.JID.String())
+		return st.Acks == 1
+	})
+	if took := time.Since(began); took > answerDelay+time.Second {
+		t.Fatalf("answered after %v, want about %v", took, answerDelay)
+	}
+}

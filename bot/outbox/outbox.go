@@ -16,12 +16,23 @@ import (
 )
 
 // Priority orders the outbox: High items (presence, room joins) always go
-// before Bulk items (messages).
+// first, then Interactive items (answers to someone: rule and command
+// replies), then Bulk items (relayed events, webhooks, cron posts). Within
+// Interactive and Bulk, targets are served round-robin (see fairQueue).
 type Priority int
 
 // Priorities.
 const (
+	// Bulk is traffic nobody waits for in a conversation: fan-out of
+	// relayed events and webhooks, cron posts.
 	Bulk Priority = iota
+	// Interactive is an answer to someone who is waiting for it: a rule's
+	// or a command's reply. It goes ahead of Bulk, has a queue of its own
+	// (a full bulk queue does not refuse it) and a reserve in the ack
+	// window, but waits for its room and its rate limits like Bulk.
+	Interactive
+	// High is the session's own control traffic (presence, room joins):
+	// it goes first and waits for no room gate and no rate limit.
 	High
 )
 
@@ -49,12 +60,16 @@ func (k Kind) String() string {
 type Item struct {
 	Kind     Kind
 	To       string // full or bare JID
+	From     string // the address sent from; empty is the session's own
 	Type     string // message or presence type ("" = normal / available)
 	Body     string
 	Subject  string
 	ID       string
 	Room     string // bare room JID: a groupchat item waits until the bot is in the room
 	Priority Priority
+	// Work marks shared work (a relayed push to a user) that Hooks.Allow
+	// may let through where it refuses speech.
+	Work bool
 	// Payload adds child elements (a MUC join <x/>, an invite, an origin-id).
 	Payload func() xml.TokenReader
 	// Done, when set, is called once: with nil after the stanza was written,
@@ -67,10 +82,12 @@ type Item struct {
 	attempts  int
 	queued    time.Time // when Enqueue took it, for crier_delivery_seconds
 	notBefore time.Time
-	seq       uint64    // position in the session's written stanzas, for acks
-	smSeq     uint32    // stream management count after this item was written (at most)
-	smOK      bool      // smSeq is known
-	sentAt    time.Time // when it was last written
+	seq       uint64      // position in the session's written stanzas, for acks
+	wrote     time.Time   // when it was written to the current session
+	sentAt    time.Time   // when it was last written (bounces, pace.go)
+	ended     atomic.Bool // Done was called
+	smSeq     uint32      // stream management count after this item was written (at most)
+	smOK      bool        // smSeq is known
 }
 
 // Outbox errors.
@@ -102,14 +119,32 @@ const DefaultAckWindow = 32
 
 // Config holds the outbox's limits.
 type Config struct {
-	Queue     int        // bulk items waiting at most
+	Queue     int        // bulk items waiting at most (and, apart, interactive ones)
 	RoomQueue int        // items waiting for one room to be joined
 	Rate      rate.Limit // stanzas/s to the server, 0 = unlimited
 	RoomRate  rate.Limit // stanzas/s into one room, 0 = unlimited
 	Burst     int
 	Write     time.Duration // write timeout for one stanza
 	Window    int           // stanzas written and not yet acknowledged at most
+	// AckDelay is how long written stanzas nobody waits for (no Done:
+	// rule replies, cron posts) may go unconfirmed before the outbox asks
+	// the server for an acknowledgement, when fewer than half a window
+	// were written; AckUrgent the same for stanzas someone waits for
+	// (Done set: a relayed event, a webhook). Zero means
+	// DefaultAckDelay and DefaultAckUrgent; negative asks at once, as
+	// soon as the writer is idle. A quiet chat then costs one ack request
+	// per AckDelay rather than one per reply (XEP-0198 <r/> and <a/>, or
+	// a ping), and what was written is still confirmed, or written again
+	// after a loss, within a bounded time.
+	AckDelay  time.Duration
+	AckUrgent time.Duration
 }
+
+// Defaults of Config.AckDelay and Config.AckUrgent.
+const (
+	DefaultAckDelay  = 200 * time.Millisecond
+	DefaultAckUrgent = 5 * time.Millisecond
+)
 
 // Hooks reports what happens to items, for metrics and logs.
 type Hooks struct {
@@ -121,6 +156,10 @@ type Hooks struct {
 	// (the last step before the transport): false drops it with
 	// ErrFenced. A leader that lost its lease ([ha]) says nothing more.
 	Allow func(it *Item) bool
+	// RoomBounced, when set, is told that a room answered a message with
+	// "not an occupant" or "no such room": the bot should join it again.
+	// The message waits for that (SetRoomJoined).
+	RoomBounced func(room string)
 	// reattached reports, for each new session, the unacknowledged items
 	// of the previous one that the server confirmed, that go out again,
 	// and that were dropped as stale.
@@ -148,7 +187,8 @@ type Outbox struct {
 	mu       sync.Mutex
 	wake     chan struct{} // poked (non-blocking) whenever something changes
 	high     []*Item
-	bulk     []*Item
+	inter    fairQueue            // Interactive items
+	bulk     fairQueue            // Bulk items
 	rooms    map[string]*roomGate // pending items per room
 	slow     map[string]*slowdown // per-target backoff after resource-constraint
 	sent     map[string]*Item     // recently sent messages by id, for error replies
@@ -161,9 +201,14 @@ type Outbox struct {
 	// last started for, acked the count the server confirmed.
 	unacked               []*Item
 	written, asked, acked uint64
-	barriers              sync.WaitGroup
-	closed                bool
-	inflight              int // items taken by the writer and not yet settled
+	// firstUnasked is when the first stanza after the last barrier was
+	// written; urgent says one of those has a Done callback; ackNow that
+	// Flush wants the barrier at once.
+	firstUnasked   time.Time
+	urgent, ackNow bool
+	barriers       sync.WaitGroup
+	closed         bool
+	inflight       int // items taken by the writer and not yet settled
 
 	global *rate.Limiter
 	perRm  map[string]*rate.Limiter
@@ -219,6 +264,12 @@ func New(cfg Config, hooks Hooks) *Outbox {
 	}
 	if cfg.Window <= 0 {
 		cfg.Window = DefaultAckWindow
+	}
+	if cfg.AckDelay == 0 {
+		cfg.AckDelay = DefaultAckDelay
+	}
+	if cfg.AckUrgent == 0 {
+		cfg.AckUrgent = DefaultAckUrgent
 	}
 	o := &Outbox{
 		cfg:   cfg,
@@ -303,12 +354,25 @@ func (o *Outbox) enqueueLocked(it *Item) error {
 			return nil
 		}
 	}
-	if len(o.bulk) >= o.cfg.Queue {
+	q := o.queueOf(it)
+	if q.n >= o.cfg.Queue {
 		return ErrQueueFull
 	}
-	o.bulk = append(o.bulk, it)
+	q.push(it)
 	return nil
 }
+
+// queueOf is the queue of a non-High item.
+func (o *Outbox) queueOf(it *Item) *fairQueue {
+	if it.Priority == Interactive {
+		return &o.inter
+	}
+	return &o.bulk
+}
+
+// queued is the number of items in the writer's queues (not behind room
+// gates). The caller holds mu.
+func (o *Outbox) queuedLocked() int { return len(o.high) + o.inter.n + o.bulk.n }
 
 func (o *Outbox) gate(room string) *roomGate {
 	g := o.rooms[room]
@@ -328,7 +392,7 @@ func (o *Outbox) SetRoomJoined(room string, joined bool) {
 	g.joined = joined
 	switch {
 	case joined && len(g.pending) > 0:
-		o.bulk = append(g.pending, o.bulk...)
+		o.pushFrontLocked(g.pending)
 		g.pending = nil
 	case !joined:
 		// Out of the room (kicked, shut down): what is queued for it
@@ -387,7 +451,9 @@ func (o *Outbox) AttachResumed(s Sender, ack Acker, ri ResumeInfo) {
 	o.s = s
 	o.ack = ack
 	o.gen++
-	o.resumed = s != nil && ri.Resumed
+	// Read only while a session is attached (o.s != nil), so a detach
+	// needs no value of its own here.
+	o.resumed = ri.Resumed
 	o.written, o.asked, o.acked = 0, 0, 0
 	if s == nil {
 		// Detached: the rooms wait for the next session to say where the
@@ -447,7 +513,7 @@ func (o *Outbox) AttachResumed(s Sender, ack Acker, ri ResumeInfo) {
 func (o *Outbox) Depth() int {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	n := len(o.high) + len(o.bulk)
+	n := o.queuedLocked()
 	for _, g := range o.rooms {
 		n += len(g.pending)
 	}
@@ -465,10 +531,15 @@ func (o *Outbox) HandleError(id string, cond stanza.Condition) bool {
 	o.mu.Lock()
 	it := o.sent[id]
 	delete(o.sent, id)
+	if it != nil && it.Room != "" && (cond == stanza.NotAcceptable || cond == stanza.ItemNotFound) {
+		return o.roomBouncedLocked(it) // unlocks
+	}
 	if it == nil || (cond != stanza.ResourceConstraint && cond != stanza.PolicyViolation) {
 		o.mu.Unlock()
 		return false
 	}
+	// Bounced: not delivered, whatever the acknowledgement says.
+	o.unackedRemoveLocked(it)
 	sd := o.slow[it.To]
 	if sd == nil {
 		sd = &slowdown{}
@@ -487,9 +558,47 @@ func (o *Outbox) HandleError(id string, cond stanza.Condition) bool {
 	}
 	it.notBefore = sd.until
 	o.requeueBouncedLocked(it)
+	o.gateBulkLocked()
 	o.mu.Unlock()
 	o.poke()
 	return true
+}
+
+// roomBouncedLocked handles a room's answer that the bot is not in it
+// (not-acceptable: not an occupant; item-not-found: no such room) to a
+// message it sent there, as after a server restart or a membership the
+// server lost: the message was not delivered, so it is not settled by the
+// acknowledgement that covers it but waits, ahead of the room's later
+// ones, behind the room's closed gate for the rejoin that
+// Hooks.RoomBounced asks for. The caller holds mu; it is released.
+func (o *Outbox) roomBouncedLocked(it *Item) bool {
+	o.unackedRemoveLocked(it)
+	it.attempts++
+	if it.attempts > maxAttempts {
+		o.mu.Unlock()
+		o.drop(it, ErrGaveUp, "refused")
+		return true
+	}
+	o.gate(it.Room).joined = false
+	o.requeueBouncedLocked(it)
+	o.gateBulkLocked()
+	o.mu.Unlock()
+	if o.hooks.RoomBounced != nil {
+		o.hooks.RoomBounced(it.Room)
+	}
+	o.poke()
+	return true
+}
+
+// unackedRemoveLocked takes it out of the items waiting for an
+// acknowledgement, if it is there. The caller holds mu.
+func (o *Outbox) unackedRemoveLocked(it *Item) {
+	for i, u := range o.unacked {
+		if u == it {
+			o.unacked = append(o.unacked[:i], o.unacked[i+1:]...)
+			return
+		}
+	}
 }
 
 // Close stops accepting items; Run returns once the queue is empty or its
@@ -508,8 +617,15 @@ func (o *Outbox) Flush(ctx context.Context) error {
 	defer t.Stop()
 	for {
 		o.mu.Lock()
-		n := len(o.high) + len(o.bulk) + o.inflight + len(o.unacked)
+		n := o.queuedLocked() + o.inflight + len(o.unacked)
+		hurry := n > 0 && !o.ackNow && o.written > o.asked
+		if hurry {
+			o.ackNow = true // no batching of acknowledgements now
+		}
 		o.mu.Unlock()
+		if hurry {
+			o.poke()
+		}
 		if n == 0 {
 			return nil
 		}
@@ -562,29 +678,57 @@ func (o *Outbox) takeLocked(now time.Time) (*Item, time.Duration) {
 		o.inflight++
 		return it, 0
 	}
+	out := uint64(0)
+	if o.ack != nil {
+		out = o.written + uint64(o.inflight) - o.acked
+	}
+	// Interactive items may use a reserve above the window, so that a
+	// window filled by a fan-out does not hold a reply for a round trip.
 	wait := time.Duration(-1)
-	if o.ack != nil && o.written+uint64(o.inflight)-o.acked >= uint64(o.cfg.Window) {
+	if o.inter.n > 0 && (o.ack == nil || out < uint64(o.cfg.Window+interactiveReserve(o.cfg.Window))) {
+		it, w := o.inter.take(now, o.readyAt)
+		if it != nil {
+			o.inflight++
+			o.tookLocked(it, now)
+			return it, 0
+		}
+		wait = w
+	}
+	if o.ack != nil && out >= uint64(o.cfg.Window) {
 		return nil, -1 // the window is full: an acknowledgement pokes us
 	}
-	for i, c := range o.bulk {
-		ready := c.notBefore
-		if sd := o.slow[c.To]; sd != nil && sd.until.After(ready) {
-			ready = sd.until
-		}
-		if ready.After(now) {
-			if d := ready.Sub(now); wait < 0 || d < wait {
-				wait = d
-			}
-			continue // another target may go first
-		}
-		o.bulk = append(o.bulk[:i], o.bulk[i+1:]...)
+	it, w := o.bulk.take(now, o.readyAt)
+	if it != nil {
 		o.inflight++
-		if sd := o.slow[c.To]; sd != nil {
-			sd.took(now)
-		}
-		return c, 0
+		o.tookLocked(it, now)
+		return it, 0
+	}
+	if w >= 0 && (wait < 0 || w < wait) {
+		wait = w
 	}
 	return nil, wait
+}
+
+// tookLocked spaces the target's next message by its learned gap (pace.go)
+// once it is taken to be written at now. The caller holds mu.
+func (o *Outbox) tookLocked(it *Item, now time.Time) {
+	if sd := o.slow[it.To]; sd != nil {
+		sd.took(now)
+	}
+}
+
+// interactiveReserve is how many stanzas above the ack window interactive
+// items may have unacknowledged.
+func interactiveReserve(window int) int { return max(4, window/4) }
+
+// readyAt is when it may be written: after its own retry time and its
+// target's slowdown. The caller holds mu.
+func (o *Outbox) readyAt(it *Item) time.Time {
+	ready := it.notBefore
+	if sd := o.slow[it.To]; sd != nil && sd.until.After(ready) {
+		ready = sd.until
+	}
+	return ready
 }
 
 // Run drains the outbox until ctx ends, or until Close was called and the
@@ -598,15 +742,29 @@ func (o *Outbox) Run(ctx context.Context) {
 		items, s, gen, wait := o.next(time.Now(), buf[:0])
 		if len(items) == 0 {
 			o.mu.Lock()
+			ackIn := time.Duration(-1)
 			if o.ack != nil && o.written > o.asked {
 				// Nothing more to write now: ask for the acknowledgement of
-				// what was written, so that Done callbacks come promptly.
-				o.barrierLocked()
+				// what was written once it waited AckDelay (AckUrgent when
+				// someone waits for it), so that Done callbacks come in
+				// bounded time without an ack request per stanza.
+				d := o.cfg.AckDelay
+				if o.urgent {
+					d = o.cfg.AckUrgent
+				}
+				if since := time.Since(o.firstUnasked); o.ackNow || since >= d {
+					o.barrierLocked()
+				} else {
+					ackIn = d - since
+				}
 			}
-			done := o.closed && len(o.high)+len(o.bulk) == 0
+			done := o.closed && o.queuedLocked() == 0
 			o.mu.Unlock()
 			if done {
 				return
+			}
+			if ackIn >= 0 && (wait < 0 || ackIn < wait) {
+				wait = ackIn
 			}
 			if wait < 0 {
 				wait = time.Hour
@@ -660,7 +818,7 @@ func (o *Outbox) send(ctx context.Context, items []*Item, s Sender, gen uint64) 
 		}
 		items = kept
 	}
-	if it := items[0]; len(items) == 1 && it.Priority == Bulk {
+	if it := items[0]; len(items) == 1 && it.Priority != High {
 		if o.global != nil {
 			if err := o.global.Wait(ctx); err != nil {
 				o.requeueFront(items, gen)
@@ -687,9 +845,9 @@ func (o *Outbox) send(ctx context.Context, items []*Item, s Sender, gen uint64) 
 	// error answer to one (HandleError) may come back before this
 	// goroutine is done with the write.
 	o.mu.Lock()
-	wrote := time.Now()
+	sending := time.Now()
 	for _, it := range items {
-		it.sentAt = wrote
+		it.sentAt = sending
 		if it.Kind == Message && it.ID != "" {
 			o.rememberLocked(it)
 		}
@@ -714,7 +872,8 @@ func (o *Outbox) send(ctx context.Context, items []*Item, s Sender, gen uint64) 
 		}
 		return
 	}
-	o.lastWrite.Store(time.Now().UnixNano())
+	wrote := time.Now()
+	o.lastWrite.Store(wrote.UnixNano())
 	// The stream management count after the write bounds each item's own
 	// position from above (others may have written in between), which is
 	// the safe side for deciding after a resumption what the server has.
@@ -729,8 +888,13 @@ func (o *Outbox) send(ctx context.Context, items []*Item, s Sender, gen uint64) 
 		o.inflight--
 		switch {
 		case gen == o.gen && o.ack != nil:
+			if o.written == o.asked {
+				o.firstUnasked = wrote
+			}
 			o.written++
 			it.seq = o.written
+			it.wrote = wrote
+			o.urgent = o.urgent || it.Done != nil
 			o.unacked = append(o.unacked, it)
 			if o.written-o.asked >= uint64(max(1, o.cfg.Window/2)) {
 				o.barrierLocked()
@@ -777,16 +941,18 @@ func (o *Outbox) send(ctx context.Context, items []*Item, s Sender, gen uint64) 
 func (o *Outbox) barrierLocked() {
 	target, gen, ack := o.written, o.gen, o.ack
 	o.asked = target
+	o.urgent, o.ackNow = false, false
 	o.barriers.Add(1)
 	go func() {
 		defer o.barriers.Done()
+		asked := time.Now()
 		err := ack()
-		o.acknowledged(gen, target, err)
+		o.acknowledged(gen, target, asked, err)
 	}()
 }
 
 // acknowledged settles the items up to target once a barrier came back.
-func (o *Outbox) acknowledged(gen, target uint64, err error) {
+func (o *Outbox) acknowledged(gen, target uint64, asked time.Time, err error) {
 	o.mu.Lock()
 	if gen != o.gen || err != nil {
 		// The session changed or is dying: Attach requeues what is left.
@@ -800,8 +966,9 @@ func (o *Outbox) acknowledged(gen, target uint64, err error) {
 	}
 	o.acked = max(o.acked, target)
 	o.mu.Unlock()
+	now := time.Now()
 	for _, it := range done {
-		o.settle(it)
+		o.settleAcked(it, asked, now)
 	}
 	o.poke()
 }
@@ -850,25 +1017,28 @@ func (o *Outbox) requeueFront(items []*Item, gen uint64) {
 // gates when those are closed, ahead of what waits there already (they
 // were queued earlier). The caller holds mu.
 func (o *Outbox) gateBulkLocked() {
-	var gated map[*roomGate][]*Item
-	keep := o.bulk[:0]
-	for _, it := range o.bulk {
-		if it.Room != "" {
-			if g := o.gate(it.Room); !g.joined {
-				if gated == nil {
-					gated = make(map[*roomGate][]*Item)
-				}
-				gated[g] = append(gated[g], it)
-				continue
+	for _, q := range []*fairQueue{&o.inter, &o.bulk} {
+		q.rooms(func(room string) {
+			if g := o.gate(room); !g.joined {
+				g.pending = append(q.takeRoom(room), g.pending...)
 			}
+		})
+	}
+}
+
+// pushFrontLocked puts non-High items back at the head of their lanes,
+// in order. The caller holds mu.
+func (o *Outbox) pushFrontLocked(items []*Item) {
+	var inter, bulk []*Item
+	for _, it := range items {
+		if it.Priority == Interactive {
+			inter = append(inter, it)
+		} else {
+			bulk = append(bulk, it)
 		}
-		keep = append(keep, it)
 	}
-	clear(o.bulk[len(keep):])
-	o.bulk = keep
-	for g, its := range gated {
-		g.pending = append(its, g.pending...)
-	}
+	o.inter.pushFront(inter)
+	o.bulk.pushFront(bulk)
 }
 
 // requeueLocked puts items written to a session that is gone back at the
@@ -888,7 +1058,7 @@ func (o *Outbox) requeueLocked(items []*Item) {
 		}
 	}
 	o.high = append(high, o.high...)
-	o.bulk = append(bulk, o.bulk...)
+	o.pushFrontLocked(bulk)
 	o.gateBulkLocked()
 }
 
@@ -904,14 +1074,26 @@ func (o *Outbox) rememberLocked(it *Item) {
 
 // settle ends an item the server acknowledged (or that needs no
 // acknowledgement): its delivery time is observed and Done called.
-func (o *Outbox) settle(it *Item) {
+func (o *Outbox) settle(it *Item) { o.settleAcked(it, time.Time{}, time.Now()) }
+
+// settleAcked settles an item a barrier asked at asked confirmed at now.
+// The times observed leave out how long the item waited for the barrier
+// to be asked (the batching of acknowledgements): they are the time to
+// the write plus the barrier's round trip.
+func (o *Outbox) settleAcked(it *Item, asked, now time.Time) {
+	took := func(from time.Time) float64 {
+		if !it.wrote.IsZero() && asked.After(it.wrote) {
+			return (it.wrote.Sub(from) + now.Sub(asked)).Seconds()
+		}
+		return now.Sub(from).Seconds()
+	}
 	if !it.queued.IsZero() {
-		o.delivery.Observe(time.Since(it.queued).Seconds())
+		o.delivery.Observe(took(it.queued))
 	}
 	if !it.Received.IsZero() {
-		o.reply.Observe(time.Since(it.Received).Seconds())
+		o.reply.Observe(took(it.Received))
 	}
-	if it.Done != nil {
+	if it.Done != nil && it.ended.CompareAndSwap(false, true) {
 		it.Done(nil)
 	}
 }
@@ -920,7 +1102,7 @@ func (o *Outbox) drop(it *Item, err error, reason string) {
 	if o.hooks.Dropped != nil {
 		o.hooks.Dropped(reason)
 	}
-	if it.Done != nil {
+	if it.Done != nil && it.ended.CompareAndSwap(false, true) {
 		it.Done(err)
 	}
 }
@@ -930,7 +1112,10 @@ func (o *Outbox) drop(it *Item, err error, reason string) {
 // common case (no payload) is one slice of tokens: this runs for every
 // stanza the bot sends.
 func (it *Item) Tokens() xml.TokenReader {
-	attrs := make([]xml.Attr, 0, 3)
+	attrs := make([]xml.Attr, 0, 4)
+	if it.From != "" {
+		attrs = append(attrs, xml.Attr{Name: xml.Name{Local: "from"}, Value: it.From})
+	}
 	if it.To != "" {
 		attrs = append(attrs, xml.Attr{Name: xml.Name{Local: "to"}, Value: it.To})
 	}

@@ -64,22 +64,10 @@ func (o *Outbox) Gap(target string) time.Duration {
 	return 0
 }
 
-// requeueBouncedLocked puts a bounced item back into the bulk queue ahead
-// of the later items to its target and behind the earlier ones (several
-// may bounce in a row and are resent in their order). The caller holds
-// mu.
+// requeueBouncedLocked puts a bounced item back into its queue, in its
+// target's lane ahead of the later items to that target and behind the
+// earlier ones (several may bounce in a row and are resent in their
+// order). The caller holds mu and then gates the room lanes.
 func (o *Outbox) requeueBouncedLocked(it *Item) {
-	pos := 0
-	for i, c := range o.bulk {
-		if c.To != it.To {
-			continue
-		}
-		if c.queued.After(it.queued) {
-			break
-		}
-		pos = i + 1
-	}
-	o.bulk = append(o.bulk, nil)
-	copy(o.bulk[pos+1:], o.bulk[pos:])
-	o.bulk[pos] = it
+	o.queueOf(it).insertByQueued(it)
 }

@@ -57,7 +57,10 @@ type Result struct {
 	// ServerCPUPer1000 is the XMPP server's CPU time per 1,000 replies
 	// (-server-pid): what serving this bot costs the server.
 	ServerCPUPer1000 float64 `json:"server_cpu_s_per_1000,omitempty"`
-	Error            string  `json:"error,omitempty"`
+	// Wire is, with -metrics, the elements per reply on the bot's stream
+	// by direction and kind ("out sm_r": ack requests the bot sent).
+	Wire  map[string]float64 `json:"wire_per_reply,omitempty"`
+	Error string             `json:"error,omitempty"`
 }
 
 func main() {
@@ -67,6 +70,9 @@ func main() {
 			os.Exit(1)
 		}
 		return
+	}
+	if len(os.Args) > 1 && os.Args[1] == "fanout" {
+		os.Exit(fanoutMain(os.Args[2:]))
 	}
 	if len(os.Args) > 1 && os.Args[1] == "summarize" {
 		if err := summarize(os.Args[2:], os.Stdout); err != nil {
@@ -99,6 +105,7 @@ type options struct {
 	botCmd, botLog       string
 	label, jsonFile      string
 	serverPID            int
+	metricsURL, plot     string
 }
 
 type account struct {
@@ -128,6 +135,8 @@ func parseFlags(args []string) (*options, error) {
 	fs.StringVar(&o.label, "label", "bot", "the name of this bot in the output")
 	fs.StringVar(&o.jsonFile, "json", "", "append the result as one JSON line to this file")
 	fs.IntVar(&o.serverPID, "server-pid", 0, "the XMPP server's process id: its CPU time per 1,000 replies is measured too")
+	fs.StringVar(&o.metricsURL, "metrics", "", "the bot's /metrics URL (crier): count the elements per reply on its stream")
+	fs.StringVar(&o.plot, "plot", "", "write PREFIX-latency.png (round-trip distribution) and PREFIX-rss.png (the started bot's RSS over the run)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -318,6 +327,18 @@ func measure(o *options, res *Result) error {
 			return fmt.Errorf("-server-pid: %w", err)
 		}
 	}
+	var wire0 map[string]float64
+	if o.metricsURL != "" {
+		var err error
+		if wire0, err = stanzaCounts(o.metricsURL); err != nil {
+			return fmt.Errorf("-metrics: %w", err)
+		}
+	}
+	var rss *rssSampler
+	if bot != nil && o.plot != "" {
+		rss = sampleRSS(bot.pid(), 100*time.Millisecond)
+		defer rss.stop()
+	}
 	began := time.Now()
 	for i, c := range clients {
 		go l.send(c, per[i])
@@ -349,6 +370,19 @@ func measure(o *options, res *Result) error {
 		slices.Sort(all)
 		res.P50ms = ms(quantile(all, 0.50))
 		res.P99ms = ms(quantile(all, 0.99))
+		if wire0 != nil {
+			if wire1, werr := stanzaCounts(o.metricsURL); werr == nil {
+				res.Wire = perReply(wire0, wire1, res.Replies)
+			}
+		}
+		if o.plot != "" {
+			if rss != nil {
+				rss.stop()
+			}
+			if perr := writePlots(o.plot, all, rss); perr != nil && err == nil {
+				err = perr
+			}
+		}
 	}
 	return err
 }

@@ -33,9 +33,11 @@ func summarize(args []string, w io.Writer) error {
 	if fs.NArg() == 0 {
 		return fmt.Errorf("summarize: name at least one file of JSON lines")
 	}
-	type key struct{ label, mode string }
+	type key = runKey
 	groups := map[key][]Result{}
 	var order []key
+	fan := map[string][]FanoutResult{}
+	var fanOrder []string
 	failed := 0
 	for _, path := range fs.Args() {
 		f, err := os.Open(path)
@@ -52,6 +54,23 @@ func summarize(args []string, w io.Writer) error {
 			if err := json.Unmarshal([]byte(line), &r); err != nil {
 				f.Close()
 				return fmt.Errorf("%s:%d: %w", path, n, err)
+			}
+			if r.Mode == "fanout" {
+				var fr FanoutResult
+				if err := json.Unmarshal([]byte(line), &fr); err != nil {
+					f.Close()
+					return fmt.Errorf("%s:%d: %w", path, n, err)
+				}
+				if fr.Error != "" {
+					failed++
+					fmt.Fprintf(w, "failed run excluded: %s fanout: %s\n", fr.Label, fr.Error)
+					continue
+				}
+				if _, ok := fan[fr.Label]; !ok {
+					fanOrder = append(fanOrder, fr.Label)
+				}
+				fan[fr.Label] = append(fan[fr.Label], fr)
+				continue
 			}
 			if r.Error != "" {
 				failed++
@@ -71,6 +90,13 @@ func summarize(args []string, w io.Writer) error {
 		}
 	}
 	if failed > 0 {
+		fmt.Fprintln(w)
+	}
+	if len(fanOrder) > 0 {
+		summarizeFanout(w, fan, fanOrder)
+		if len(order) == 0 {
+			return nil
+		}
 		fmt.Fprintln(w)
 	}
 	med := map[key]Result{}
@@ -103,6 +129,7 @@ func summarize(args []string, w io.Writer) error {
 		}
 		return "MISSED"
 	}
+	printWire(w, groups, order)
 	for _, subj := range strings.Split(*subject, ",") {
 		for _, mode := range []string{"room", "chat"} {
 			b, okB := med[key{*base, mode}]
@@ -154,4 +181,77 @@ func optf(v float64, format string) string {
 		return "–"
 	}
 	return fmt.Sprintf(format, v)
+}
+
+// runKey groups runs by bot and mode.
+type runKey struct{ label, mode string }
+
+// summarizeFanout prints the medians of the fan-out runs per bot.
+func summarizeFanout(w io.Writer, runs map[string][]FanoutResult, order []string) {
+	fmt.Fprintln(w, strings.Replace(fanoutHeader, "| bot |", "| bot (median of runs) |", 1))
+	for _, label := range order {
+		rs := runs[label]
+		med := func(f func(FanoutResult) float64) float64 {
+			v := make([]float64, 0, len(rs))
+			for _, r := range rs {
+				v = append(v, f(r))
+			}
+			slices.Sort(v)
+			if len(v)%2 == 1 {
+				return v[len(v)/2]
+			}
+			return (v[len(v)/2-1] + v[len(v)/2]) / 2
+		}
+		m := FanoutResult{
+			Label:        fmt.Sprintf("%s (%d)", label, len(rs)),
+			Events:       rs[0].Events,
+			FanOut:       rs[0].FanOut,
+			Pings:        int(med(func(r FanoutResult) float64 { return float64(r.Pings) })),
+			P50ms:        med(func(r FanoutResult) float64 { return r.P50ms }),
+			P99ms:        med(func(r FanoutResult) float64 { return r.P99ms }),
+			MaxMs:        med(func(r FanoutResult) float64 { return r.MaxMs }),
+			Unanswerd:    int(med(func(r FanoutResult) float64 { return float64(r.Unanswerd) })),
+			DrainSeconds: med(func(r FanoutResult) float64 { return r.DrainSeconds }),
+			EventsPerSec: med(func(r FanoutResult) float64 { return r.EventsPerSec }),
+			Received:     int(med(func(r FanoutResult) float64 { return float64(r.Received) })),
+			Duplicates:   int(med(func(r FanoutResult) float64 { return float64(r.Duplicates) })),
+			Lost:         int(med(func(r FanoutResult) float64 { return float64(r.Lost) })),
+			PeakRSSMB:    med(func(r FanoutResult) float64 { return r.PeakRSSMB }),
+			IdleRSSMB:    med(func(r FanoutResult) float64 { return r.IdleRSSMB }),
+		}
+		fmt.Fprintln(w, m.row())
+	}
+}
+
+// printWire prints, for the runs measured with -metrics, the median
+// elements per reply on the bot's stream.
+func printWire(w io.Writer, groups map[runKey][]Result, order []runKey) {
+	header := false
+	for _, k := range order {
+		rs := groups[k]
+		kinds := map[string]bool{}
+		for _, r := range rs {
+			for kind := range r.Wire {
+				kinds[kind] = true
+			}
+		}
+		if len(kinds) == 0 {
+			continue
+		}
+		if !header {
+			fmt.Fprintln(w, "\nElements per reply on the bot's stream (crier's tap; medians):")
+			fmt.Fprintln(w)
+			fmt.Fprintln(w, "| bot | mode | per reply |")
+			fmt.Fprintln(w, "|---|---|---|")
+			header = true
+		}
+		m := map[string]float64{}
+		for kind := range kinds {
+			m[kind] = median(rs, func(r Result) float64 { return r.Wire[kind] })
+		}
+		fmt.Fprintf(w, "| %s | %s | %s |\n", k.label, k.mode, wireString(m))
+	}
+	if header {
+		fmt.Fprintln(w)
+	}
 }

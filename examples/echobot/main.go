@@ -26,6 +26,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -61,6 +62,7 @@ func run() error {
 	caFile := flag.String("ca", "", "a PEM file of certificates to trust in addition to the system roots")
 	room := flag.String("room", "", "the bare JID of the room to join (optional)")
 	nick := flag.String("nick", "", "the nickname in the room (default: the JID's localpart)")
+	also := flag.String("also", "", "comma-separated bare JIDs of more rooms to join, without answering there (to compare memory with a bot in several rooms)")
 	timeout := flag.Duration("timeout", 20*time.Second, "limit for connecting and logging in")
 	flag.Parse()
 
@@ -139,6 +141,19 @@ func run() error {
 		join := stanza.Presence{To: roomJID}.Wrap(xmlstream.Wrap(history, xml.StartElement{Name: xml.Name{Space: nsMUC, Local: "x"}}))
 		if err := sess.Send(ctx, join); err != nil {
 			return fmt.Errorf("join %s: %w", *room, err)
+		}
+	}
+	for _, r := range strings.Split(*also, ",") {
+		if r = strings.TrimSpace(r); r == "" {
+			continue
+		}
+		occ, err := jid.Parse(r + "/" + *nick)
+		if err != nil {
+			return fmt.Errorf("-also: %w", err)
+		}
+		history := xmlstream.Wrap(nil, xml.StartElement{Name: xml.Name{Local: "history"}, Attr: []xml.Attr{{Name: xml.Name{Local: "maxstanzas"}, Value: "0"}}})
+		if err := sess.Send(ctx, stanza.Presence{To: occ}.Wrap(xmlstream.Wrap(history, xml.StartElement{Name: xml.Name{Space: nsMUC, Local: "x"}}))); err != nil {
+			return fmt.Errorf("join %s: %w", r, err)
 		}
 	}
 
