@@ -15,8 +15,9 @@ import (
 // absolute.
 const (
 	minThroughputRatio = 0.9
-	maxCPURatio        = 1.5
-	maxIdleRSSMB       = 15
+	maxCPURatio        = 1.3
+	maxRSSRatio        = 1.5
+	maxP50ExtraMs      = 0.1
 	maxStartToJoinedMs = 150
 )
 
@@ -116,20 +117,20 @@ func summarize(args []string, w io.Writer) error {
 			StartToJoinedMs:  median(rs, func(r Result) float64 { return r.StartToJoinedMs }),
 		}
 		med[k] = m
-		fmt.Fprintf(w, "| %s | %s | %d | %.0f | %.1f | %.1f | %.3f | %s | %.1f | %.0f |\n", k.label, k.mode, len(rs),
+		fmt.Fprintf(w, "| %s | %s | %d | %.0f | %.2f | %.2f | %.3f | %s | %.1f | %.0f |\n", k.label, k.mode, len(rs),
 			m.RepliesPerSec, m.P50ms, m.P99ms, m.CPUPer1000, optf(m.ServerCPUPer1000, "%.3f"), m.IdleRSSMB, m.StartToJoinedMs)
 	}
 
-	fmt.Fprintf(w, "\n| bot | mode | replies/s ratio to %[1]s (>= %[2]g) | CPU per reply ratio (<= %[3]g) | server CPU per reply ratio | idle RSS MB (<= %[4]d) | start→joined ms (<= %[5]d) |\n",
-		*base, minThroughputRatio, maxCPURatio, maxIdleRSSMB, maxStartToJoinedMs)
-	fmt.Fprintln(w, "|---|---|---:|---:|---:|---:|---:|")
+	printWire(w, groups, order)
+	fmt.Fprintf(w, "\n| bot | mode | replies/s ratio to %[1]s (>= %[2]g) | CPU per reply ratio (<= %[3]g) | p50 ms minus %[1]s's (<= %[4]g) | server CPU per reply ratio | idle RSS ratio (<= %[5]g) | start→joined ms (<= %[6]d) |\n",
+		*base, minThroughputRatio, maxCPURatio, maxP50ExtraMs, maxRSSRatio, maxStartToJoinedMs)
+	fmt.Fprintln(w, "|---|---|---:|---:|---:|---:|---:|---:|")
 	verdict := func(ok bool) string {
 		if ok {
 			return "ok"
 		}
 		return "MISSED"
 	}
-	printWire(w, groups, order)
 	for _, subj := range strings.Split(*subject, ",") {
 		for _, mode := range []string{"room", "chat"} {
 			b, okB := med[key{*base, mode}]
@@ -139,11 +140,14 @@ func summarize(args []string, w io.Writer) error {
 			}
 			tp := ratio(s.RepliesPerSec, b.RepliesPerSec)
 			cpu := ratio(s.CPUPer1000, b.CPUPer1000)
-			fmt.Fprintf(w, "| %s | %s | %.2f %s | %.2f %s | %s | %.1f %s | %.0f %s |\n", subj, mode,
+			rss := ratio(s.IdleRSSMB, b.IdleRSSMB)
+			extra := s.P50ms - b.P50ms
+			fmt.Fprintf(w, "| %s | %s | %.2f %s | %.2f %s | %+.2f %s | %s | %.2f %s | %.0f %s |\n", subj, mode,
 				tp, verdict(tp >= minThroughputRatio),
 				cpu, verdict(cpu <= maxCPURatio),
+				extra, verdict(extra <= maxP50ExtraMs),
 				optf(ratio(s.ServerCPUPer1000, b.ServerCPUPer1000), "%.2f"),
-				s.IdleRSSMB, verdict(s.IdleRSSMB <= maxIdleRSSMB),
+				rss, verdict(rss <= maxRSSRatio),
 				s.StartToJoinedMs, verdict(s.StartToJoinedMs <= maxStartToJoinedMs))
 		}
 	}
