@@ -190,15 +190,21 @@ func optf(v float64, format string) string {
 // runKey groups runs by bot and mode.
 type runKey struct{ label, mode string }
 
-// summarizeFanout prints the medians of the fan-out runs per bot.
+// summarizeFanout prints the medians of the fan-out runs per bot; the
+// unanswered column is the sum over the runs.
 func summarizeFanout(w io.Writer, runs map[string][]FanoutResult, order []string) {
 	fmt.Fprintln(w, strings.Replace(fanoutHeader, "| bot |", "| bot (median of runs) |", 1))
 	for _, label := range order {
 		rs := runs[label]
+		// Round trips: over the runs that timed any (a run whose only
+		// ping went unanswered has none); unanswered pings are summed.
 		med := func(f func(FanoutResult) float64) float64 {
 			v := make([]float64, 0, len(rs))
 			for _, r := range rs {
 				v = append(v, f(r))
+			}
+			if len(v) == 0 {
+				return 0
 			}
 			slices.Sort(v)
 			if len(v)%2 == 1 {
@@ -206,15 +212,29 @@ func summarizeFanout(w io.Writer, runs map[string][]FanoutResult, order []string
 			}
 			return (v[len(v)/2-1] + v[len(v)/2]) / 2
 		}
+		unanswered := 0
+		var withPings []FanoutResult
+		for _, r := range rs {
+			unanswered += r.Unanswerd
+			if r.Pings > 0 {
+				withPings = append(withPings, r)
+			}
+		}
+		timed := func(f func(FanoutResult) float64) float64 {
+			all := rs
+			rs = withPings
+			defer func() { rs = all }()
+			return med(f)
+		}
 		m := FanoutResult{
 			Label:        fmt.Sprintf("%s (%d)", label, len(rs)),
 			Events:       rs[0].Events,
 			FanOut:       rs[0].FanOut,
 			Pings:        int(med(func(r FanoutResult) float64 { return float64(r.Pings) })),
-			P50ms:        med(func(r FanoutResult) float64 { return r.P50ms }),
-			P99ms:        med(func(r FanoutResult) float64 { return r.P99ms }),
-			MaxMs:        med(func(r FanoutResult) float64 { return r.MaxMs }),
-			Unanswerd:    int(med(func(r FanoutResult) float64 { return float64(r.Unanswerd) })),
+			P50ms:        timed(func(r FanoutResult) float64 { return r.P50ms }),
+			P99ms:        timed(func(r FanoutResult) float64 { return r.P99ms }),
+			MaxMs:        timed(func(r FanoutResult) float64 { return r.MaxMs }),
+			Unanswerd:    unanswered,
 			DrainSeconds: med(func(r FanoutResult) float64 { return r.DrainSeconds }),
 			EventsPerSec: med(func(r FanoutResult) float64 { return r.EventsPerSec }),
 			Received:     int(med(func(r FanoutResult) float64 { return float64(r.Received) })),
