@@ -1,6 +1,7 @@
 package bot
 
 import (
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -77,4 +78,121 @@ func TestHostileServerInput(t *testing.T) {
 	}
 	_ = alice.SendMessage(bot, "chat", "!ping")
 	alice.Expect(t, 5*time.Second, isBody(bot, "pong alice"))
+}
+
+// TestStreamLimitCounted: an element nested past what the tap follows ends
+// the session, is counted by direction and limit, and the bot comes back.
+func TestStreamLimitCounted(t *testing.T) {
+	h := readyBot(t, "")
+	bot := "crier@localhost/crier"
+	limited := func() float64 {
+		mfs, err := h.bot.met.reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, mf := range mfs {
+			if mf.GetName() != "crier_stream_limits_total" {
+				continue
+			}
+			for _, m := range mf.GetMetric() {
+				labels := map[string]string{}
+				for _, l := range m.GetLabel() {
+					labels[l.GetName()] = l.GetValue()
+				}
+				if labels["direction"] == "in" && labels["limit"] == "depth" {
+					return m.GetCounter().GetValue()
+				}
+			}
+		}
+		t.Fatal("crier_stream_limits_total{direction=in,limit=depth} is not exported")
+		return 0
+	}
+	if got := limited(); got != 0 {
+		t.Fatalf("before: %v, want 0", got)
+	}
+	deep := "<message from='localhost' to='" + bot + "'>" + strings.Repeat("<a>", 1<<17+1)
+	if err := h.srv.SendRaw(bot, []byte(deep)); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for counter(t, h.bot, "crier_connects_total") < 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("no reconnect after an element past the depth limit\n%s", h.logs.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got := limited(); got != 1 {
+		t.Fatalf("crier_stream_limits_total{in,depth} = %v, want 1", got)
+	}
+	h.waitReady(5 * time.Second)
+	alice := h.user("alice")
+	_ = alice.SendMessage(bot, "chat", "!ping")
+	alice.Expect(t, 5*time.Second, isBody(bot, "pong alice"))
+}
+
+// TestRoomBounceRejoinsAndResends: the server forgets the bot in a room
+// without telling it. The next post there comes back not-acceptable; the
+// bot joins again (counted as a "bounced" rejoin) and the post that
+// bounced arrives after all: a tick a second, none missing.
+func TestRoomBounceRejoinsAndResends(t *testing.T) {
+	srv := startServer(t)
+	cfg := botConfig(t, srv, `
+[[cron]]
+name     = "tick"
+schedule = "* * * * * *"
+timezone = "UTC"
+to       = "`+room+`"
+body     = '{{.Time.Unix}}'
+`)
+	h := startBot(t, srv, cfg, Options{})
+	h.waitReady(5 * time.Second)
+	alice := joinRoom(t, h, "alice")
+	seen := map[int64]bool{}
+	collect := func(d time.Duration) {
+		end := time.Now().Add(d)
+		for time.Now().Before(end) {
+			for _, s := range alice.Drain() {
+				if s.Name == "message" && s.From == room+"/crier" {
+					if n, err := strconv.ParseInt(s.Body, 10, 64); err == nil {
+						seen[n] = true
+					}
+				}
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	collect(2500 * time.Millisecond)
+	if err := srv.Forget(room, "crier"); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for counterWith(t, h.bot.met.rejoins, "bounced") < 1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("no rejoin after the room refused a post\n%s", h.logs.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	h.waitReady(5 * time.Second)
+	collect(3 * time.Second)
+	var first, last int64
+	for n := range seen {
+		if first == 0 || n < first {
+			first = n
+		}
+		if n > last {
+			last = n
+		}
+	}
+	var missing []int64
+	for n := first; n <= last; n++ {
+		if !seen[n] {
+			missing = append(missing, n)
+		}
+	}
+	if len(seen) < 5 || len(missing) > 0 {
+		t.Fatalf("ticks %d..%d, %d seen, missing %v\n%s", first, last, len(seen), missing, h.logs.String())
+	}
+	if !strings.Contains(h.logs.String(), "the server says the bot is not in it") {
+		t.Errorf("the bounce is not logged\n%s", h.logs.String())
+	}
 }

@@ -107,8 +107,14 @@ type Bot struct {
 	lastErr atomic.Pointer[string]
 	// ha is the leader election of [ha], while Run campaigns (nil
 	// without [ha]).
-	ha        atomic.Pointer[haRun]
-	haNC      *nats.Conn // [ha]'s NATS connection (shared state and lease)
+	ha   atomic.Pointer[haRun]
+	haNC *nats.Conn // [ha]'s NATS connection (shared state and lease)
+	// shared are the KV stores plugins share with other instances
+	// (Host.SharedState), by bucket, on haNC or sharedNC (made from
+	// [nats] for them); closed with the store.
+	sharedMu  sync.Mutex
+	shared    map[string]state.Store
+	sharedNC  *nats.Conn
 	cmdRooms  map[string]RoomConfig
 	leftRooms map[string]bool
 
@@ -116,6 +122,7 @@ type Bot struct {
 	idPrefix string
 	idSeq    atomic.Uint64
 	iqs      iqWaiters      // the bot's own iq requests waiting for answers
+	comp     compState      // as a component: who wrote to which address (component.go)
 	lastIn   atomic.Int64   // when an element last came in (Unix nanoseconds)
 	online   atomic.Bool    // a session is up (guarded for the scheduler by cronMu)
 	wg       sync.WaitGroup // goroutines of the current session
@@ -171,12 +178,14 @@ func New(cfg *config.Config, opts Options) (*Bot, error) {
 			b.dropConn()
 		},
 		// [ha]: a message goes out only while this instance leads
-		// (presence, such as leaving rooms, always).
-		Allow: func(it *outbox.Item) bool { return it.Kind != outbox.Message || b.leader() },
+		// (presence, such as leaving rooms, always; shared work to a
+		// user, a relayed push, from a standby too).
+		Allow: b.mayWrite,
 		Stuck: func() {
 			b.log.Warn("a write to the server hung; dropping the connection", "after", writeTimeout)
 			b.dropConn()
 		},
+		RoomBounced: func(room string) { b.rooms.bounced(room) },
 		Reattached: func(settled, resent, stale int) {
 			b.met.unacked.WithLabelValues("confirmed").Add(float64(settled))
 			b.met.unacked.WithLabelValues("sent_again").Add(float64(resent))
@@ -334,9 +343,9 @@ func (b *Bot) Ready() (bool, []string) {
 		if why := b.lastError(); why != "" {
 			line += " (" + why + ")"
 		}
-		return false, append([]string{line}, lines...)
+		return false, append(append([]string{line}, b.haLines()...), lines...)
 	}
-	return all, append([]string{"session: bound"}, lines...)
+	return all, append(append([]string{"session: bound"}, b.haLines()...), lines...)
 }
 
 // Config returns the configuration in force.

@@ -483,6 +483,9 @@ func TestOpsEndpoints(t *testing.T) {
 	if code, body := get("/-/ready"); code != 200 || !strings.Contains(body, "joined") {
 		t.Fatalf("ready: %d %s", code, body)
 	}
+	if code, body := get("/-/leader"); code != 200 || !strings.Contains(body, "leading") {
+		t.Fatalf("leader without [ha]: %d %s", code, body)
+	}
 	_, metrics := get("/metrics")
 	for _, m := range []string{"crier_connected 1", "crier_rooms_joined 1", `crier_stanzas_total{direction="in",kind="presence"}`, "crier_outbox_depth"} {
 		if !strings.Contains(metrics, m) {

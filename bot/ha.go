@@ -2,12 +2,19 @@ package bot
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"os"
+	"slices"
+	"strings"
+	"sync/atomic"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"crier/bot/outbox"
 	"crier/internal/lease"
 )
 
@@ -23,7 +30,118 @@ import (
 // haRun is the election of one Run.
 type haRun struct {
 	lease *lease.Lease
+	kv    jetstream.KeyValue // the lease bucket: cron claims, member keys
 	done  chan struct{}
+	// view is the last look at the bucket: who leads, who stands by.
+	view atomic.Pointer[haView]
+}
+
+// haView is who leads and who stands by, as last seen in the bucket.
+type haView struct {
+	Self     string
+	Leader   string    // "" when nobody holds the lease
+	Since    time.Time // when the leader won it, by its clock
+	Token    uint64
+	Standbys []string // the live instances but the leader, sorted
+	Err      string   // why the bucket could not be read, if so
+}
+
+// memberPrefix is the lease bucket's keys naming the live instances: each
+// instance writes its own with a TTL of one lease, again every third of a
+// lease, so that status can say who stands by.
+const memberPrefix = "members."
+
+// haLines describes the election for status and /-/ready; nil without
+// [ha].
+func (b *Bot) haLines() []string {
+	h := b.ha.Load()
+	if h == nil {
+		return nil
+	}
+	v := h.view.Load()
+	if v == nil {
+		return []string{"ha: campaigning"}
+	}
+	role := "standing by"
+	if b.leader() {
+		role = "leading"
+	}
+	line := "ha: " + role + " as " + v.Self
+	switch {
+	case v.Err != "":
+		line += "; bucket unreadable: " + v.Err
+	case v.Leader == "":
+		line += "; no leader"
+	default:
+		line += fmt.Sprintf("; leader %s since %s (token %d)", v.Leader, v.Since.UTC().Format(time.RFC3339), v.Token)
+	}
+	if v.Err == "" {
+		sb := "none"
+		if len(v.Standbys) > 0 {
+			sb = strings.Join(v.Standbys, ", ")
+		}
+		line += "; standing by: " + sb
+	}
+	return []string{line}
+}
+
+// watchHA keeps this instance's member key alive and h.view up to date
+// until ctx ends.
+func (b *Bot) watchHA(ctx context.Context, h *haRun, js jetstream.JetStream, kv jetstream.KeyValue, id string, ttl time.Duration) {
+	sum := sha256.Sum256([]byte(id))
+	key := memberPrefix + hex.EncodeToString(sum[:12])
+	subject := "$KV." + kv.Bucket() + "." + key
+	// One lease (whole seconds, as NATS counts message TTLs), written
+	// every third of it: a dead instance drops out of the list within a
+	// lease.
+	memberTTL := ttl
+	tick := time.NewTicker(ttl / 3)
+	defer tick.Stop()
+	for {
+		look := func() {
+			cctx, cancel := context.WithTimeout(ctx, ttl/3)
+			defer cancel()
+			v := &haView{Self: id}
+			m := nats.NewMsg(subject)
+			m.Data = []byte(id)
+			if _, err := js.PublishMsg(cctx, m, jetstream.WithMsgTTL(memberTTL)); err != nil {
+				v.Err = err.Error()
+				h.view.Store(v)
+				return
+			}
+			if cur, ok, err := h.lease.Current(cctx); err != nil {
+				v.Err = err.Error()
+			} else if ok {
+				v.Leader, v.Since, v.Token = cur.ID, cur.Since, cur.Token
+			}
+			keys, err := kv.ListKeysFiltered(cctx, memberPrefix+"*")
+			if err != nil {
+				v.Err = err.Error()
+				h.view.Store(v)
+				return
+			}
+			alive := 0
+			for k := range keys.Keys() {
+				e, err := kv.Get(cctx, k)
+				if err != nil {
+					continue // expired meanwhile
+				}
+				alive++
+				if member := string(e.Value()); member != v.Leader {
+					v.Standbys = append(v.Standbys, member)
+				}
+			}
+			slices.Sort(v.Standbys)
+			b.hm.haInstances.Set(float64(alive))
+			h.view.Store(v)
+		}
+		look()
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
 }
 
 // leader reports whether this instance may speak: always without [ha].
@@ -35,6 +153,14 @@ func (b *Bot) leader() bool {
 	}
 	_, ok := h.lease.Leading()
 	return ok
+}
+
+// mayWrite is the outbox's last check before a stanza is written: a
+// message goes out only while this instance leads, except shared work to a
+// user (a relayed push, which a standby delivers too); presence (leaving
+// rooms) always.
+func (b *Bot) mayWrite(it *outbox.Item) bool {
+	return it.Kind != outbox.Message || (it.Work && it.Room == "") || b.leader()
 }
 
 // startHA connects to NATS and campaigns for the lease; it returns nil
@@ -55,24 +181,30 @@ func (b *Bot) startHA(ctx context.Context) (stop func(), err error) {
 	ttl := cfg.HA.Lease.Std()
 	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	kv, err := lease.Bucket(cctx, js, cfg.HA.Bucket, 1, ttl)
+	kv, err := lease.Bucket(cctx, js, cfg.HA.Bucket, cfg.HA.Replicas, ttl)
 	if err != nil {
-		return nil, fmt.Errorf("bot: [ha] bucket %s: %w", cfg.HA.Bucket, err)
+		return nil, fmt.Errorf("bot: [ha] bucket %s: %w%s", cfg.HA.Bucket, err, replicasHint(err, cfg.HA.Replicas))
 	}
 	host, _ := os.Hostname()
 	id := fmt.Sprintf("%s/%s@%s:%d", b.bare, cfg.XMPP.Resource, host, os.Getpid())
-	l, err := lease.New(cctx, js, kv, lease.Options{TTL: ttl, ID: id, OnChange: b.onLeadership, Logger: b.log.With("component", "ha")})
+	l, err := lease.New(cctx, js, kv, lease.Options{TTL: ttl, ID: id, OnChange: b.onLeadership, OnRenew: b.onRenew, Logger: b.log.With("component", "ha")})
 	if err != nil {
 		return nil, fmt.Errorf("bot: [ha]: %w", err)
 	}
-	h := &haRun{lease: l, done: make(chan struct{})}
+	h := &haRun{lease: l, kv: kv, done: make(chan struct{})}
 	b.ha.Store(h)
 	runCtx, stopRun := context.WithCancel(context.WithoutCancel(ctx))
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		b.watchHA(runCtx, h, js, kv, id, ttl)
+	}()
 	go func() {
 		defer close(h.done)
 		if err := l.Run(runCtx); err != nil && runCtx.Err() == nil {
 			b.log.Error("leader election ended", "err", err)
 		}
+		<-watched
 	}()
 	b.log.Info("high availability: campaigning for the lease; a standby until it is won", "bucket", cfg.HA.Bucket, "lease", ttl, "id", id)
 	return func() {
@@ -84,6 +216,14 @@ func (b *Bot) startHA(ctx context.Context) (stop func(), err error) {
 		case <-time.After(5 * time.Second):
 		}
 	}, nil
+}
+
+// onRenew observes a renewal of the lease.
+func (b *Bot) onRenew(took time.Duration, err error) {
+	b.hm.haRenew.Observe(took.Seconds())
+	if err != nil {
+		b.hm.haRenewFailures.Inc()
+	}
 }
 
 // onLeadership starts or stops what only the leader does.

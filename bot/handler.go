@@ -229,6 +229,16 @@ func (h *handler) HandleXMPP(t xmlstream.TokenReadEncoder, start *xml.StartEleme
 			}
 			return nil // an answer nobody waits for (late, or not ours)
 		}
+		if h.b.component() {
+			if h.b.refuseIQ(t, start) {
+				return nil
+			}
+			// Every answer goes from the address asked, the default
+			// one included (component.go).
+			w := newAnswerWatch(t, start)
+			defer w.answerIfSilent(h.b)
+			t = w
+		}
 		handled, rest := h.pluginIQ(t, start)
 		if handled {
 			return nil
@@ -300,6 +310,9 @@ func (b *Bot) onPresence(st *inStanza) {
 // onSubscribe answers a presence subscription request by the configured
 // policy: "domain" (the default) accepts requests from the bot's own domain.
 func (b *Bot) onSubscribe(from jid.JID) {
+	if b.component() {
+		return // a component keeps no roster
+	}
 	policy := b.cfg.Load().subscriptions
 	ok := policy == "all" || (policy != "none" && from.Domainpart() == b.jid.Domainpart())
 	typ := "unsubscribed"
@@ -322,6 +335,9 @@ func (b *Bot) onMessage(st *inStanza) {
 		}
 		if !b.out.HandleError(st.ID, stanza.Condition(cond)) {
 			b.log.Warn("message error from server", "from", st.From, "condition", cond)
+		} else {
+			b.met.rateLimited.Inc()
+			b.log.Debug("message bounced as too fast; it goes out again later", "from", st.From, "id", st.ID, "condition", cond)
 		}
 		return
 	}
@@ -347,6 +363,19 @@ func (b *Bot) onMessage(st *inStanza) {
 	bare := from.Bare().String()
 	if bare == b.bare {
 		return // our own message (carbons, echoes)
+	}
+	if b.component() {
+		if from.Domainpart() == b.jid.Domainpart() {
+			return // from an address of our own
+		}
+		to, err := jid.Parse(st.To)
+		if err != nil || !b.served(to) {
+			b.refuseUnserved(st)
+			return
+		}
+		if st.Type != "groupchat" && !b.rooms.isRoom(bare) {
+			b.noteAddressed(bare, to.Bare().String())
+		}
 	}
 	typ := st.Type
 	if typ == "" {

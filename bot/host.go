@@ -105,6 +105,17 @@ func (h *pluginHost) State() (state.Namespace, error) {
 	return h.b.store.Namespace(h.rp.name, spec.Schema)
 }
 
+// SharedState returns the plugin's namespace in a KV bucket shared with
+// other instances.
+func (h *pluginHost) SharedState(bucket string) (state.Namespace, error) {
+	st, err := h.b.sharedStore(bucket)
+	if err != nil {
+		return nil, err
+	}
+	spec, _ := plugins.Lookup(h.rp.name)
+	return st.Namespace(h.rp.name, spec.Schema)
+}
+
 // Publish publishes through the Publisher plugin.
 func (h *pluginHost) Publish(subject string, data []byte) error {
 	for _, rp := range h.b.plugins.active() {
@@ -164,7 +175,7 @@ func (b *Bot) pluginInfos() []plugins.PluginInfo {
 
 // status reports the connection, rooms and queues for plugins.
 func (b *Bot) status() plugins.Status {
-	st := plugins.Status{Version: b.version, Started: b.started, OutboxDepth: b.out.Depth(), Rooms: b.rooms.infos()}
+	st := plugins.Status{Version: b.version, Started: b.started, OutboxDepth: b.out.Depth(), Rooms: b.rooms.infos(), HA: b.haLines()}
 	b.connMu.Lock()
 	conn := b.conn
 	since := b.connSince

@@ -118,7 +118,7 @@ func (b *Bot) write(conn *transport.Conn, r xml.TokenReader) error {
 		}
 	})
 	defer t.Stop()
-	return sessionWriter{conn.Session}.Send(context.Background(), r)
+	return sessionWriter{conn.Session, b.fromFilter()}.Send(context.Background(), r)
 }
 
 // answered takes an iq result or error addressed to one of the bot's own
@@ -166,10 +166,18 @@ func (s connSender) SMSent() (uint32, bool) { return s.c.SMSent() }
 // it starts no goroutine per stanza and ties no context to the write, so
 // the write deadline is never moved under a later write (see above); the
 // callers' watchdogs bound a hung write instead.
-type sessionWriter struct{ s *xmpp.Session }
+//
+// from, when set (a component, component.go), puts the from on each stanza.
+type sessionWriter struct {
+	s    *xmpp.Session
+	from func(*xml.StartElement)
+}
 
 // Send writes the element r and flushes it.
 func (w sessionWriter) Send(_ context.Context, r xml.TokenReader) error {
+	if w.from != nil {
+		r = &stanzaStarts{r: r, f: w.from}
+	}
 	tw := w.s.TokenWriter()
 	_, err := xmlstream.Copy(tw, r)
 	if cerr := tw.Close(); err == nil {

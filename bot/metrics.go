@@ -23,6 +23,7 @@ type metrics struct {
 	connected    prometheus.Gauge
 	connects     prometheus.Counter
 	reconnects   *prometheus.CounterVec
+	streamLimits *prometheus.CounterVec
 	stanzas      *prometheus.CounterVec
 	roomsJoined  prometheus.Gauge
 	roomsWanted  prometheus.Gauge
@@ -35,6 +36,7 @@ type metrics struct {
 	rejoins      *prometheus.CounterVec
 	resumed      prometheus.Counter
 	unacked      *prometheus.CounterVec
+	rateLimited  prometheus.Counter
 
 	// byKind holds the stanza counters by direction (0 in, 1 out) and kind,
 	// resolved once: the tap counts every element.
@@ -63,6 +65,7 @@ func newMetrics(depth func() float64, ruleStats func() rules.Stats) *metrics {
 	m.connected = prometheus.NewGauge(prometheus.GaugeOpts{Name: "crier_connected", Help: "1 while an XMPP session is bound, else 0."})
 	m.connects = prometheus.NewCounter(prometheus.CounterOpts{Name: "crier_connects_total", Help: "XMPP sessions established."})
 	m.reconnects = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "crier_disconnects_total", Help: "XMPP sessions lost or failed to start, by reason."}, []string{"reason"})
+	m.streamLimits = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "crier_stream_limits_total", Help: "Times the stream could not be followed, by direction (in/out) and the limit passed: size, depth, attributes, pending, syntax. An incoming one ends the connection."}, []string{"direction", "limit"})
 	m.stanzas = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "crier_stanzas_total", Help: "Top-level elements on the stream, by direction (in/out) and kind."}, []string{"direction", "kind"})
 	m.roomsJoined = prometheus.NewGauge(prometheus.GaugeOpts{Name: "crier_rooms_joined", Help: "Rooms the bot is in now."})
 	m.roomsWanted = prometheus.NewGauge(prometheus.GaugeOpts{Name: "crier_rooms_configured", Help: "Rooms the bot is configured to be in."})
@@ -75,7 +78,8 @@ func newMetrics(depth func() float64, ruleStats func() rules.Stats) *metrics {
 	m.rejoins = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "crier_room_rejoins_total", Help: "Room rejoins scheduled, by reason."}, []string{"reason"})
 	m.resumed = prometheus.NewCounter(prometheus.CounterOpts{Name: "crier_sessions_resumed_total", Help: "Connections that resumed the previous session (XEP-0198) instead of starting a new one."})
 	m.unacked = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "crier_unacknowledged_after_loss_total", Help: "Stanzas of a lost connection not acknowledged when it was lost, by outcome: confirmed (the resumed session's server had them), sent_again, dropped_stale (presence and joins of a session that was not resumed)."}, []string{"outcome"})
-	for _, c := range []prometheus.Collector{m.connected, m.connects, m.reconnects, m.stanzas, m.roomsJoined, m.roomsWanted, m.outboxDepth, m.dropped, m.ruleHits, m.rejected, m.reloads, m.reloadFailed, m.rejoins, m.resumed, m.unacked} {
+	m.rateLimited = prometheus.NewCounter(prometheus.CounterOpts{Name: "crier_rate_limited_total", Help: "Messages a room or server bounced as too fast (resource-constraint, policy-violation); each is sent again after a backoff, and the target's messages are spaced out."})
+	for _, c := range []prometheus.Collector{m.connected, m.connects, m.reconnects, m.stanzas, m.roomsJoined, m.roomsWanted, m.outboxDepth, m.dropped, m.ruleHits, m.rejected, m.reloads, m.reloadFailed, m.rejoins, m.resumed, m.unacked, m.streamLimits, m.rateLimited} {
 		f(c)
 	}
 	// The engine's own counters survive reloads (Adopt carries them over).
@@ -89,6 +93,11 @@ func newMetrics(depth func() float64, ruleStats func() rules.Stats) *metrics {
 		m.byKind[d] = make(map[string]prometheus.Counter, len(stanzaKinds))
 		for _, k := range stanzaKinds {
 			m.byKind[d][k] = m.stanzas.WithLabelValues(dir, k)
+		}
+	}
+	for _, dir := range []string{"in", "out"} {
+		for _, l := range streamLimits {
+			m.streamLimits.WithLabelValues(dir, l)
 		}
 	}
 	// Every documented series exists from the first scrape, at zero until
@@ -114,8 +123,9 @@ func newMetrics(depth func() float64, ruleStats func() rules.Stats) *metrics {
 var (
 	disconnectReasons = []string{"auth", "tls", "dns", "connect", "timeout", "protocol", "insecure", "config", "canceled", "closed", "other"}
 	dropReasons       = []string{"queue_full", "room_queue_full", "refused", "room_left", "stale", "closed", "fenced", "other"}
-	rejectReasons     = []string{"malformed", "bad_iq", "bad_jid", "body_too_large", "unknown_room", "unknown_element", "not_moderator", "panic"}
-	rejoinReasons     = []string{"kicked", "shutdown", "technical", "self_ping", "timeout", "error", "other"}
+	rejectReasons     = []string{"malformed", "bad_iq", "bad_jid", "body_too_large", "unknown_room", "unknown_element", "not_moderator", "panic", "unserved_address"}
+	streamLimits      = []string{"size", "depth", "attributes", "pending", "syntax", "other"}
+	rejoinReasons     = []string{"kicked", "shutdown", "technical", "self_ping", "bounced", "timeout", "error", "other"}
 )
 
 // primeRules makes the hit counter of each named rule or cron job exist,

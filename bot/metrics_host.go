@@ -20,6 +20,9 @@ type hostMetrics struct {
 	haLeader         prometheus.Gauge
 	haLostLeadership prometheus.Counter
 	haStandbyEvents  prometheus.Counter
+	haRenew          prometheus.Histogram
+	haRenewFailures  prometheus.Counter
+	haInstances      prometheus.Gauge
 }
 
 func newHostMetrics(reg prometheus.Registerer) *hostMetrics {
@@ -34,7 +37,11 @@ func newHostMetrics(reg prometheus.Registerer) *hostMetrics {
 		haLeader:         prometheus.NewGauge(prometheus.GaugeOpts{Name: "crier_ha_leader", Help: "1 while this instance leads ([ha]; always 0 without it)."}),
 		haLostLeadership: prometheus.NewCounter(prometheus.CounterOpts{Name: "crier_ha_leadership_lost_total", Help: "Times this instance stopped leading ([ha])."}),
 		haStandbyEvents:  prometheus.NewCounter(prometheus.CounterOpts{Name: "crier_ha_standby_events_total", Help: "Events a standby left to the leader ([ha])."}),
-		storeErrors:      prometheus.NewCounterVec(prometheus.CounterOpts{Name: "crier_state_errors_total", Help: "State store operations that failed, by operation."}, []string{"op"}),
+		haRenew: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "crier_ha_lease_renew_seconds", Help: "Time each renewal of the leader's lease took ([ha]).",
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5}}),
+		haRenewFailures: prometheus.NewCounter(prometheus.CounterOpts{Name: "crier_ha_lease_renew_failures_total", Help: "Renewals of the leader's lease that failed ([ha]; the leader steps down when none succeeds in time)."}),
+		haInstances:     prometheus.NewGauge(prometheus.GaugeOpts{Name: "crier_ha_instances", Help: "Instances of this [ha] bucket seen alive, this one included (0 without [ha])."}),
+		storeErrors:     prometheus.NewCounterVec(prometheus.CounterOpts{Name: "crier_state_errors_total", Help: "State store operations that failed, by operation."}, []string{"op"}),
 	}
 	// Every series exists from the first scrape, at zero.
 	for _, n := range plugins.Names() {
@@ -55,7 +62,7 @@ func newHostMetrics(reg prometheus.Registerer) *hostMetrics {
 	for _, op := range []string{"view", "update"} {
 		m.storeErrors.WithLabelValues(op)
 	}
-	for _, c := range []prometheus.Collector{m.chainDepth, m.chainDropped, m.chainStopped, m.pluginFailures, m.pluginIQ, m.pluginActions, m.pluginRunning, m.storeErrors, m.haLeader, m.haLostLeadership, m.haStandbyEvents} {
+	for _, c := range []prometheus.Collector{m.chainDepth, m.chainDropped, m.chainStopped, m.pluginFailures, m.pluginIQ, m.pluginActions, m.pluginRunning, m.storeErrors, m.haLeader, m.haLostLeadership, m.haStandbyEvents, m.haRenew, m.haRenewFailures, m.haInstances} {
 		reg.MustRegister(c)
 	}
 	return m

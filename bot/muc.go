@@ -63,6 +63,11 @@ type mucRoom struct {
 	conflict int    // nick conflicts in a row
 	timer    *time.Timer
 	gen      uint64 // bumps on every (re)join attempt; stale timers check it
+	// queued: waiting for a slot of the join window; inflight: the join
+	// went out and holds a slot until answered (joinpace.go).
+	queued, inflight bool
+	slot             int    // joins outstanding when this one went out
+	lastErr          string // why the last try failed, until joined
 
 	role, affiliation string
 	occupants         map[string]occupant
@@ -100,6 +105,7 @@ type rooms struct {
 	met     *metrics
 	backoff func(try int) time.Duration
 	joinTTL time.Duration // a join without an answer is retried after this
+	pace    *joinPacer
 	// event reports occupant joins, leaves and nick changes (extra is the
 	// new nick) to the chain.
 	event func(kind rules.EventKind, room, nick string, occ occupant, extra string)
@@ -113,6 +119,7 @@ func newRooms(out *outbox.Outbox, log *slog.Logger, met *metrics, backoff func(i
 		met:     met,
 		backoff: backoff,
 		joinTTL: 30 * time.Second,
+		pace:    newJoinPacer(met.reg),
 	}
 }
 
@@ -165,7 +172,7 @@ func (r *rooms) Online() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.online = true
-	for _, rm := range r.m {
+	for _, rm := range r.sortedLocked() {
 		rm.kept = nil
 		if rm.state == roomStopped && strings.HasPrefix(rm.why, "banned") {
 			continue // a ban outlives a reconnect
@@ -174,6 +181,17 @@ func (r *rooms) Online() {
 		rm.cur = rm.cfg.Nick
 		r.joinLocked(rm)
 	}
+}
+
+// sortedLocked lists the rooms in the order of their JIDs, so that joins
+// go out in a stable order.
+func (r *rooms) sortedLocked() []*mucRoom {
+	out := make([]*mucRoom, 0, len(r.m))
+	for _, rm := range r.m {
+		out = append(out, rm)
+	}
+	slices.SortFunc(out, func(a, b *mucRoom) int { return strings.Compare(a.cfg.JID, b.cfg.JID) })
+	return out
 }
 
 // Suspend is called when the connection of a session that may be resumed
@@ -199,7 +217,7 @@ func (r *rooms) Resume() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.online = true
-	for _, rm := range r.m {
+	for _, rm := range r.sortedLocked() {
 		k := rm.kept
 		rm.kept = nil
 		if k != nil && rm.state == roomIdle {
@@ -232,7 +250,9 @@ func (r *rooms) Offline() {
 
 func (r *rooms) offlineLocked() {
 	r.online = false
+	r.pace.reset()
 	for _, rm := range r.m {
+		rm.queued, rm.inflight = false, false
 		r.stopTimerLocked(rm)
 		if rm.state != roomStopped || !strings.HasPrefix(rm.why, "banned") {
 			rm.state = roomIdle
@@ -264,6 +284,7 @@ func (r *rooms) stopTimerLocked(rm *mucRoom) {
 
 func (r *rooms) leaveLocked(rm *mucRoom) {
 	r.stopTimerLocked(rm)
+	r.releaseLocked(rm)
 	rm.gen++
 	if rm.state == roomJoined || rm.state == roomJoining {
 		_ = r.out.Enqueue(&outbox.Item{Kind: outbox.Presence, To: rm.cfg.JID + "/" + rm.cur, Type: "unavailable", Priority: outbox.High})
@@ -273,10 +294,19 @@ func (r *rooms) leaveLocked(rm *mucRoom) {
 	r.out.SetRoomJoined(rm.cfg.JID, false)
 }
 
-// joinLocked sends a join presence and arms the join timeout.
-func (r *rooms) joinLocked(rm *mucRoom) {
+// joinLocked joins rm: the join waits for a slot of the join window
+// (joinpace.go).
+func (r *rooms) joinLocked(rm *mucRoom) { r.requestJoinLocked(rm) }
+
+// sendJoinLocked sends a join presence, holding a slot of the join window
+// until it is answered, and arms the join timeout.
+func (r *rooms) sendJoinLocked(rm *mucRoom) {
 	r.stopTimerLocked(rm)
 	rm.gen++
+	rm.inflight = true
+	r.pace.inflight++
+	r.pace.peak = max(r.pace.peak, r.pace.inflight)
+	rm.slot = r.pace.inflight
 	rm.state = roomJoining
 	rm.why = "joining"
 	rm.subjectSeen = false
@@ -301,6 +331,8 @@ func (r *rooms) joinLocked(rm *mucRoom) {
 			return
 		}
 		r.log.Warn("room join not answered, trying again", "room", key, "after", r.joinTTL)
+		r.pace.failures.WithLabelValues("timeout").Inc()
+		r.pace.shrink()
 		r.retryLocked(rm, "join timeout")
 	})
 }
@@ -322,9 +354,11 @@ func joinPayload(password string) xml.TokenReader {
 // retryLocked schedules a rejoin with backoff.
 func (r *rooms) retryLocked(rm *mucRoom, reason string) {
 	r.stopTimerLocked(rm)
+	r.releaseLocked(rm)
 	rm.gen++
 	rm.state = roomIdle
 	rm.why = reason
+	rm.lastErr = reason
 	r.out.SetRoomJoined(rm.cfg.JID, false)
 	r.met.rejoins.WithLabelValues(metricReason(reason)).Inc()
 	d := r.backoff(rm.tries)
@@ -344,8 +378,24 @@ func (r *rooms) retryLocked(rm *mucRoom, reason string) {
 	r.gaugeLocked()
 }
 
+// bounced acts on a room's answer that the bot is not in it (a message
+// it sent there came back not-acceptable or item-not-found): the bot
+// joins it again, and the message waits for that in the outbox.
+func (r *rooms) bounced(room string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	rm := r.m[room]
+	if rm == nil || rm.state != roomJoined {
+		return // not wanted, or already on its way back in
+	}
+	r.log.Warn("the room refused a message: the server says the bot is not in it", "room", room)
+	r.retryLocked(rm, "bounced: not in the room")
+}
+
 func metricReason(reason string) string {
 	switch {
+	case strings.HasPrefix(reason, "bounced"):
+		return "bounced"
 	case strings.HasPrefix(reason, "kicked"):
 		return "kicked"
 	case strings.Contains(reason, "shut down"):
@@ -364,6 +414,7 @@ func metricReason(reason string) string {
 
 func (r *rooms) stopLocked(rm *mucRoom, why string) {
 	r.stopTimerLocked(rm)
+	r.releaseLocked(rm)
 	rm.gen++
 	rm.state = roomStopped
 	rm.why = why
@@ -437,10 +488,14 @@ func (r *rooms) handlePresence(p mucPresence) bool {
 			rm.cur = nick // the server may have changed it (status 210)
 			rm.role, rm.affiliation = occ.role, occ.affiliation
 			if rm.state != roomJoined {
+				if rm.inflight {
+					r.pace.answered()
+				}
 				rm.state = roomJoined
-				rm.why = ""
+				rm.why, rm.lastErr = "", ""
 				rm.tries, rm.conflict = 0, 0
 				r.stopTimerLocked(rm)
+				r.releaseLocked(rm)
 				r.out.SetRoomJoined(key, true)
 				r.log.Info("joined room", "room", key, "nick", nick, "role", occ.role, "affiliation", occ.affiliation)
 				r.gaugeLocked()
@@ -506,6 +561,10 @@ func (r *rooms) joinErrorLocked(rm *mucRoom, e *stanzaError) {
 	text := ""
 	if e != nil {
 		cond, text = e.Condition, e.Text
+	}
+	if rm.inflight {
+		r.joinRefusedLocked(rm, e)
+		r.releaseLocked(rm)
 	}
 	switch stanza.Condition(cond) {
 	case stanza.Conflict:

@@ -25,6 +25,8 @@ const ReloadHeader = "X-Crier-Reload"
 //
 //	GET  /-/healthy  200 while the process runs
 //	GET  /-/ready    200 once the session is bound and every room joined, else 503; the body says why
+//	GET  /-/leader   200 while this instance may speak (always without [ha]), else 503: for a load
+//	                 balancer that must reach the leader (webhooks to rooms)
 //	GET  /metrics    Prometheus metrics
 //	POST /-/reload   reload the config file (as SIGHUP does); 200, or 400 with every error;
 //	                 403 without the X-Crier-Reload header or with an Origin header (a browser)
@@ -41,6 +43,14 @@ func (b *Bot) OpsHandler(reload func() error) http.Handler {
 			w.WriteHeader(http.StatusServiceUnavailable)
 		}
 		fmt.Fprintln(w, strings.Join(lines, "\n"))
+	})
+	mux.HandleFunc("GET /-/leader", func(w http.ResponseWriter, r *http.Request) {
+		if !b.leader() {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			fmt.Fprintln(w, "standing by")
+			return
+		}
+		fmt.Fprintln(w, "leading")
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(gather, promhttp.HandlerOpts{}))
 	mux.HandleFunc("POST /-/reload", func(w http.ResponseWriter, r *http.Request) {

@@ -90,3 +90,34 @@ func TestResumeRefusedFallsBack(t *testing.T) {
 	_ = alice.SendMessage(room, "groupchat", "!ping")
 	alice.Expect(t, 5*time.Second, isBody(room+"/crier", "pong alice"))
 }
+
+// TestResumeAfterInjectedStanzas: stanzas the server writes outside its
+// routing (SendRaw, as a fault or hostile input) count on both sides, so a
+// cut connection still resumes instead of failing with unexpected-request.
+func TestResumeAfterInjectedStanzas(t *testing.T) {
+	h := readyBot(t, "")
+	srv := h.srv
+	alice := h.user("alice")
+	raw := "<presence from='" + room + "/ghost' to='" + botFull + "'><status>x</status></presence>" +
+		"<message from='nobody' type='chat'><body>ignored</body></message>" +
+		"<iq from='localhost' to='" + botFull + "' type='result' id='none'/>"
+	if err := srv.SendRaw(botFull, []byte(raw)); err != nil {
+		t.Fatal(err)
+	}
+	// The bot has read them once it answers what follows.
+	_ = alice.SendMessage("crier@localhost", "chat", "!ping")
+	alice.Expect(t, 5*time.Second, isBody(botFull, "pong alice"))
+	if err := srv.Cut(botFull); err != nil {
+		t.Fatal(err)
+	}
+	// The answer comes from the next session, resumed or not.
+	_ = alice.SendMessage("crier@localhost", "chat", "!ping")
+	alice.Expect(t, 10*time.Second, isBody(botFull, "pong alice"))
+	h.waitReady(5 * time.Second)
+	if got := counter(t, h.bot, "crier_connects_total"); got != 2 {
+		t.Fatalf("crier_connects_total = %v, want 2", got)
+	}
+	if got := counter(t, h.bot, "crier_sessions_resumed_total"); got != 1 || srv.Stats().Resumed != 1 {
+		t.Fatalf("crier_sessions_resumed_total = %v, server resumed %d: want 1 and 1\nlog:\n%s", got, srv.Stats().Resumed, h.logs.String())
+	}
+}

@@ -13,7 +13,7 @@ import (
 	"sync"
 
 	"mellium.im/xmlstream"
-	"mellium.im/xmpp/ping"
+	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/stanza"
 
 	"crier/bot/outbox"
@@ -67,6 +67,19 @@ func SendOnce(ctx context.Context, cfg *config.Config, opts Options, msgs ...One
 	// A nick of its own too: two sends into one room at once do not
 	// conflict.
 	nick := x.Addr().Localpart() + "-send-" + hex.EncodeToString(rnd[:])
+	// As a component, every stanza names its sender: the messages
+	// [xmpp] from, the joins an occupant address under it.
+	var from, occupant string
+	server := x.Addr().Domain()
+	if x.Component() {
+		from = x.From
+		local, _, _ := strings.Cut(x.From, "@")
+		nick = local + "-send-" + hex.EncodeToString(rnd[:])
+		occupant = x.From + "/" + nick
+		if d, err := jid.Parse(x.ServerDomain); err == nil {
+			server = d
+		}
+	}
 	var rooms []string
 	for _, m := range msgs {
 		if r := bareOf(m.To); m.Type == "groupchat" && h.rooms[r] == nil {
@@ -81,7 +94,7 @@ func SendOnce(ctx context.Context, cfg *config.Config, opts Options, msgs ...One
 	joined := make(map[string]bool, len(rooms))
 	if len(rooms) > 0 {
 		for _, r := range rooms {
-			it := &outbox.Item{Kind: outbox.Presence, To: r + "/" + nick, Payload: func() xml.TokenReader { return joinPayload(roomPassword(cfg, r)) }}
+			it := &outbox.Item{Kind: outbox.Presence, From: occupant, To: r + "/" + nick, Payload: func() xml.TokenReader { return joinPayload(roomPassword(cfg, r)) }}
 			if err := conn.Session.Send(ctx, it.Tokens()); err != nil {
 				return fmt.Errorf("bot: join %s: %w", r, err)
 			}
@@ -104,13 +117,16 @@ func SendOnce(ctx context.Context, cfg *config.Config, opts Options, msgs ...One
 		}
 		id := "send-" + strconv.Itoa(i+1)
 		ids[id] = m.To
-		it := &outbox.Item{Kind: outbox.Message, To: m.To, Type: m.Type, Body: cleanText(m.Body), Subject: cleanText(m.Subject), ID: id}
+		it := &outbox.Item{Kind: outbox.Message, From: from, To: m.To, Type: m.Type, Body: cleanText(m.Body), Subject: cleanText(m.Subject), ID: id}
+		if m.Type == "groupchat" {
+			it.From = occupant
+		}
 		if err := conn.Session.Send(ctx, it.Tokens()); err != nil {
 			return fmt.Errorf("bot: send to %s: %w", m.To, err)
 		}
 	}
 	if len(ids) > 0 {
-		err = ping.Send(ctx, conn.Session, x.Addr().Domain())
+		err = pingFrom(ctx, conn, x.Addr().Domain(), server)
 		var se stanza.Error
 		if err != nil && !errors.As(err, &se) {
 			return fmt.Errorf("bot: no acknowledgement from the server: %w", err)
@@ -125,7 +141,7 @@ func SendOnce(ctx context.Context, cfg *config.Config, opts Options, msgs ...One
 		}
 	}
 	for r := range joined {
-		leave := &outbox.Item{Kind: outbox.Presence, To: r + "/" + nick, Type: "unavailable"}
+		leave := &outbox.Item{Kind: outbox.Presence, From: occupant, To: r + "/" + nick, Type: "unavailable"}
 		_ = conn.Session.Send(ctx, leave.Tokens())
 	}
 	return errors.Join(failed...)
@@ -232,6 +248,35 @@ func (h *oneShotHandler) HandleXMPP(t xmlstream.TokenReadEncoder, start *xml.Sta
 	select {
 	case h.changed <- struct{}{}:
 	default:
+	}
+	return nil
+}
+
+// pingFrom sends an XMPP ping from from (the component's domain; for a
+// client it is the account's domain and the server ignores it) to the
+// server and waits for the answer.
+func pingFrom(ctx context.Context, conn *transport.Conn, from, server jid.JID) error {
+	iq := stanza.IQ{From: from, To: server, Type: stanza.GetIQ}
+	if from.Localpart() == "" && from.Domainpart() == server.Domainpart() {
+		iq.From = jid.JID{}
+	}
+	resp, err := conn.Session.SendIQ(ctx, iq.Wrap(xmlstream.Wrap(nil, xml.StartElement{Name: xml.Name{Space: "urn:xmpp:ping", Local: "ping"}})))
+	if err != nil {
+		return err
+	}
+	defer resp.Close()
+	d := xml.NewTokenDecoder(resp)
+	tok, err := d.Token()
+	if err != nil {
+		return err
+	}
+	start, _ := tok.(xml.StartElement)
+	var reply stanza.IQ
+	if err := d.DecodeElement(&reply, &start); err != nil {
+		return err
+	}
+	if reply.Type == stanza.ErrorIQ {
+		return stanza.Error{Condition: stanza.UndefinedCondition}
 	}
 	return nil
 }

@@ -27,6 +27,10 @@ func (b *Bot) sendParts(m plugins.Message, done func(error)) error {
 	if m.To == "" {
 		return fmt.Errorf("plugins: message without a recipient")
 	}
+	from, err := b.checkFrom(m.From)
+	if err != nil {
+		return err
+	}
 	room := ""
 	if m.Type == rules.TypeGroupchat {
 		room = bareOf(m.To)
@@ -48,7 +52,7 @@ func (b *Bot) sendParts(m plugins.Message, done func(error)) error {
 		}
 	}
 	for i, body := range parts {
-		it := &outbox.Item{Kind: outbox.Message, To: m.To, Type: m.Type, Body: body, ID: b.nextID(), Room: room, Done: settle}
+		it := &outbox.Item{Kind: outbox.Message, From: from, To: m.To, Type: m.Type, Body: body, ID: b.nextID(), Room: room, Done: settle, Work: m.Work && room == ""}
 		if m.Interactive {
 			it.Priority = outbox.Interactive
 		}

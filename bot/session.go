@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"math"
 	mrand "math/rand/v2"
+	"sync"
 	"time"
 
 	"mellium.im/xmpp/jid"
@@ -122,7 +123,10 @@ func (b *Bot) session(ctx context.Context) (time.Duration, error) {
 		Resume:    prev,
 		DisableSM: !x.StreamManagement,
 		Tap:       transport.TapFunc(b.tap),
-		Logger:    b.log.With("component", "transport"),
+		OnTapStop: func(d transport.Direction, limit string) {
+			b.met.streamLimits.WithLabelValues(d.String(), limit).Inc()
+		},
+		Logger: b.log.With("component", "transport"),
 	})
 	if err != nil {
 		if prev != nil && !prev.Expired(time.Now()) {
@@ -132,7 +136,7 @@ func (b *Bot) session(ctx context.Context) (time.Duration, error) {
 	}
 	started := time.Now()
 	resumed := conn.Resumed()
-	b.log.Info("connected", "jid", conn.JID.String(), "transport", conn.Transport, "server", conn.Server, "sasl", conn.Mechanism, "resumed", resumed)
+	b.log.Info("connected", "jid", conn.JID.String(), "transport", conn.Transport, "server", conn.Server, "auth", conn.Mechanism, "resumed", resumed)
 	b.lastErr.Store(nil)
 	b.met.connects.Inc()
 	if resumed {
@@ -152,13 +156,17 @@ func (b *Bot) session(ctx context.Context) (time.Duration, error) {
 	// stop still needs acknowledgements while it flushes the outbox.
 	sctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	acked, ackKnown := conn.ResumeAcked()
-	b.out.AttachResumed(connSender{sessionWriter{conn.Session}, conn}, b.barrier(sctx, conn), outbox.ResumeInfo{Resumed: resumed, Acked: acked, Known: ackKnown})
+	b.out.AttachResumed(connSender{sessionWriter{conn.Session, b.fromFilter()}, conn}, b.barrier(sctx, conn), outbox.ResumeInfo{Resumed: resumed, Acked: acked, Known: ackKnown})
 	if resumed {
 		// The server kept the session: presence and rooms are as they
 		// were, and it resends what this side had not received.
 		b.rooms.Resume()
 	} else {
-		_ = b.out.Enqueue(&outbox.Item{Kind: outbox.Presence, Priority: outbox.High})
+		if !b.component() {
+			// A component has no presence of its own to broadcast (no
+			// roster): only its rooms see it, by their join presence.
+			_ = b.out.Enqueue(&outbox.Item{Kind: outbox.Presence, Priority: outbox.High})
+		}
 		b.rooms.Online()
 	}
 	b.cronMu.Lock()
@@ -215,7 +223,7 @@ func (b *Bot) session(ctx context.Context) (time.Duration, error) {
 }
 
 func (b *Bot) barrier(sctx context.Context, conn *transport.Conn) outbox.Acker {
-	domain := b.jid.Domain()
+	domain := b.serverAddr()
 	return func() error {
 		ctx, cancel := context.WithTimeout(sctx, time.Minute)
 		defer cancel()
@@ -247,7 +255,9 @@ func (b *Bot) shutdownSession(conn *transport.Conn) {
 		b.log.Warn("outbox not empty at shutdown", "waiting", b.out.Depth())
 	}
 	b.rooms.LeaveAll()
-	_ = b.out.Enqueue(&outbox.Item{Kind: outbox.Presence, Type: "unavailable", Priority: outbox.High})
+	if !b.component() {
+		_ = b.out.Enqueue(&outbox.Item{Kind: outbox.Presence, Type: "unavailable", Priority: outbox.High})
+	}
 	_ = b.out.Flush(ctx)
 	b.log.Info("left rooms, closing the stream")
 	_ = conn.Close()
@@ -267,7 +277,9 @@ func (b *Bot) keepalive(ctx context.Context, conn *transport.Conn, every, timeou
 	if timeout <= 0 {
 		timeout = 15 * time.Second
 	}
-	t := time.NewTicker(every)
+	// Each wait is jittered: bots started together do not ping their
+	// server in lockstep.
+	t := time.NewTimer(jitter(every))
 	defer t.Stop()
 	for {
 		select {
@@ -275,6 +287,7 @@ func (b *Bot) keepalive(ctx context.Context, conn *transport.Conn, every, timeou
 			return
 		case <-t.C:
 		}
+		t.Reset(jitter(every))
 		if !b.pingAlive(ctx, conn, timeout) {
 			if ctx.Err() != nil {
 				return
@@ -294,7 +307,7 @@ func (b *Bot) pingAlive(ctx context.Context, conn *transport.Conn, timeout time.
 	defer cancel()
 	done := make(chan error, 1)
 	sent := time.Now()
-	go func() { done <- b.ping(pctx, conn, b.jid.Domain()) }()
+	go func() { done <- b.ping(pctx, conn, b.serverAddr()) }()
 	check := time.NewTicker(max(timeout/4, time.Millisecond))
 	defer check.Stop()
 	for {
@@ -313,45 +326,102 @@ func (b *Bot) pingAlive(ctx context.Context, conn *transport.Conn, timeout time.
 	}
 }
 
-// selfPing checks every joined room with an XEP-0410 self-ping.
+// selfPing checks every joined room with an XEP-0410 self-ping, once per
+// interval. The pings of one round are spread evenly over the interval, in
+// a new random order each round and with a random offset within each slot,
+// so that a bot in a thousand rooms sends a steady trickle instead of a
+// burst of a thousand iqs (and the answers do not arrive in one either).
+// A few pings may wait for answers at once; a slow answer does not hold up
+// the next room's ping.
 func (b *Bot) selfPing(ctx context.Context, conn *transport.Conn) {
 	defer b.wg.Done()
-	if b.opts.SelfPing < 0 {
+	every := b.opts.SelfPing
+	if every < 0 {
 		return
 	}
-	t := time.NewTicker(b.opts.SelfPing)
-	defer t.Stop()
-	for {
+	var pings sync.WaitGroup
+	defer pings.Wait()
+	slots := make(chan struct{}, selfPingParallel)
+	wait := func(d time.Duration) bool {
+		t := time.NewTimer(d)
+		defer t.Stop()
 		select {
 		case <-ctx.Done():
-			return
+			return false
 		case <-t.C:
+			return true
 		}
-		for _, tg := range b.rooms.joinedTargets() {
-			to, err := jid.Parse(tg.occupant)
-			if err != nil {
-				continue
-			}
-			pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-			err = b.ping(pctx, conn, to)
-			cancel()
-			if ctx.Err() != nil {
+	}
+	if !wait(jitter(every)) {
+		return
+	}
+	for {
+		round := time.Now()
+		targets := b.rooms.joinedTargets()
+		mrand.Shuffle(len(targets), func(i, j int) { targets[i], targets[j] = targets[j], targets[i] })
+		gap := every
+		if len(targets) > 0 {
+			gap = every / time.Duration(len(targets))
+		}
+		for i, tg := range targets {
+			due := round.Add(time.Duration(i)*gap + time.Duration(mrand.Int64N(int64(max(gap, 1)))))
+			if !wait(time.Until(due)) {
 				return
 			}
-			var se stanza.Error
-			switch {
-			case err == nil:
-			case errors.As(err, &se):
-				switch se.Condition {
-				case stanza.ServiceUnavailable, stanza.FeatureNotImplemented:
-					// joined; the ping was answered by a client that lacks it
-				case stanza.RemoteServerNotFound, stanza.RemoteServerTimeout:
-					// indeterminate
-				default:
-					b.rooms.selfPingResult(tg.room, tg.gen, false, string(se.Condition))
-				}
+			select {
+			case slots <- struct{}{}:
+			case <-ctx.Done():
+				return
 			}
+			pings.Add(1)
+			go func() {
+				defer pings.Done()
+				defer func() { <-slots }()
+				b.selfPingOne(ctx, conn, tg)
+			}()
 		}
+		if !wait(time.Until(round.Add(every))) {
+			return
+		}
+	}
+}
+
+// selfPingParallel bounds the self-pings waiting for answers at once.
+const selfPingParallel = 8
+
+// jitter returns d changed by up to a tenth either way, so that timers of
+// many bots (or many rooms) drift apart instead of firing together.
+func jitter(d time.Duration) time.Duration {
+	if d <= 0 {
+		return d
+	}
+	return d - d/10 + time.Duration(mrand.Int64N(int64(d/5)+1))
+}
+
+// selfPingOne pings the bot's own occupant in one room and applies the
+// answer.
+func (b *Bot) selfPingOne(ctx context.Context, conn *transport.Conn, tg selfPingTarget) {
+	to, err := jid.Parse(tg.occupant)
+	if err != nil {
+		return
+	}
+	pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	err = b.ping(pctx, conn, to)
+	cancel()
+	if ctx.Err() != nil {
+		return
+	}
+	var se stanza.Error
+	if err == nil || !errors.As(err, &se) {
+		return
+	}
+	switch se.Condition {
+	case stanza.ServiceUnavailable, stanza.FeatureNotImplemented:
+		// joined; the ping was answered by a client that lacks it
+	case stanza.RemoteServerNotFound, stanza.RemoteServerTimeout:
+		// indeterminate
+	default:
+		b.rooms.selfPingResult(tg.room, tg.gen, false, string(se.Condition))
 	}
 }
 

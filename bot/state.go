@@ -1,9 +1,11 @@
 package bot
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -14,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"crier/internal/config"
+	"crier/internal/lease"
 	"crier/internal/state"
 	"crier/plugins"
 	"crier/plugins/natsrelay"
@@ -44,15 +47,20 @@ func (b *Bot) openStore(cfg *config.Config) error {
 		}
 		js, err := jetstream.New(nc)
 		if err == nil {
-			b.store, err = state.OpenKV(js, cfg.HA.Bucket+"-state", state.KVOptions{Logger: b.log.With("component", "state")})
+			b.store, err = state.OpenKV(js, cfg.HA.Bucket+"-state", state.KVOptions{Replicas: cfg.HA.Replicas, Logger: b.log.With("component", "state")})
 		}
 		if err != nil {
 			nc.Close()
-			return fmt.Errorf("bot: [ha] shared state: %w", err)
+			return fmt.Errorf("bot: [ha] shared state: %w%s", err, replicasHint(err, cfg.HA.Replicas))
 		}
 		b.haNC = nc
 		if cfg.Bot.StateDir != "" {
-			b.log.Info("[ha]: state is shared in NATS KV; bot.state_dir is not used", "bucket", cfg.HA.Bucket+"-state")
+			if err := b.migrateOnFirstStart(filepath.Join(cfg.Bot.StateDir, StoreFile), cfg.HA.Bucket+"-state"); err != nil {
+				_ = b.store.Close()
+				nc.Close()
+				b.haNC = nil
+				return err
+			}
 		}
 	case cfg.Bot.StateDir == "":
 		b.store = state.NewMemory()
@@ -71,6 +79,94 @@ func (b *Bot) openStore(cfg *config.Config) error {
 	}
 	b.core = ns
 	return b.loadCmdRooms()
+}
+
+// sharedStore returns the KV store in bucket that instances share
+// (Host.SharedState), opening it on first use.
+func (b *Bot) sharedStore(bucket string) (state.Store, error) {
+	b.sharedMu.Lock()
+	defer b.sharedMu.Unlock()
+	if st, ok := b.shared[bucket]; ok {
+		return st, nil
+	}
+	nc := b.haNC
+	if nc == nil {
+		nc = b.sharedNC
+	}
+	if nc == nil {
+		nrc := natsrelay.ConfigOf(b.cfg.Load().cfg.Plugins)
+		if nrc.URL == "" {
+			return nil, fmt.Errorf("%w: a shared store needs [nats] or [ha]", plugins.ErrUnsupported)
+		}
+		c, err := natsrelay.Connect(*nrc)
+		if err != nil {
+			return nil, fmt.Errorf("bot: shared state: %w", err)
+		}
+		b.sharedNC, nc = c, c
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, fmt.Errorf("bot: shared state: %w", err)
+	}
+	st, err := state.OpenKV(js, bucket, state.KVOptions{Logger: b.log.With("component", "state", "bucket", bucket)})
+	if err != nil {
+		return nil, fmt.Errorf("bot: shared state %s: %w", bucket, err)
+	}
+	if b.shared == nil {
+		b.shared = map[string]state.Store{}
+	}
+	b.shared[bucket] = st
+	return st, nil
+}
+
+// replicasHint explains a bucket that could not be created with more
+// replicas than the NATS servers can hold.
+func replicasHint(err error, replicas int) string {
+	if replicas <= 1 || err == nil {
+		return ""
+	}
+	msg := strings.ToLower(err.Error())
+	for _, s := range []string{"replicas", "insufficient resources", "peers", "non-clustered"} {
+		if strings.Contains(msg, s) {
+			return fmt.Sprintf(" (ha.replicas = %d needs a NATS cluster of at least %d JetStream servers)", replicas, replicas)
+		}
+	}
+	return ""
+}
+
+// migrateOnFirstStart copies a single instance's state file into the [ha]
+// bucket when the bucket holds nothing yet: the first start of an instance
+// that moves to [ha] keeps its rooms, grants, cron runs and plugins' state.
+// A bucket with state is left alone (the file is not read again); a file
+// that cannot be copied stops the start rather than leave the state behind
+// (`crier state migrate` does the same by hand, with a dry run).
+func (b *Bot) migrateOnFirstStart(file, bucket string) error {
+	if _, err := os.Stat(file); err != nil {
+		return nil
+	}
+	if l, ok := b.store.(state.Lister); ok {
+		if names, err := l.Namespaces(); err != nil {
+			return fmt.Errorf("bot: [ha] shared state: %w", err)
+		} else if len(names) > 0 {
+			b.log.Info("[ha]: state is shared in NATS KV; the state file in bot.state_dir is not used", "bucket", bucket, "file", file)
+			return nil
+		}
+	}
+	src, err := openStateFile(file, b.log)
+	if err != nil {
+		return fmt.Errorf("bot: [ha]: the state file %s is to be copied into the empty bucket %s, but: %w", file, bucket, err)
+	}
+	defer src.Close()
+	copies, err := state.Copy(b.store, src, state.CopyOptions{})
+	if err != nil {
+		return fmt.Errorf("bot: [ha]: copying the state file %s into the bucket %s: %w (crier state migrate can finish it)", file, bucket, err)
+	}
+	keys := 0
+	for _, c := range copies {
+		keys += c.Keys
+	}
+	b.log.Warn("[ha]: first start on an empty bucket: the state file was copied into it; from now on the bucket is the state", "file", file, "bucket", bucket, "namespaces", len(copies), "keys", keys)
+	return nil
 }
 
 // loadCmdRooms reads the rooms joined by command from the store (again,
@@ -98,6 +194,18 @@ func (b *Bot) loadCmdRooms() error {
 }
 
 func (b *Bot) closeStore() {
+	b.sharedMu.Lock()
+	for bucket, st := range b.shared {
+		if err := st.Close(); err != nil {
+			b.log.Warn("shared state store did not close cleanly", "bucket", bucket, "err", err)
+		}
+	}
+	b.shared = nil
+	if b.sharedNC != nil {
+		b.sharedNC.Close()
+		b.sharedNC = nil
+	}
+	b.sharedMu.Unlock()
 	if b.store != nil {
 		if err := b.store.Close(); err != nil {
 			b.log.Warn("state store did not close cleanly", "err", err)
@@ -156,7 +264,7 @@ func (b *Bot) joinByCommand(room, nick, password string) error {
 		nick = b.rooms.nick(room)
 	}
 	if nick == "" {
-		nick = b.jid.Localpart()
+		nick = b.defaultNick()
 	}
 	if _, err := j.WithResource(nick); err != nil {
 		return fmt.Errorf("bot: %q is not a valid nickname: %w", nick, err)
@@ -308,6 +416,25 @@ func (h cronHistory) Last(job string) (time.Time, bool) {
 		return time.Time{}, false
 	}
 	return at, ok
+}
+
+// Claim claims a cron tick across the [ha] instances (lease.ClaimOnce);
+// without [ha] every tick is this instance's. When NATS does not answer
+// the tick is skipped: at most once, as Ran is recorded before the run.
+func (h cronHistory) Claim(job string, at time.Time) bool {
+	r := h.b.ha.Load()
+	if r == nil || r.kv == nil {
+		return true
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	ok, err := lease.ClaimOnce(ctx, r.kv, job, at)
+	if err != nil {
+		h.b.log.Warn("cron tick not claimed (NATS did not answer); skipped", "cron", job, "at", at, "err", err)
+		h.b.hm.storeErrors.WithLabelValues("update").Inc()
+		return false
+	}
+	return ok
 }
 
 // Ran records a run.

@@ -11,7 +11,13 @@ import (
 
 // Message is a stanza a plugin asks the bot to send.
 type Message struct {
-	To      string // bare or full JID; a room's bare JID for groupchat
+	To string // bare or full JID; a room's bare JID for groupchat
+	// From, when the bot is a component (Core.Component), is the address
+	// on its domain the message is sent from (a bare JID; see
+	// Core.CheckFrom). Empty is the bot's own address: the one a chat
+	// partner last wrote to, else [xmpp] from. A room message always
+	// goes from the bot's occupant address. A client bot refuses a From.
+	From    string
 	Type    string // chat | groupchat | headline | normal
 	Body    string
 	Subject string
@@ -24,6 +30,10 @@ type Message struct {
 	// and is not refused because bulk traffic filled the outbox. It still
 	// waits for its room to be joined and for the rate limits.
 	Interactive bool
+	// Work marks a message that is shared work, such as a relayed push,
+	// rather than speech: with [ha] a standby sends it too, to a user
+	// (never into a room, where only the leader is).
+	Work bool
 }
 
 // ActionKind is what an Action does in a room.
@@ -137,6 +147,9 @@ type Status struct {
 	Rooms                       []RoomInfo
 	// Plugins holds each plugin's readiness and StatusReporter lines.
 	Plugins []string
+	// HA says, with [ha], whether this instance leads, who leads since
+	// when, and who stands by.
+	HA []string
 }
 
 // PluginInfo is one registered plugin, for the plugins command.
@@ -261,8 +274,11 @@ type Host interface {
 	Status() Status
 	// Speaking reports whether this instance may speak now: always
 	// without [ha]; with it, while this instance holds the leader's lease.
-	// A plugin that takes work from a shared queue (the NATS relay's
-	// JetStream consumer) leaves it to the leader while this is false.
+	// A message queued while it is false is dropped before it is written
+	// (done gets an error), except shared work to a user (Message.Work):
+	// a plugin that takes work from a shared queue, as the NATS relay's
+	// JetStream consumer, may deliver that on a standby and leave the
+	// rooms to the leader.
 	Speaking() bool
 	// HandleIQ registers h for iq requests of type typ ("get" or "set")
 	// whose child is name; feature, when not empty, is announced in the
@@ -275,6 +291,13 @@ type Host interface {
 	// State returns the plugin's namespace in the state store, at the
 	// plugin's Spec.Schema; ErrNoStore when no store is configured.
 	State() (state.Namespace, error)
+	// SharedState returns the plugin's namespace in the NATS JetStream KV
+	// bucket named bucket (created when missing), which every crier that
+	// names the same bucket shares, whatever its XMPP account: through
+	// [ha]'s NATS connection, else one made from [nats]. ErrUnsupported
+	// when neither is configured. Each call for a bucket returns a handle
+	// on the same store, closed when the bot stops.
+	SharedState(bucket string) (state.Namespace, error)
 	// Publish publishes data on a NATS subject through the Publisher
 	// plugin, if one runs (ErrUnsupported otherwise).
 	Publish(subject string, data []byte) error

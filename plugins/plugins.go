@@ -11,6 +11,7 @@ import (
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"mellium.im/xmpp/jid"
 )
 
 // Errors of the plugins package: what a plugin may see from the Host.
@@ -95,6 +96,37 @@ type Core struct {
 	Rooms []string
 	// EmbeddedNATS is [embedded] nats.
 	EmbeddedNATS bool
+	// NATS is whether a NATS server is configured ([nats] url, or
+	// [embedded] nats); known to config checks only.
+	NATS bool
+	// Component is true when the bot connects as an XEP-0114 component:
+	// BotJID is then the component's domain, and messages may be sent
+	// from any address on it (Message.From).
+	Component bool
+	// HABucket is [ha] bucket ("" without [ha]); HAReplicas is [ha]
+	// replicas. A plugin that shares work between instances keeps what
+	// they must agree on in buckets named after HABucket.
+	HABucket   string
+	HAReplicas int
+}
+
+// CheckFrom checks a from address a plugin's config gives for its
+// messages: a bare address on the component's domain, and only when the
+// bot is a component. It returns the address normalised.
+func (c Core) CheckFrom(from string) (string, error) {
+	if !c.Component {
+		return "", errors.New(`sending from another address needs [xmpp] transport = "component" (a client account speaks from its own JID only)`)
+	}
+	j, err := jid.Parse(from)
+	switch {
+	case err != nil:
+		return "", fmt.Errorf("%q is not a valid JID: %w", from, err)
+	case j.Resourcepart() != "":
+		return "", fmt.Errorf("%q must be a bare address, without /%s", from, j.Resourcepart())
+	case j.Domainpart() != c.BotJID:
+		return "", fmt.Errorf("%q is not on the component's domain %s", from, c.BotJID)
+	}
+	return j.String(), nil
 }
 
 // Checker is handed to a plugin config's Check method by the config

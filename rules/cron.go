@@ -184,6 +184,13 @@ type History interface {
 	Ran(job string, at time.Time)
 }
 
+// Claimer is a History that also decides, among several instances running
+// the same jobs, which one carries out a tick ([ha]: a tick is claimed once
+// across instances). A tick Claim refuses is skipped and not recorded.
+type Claimer interface {
+	Claim(job string, at time.Time) bool
+}
+
 // WithHistory makes the scheduler read and record the jobs' last runs.
 func WithHistory(h History) SchedulerOption { return func(s *Scheduler) { s.history = h } }
 
@@ -372,6 +379,10 @@ func (s *Scheduler) fire(j *CronJob, at time.Time) {
 	a, err := j.action(at, s.rooms)
 	if err != nil {
 		s.log.Warn("cron job failed", "cron", j.name, "err", err)
+		return
+	}
+	if c, ok := s.history.(Claimer); ok && !c.Claim(j.name, at) {
+		s.log.Debug("cron tick claimed by another instance", "cron", j.name, "at", at)
 		return
 	}
 	// Recorded before the action is carried out: a crash in between loses

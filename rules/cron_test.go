@@ -444,3 +444,53 @@ func TestSchedulerHistoryAcrossRestart(t *testing.T) {
 	}
 	s.Stop()
 }
+
+// claimHistory claims each tick once across the schedulers sharing it.
+type claimHistory struct {
+	memHistory
+	claimed map[string]bool
+}
+
+func (h *claimHistory) Claim(job string, at time.Time) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	k := job + at.String()
+	if h.claimed[k] {
+		return false
+	}
+	h.claimed[k] = true
+	return true
+}
+
+// TestSchedulerClaim: two schedulers whose history is a Claimer run each
+// tick once between them.
+func TestSchedulerClaim(t *testing.T) {
+	start := time.Date(2024, 5, 6, 8, 59, 0, 0, time.UTC)
+	clk := newFakeClock(start)
+	jobs, errs := CompileCron([]CronSpec{{Name: "tick", Schedule: "0 9 * * *", Timezone: "UTC", To: "ops@example.org", Body: "daily"}})
+	if len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	h := &claimHistory{memHistory: memHistory{last: map[string]time.Time{}}, claimed: map[string]bool{}}
+	got := make(chan Action, 10)
+	for range 2 {
+		s := NewScheduler(jobs, func(a Action) { got <- a }, WithClock(clk), WithHistory(h))
+		s.Start()
+		defer s.Stop()
+	}
+	clk.waitTimers(t, 2)
+	clk.advance(time.Minute)
+	n := 0
+	for deadline := time.After(300 * time.Millisecond); ; {
+		select {
+		case <-got:
+			n++
+			continue
+		case <-deadline:
+		}
+		break
+	}
+	if n != 1 {
+		t.Fatalf("two schedulers ran one claimed tick %d times, want 1", n)
+	}
+}

@@ -84,9 +84,10 @@ const (
 // over TLS 1.3.
 type tapConn struct {
 	net.Conn
-	tap Tap
-	log *slog.Logger
-	obs *observed
+	tap    Tap
+	onStop func(Direction, string) // Options.OnTapStop
+	log    *slog.Logger
+	obs    *observed
 
 	// Reads go through one buffer owned by the connection rather than by
 	// mellium's decoder: mellium builds a new decoder after each stream
@@ -420,6 +421,9 @@ func (tc *tapConn) observeInPart(p []byte) (keep, used int) {
 		tc.inDead = true
 		tc.sm.untracked(err)
 		tc.log.Warn("tap stopped following the incoming stream; closing the connection, which cannot be resumed", "err", err)
+		if tc.onStop != nil {
+			tc.onStop(In, xmlsplit.Limit(err))
+		}
 		go tc.Conn.Close()
 	}
 	return keep, len(p)
@@ -448,6 +452,9 @@ func (tc *tapConn) observeOut(p []byte) {
 	if err != nil {
 		tc.outDead = true
 		tc.log.Warn("tap stopped following the outgoing stream", "err", err)
+		if tc.onStop != nil {
+			tc.onStop(Out, xmlsplit.Limit(err))
+		}
 	}
 }
 

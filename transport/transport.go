@@ -47,7 +47,10 @@ type Options struct {
 	// Resource is the resource to bind; it really is requested from the
 	// server. Empty lets the server choose one.
 	Resource string
-	// Transport is "tcp" (the default), "bosh" or "websocket".
+	// Transport is "tcp" (the default), "bosh", "websocket" or
+	// "component" (XEP-0114: JID is the component's domain, Password the
+	// shared secret, Address the server's component port, TLS "direct" or
+	// "none").
 	Transport string
 	// Address is the TCP "host:port" to dial. Empty means an SRV lookup of
 	// the JID's domain (falling back to domain:5222, and for TLS "direct"
@@ -58,11 +61,12 @@ type Options struct {
 	// Address is on the loopback interface).
 	TLS string
 	// BOSHURL is the BOSH endpoint when Transport is "bosh". http:// is
-	// accepted only towards a loopback host.
+	// accepted only towards a loopback host. Empty means discovery: the
+	// domain's host-meta documents (XEP-0156) name it.
 	BOSHURL string
 	// WSURL is the WebSocket endpoint when Transport is "websocket"
 	// (wss://host/xmpp-websocket). ws:// is accepted only towards a
-	// loopback host.
+	// loopback host. Empty means discovery, as for BOSHURL.
 	WSURL string
 	// WSOrigin, when set, is sent as the Origin header of the WebSocket
 	// handshake (for servers that check it); empty sends none.
@@ -90,6 +94,13 @@ type Options struct {
 	Resume *Resume
 	// Tap, if set, observes every element of the encrypted stream.
 	Tap Tap
+	// OnTapStop, if set, is called once per direction when the tap can no
+	// longer follow the stream, with the limit that was passed
+	// (xmlsplit.Limit: "size", "depth", "attributes", "pending",
+	// "syntax"). An incoming stream that cannot be followed ends the
+	// connection. It runs on the reading or writing goroutine and must
+	// not block.
+	OnTapStop func(dir Direction, limit string)
 	// Logger receives debug and warning records; nil discards them.
 	Logger *slog.Logger
 }
@@ -194,47 +205,87 @@ func Connect(ctx context.Context, o Options) (*Conn, error) {
 		log.Warn("TLS certificate verification is DISABLED; the connection can be intercepted", "domain", o.JID.Domainpart())
 	}
 
-	var (
-		raw    net.Conn
-		secure bool
-		server string
-	)
-	switch o.Transport {
-	case TransportBOSH:
-		raw, secure, err = dialBOSH(ctx, o)
-		server = o.BOSHURL
-	case TransportWebSocket:
-		raw, secure, err = dialWebSocket(ctx, o)
-		server = o.WSURL
-	default:
-		raw, secure, err = dialTCP(ctx, o)
-		if raw != nil {
-			server = raw.RemoteAddr().String()
+	// No URL for an HTTP-borne transport: ask the domain (XEP-0156).
+	for _, d := range []struct {
+		transport string
+		url       *string
+		rel       string
+	}{{TransportWebSocket, &o.WSURL, relWebSocket}, {TransportBOSH, &o.BOSHURL, relBOSH}} {
+		if o.Transport != d.transport || *d.url != "" {
+			continue
 		}
+		found, err := discoverEndpoint(ctx, o, d.rel)
+		if err != nil {
+			return nil, err
+		}
+		log.Info("endpoint discovered (XEP-0156)", "transport", o.Transport, "domain", o.JID.Domainpart(), "url", found)
+		*d.url = found
 	}
-	if err != nil {
-		return nil, err
-	}
-	log.Debug("connected", "transport", o.Transport, "server", server, "secure", secure)
 
-	c, err := negotiate(ctx, o, raw, secure)
-	if err != nil {
-		return nil, err
+	for redirects := 0; ; redirects++ {
+		var (
+			raw    net.Conn
+			secure bool
+			server string
+		)
+		switch o.Transport {
+		case TransportBOSH:
+			raw, secure, err = dialBOSH(ctx, o)
+			server = o.BOSHURL
+		case TransportWebSocket:
+			raw, secure, err = dialWebSocket(ctx, o)
+			server = o.WSURL
+		case TransportComponent:
+			raw, secure, err = dialComponent(ctx, o)
+			server = o.Address
+		default:
+			raw, secure, err = dialTCP(ctx, o)
+			if raw != nil {
+				server = raw.RemoteAddr().String()
+			}
+		}
+		if err != nil {
+			return nil, err
+		}
+		log.Debug("connected", "transport", o.Transport, "server", server, "secure", secure)
+
+		var c *Conn
+		if o.Transport == TransportComponent {
+			c, err = negotiateComponent(ctx, o, raw, secure)
+		} else {
+			c, err = negotiate(ctx, o, raw, secure)
+		}
+		if err != nil {
+			next := seeOtherURI(raw)
+			if next == "" {
+				return nil, err
+			}
+			if redirects >= maxRedirects {
+				return nil, fmt.Errorf("%w: %s: more than %d see-other-uri redirects", ErrConnect, server, maxRedirects)
+			}
+			if err := checkRedirect(o.WSURL, next); err != nil {
+				return nil, err
+			}
+			log.Info("the server sends the WebSocket connection elsewhere (see-other-uri)", "from", o.WSURL, "to", next)
+			o.WSURL = next
+			continue
+		}
+		c.Server = server
+		// Stream management (sm.go): request it now that the resource is
+		// bound, or start answering the server's requests on a resumed
+		// session; the answer is read by the caller's Serve.
+		if !o.DisableSM || c.tc.sm.isResumed() {
+			c.tc.sm.enable(c.tc)
+		}
+		log.Debug("session ready", "jid", c.JID.String(), "mechanism", c.Mechanism)
+		return c, nil
 	}
-	c.Server = server
-	// Stream management (sm.go): request it now that the resource is
-	// bound, or start answering the server's requests on a resumed
-	// session; the answer is read by the caller's Serve.
-	if !o.DisableSM || c.tc.sm.isResumed() {
-		c.tc.sm.enable(c.tc)
-	}
-	log.Debug("session ready", "jid", c.JID.String(), "mechanism", c.Mechanism)
-	return c, nil
 }
 
 // negotiate runs SASL and bind over the secured connection raw.
 func negotiate(ctx context.Context, o Options, raw net.Conn, secure bool) (*Conn, error) {
 	tc := newTapConn(raw, o.Tap, o.Logger)
+	tc.onStop = o.OnTapStop
 	allowPlain := secure || o.TLS == TLSNone
 	features := []xmpp.StreamFeature{
 		xmpp.SASL("", o.Password, mechanisms(allowPlain, tc.obs)...),
@@ -296,7 +347,19 @@ func (o Options) normalize() (Options, error) {
 	if o.JID.Domainpart() == "" {
 		return o, fmt.Errorf("%w: no JID", ErrConfig)
 	}
-	if o.JID.Localpart() == "" {
+	if o.Transport == TransportComponent {
+		if o.JID.Localpart() != "" || o.JID.Resourcepart() != "" {
+			return o, fmt.Errorf("%w: a component's JID is its domain, not %s", ErrConfig, o.JID)
+		}
+		if o.Password == "" {
+			return o, fmt.Errorf("%w: a component connection needs the shared secret", ErrConfig)
+		}
+		tlsMode, err := componentTLS(o.TLS)
+		if err != nil {
+			return o, err
+		}
+		o.TLS = tlsMode
+	} else if o.JID.Localpart() == "" {
 		return o, fmt.Errorf("%w: JID %s has no localpart", ErrConfig, o.JID)
 	}
 	o.JID = o.JID.Bare()
@@ -308,9 +371,9 @@ func (o Options) normalize() (Options, error) {
 	switch o.Transport {
 	case "":
 		o.Transport = TransportTCP
-	case TransportTCP, TransportBOSH, TransportWebSocket:
+	case TransportTCP, TransportBOSH, TransportWebSocket, TransportComponent:
 	default:
-		return o, fmt.Errorf("%w: transport %q (want tcp, bosh or websocket)", ErrConfig, o.Transport)
+		return o, fmt.Errorf("%w: transport %q (want tcp, bosh, websocket or component)", ErrConfig, o.Transport)
 	}
 	switch o.TLS {
 	case "":
@@ -318,12 +381,6 @@ func (o Options) normalize() (Options, error) {
 	case TLSStartTLS, TLSDirect, TLSNone:
 	default:
 		return o, fmt.Errorf("%w: tls %q (want starttls, direct or none)", ErrConfig, o.TLS)
-	}
-	if o.Transport == TransportBOSH && o.BOSHURL == "" {
-		return o, fmt.Errorf("%w: transport bosh needs a BOSH URL", ErrConfig)
-	}
-	if o.Transport == TransportWebSocket && o.WSURL == "" {
-		return o, fmt.Errorf("%w: transport websocket needs a WebSocket URL", ErrConfig)
 	}
 	if o.TLSConfig == nil {
 		o.TLSConfig = &tls.Config{}

@@ -297,6 +297,10 @@ func TestErrors(t *testing.T) {
 		ln.Close()
 		return addr
 	}
+	nothing := refused() // discovery (XEP-0156) finds nothing there
+	old := hostMetaBase
+	hostMetaBase = func(string) string { return "https://" + nothing }
+	t.Cleanup(func() { hostMetaBase = old })
 	for _, tc := range []struct {
 		name     string
 		mode     string
@@ -322,7 +326,7 @@ func TestErrors(t *testing.T) {
 		{"no common mechanism", modeStartTLS, []string{"X-UNKNOWN"}, nil, ErrAuth, "auth", "no SASL mechanism in common, server offers [X-UNKNOWN]"},
 		{"bind conflict", modeStartTLS, nil, func(o *Options) { o.Resource = "taken" }, ErrProtocol, "protocol", "conflict"},
 		{"bad transport", modeStartTLS, nil, func(o *Options) { o.Transport = "udp" }, ErrConfig, "config", "udp"},
-		{"bosh without URL", modeStartTLS, nil, func(o *Options) { o.Transport = "bosh" }, ErrConfig, "config", "URL"},
+		{"bosh without URL, none discovered", modeStartTLS, nil, func(o *Options) { o.Transport = "bosh" }, ErrResolve, "dns", "no BOSH endpoint found for localhost by XEP-0156"},
 		{"bosh http off loopback", modeStartTLS, nil, func(o *Options) {
 			o.Transport, o.BOSHURL = "bosh", "http://192.0.2.1/http-bind"
 		}, ErrInsecure, "insecure", "192.0.2.1"},

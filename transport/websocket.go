@@ -145,3 +145,31 @@ func proxyConnect(nc net.Conn, proxy *url.URL, target string) error {
 	}
 	return nil
 }
+
+// maxRedirects bounds how many times one Connect follows a WebSocket
+// server's see-other-uri.
+const maxRedirects = 3
+
+// seeOtherURI returns the see-other-uri a WebSocket server closed the
+// stream with during negotiation (RFC 7395 §3.6.1), or "".
+func seeOtherURI(raw net.Conn) string {
+	if sc, ok := raw.(*wswire.StreamConn); ok {
+		return sc.SeeOtherURI()
+	}
+	return ""
+}
+
+// checkRedirect accepts a see-other-uri next for the endpoint from: an
+// absolute ws:// or wss:// URL, and never from wss:// down to ws:// (RFC
+// 7395 §3.6.1: the new connection must be at least as secure). A ws://
+// target still has to be on this machine, which the dial checks.
+func checkRedirect(from, next string) error {
+	u, err := url.Parse(next)
+	if err != nil || u.Host == "" || (u.Scheme != "ws" && u.Scheme != "wss") {
+		return fmt.Errorf("%w: %s: the server's see-other-uri %q is not a ws:// or wss:// URL", ErrProtocol, from, next)
+	}
+	if f, err := url.Parse(from); err == nil && f.Scheme == "wss" && u.Scheme != "wss" {
+		return fmt.Errorf("%w: %s: the server's see-other-uri %q would drop TLS", ErrInsecure, from, next)
+	}
+	return nil
+}

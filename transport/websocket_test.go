@@ -52,13 +52,16 @@ func TestMiniserverWebSocket(t *testing.T) {
 // error.
 func TestWebSocketOptions(t *testing.T) {
 	s := startMini(t)
+	old := hostMetaBase
+	hostMetaBase = func(string) string { return "https://" + s.HTTPAddr() + "/nothing-here" } // nothing to discover
+	t.Cleanup(func() { hostMetaBase = old })
 	for _, tc := range []struct {
 		url  string
 		want error
 	}{
 		{"ws://192.0.2.1/xmpp-websocket", ErrInsecure},
 		{"http://127.0.0.1/xmpp-websocket", ErrConfig},
-		{"", ErrConfig},
+		{"", ErrResolve}, // and nothing to discover (TestDiscoverFailures)
 		{"ws://" + s.HTTPAddr() + "/nothing-here", ErrConnect},
 	} {
 		o := miniOptions(s)
@@ -89,14 +92,7 @@ func TestWebSocketReasons(t *testing.T) {
 // against the URL's host with the configured roots, as over TCP, and the
 // connection counts as secure.
 func TestWebSocketTLS(t *testing.T) {
-	certPEM, keyPEM, err := miniserver.NewCertificate("localhost")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := tls.X509KeyPair(certPEM, keyPEM)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, cert := localhostCert(t)
 	s := startMiniWith(t, miniserver.Config{Domain: "localhost", Accounts: map[string]string{"bot@localhost": "pw"}, Certificate: &cert})
 	hs := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		nc, br, err := wswire.Upgrade(w, r, nil)

@@ -94,6 +94,23 @@ func (q *fairQueue) pushFront(items []*Item) {
 	}
 }
 
+// insertByQueued puts it into its lane after the items queued before it
+// and ahead of those queued after.
+func (q *fairQueue) insertByQueued(it *Item) {
+	l := q.laneFor(keyOf(it))
+	pos := len(l.items)
+	for i, c := range l.items {
+		if c.queued.After(it.queued) {
+			pos = i
+			break
+		}
+	}
+	l.items = append(l.items, nil)
+	copy(l.items[pos+1:], l.items[pos:])
+	l.items[pos] = it
+	q.n++
+}
+
 // take removes and returns the head of the next lane (in turn) whose head
 // is ready at now by ready; with none ready it returns how long until one
 // is (-1: never by itself).

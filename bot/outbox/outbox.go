@@ -60,12 +60,16 @@ func (k Kind) String() string {
 type Item struct {
 	Kind     Kind
 	To       string // full or bare JID
+	From     string // the address sent from; empty is the session's own
 	Type     string // message or presence type ("" = normal / available)
 	Body     string
 	Subject  string
 	ID       string
 	Room     string // bare room JID: a groupchat item waits until the bot is in the room
 	Priority Priority
+	// Work marks shared work (a relayed push to a user) that Hooks.Allow
+	// may let through where it refuses speech.
+	Work bool
 	// Payload adds child elements (a MUC join <x/>, an invite, an origin-id).
 	Payload func() xml.TokenReader
 	// Done, when set, is called once: with nil after the stanza was written,
@@ -78,10 +82,12 @@ type Item struct {
 	attempts  int
 	queued    time.Time // when Enqueue took it, for crier_delivery_seconds
 	notBefore time.Time
-	seq       uint64    // position in the session's written stanzas, for acks
-	wrote     time.Time // when it was written to the current session
-	smSeq     uint32    // stream management count after this item was written (at most)
-	smOK      bool      // smSeq is known
+	seq       uint64      // position in the session's written stanzas, for acks
+	wrote     time.Time   // when it was written to the current session
+	sentAt    time.Time   // when it was last written (bounces, pace.go)
+	ended     atomic.Bool // Done was called
+	smSeq     uint32      // stream management count after this item was written (at most)
+	smOK      bool        // smSeq is known
 }
 
 // Outbox errors.
@@ -150,6 +156,10 @@ type Hooks struct {
 	// (the last step before the transport): false drops it with
 	// ErrFenced. A leader that lost its lease ([ha]) says nothing more.
 	Allow func(it *Item) bool
+	// RoomBounced, when set, is told that a room answered a message with
+	// "not an occupant" or "no such room": the bot should join it again.
+	// The message waits for that (SetRoomJoined).
+	RoomBounced func(room string)
 	// reattached reports, for each new session, the unacknowledged items
 	// of the previous one that the server confirmed, that go out again,
 	// and that were dropped as stale.
@@ -226,7 +236,11 @@ type roomGate struct {
 
 type slowdown struct {
 	until time.Time
-	delay time.Duration
+	// gap spaces messages to the target, raised is when it last grew,
+	// clean counts messages taken since (pace.go).
+	gap    time.Duration
+	raised time.Time
+	clean  int
 }
 
 const (
@@ -519,30 +533,74 @@ func (o *Outbox) HandleError(id string, cond stanza.Condition) bool {
 	o.mu.Lock()
 	it := o.sent[id]
 	delete(o.sent, id)
+	if it != nil && it.Room != "" && (cond == stanza.NotAcceptable || cond == stanza.ItemNotFound) {
+		return o.roomBouncedLocked(it) // unlocks
+	}
 	if it == nil || (cond != stanza.ResourceConstraint && cond != stanza.PolicyViolation) {
 		o.mu.Unlock()
 		return false
 	}
+	// Bounced: not delivered, whatever the acknowledgement says.
+	o.unackedRemoveLocked(it)
 	sd := o.slow[it.To]
 	if sd == nil {
-		sd = &slowdown{delay: firstSlow}
+		sd = &slowdown{}
 		o.slow[it.To] = sd
-	} else {
-		sd.delay = min(sd.delay*2, maxSlow)
 	}
-	sd.until = time.Now().Add(sd.delay)
+	now := time.Now()
+	sd.bounced(it.sentAt, now)
 	it.attempts++
+	if until := now.Add(resendDelay(it.attempts)); until.After(sd.until) {
+		sd.until = until
+	}
 	if it.attempts > maxAttempts {
 		o.mu.Unlock()
 		o.drop(it, ErrGaveUp, "refused")
 		return true
 	}
 	it.notBefore = sd.until
-	o.pushFrontLocked([]*Item{it})
+	o.requeueBouncedLocked(it)
 	o.gateBulkLocked()
 	o.mu.Unlock()
 	o.poke()
 	return true
+}
+
+// roomBouncedLocked handles a room's answer that the bot is not in it
+// (not-acceptable: not an occupant; item-not-found: no such room) to a
+// message it sent there, as after a server restart or a membership the
+// server lost: the message was not delivered, so it is not settled by the
+// acknowledgement that covers it but waits, ahead of the room's later
+// ones, behind the room's closed gate for the rejoin that
+// Hooks.RoomBounced asks for. The caller holds mu; it is released.
+func (o *Outbox) roomBouncedLocked(it *Item) bool {
+	o.unackedRemoveLocked(it)
+	it.attempts++
+	if it.attempts > maxAttempts {
+		o.mu.Unlock()
+		o.drop(it, ErrGaveUp, "refused")
+		return true
+	}
+	o.gate(it.Room).joined = false
+	o.requeueBouncedLocked(it)
+	o.gateBulkLocked()
+	o.mu.Unlock()
+	if o.hooks.RoomBounced != nil {
+		o.hooks.RoomBounced(it.Room)
+	}
+	o.poke()
+	return true
+}
+
+// unackedRemoveLocked takes it out of the items waiting for an
+// acknowledgement, if it is there. The caller holds mu.
+func (o *Outbox) unackedRemoveLocked(it *Item) {
+	for i, u := range o.unacked {
+		if u == it {
+			o.unacked = append(o.unacked[:i], o.unacked[i+1:]...)
+			return
+		}
+	}
 }
 
 // Close stops accepting items; Run returns once the queue is empty or its
@@ -633,6 +691,7 @@ func (o *Outbox) takeLocked(now time.Time) (*Item, time.Duration) {
 		it, w := o.inter.take(now, o.readyAt)
 		if it != nil {
 			o.inflight++
+			o.tookLocked(it, now)
 			return it, 0
 		}
 		wait = w
@@ -643,12 +702,21 @@ func (o *Outbox) takeLocked(now time.Time) (*Item, time.Duration) {
 	it, w := o.bulk.take(now, o.readyAt)
 	if it != nil {
 		o.inflight++
+		o.tookLocked(it, now)
 		return it, 0
 	}
 	if w >= 0 && (wait < 0 || w < wait) {
 		wait = w
 	}
 	return nil, wait
+}
+
+// tookLocked spaces the target's next message by its learned gap (pace.go)
+// once it is taken to be written at now. The caller holds mu.
+func (o *Outbox) tookLocked(it *Item, now time.Time) {
+	if sd := o.slow[it.To]; sd != nil {
+		sd.took(now)
+	}
 }
 
 // interactiveReserve is how many stanzas above the ack window interactive
@@ -775,6 +843,18 @@ func (o *Outbox) send(ctx context.Context, items []*Item, s Sender, gen uint64) 
 			o.hooks.Stuck()
 		}
 	})
+	// Messages are remembered by id before they are written: the server's
+	// error answer to one (HandleError) may come back before this
+	// goroutine is done with the write.
+	o.mu.Lock()
+	sending := time.Now()
+	for _, it := range items {
+		it.sentAt = sending
+		if it.Kind == Message && it.ID != "" {
+			o.rememberLocked(it)
+		}
+	}
+	o.mu.Unlock()
 	var r xml.TokenReader
 	if len(items) == 1 {
 		r = items[0].Tokens()
@@ -808,9 +888,6 @@ func (o *Outbox) send(ctx context.Context, items []*Item, s Sender, gen uint64) 
 	for i, it := range items {
 		it.smSeq, it.smOK = smCount-uint32(len(items)-1-i), smOn
 		o.inflight--
-		if it.Kind == Message && it.ID != "" {
-			o.rememberLocked(it)
-		}
 		switch {
 		case gen == o.gen && o.ack != nil:
 			if o.written == o.asked {
@@ -1018,7 +1095,7 @@ func (o *Outbox) settleAcked(it *Item, asked, now time.Time) {
 	if !it.Received.IsZero() {
 		o.reply.Observe(took(it.Received))
 	}
-	if it.Done != nil {
+	if it.Done != nil && it.ended.CompareAndSwap(false, true) {
 		it.Done(nil)
 	}
 }
@@ -1027,7 +1104,7 @@ func (o *Outbox) drop(it *Item, err error, reason string) {
 	if o.hooks.Dropped != nil {
 		o.hooks.Dropped(reason)
 	}
-	if it.Done != nil {
+	if it.Done != nil && it.ended.CompareAndSwap(false, true) {
 		it.Done(err)
 	}
 }
@@ -1037,7 +1114,10 @@ func (o *Outbox) drop(it *Item, err error, reason string) {
 // common case (no payload) is one slice of tokens: this runs for every
 // stanza the bot sends.
 func (it *Item) Tokens() xml.TokenReader {
-	attrs := make([]xml.Attr, 0, 3)
+	attrs := make([]xml.Attr, 0, 4)
+	if it.From != "" {
+		attrs = append(attrs, xml.Attr{Name: xml.Name{Local: "from"}, Value: it.From})
+	}
 	if it.To != "" {
 		attrs = append(attrs, xml.Attr{Name: xml.Name{Local: "to"}, Value: it.To})
 	}

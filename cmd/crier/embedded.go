@@ -43,28 +43,39 @@ func startEmbedded(cfg *config.Config, log *slog.Logger) (*x509.CertPool, func()
 	}
 	if cfg.Embedded.XMPP {
 		domain := cfg.XMPP.Addr().Domainpart()
+		accounts := map[string]string{}
+		mc := miniserver.Config{
+			Addr:     cfg.XMPP.Address,
+			TLSAddr:  cfg.Embedded.TLSAddress,
+			HTTPAddr: cfg.Embedded.HTTP,
+			Web:      webchat.FS,
+			Logger:   log,
+		}
+		clientKey := keyAddr{"xmpp.address", cfg.XMPP.Address}
+		compKey := keyAddr{}
+		if cfg.XMPP.Component() {
+			// The bot is a component of the embedded server: its domain
+			// is server_domain, xmpp.address its component listener.
+			domain = cfg.XMPP.ServerDomain
+			mc.Addr, mc.ComponentAddr = cfg.Embedded.Address, cfg.XMPP.Address
+			mc.Components = map[string]string{cfg.XMPP.JID: cfg.XMPP.Password.Reveal()}
+			clientKey, compKey = keyAddr{"embedded.address", cfg.Embedded.Address}, keyAddr{"xmpp.address", cfg.XMPP.Address}
+		} else {
+			accounts[cfg.XMPP.Addr().Bare().String()] = cfg.XMPP.Password.Reveal()
+		}
 		certPath := demoCertPath(cfg)
 		cert, err := demoCertificate(certPath, domain, log)
 		if err != nil {
 			return nil, stop, fmt.Errorf("crier: embedded server: %w", err)
 		}
-		accounts := map[string]string{cfg.XMPP.Addr().Bare().String(): cfg.XMPP.Password.Reveal()}
 		for _, a := range cfg.Embedded.Accounts {
 			accounts[a.JID] = a.Password.Reveal()
 		}
-		srv, err := miniserver.Start(context.Background(), miniserver.Config{
-			Domain:      domain,
-			Addr:        cfg.XMPP.Address,
-			TLSAddr:     cfg.Embedded.TLSAddress,
-			HTTPAddr:    cfg.Embedded.HTTP,
-			Accounts:    accounts,
-			Web:         webchat.FS,
-			Certificate: cert,
-			Logger:      log,
-		})
+		mc.Domain, mc.Accounts, mc.Certificate = domain, accounts, cert
+		srv, err := miniserver.Start(context.Background(), mc)
 		if err != nil {
 			return nil, stop, inUse(fmt.Errorf("crier: embedded server: %w", err), cfg.Path,
-				keyAddr{"xmpp.address", cfg.XMPP.Address}, keyAddr{"embedded.tls_address", cfg.Embedded.TLSAddress}, keyAddr{"embedded.http", cfg.Embedded.HTTP})
+				clientKey, compKey, keyAddr{"embedded.tls_address", cfg.Embedded.TLSAddress}, keyAddr{"embedded.http", cfg.Embedded.HTTP})
 		}
 		stops = append(stops, func() { srv.Close() })
 		log.Info("embedded XMPP server up", "domain", domain, "c2s", srv.Addr(), "http", srv.HTTPAddr(), "accounts", len(accounts))

@@ -6,6 +6,7 @@
 //	crier rules test -c FILE [--room ROOM] [--nick NICK] [--from JID] [--role ROLE] --body TEXT
 //	crier moderator test -c FILE [--room ROOM] [--nick NICK] --body TEXT
 //	crier send  [-c FILE] [--jid JID] [--address HOST:PORT] --to JID [--to JID...] [BODY|-]
+//	crier state migrate [-c FILE] --from file|kv --to file|kv [--dry-run] [--overwrite]
 //	crier version
 //	crier help [COMMAND]
 //
@@ -88,6 +89,11 @@ var commands = []command{
 		func(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 			return cmdSend(args, stdin, stdout, stderr)
 		}},
+	{"state", stateSynopsis,
+		"copy the state store between the bbolt file and the [ha] NATS KV bucket",
+		func(args []string, _ io.Reader, stdout, stderr io.Writer) error {
+			return cmdState(args, stdout, stderr)
+		}},
 	{"version", "",
 		"print the version, the VCS revision and the Go version",
 		func(args []string, _ io.Reader, stdout, stderr io.Writer) error {
@@ -103,8 +109,11 @@ func usage() string {
 	b.WriteString("usage: crier COMMAND [FLAGS]\n\ncommands:\n")
 	for _, c := range commands {
 		name := c.name
-		if c.name == "rules" || c.name == "moderator" {
+		switch c.name {
+		case "rules", "moderator":
 			name += " test"
+		case "state":
+			name += " migrate"
 		}
 		fmt.Fprintf(&b, "  %-14s %s\n", name, c.summary)
 	}

@@ -28,6 +28,7 @@ const (
 	envBOSHURL   = "CRIER_XMPP_BOSH_URL"
 	envWSURL     = "CRIER_XMPP_WEBSOCKET_URL"
 	envCAFile    = "CRIER_XMPP_CA_FILE"
+	envFrom      = "CRIER_XMPP_FROM"
 )
 
 // maxSendBody is the largest body crier send reads from standard input.
@@ -46,7 +47,13 @@ can read a command line): use --password-file or CRIER_XMPP_PASSWORD.
 
 The server's certificate must be trusted by the system or by --ca-file. With a config
 whose [embedded] xmpp is on, the demo's certificate, which crier run keeps beside the
-config (.crier/embedded-DOMAIN.pem), is trusted too.`
+config (.crier/embedded-DOMAIN.pem), is trusted too.
+
+As a component (--transport component, --jid the component's domain, the password its
+shared secret, --address the server's component port), --from (CRIER_XMPP_FROM) picks the
+address on the domain the messages come from; default [xmpp] from, else crier@DOMAIN.
+Servers take one connection per component: Prosody refuses a second one by default, so
+while a daemon is connected as the component, send through it (NATS, a webhook) instead.`
 
 // listFlag is a flag that may be given several times.
 type listFlag []string
@@ -61,13 +68,13 @@ func (l *listFlag) Set(v string) error {
 // sendFlags are the account settings of crier send's flags and
 // environment; empty means not given.
 type sendFlags struct {
-	jid, passwordFile, address, transport, tls, boshURL, wsURL, caFile string
+	jid, passwordFile, address, transport, tls, boshURL, wsURL, caFile, from string
 }
 
 // cmdSend is the one-shot push: it exits 0 only once the server
 // acknowledged every message.
 func cmdSend(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
-	fs := newFlags("send", "[-c FILE] [--jid JID] [--address HOST:PORT] --to JID [--to JID...] [--type T] [--subject S] [BODY|-]", sendAbout, stderr)
+	fs := newFlags("send", "[-c FILE] [--jid JID] [--address HOST:PORT] [--from JID] --to JID [--to JID...] [--type T] [--subject S] [BODY|-]", sendAbout, stderr)
 	path := configFlag(fs)
 	var to listFlag
 	fs.Var(&to, "to", "recipient JID, a user or a room's bare JID; repeat for several")
@@ -79,7 +86,8 @@ func cmdSend(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	fs.StringVar(&f.passwordFile, "password-file", "", "file holding the account's password (env "+config.PasswordEnv+" holds the password itself)")
 	fs.StringVar(&f.address, "address", "", "server host:port; empty looks up the domain's SRV records (env "+envAddress+")")
 	fs.StringVar(&f.address, "server", "", "the same as --address")
-	fs.StringVar(&f.transport, "transport", "", "tcp, bosh or websocket (env "+envTransport+"; default tcp)")
+	fs.StringVar(&f.transport, "transport", "", "tcp, bosh, websocket or component (env "+envTransport+"; default tcp)")
+	fs.StringVar(&f.from, "from", "", "as a component: the address on its domain to send from (env "+envFrom+")")
 	fs.StringVar(&f.tls, "tls", "", "starttls, direct, or none to a server on this machine (env "+envTLS+"; default starttls)")
 	fs.StringVar(&f.boshURL, "bosh-url", "", "the BOSH URL, for --transport bosh (env "+envBOSHURL+")")
 	fs.StringVar(&f.wsURL, "websocket-url", "", "the WebSocket URL, for --transport websocket (env "+envWSURL+")")
@@ -185,7 +193,7 @@ func (f *sendFlags) fromEnv(getenv func(string) string) {
 	for _, e := range []struct {
 		v   *string
 		env string
-	}{{&f.jid, envJID}, {&f.address, envAddress}, {&f.transport, envTransport}, {&f.tls, envTLS}, {&f.boshURL, envBOSHURL}, {&f.wsURL, envWSURL}, {&f.caFile, envCAFile}} {
+	}{{&f.jid, envJID}, {&f.address, envAddress}, {&f.transport, envTransport}, {&f.tls, envTLS}, {&f.boshURL, envBOSHURL}, {&f.wsURL, envWSURL}, {&f.caFile, envCAFile}, {&f.from, envFrom}} {
 		if *e.v == "" {
 			*e.v = getenv(e.env)
 		}
@@ -210,10 +218,13 @@ func (f *sendFlags) config(base *config.Config) (*config.Config, error) {
 				x[k] = v
 			}
 		}
+		if b.Component() {
+			x["from"], x["server_domain"] = b.From, b.ServerDomain
+		}
 		embedded = base.Embedded.XMPP
 	}
 	for k, v := range map[string]string{"jid": f.jid, "address": f.address, "transport": f.transport, "tls": f.tls, "bosh_url": f.boshURL,
-		"websocket_url": f.wsURL, "ca_file": f.caFile} {
+		"websocket_url": f.wsURL, "ca_file": f.caFile, "from": f.from} {
 		if v != "" {
 			x[k] = v
 		}
@@ -258,6 +269,7 @@ var sendHints = map[string]string{
 	"xmpp.bosh_url":      "--bosh-url or " + envBOSHURL,
 	"xmpp.websocket_url": "--websocket-url or " + envWSURL,
 	"xmpp.ca_file":       "--ca-file or " + envCAFile,
+	"xmpp.from":          "--from or " + envFrom,
 	"xmpp.password":      "--password-file or " + config.PasswordEnv,
 	"xmpp":               "--password-file or " + config.PasswordEnv,
 }

@@ -13,7 +13,8 @@
 //
 // Each run prints one markdown table row and one JSON object. The
 // subcommand "crierload summarize FILE..." reads the JSON lines of several
-// runs and prints the medians per bot and mode, side by side.
+// runs and prints the medians per bot and mode, side by side; "crierload
+// rooms" measures crier in many rooms (rooms.go).
 package main
 
 import (
@@ -63,6 +64,13 @@ type Result struct {
 }
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "rooms" {
+		if err := roomsMain(os.Args[2:]); err != nil {
+			fmt.Fprintln(os.Stderr, "crierload rooms:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if len(os.Args) > 1 && os.Args[1] == "fanout" {
 		os.Exit(fanoutMain(os.Args[2:]))
 	}

@@ -231,7 +231,8 @@ func TestDashboardMetricsAreDocumented(t *testing.T) {
 		"crier_reply_seconds_bucket", "crier_rule_hits_total", "crier_delivery_seconds_bucket",
 		"crier_outbox_depth", "crier_outbox_dropped_total", "crier_nats_relay_lag_seconds",
 		"crier_nats_relayed_total", "crier_webhook_requests_total", "crier_webhook_delivery_seconds_bucket",
-		"crier_chain_dropped_total", "crier_plugin_failures_total", "crier_ha_leader", "crier_plugin_actions_total"} {
+		"crier_chain_dropped_total", "crier_plugin_failures_total", "crier_ha_leader", "crier_plugin_actions_total",
+		"crier_moderator_hits_total", "crier_moderator_actions_total", "crier_moderator_failures_total"} {
 		if !used[want] {
 			t.Errorf("no panel uses %s", want)
 		}

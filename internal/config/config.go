@@ -25,6 +25,10 @@ const (
 	// TransportWebSocket is XMPP over WebSocket (RFC 7395) at
 	// xmpp.websocket_url.
 	TransportWebSocket = "websocket"
+	// TransportComponent connects as an XEP-0114 external component:
+	// xmpp.jid is the component's domain, the password its shared secret,
+	// xmpp.address the server's component port.
+	TransportComponent = "component"
 )
 
 // Values of XMPP.TLS.
@@ -119,11 +123,13 @@ type XMPP struct {
 	Password     Secret `toml:"password"`
 	PasswordFile string `toml:"password_file"`
 	Resource     string `toml:"resource"`
-	// Transport is TransportTCP, TransportBOSH or TransportWebSocket.
+	// Transport is TransportTCP, TransportBOSH, TransportWebSocket or
+	// TransportComponent.
 	Transport string `toml:"transport"`
 	// Address is host:port for tcp; empty means an SRV lookup.
 	Address string `toml:"address"`
-	// TLS is TLSStartTLS, TLSDirect or TLSNone (tcp only).
+	// TLS is TLSStartTLS, TLSDirect or TLSNone (tcp and component; a
+	// component has no STARTTLS and defaults to TLSDirect).
 	TLS     string `toml:"tls"`
 	BOSHURL string `toml:"bosh_url"`
 	// WebSocketURL is the endpoint of transport "websocket" (wss://, or
@@ -147,7 +153,24 @@ type XMPP struct {
 	// resumption) when it offers it; on by default. Off, delivery is still
 	// confirmed (by pings), but a lost connection is never resumed.
 	StreamManagement bool `toml:"stream_management"`
+	// From is, for transport "component", the address on the component's
+	// domain the bot speaks from where no one addressed it: rooms (as
+	// From/Resource), cron, relays and webhooks without a from of their
+	// own. Default: crier@ the component's domain.
+	From string `toml:"from"`
+	// ServerDomain is, for transport "component", the domain of the
+	// server the component is attached to: keepalive and delivery pings
+	// go to it. Default: the component's domain without its first label.
+	ServerDomain string `toml:"server_domain"`
+	// Addresses, for transport "component", lists the bare addresses on
+	// the domain that the bot answers at besides the domain and From;
+	// empty answers at every address. A message to another one is
+	// answered service-unavailable.
+	Addresses []string `toml:"addresses"`
 }
+
+// Component reports whether the bot connects as an XEP-0114 component.
+func (x XMPP) Component() bool { return x.Transport == TransportComponent }
 
 // Addr returns the bot's bare JID. It is valid in a loaded Config.
 func (x XMPP) Addr() jid.JID {
@@ -171,8 +194,12 @@ type Embedded struct {
 	// HTTP is the embedded XMPP server's HTTP listener (BOSH and web chat).
 	HTTP string `toml:"http"`
 	// TLSAddress is an optional direct TLS listener of the embedded server.
-	TLSAddress string    `toml:"tls_address"`
-	Accounts   []Account `toml:"accounts"`
+	TLSAddress string `toml:"tls_address"`
+	// Address is the embedded server's client listener when the bot
+	// connects as a component (xmpp.address is then the component
+	// listener); empty means none.
+	Address  string    `toml:"address"`
+	Accounts []Account `toml:"accounts"`
 }
 
 // Account is one [[embedded.accounts]] table: a user of the embedded server.
@@ -222,7 +249,8 @@ func (c *Config) PluginCore() plugins.Core {
 	for _, r := range c.Rooms {
 		rooms = append(rooms, r.JID)
 	}
-	return plugins.Core{Path: c.Path, Dir: c.Dir(), BotJID: c.XMPP.JID, Rooms: rooms, EmbeddedNATS: c.Embedded.NATS}
+	return plugins.Core{Path: c.Path, Dir: c.Dir(), BotJID: c.XMPP.JID, Rooms: rooms, EmbeddedNATS: c.Embedded.NATS,
+		Component: c.XMPP.Component(), HABucket: c.HA.Bucket, HAReplicas: c.HA.Replicas}
 }
 
 // Dir returns the directory of the config file, against which relative

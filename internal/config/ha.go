@@ -18,6 +18,9 @@ const (
 	// lease/5 needs some room.
 	MinLease = 2 * time.Second
 	MaxLease = 5 * time.Minute
+	// MaxReplicas bounds ha.replicas: JetStream keeps at most five copies
+	// of a stream.
+	MaxReplicas = 5
 )
 
 // natsPlugin and natsTable are the NATS relay's registered name and its
@@ -36,6 +39,12 @@ type HA struct {
 	// Lease is how long a leader holds the lease without renewing it:
 	// whole seconds, MinLease to MaxLease; DefaultLease when not written.
 	Lease Duration `toml:"lease"`
+	// Replicas is how many copies the NATS cluster keeps of each bucket
+	// and stream crier creates for [ha] (the lease, the shared state, the
+	// shared seen-window): 1 to MaxReplicas, 1 when not written; 3 on a
+	// 3-node cluster, so that the loss of one node loses nothing.
+	// Buckets that exist already keep their own.
+	Replicas int `toml:"replicas"`
 }
 
 // Enabled reports whether instances elect a leader.
@@ -59,8 +68,16 @@ func (v *validator) ha() {
 			v.errorf("ha.bucket", "must not be empty (leave [ha] out to run one instance)")
 		} else if v.written("ha.lease") {
 			v.errorf("ha.lease", "needs ha.bucket: the lease lives in that JetStream KV bucket")
+		} else if v.written("ha.replicas") {
+			v.errorf("ha.replicas", "needs ha.bucket: it is the replication of the [ha] buckets")
 		}
 		return
+	}
+	switch {
+	case !v.written("ha.replicas"):
+		h.Replicas = 1
+	case h.Replicas < 1 || h.Replicas > MaxReplicas:
+		v.errorf("ha.replicas", "%d is out of range: 1 to %d (copies kept by the NATS cluster; at most its number of JetStream servers)", h.Replicas, MaxReplicas)
 	}
 	if !validBucket(h.Bucket) {
 		v.errorf("ha.bucket", "%q is not a KV bucket name: letters, digits, '-' and '_'", h.Bucket)

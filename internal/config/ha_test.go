@@ -62,6 +62,24 @@ url = "nats://127.0.0.1:4222"
 bucket = "b"
 lease = "1h" # ERR: out of range
 `},
+		{"replicas out of range", `
+[nats]
+url = "nats://127.0.0.1:4222"
+[ha]
+bucket = "b"
+replicas = 7 # ERR: out of range
+`},
+		{"replicas zero", `
+[nats]
+url = "nats://127.0.0.1:4222"
+[ha]
+bucket = "b"
+replicas = 0 # ERR: out of range
+`},
+		{"replicas without bucket", `
+[ha]
+replicas = 3 # ERR: needs ha.bucket
+`},
 		{"unknown key", `
 [nats]
 url = "nats://127.0.0.1:4222"
@@ -80,6 +98,13 @@ leader = "me" # ERR: unknown
 	c := mustLoad(t, t.TempDir(), head+"[embedded]\nnats = true\n[ha]\nbucket = \"b\"\n")
 	if !c.HA.Enabled() || c.HA.Lease.Std() != DefaultLease {
 		t.Errorf("HA = %+v, want enabled with the default lease", c.HA)
+	}
+	if c.HA.Replicas != 1 {
+		t.Errorf("default replicas %d, want 1", c.HA.Replicas)
+	}
+	c = mustLoad(t, t.TempDir(), head+"[embedded]\nnats = true\n[ha]\nbucket = \"b\"\nreplicas = 3\n")
+	if c.HA.Replicas != 3 {
+		t.Errorf("replicas %d, want 3", c.HA.Replicas)
 	}
 	if c.HA.Lease.Std() != 5*time.Second {
 		t.Errorf("default lease %v, want 5s", c.HA.Lease)

@@ -190,7 +190,11 @@ func (v *validator) plugins() {
 }
 
 // core is what plugins may read of the core config.
-func (v *validator) core() plugins.Core { return v.c.PluginCore() }
+func (v *validator) core() plugins.Core {
+	c := v.c.PluginCore()
+	c.NATS = v.written("nats.url") || v.c.Embedded.NATS
+	return c
+}
 
 // checker is the plugins.Checker of one plugin table.
 type checker struct {
@@ -237,9 +241,17 @@ func (c *checker) Core() plugins.Core { return c.core }
 
 func (v *validator) xmpp() {
 	x := &v.c.XMPP
-	bot, ok := v.bareJID("xmpp.jid", x.JID)
-	if ok {
+	if x.Component() {
+		v.component()
+	} else if bot, ok := v.bareJID("xmpp.jid", x.JID); ok {
 		x.JID = bot.String()
+	}
+	if !x.Component() {
+		for _, k := range []string{"xmpp.from", "xmpp.server_domain", "xmpp.addresses"} {
+			if v.written(k) {
+				v.errorf(k, `is only for transport "component"`)
+			}
+		}
 	}
 	v.xmppPassword()
 	if x.Resource == "" {
@@ -248,9 +260,9 @@ func (v *validator) xmpp() {
 		v.errorf("xmpp.resource", "%q is not a valid resource: %v", x.Resource, err)
 	}
 	switch x.Transport {
-	case TransportTCP, TransportBOSH, TransportWebSocket:
+	case TransportTCP, TransportBOSH, TransportWebSocket, TransportComponent:
 	default:
-		v.errorf("xmpp.transport", "must be %q, %q or %q, not %q", TransportTCP, TransportBOSH, TransportWebSocket, x.Transport)
+		v.errorf("xmpp.transport", "must be %q, %q, %q or %q, not %q", TransportTCP, TransportBOSH, TransportWebSocket, TransportComponent, x.Transport)
 	}
 	switch x.TLS {
 	case TLSStartTLS, TLSDirect, TLSNone:
@@ -261,21 +273,29 @@ func (v *validator) xmpp() {
 		v.hostPort("xmpp.address", x.Address, false)
 	} else if v.c.Embedded.XMPP && x.Transport == TransportTCP {
 		v.errorf("xmpp.address", "must be set when embedded.xmpp is on: the embedded server listens there")
+	} else if x.Component() {
+		v.errorf("xmpp.address", `must be set when transport is "component": the server's component port (host:port)`)
+	}
+	if x.Component() && x.TLS == TLSNone && !v.c.Embedded.XMPP && x.Address != "" && !loopbackHostPort(x.Address) {
+		v.errorf("xmpp.tls", `"none" sends the component secret's handshake and every stanza in clear; it is allowed only to a loopback address, not %s`, x.Address)
 	}
 	if x.Transport == TransportTCP && x.TLS == TLSNone && !v.c.Embedded.XMPP && !loopbackHostPort(x.Address) {
 		v.errorf("xmpp.tls", `"none" sends the password in clear; it is allowed only to a loopback address, not %s`, orSRV(x.Address))
 	}
+	// Without a URL the transport discovers one from the domain's
+	// host-meta (XEP-0156); the embedded server needs to know where to
+	// serve.
 	switch {
 	case x.BOSHURL != "":
 		v.boshURL(x.BOSHURL)
-	case x.Transport == TransportBOSH:
-		v.errorf("xmpp.bosh_url", `must be set when transport is "bosh"`)
+	case x.Transport == TransportBOSH && v.c.Embedded.XMPP:
+		v.errorf("xmpp.bosh_url", `must be set when transport is "bosh" and embedded.xmpp is on: the embedded server serves BOSH there`)
 	}
 	switch {
 	case x.WebSocketURL != "":
 		v.webSocketURL(x.WebSocketURL)
-	case x.Transport == TransportWebSocket:
-		v.errorf("xmpp.websocket_url", `must be set when transport is "websocket"`)
+	case x.Transport == TransportWebSocket && v.c.Embedded.XMPP:
+		v.errorf("xmpp.websocket_url", `must be set when transport is "websocket" and embedded.xmpp is on: the embedded server serves WebSocket there`)
 	}
 	if x.WebSocketOrigin != "" {
 		if u, err := url.Parse(x.WebSocketOrigin); err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
@@ -318,9 +338,79 @@ func (v *validator) xmppPassword() {
 		}
 		x.Password = s
 	}
-	if x.Password == "" && !v.c.Embedded.XMPP && !v.failedAt("xmpp.password") {
-		v.errorf("xmpp", "a password is required: set password or password_file, or %s", PasswordEnv)
+	if x.Password == "" && (!v.c.Embedded.XMPP || x.Component()) && !v.failedAt("xmpp.password") {
+		what := "a password"
+		if x.Component() {
+			what = "the component's shared secret"
+		}
+		v.errorf("xmpp", "%s is required: set password or password_file, or %s", what, PasswordEnv)
 	}
+}
+
+// component checks the keys of transport "component": the JID is a
+// domain, from is an address on it, TLS has no STARTTLS.
+func (v *validator) component() {
+	x := &v.c.XMPP
+	if x.JID == "" {
+		v.errorf("xmpp.jid", "must be set: the component's domain")
+		return
+	}
+	d, err := jid.Parse(x.JID)
+	switch {
+	case err != nil:
+		v.errorf("xmpp.jid", "%q is not a valid domain: %v", x.JID, err)
+		return
+	case d.Localpart() != "" || d.Resourcepart() != "":
+		v.errorf("xmpp.jid", "%q: a component's jid is its domain (such as alerts.example.org), without a localpart or resource", x.JID)
+		return
+	}
+	x.JID = d.String()
+	if !v.written("xmpp.tls") {
+		x.TLS = TLSDirect
+	} else if x.TLS == TLSStartTLS {
+		v.errorf("xmpp.tls", `a component connection (XEP-0114) has no STARTTLS: use "direct" (TLS from the first byte) or "none" (loopback only)`)
+	}
+	if x.From == "" {
+		x.From = "crier@" + x.JID
+	} else if f, ok := v.componentAddr("xmpp.from", x.From); ok {
+		x.From = f
+	}
+	for i, a := range x.Addresses {
+		if n, ok := v.componentAddr(at("xmpp.addresses", i), a); ok {
+			x.Addresses[i] = n
+		}
+	}
+	if x.ServerDomain == "" {
+		if i := strings.IndexByte(x.JID, '.'); i > 0 && i < len(x.JID)-1 {
+			x.ServerDomain = x.JID[i+1:]
+		} else {
+			v.errorf("xmpp.server_domain", "must be set: the server's domain cannot be told from the component's %q", x.JID)
+		}
+	} else if sd, err := jid.Parse(x.ServerDomain); err != nil || sd.Localpart() != "" || sd.Resourcepart() != "" {
+		v.errorf("xmpp.server_domain", "%q is not a domain", x.ServerDomain)
+	}
+}
+
+// componentAddr checks a from address of transport "component": a bare
+// address on the component's domain. It returns it normalised.
+func (v *validator) componentAddr(path, s string) (string, bool) {
+	x := &v.c.XMPP
+	if !x.Component() {
+		v.errorf(path, `sending from another address needs transport "component" (a client account speaks from its own JID only)`)
+		return "", false
+	}
+	j, err := jid.Parse(s)
+	switch {
+	case err != nil:
+		v.errorf(path, "%q is not a valid JID: %v", s, err)
+	case j.Resourcepart() != "":
+		v.errorf(path, "%q must be a bare address, without /%s", s, j.Resourcepart())
+	case j.Domainpart() != x.JID:
+		v.errorf(path, "%q is not on the component's domain %s", s, x.JID)
+	default:
+		return j.String(), true
+	}
+	return "", false
 }
 
 func (v *validator) boshURL(raw string) {
@@ -362,6 +452,12 @@ func (v *validator) embedded() {
 	if e.TLSAddress != "" {
 		v.hostPort("embedded.tls_address", e.TLSAddress, true)
 	}
+	if e.Address != "" {
+		v.hostPort("embedded.address", e.Address, true)
+		if !v.c.XMPP.Component() {
+			v.errorf("embedded.address", `is only for transport "component" (the embedded server's client listener is xmpp.address otherwise)`)
+		}
+	}
 	seen := make(map[string]int)
 	for i := range e.Accounts {
 		a := &e.Accounts[i]
@@ -401,6 +497,11 @@ func (v *validator) limits() {
 
 func (v *validator) rooms() {
 	nick := v.c.XMPP.Addr().Localpart()
+	if v.c.XMPP.Component() {
+		if j, err := jid.Parse(v.c.XMPP.From); err == nil {
+			nick = j.Localpart() // the component's own address names it
+		}
+	}
 	seen := make(map[string]int)
 	for i := range v.c.Rooms {
 		r := &v.c.Rooms[i]

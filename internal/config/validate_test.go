@@ -57,7 +57,77 @@ resource = "" # ERR: xmpp.resource: must not be empty
 [xmpp]
 jid = "bot@example.org"
 password = "pw"
-transport = "udp" # ERR: must be "tcp", "bosh" or "websocket", not "udp"
+transport = "udp" # ERR: must be "tcp", "bosh", "websocket" or "component", not "udp"
+`},
+		{"component jid with a localpart", `
+[xmpp]
+transport = "component"
+jid = "bot@alerts.example.org" # ERR: a component's jid is its domain
+password = "pw"
+address = "127.0.0.1:5347"
+tls = "none"
+`},
+		{"component needs an address", `
+[xmpp] # ERR: xmpp.address: must be set when transport is "component"
+transport = "component"
+jid = "alerts.example.org"
+password = "pw"
+`},
+		{"component has no starttls", `
+[xmpp]
+transport = "component"
+jid = "alerts.example.org"
+password = "pw"
+address = "xmpp.example.org:5347"
+tls = "starttls" # ERR: has no STARTTLS
+`},
+		{"component plain to a remote host", `
+[xmpp]
+transport = "component"
+jid = "alerts.example.org"
+password = "pw"
+address = "xmpp.example.org:5347"
+tls = "none" # ERR: allowed only to a loopback address
+`},
+		{"component needs a secret even when embedded", `
+[xmpp] # ERR: the component's shared secret is required
+transport = "component"
+jid = "alerts.localhost"
+address = "127.0.0.1:5347"
+tls = "none"
+[embedded]
+xmpp = true
+`},
+		{"component from off the domain", `
+[xmpp]
+transport = "component"
+jid = "alerts.example.org"
+password = "pw"
+address = "xmpp.example.org:5347"
+from = "bot@example.org" # ERR: not on the component's domain alerts.example.org
+`},
+		{"component valid", `
+[xmpp]
+transport = "component"
+jid = "alerts.example.org"
+password = "pw"
+address = "xmpp.example.org:5347"
+from = "bot@alerts.example.org"
+server_domain = "example.org"
+`},
+		{"from without component", `
+[xmpp]
+jid = "bot@example.org"
+password = "pw"
+from = "x@example.org" # ERR: is only for transport "component"
+`},
+		{"embedded address without component", `
+[xmpp]
+jid = "bot@localhost"
+address = "127.0.0.1:5222"
+[embedded]
+xmpp = true
+address = "127.0.0.1:5223" # ERR: is only for transport "component"
 `},
 		{"tls enum", `
 [xmpp]
@@ -120,11 +190,20 @@ password = "pw"
 [embedded]
 xmpp = true
 `},
-		{"bosh needs bosh_url", `
-[xmpp] # ERR: xmpp.bosh_url: must be set when transport is "bosh"
+		{"bosh without bosh_url discovers it", `
+[xmpp]
 jid = "bot@example.org"
 password = "pw"
 transport = "bosh"
+`},
+		{"embedded bosh needs bosh_url", `
+[xmpp] # ERR: xmpp.bosh_url: must be set when transport is "bosh" and embedded.xmpp is on
+jid = "bot@localhost"
+password = "pw"
+transport = "bosh"
+address = "127.0.0.1:5222"
+[embedded]
+xmpp = true
 `},
 		{"bosh over https", `
 [xmpp]
@@ -154,11 +233,20 @@ password = "pw"
 transport = "bosh"
 bosh_url = "ftp://example.org/" # ERR: must be an http or https URL
 `},
-		{"websocket needs websocket_url", `
-[xmpp] # ERR: xmpp.websocket_url: must be set when transport is "websocket"
+		{"websocket without websocket_url discovers it", `
+[xmpp]
 jid = "bot@example.org"
 password = "pw"
 transport = "websocket"
+`},
+		{"embedded websocket needs websocket_url", `
+[xmpp] # ERR: xmpp.websocket_url: must be set when transport is "websocket" and embedded.xmpp is on
+jid = "bot@localhost"
+password = "pw"
+transport = "websocket"
+address = "127.0.0.1:5222"
+[embedded]
+xmpp = true
 `},
 		{"websocket over wss", `
 [xmpp]
@@ -334,6 +422,46 @@ type = "fax" # ERR: must be "chat"
 durable = "d" # ERR: needs stream
 [[nats.relay]] # ERR: nats.relay.subject: must be set
 to = [] # ERR: must name at least one JID
+`},
+		{"relay and webhook from needs a component", `
+[xmpp]
+jid = "bot@example.org"
+password = "pw"
+[nats]
+url = "nats://127.0.0.1:4222"
+[[nats.relay]]
+subject = "alerts.>"
+to = ["ops@example.org"]
+from = "disk@example.org" # ERR: nats.relay.from: sending from another address needs [xmpp] transport = "component"
+[[webhooks]]
+path = "/hooks/am"
+to = ["ops@example.org"]
+from = "am@example.org" # ERR: webhooks.from: sending from another address needs
+`},
+		{"relay and webhook from on the component's domain", `
+[xmpp]
+transport = "component"
+jid = "alerts.example.org"
+password = "pw"
+address = "xmpp.example.org:5347"
+[nats]
+url = "nats://127.0.0.1:4222"
+[[nats.relay]]
+subject = "disk.>"
+to = ["ops@example.org"]
+from = "disk@alerts.example.org"
+[[nats.relay]]
+subject = "ci.>"
+to = ["ops@example.org"]
+from = "ci@example.org" # ERR: nats.relay.from: "ci@example.org" is not on the component's domain alerts.example.org
+[[nats.relay]]
+subject = "x.>"
+to = ["ops@example.org"]
+from = "x@alerts.example.org/r" # ERR: must be a bare address
+[[webhooks]]
+path = "/hooks/am"
+to = ["ops@example.org"]
+from = "alertmanager@alerts.example.org"
 `},
 		{"nats relay needs url", `
 [xmpp]

@@ -21,7 +21,7 @@ type Mini struct {
 
 // StartMini starts a mini server with the accounts crier and locals; it
 // stops when the test ends.
-func StartMini(t *testing.T, locals ...string) *Mini {
+func StartMini(t testing.TB, locals ...string) *Mini {
 	t.Helper()
 	accounts := map[string]string{"crier@localhost": "crierpw"}
 	for _, l := range locals {

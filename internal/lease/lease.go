@@ -72,6 +72,10 @@ type Options struct {
 	// renewals). Leading() is the authority at any instant; OnChange
 	// tells when to start and stop.
 	OnChange func(Change)
+	// OnRenew, when set, is called after each renewal with how long it
+	// took and its error (nil when it succeeded), on the renewing
+	// goroutine: it must not block.
+	OnRenew func(took time.Duration, err error)
 	// Logger receives leadership changes and renewal failures; nil
 	// discards them.
 	Logger *slog.Logger
@@ -125,6 +129,7 @@ type Lease struct {
 	log     *slog.Logger
 
 	onChange func(Change)
+	onRenew  func(time.Duration, error)
 	// queue holds the changes OnChange has yet to see; a channel of
 	// fixed size could block the renewals behind a slow OnChange.
 	qmu    sync.Mutex
@@ -181,6 +186,7 @@ func New(ctx context.Context, js jetstream.JetStream, kv jetstream.KeyValue, opt
 		margin:   opts.Margin,
 		log:      opts.Logger.With("lease", kv.Bucket()+"/"+opts.Key, "id", opts.ID),
 		onChange: opts.OnChange,
+		onRenew:  opts.OnRenew,
 	}
 	return l, nil
 }
@@ -392,7 +398,11 @@ func (l *Lease) hold(ctx context.Context) {
 			return
 		case <-timer.C:
 		}
+		began := time.Now()
 		err := l.renewOnce(ctx, deadline)
+		if l.onRenew != nil {
+			l.onRenew(time.Since(began), err)
+		}
 		switch {
 		case err == nil:
 			timer.Reset(l.renew)

@@ -466,3 +466,54 @@ func TestQuorumLoss(t *testing.T) {
 	}
 	checkExclusive(t, rec.all())
 }
+
+// TestOnRenew: each renewal is reported with its duration; a renewal that
+// cannot reach NATS is reported with its error.
+func TestOnRenew(t *testing.T) {
+	srv := natstest.Start(t)
+	proxy := natstest.StartProxy(t, strings.TrimPrefix(srv.URL(), "nats://"))
+	_, js := natstest.Connect(t, proxy.URL(), nats.IgnoreDiscoveredServers())
+	ctx := natstest.Context(t, 30*time.Second)
+	kv, err := Bucket(ctx, js, "ha", 1, testTTL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	ok, failed := 0, 0
+	l, err := New(ctx, js, kv, Options{ID: "r", TTL: testTTL, OnRenew: func(took time.Duration, err error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if took <= 0 || took > testTTL {
+			t.Errorf("renewal took %v", took)
+		}
+		if err != nil {
+			failed++
+		} else {
+			ok++
+		}
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = l.Run(rctx) }()
+	defer func() { cancel(); <-done }()
+	count := func() (int, int) { mu.Lock(); defer mu.Unlock(); return ok, failed }
+	deadline := time.Now().Add(3 * testTTL)
+	for n, _ := count(); n < 2 && time.Now().Before(deadline); n, _ = count() {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n, _ := count(); n < 2 {
+		t.Fatalf("%d renewals reported in %v, want 2", n, 3*testTTL)
+	}
+	proxy.Pause()
+	deadline = time.Now().Add(2 * testTTL)
+	for _, f := count(); f < 1 && time.Now().Before(deadline); _, f = count() {
+		time.Sleep(20 * time.Millisecond)
+	}
+	proxy.Resume()
+	if _, f := count(); f < 1 {
+		t.Fatal("no failed renewal reported while NATS was unreachable")
+	}
+}

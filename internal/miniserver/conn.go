@@ -402,12 +402,24 @@ type client struct {
 	// keeps what is sent to it in sm.queue until resumed or expired.
 	hibernating bool
 	hibGen      int // bumps on every hibernation, for the expiry timer
+
+	// External components (component.go): comp is set on a component's
+	// connection, read is its stream (no mellium session), and owner is
+	// set on each address the component speaks from: what is sent to
+	// one goes out on the owner's connection.
+	comp  *componentConn
+	read  xml.TokenReader
+	owner *client
 }
 
 // send queues b for the client; a client that cannot keep up is dropped.
 // A hibernating session has no connection: its stanzas wait in the stream
 // management queue (sm.go) and anything else is moot.
 func (c *client) send(b []byte) {
+	if c.owner != nil {
+		c.owner.send(b)
+		return
+	}
 	if c.hibernating {
 		return
 	}
@@ -422,6 +434,10 @@ func (c *client) send(b []byte) {
 // closeStream ends the stream after the queued stanzas, with a stream error
 // when cond is set.
 func (c *client) closeStream(cond string) {
+	if c.owner != nil {
+		c.owner.closeStream(cond)
+		return
+	}
 	c.closeOnce.Do(func() {
 		if cond != "" {
 			c.srv.stats.streamErr.Add(1)
@@ -435,6 +451,10 @@ func (c *client) closeStream(cond string) {
 
 // kill closes the connection at once.
 func (c *client) kill() {
+	if c.owner != nil {
+		c.owner.kill()
+		return
+	}
 	c.closeOnce.Do(func() { close(c.quit) })
 	_ = c.tc.Close()
 }
@@ -480,8 +500,12 @@ func (c *client) writeLoop() {
 // stream) rather than closed: such a session may be resumed.
 func (c *client) readLoop() (cut bool) {
 	s := c.srv
-	r := c.sess.TokenReader()
-	defer r.Close()
+	var r xml.TokenReader = c.read
+	if r == nil {
+		rc := c.sess.TokenReader()
+		defer rc.Close()
+		r = rc
+	}
 	for {
 		c.lc.mark()
 		e, err := readElement(r, s.maxStanza)

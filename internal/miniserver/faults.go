@@ -3,13 +3,20 @@ package miniserver
 import (
 	"net"
 	"time"
+
+	"crier/internal/xmlsplit"
 )
 
 // SendRaw writes raw bytes, as they are, to every session of the bare or
 // full JID addr: a test's way to feed a client malformed XML, invalid
 // UTF-8 or hostile stanzas "from the server". It returns ErrNoOccupant when
 // no session matches.
+//
+// The complete stanzas in raw count for stream management as any stanza
+// the server sends (and are kept for a resumption), so that a client's
+// count and the server's agree after injected input.
 func (s *Server) SendRaw(addr string, raw []byte) error {
+	stanzas := rawStanzas(raw)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	n := 0
@@ -18,6 +25,9 @@ func (s *Server) SendRaw(addr string, raw []byte) error {
 			continue
 		}
 		c.send(append([]byte(nil), raw...))
+		for _, st := range stanzas {
+			c.smSentLocked(st)
+		}
 		n++
 	}
 	if n == 0 {
@@ -59,4 +69,23 @@ func (c *shapedConn) Read(p []byte) (int, error) {
 		time.Sleep(time.Duration(n) * time.Second / time.Duration(c.rate))
 	}
 	return n, err
+}
+
+// rawStanzas returns the complete top-level message, presence and iq
+// elements of raw (the ones a client counts for XEP-0198), up to the
+// first piece that is not well-formed.
+func rawStanzas(raw []byte) [][]byte {
+	var sp xmlsplit.Splitter
+	evs, _ := sp.Feed(append([]byte("<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>"), raw...))
+	var out [][]byte
+	for _, ev := range evs {
+		if ev.Kind != xmlsplit.Element || ev.Name.Space != "" {
+			continue
+		}
+		switch ev.Name.Local {
+		case "message", "presence", "iq":
+			out = append(out, ev.Raw)
+		}
+	}
+	return out
 }

@@ -206,6 +206,9 @@ func (s *Server) mucPresenceLocked(c *client, e *el, to jid.JID) {
 		s.changeNickLocked(c, e, r, o, nick)
 		return
 	}
+	if !s.admitJoinLocked(c, e, to) {
+		return // refused, ignored or answered later (limits.go)
+	}
 	s.joinLocked(c, e, to, r)
 }
 
@@ -398,6 +401,9 @@ func (s *Server) mucMessageLocked(c *client, e *el, to jid.JID, typ string) {
 		s.replyError(c, e, "auth", "forbidden")
 		return
 	}
+	if s.limitMessageLocked(c, e, r, o) {
+		return
+	}
 	out := e.clone()
 	out.setAttr("from", r.occJID(o.nick))
 	if subj := e.child(nsClient, "subject"); subj != nil && e.child(nsClient, "body") == nil {
@@ -582,6 +588,9 @@ func (s *Server) occupantIQLocked(c *client, e *el, r *room, nick string) {
 	if q.Name.Space == nsPing && q.Name.Local == "ping" && typ == "get" {
 		// The service answers pings to occupants itself, which is what
 		// XEP-0410 self-pings rely on.
+		if t == o {
+			s.selfPingLocked()
+		}
 		s.deliver(c, result(e, nil))
 		return
 	}

@@ -27,6 +27,13 @@ func (s *Server) process(c *client, e *el) (ok bool) {
 	if c.gone {
 		return false
 	}
+	if c.comp != nil {
+		// A component's stanza (component.go), sent as one of its
+		// addresses.
+		if c = s.componentSenderLocked(c, e); c == nil {
+			return false
+		}
+	}
 	if e.Name.Space != nsClient {
 		c.closeStream("unsupported-stanza-type")
 		return false
@@ -48,6 +55,10 @@ func (s *Server) process(c *client, e *el) (ok bool) {
 		}
 		to = j
 		e.setAttr("to", to.String())
+		if s.routeComponentLocked(c, e, to) { // component.go
+			c.smHandledLocked()
+			return true
+		}
 	}
 	switch e.Name.Local {
 	case "iq":

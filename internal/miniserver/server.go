@@ -63,6 +63,16 @@ type Config struct {
 	// HTTPAddr serves /http-bind (BOSH), /xmpp-websocket (WebSocket, RFC
 	// 7395) and, when Web is set, the files of Web at /; empty means none.
 	HTTPAddr string
+	// ComponentAddr is the listener of external components (XEP-0114),
+	// such as "127.0.0.1:0"; empty means none. Components lists the
+	// domains that may connect there, each with its shared secret
+	// (AddComponent adds more).
+	ComponentAddr string
+	Components    map[string]string
+	// ComponentSM offers stream management (XEP-0198, without
+	// resumption) to components, in stream features before the
+	// handshake; XEP-0114 servers do not.
+	ComponentSM bool
 	// Web holds static files served at / on HTTPAddr (optional).
 	Web fs.FS
 	// Accounts maps a bare JID ("alice@localhost") or a localpart to its
@@ -94,6 +104,21 @@ type Config struct {
 	Certificate *tls.Certificate
 	// Logger receives the server's logs; slog.Default() when nil.
 	Logger *slog.Logger
+
+	// Limits of the chat service (limits.go), all off when zero.
+	// JoinDelay answers each room join after this long.
+	JoinDelay time.Duration
+	// MaxPendingJoins refuses a join while this many wait for their
+	// answer (with JoinDelay), with <error type='wait'><resource-constraint/>.
+	MaxPendingJoins int
+	// MaxRoomsPerUser refuses a join of an account already in this many
+	// rooms with <error type='wait'><resource-constraint/>, as ejabberd's
+	// max_user_conferences does.
+	MaxRoomsPerUser int
+	// RoomMessageInterval bounces a room message sent sooner than this
+	// after the same occupant's previous one with <error type='wait'>
+	// <policy-violation/>, as Prosody's mod_muc_limits does.
+	RoomMessageInterval time.Duration
 }
 
 // Stats are counters describing what the server did since Start.
@@ -123,6 +148,12 @@ type counters struct {
 // Server is a running embedded XMPP server. Its methods are safe for
 // concurrent use.
 type Server struct {
+	// wsRedirect: see-other-uri answers still to give (RedirectWebSocket).
+	wsRedirect struct {
+		sync.Mutex
+		uri string
+		n   int
+	}
 	cfg       Config
 	log       *slog.Logger
 	domain    string
@@ -145,6 +176,7 @@ type Server struct {
 	addr      string
 	tlsAddr   string
 	httpAddr  string
+	compAddr  string
 
 	// mu guards all XMPP state below. Stanza handling runs entirely under it;
 	// delivery only queues bytes, so nothing blocks while it is held.
@@ -157,10 +189,15 @@ type Server struct {
 	pendingIn map[string]map[string]bool // contact bare -> requesting bares
 	offline   map[string][]*el
 	rooms     map[string]*room // room localpart -> room
-	deaf      bool
-	undeaf    chan struct{}
-	refusing  bool
-	nextID    int64
+	// External components (component.go): allowed domains with their
+	// secrets, and the connected ones.
+	compSecrets map[string]string
+	components  map[string]*client
+	deaf        bool
+	undeaf      chan struct{}
+	refusing    bool
+	nextID      int64
+	lim         limitState // limits.go
 }
 
 // Start validates cfg, binds every configured listener and serves until ctx
@@ -195,25 +232,32 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{
-		cfg:       cfg,
-		log:       cfg.Logger.With("component", "miniserver"),
-		domain:    d.Domainpart(),
-		mucDomain: md.Domainpart(),
-		maxStanza: cfg.MaxStanza,
-		maxConns:  cfg.MaxConns,
-		tls:       tm,
-		closed:    make(chan struct{}),
-		conns:     make(map[*trackedConn]struct{}),
-		accounts:  make(map[string]string),
-		salts:     make(map[string]saltEntry),
-		clients:   make(map[string]*client),
-		rosters:   make(map[string]map[string]*rosterItem),
-		pendingIn: make(map[string]map[string]bool),
-		offline:   make(map[string][]*el),
-		rooms:     make(map[string]*room),
+		cfg:         cfg,
+		log:         cfg.Logger.With("component", "miniserver"),
+		domain:      d.Domainpart(),
+		mucDomain:   md.Domainpart(),
+		maxStanza:   cfg.MaxStanza,
+		maxConns:    cfg.MaxConns,
+		tls:         tm,
+		closed:      make(chan struct{}),
+		conns:       make(map[*trackedConn]struct{}),
+		accounts:    make(map[string]string),
+		salts:       make(map[string]saltEntry),
+		clients:     make(map[string]*client),
+		rosters:     make(map[string]map[string]*rosterItem),
+		pendingIn:   make(map[string]map[string]bool),
+		offline:     make(map[string][]*el),
+		rooms:       make(map[string]*room),
+		compSecrets: make(map[string]string),
+		components:  make(map[string]*client),
 	}
 	for k, v := range cfg.Accounts {
 		s.AddAccount(k, v)
+	}
+	for k, v := range cfg.Components {
+		if err := s.AddComponent(k, v); err != nil {
+			return nil, err
+		}
 	}
 	s.boshH = boshcm.New(boshcm.Config{
 		Domain: s.domain,
@@ -221,6 +265,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		Logger: s.log.With("component", "boshcm"),
 	})
 	s.addr, s.tlsAddr, s.httpAddr = cfg.Addr, cfg.TLSAddr, cfg.HTTPAddr
+	s.compAddr = cfg.ComponentAddr
 	if err := s.listen(ctx); err != nil {
 		s.closeListeners()
 		return nil, err
@@ -234,7 +279,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		case <-stopCtx.Done():
 		}
 	}()
-	s.log.Info("xmpp server started", "domain", s.domain, "c2s", s.addr, "tls", s.tlsAddr, "http", s.httpAddr)
+	s.log.Info("xmpp server started", "domain", s.domain, "c2s", s.addr, "tls", s.tlsAddr, "http", s.httpAddr, "component", s.compAddr)
 	return s, nil
 }
 
@@ -276,6 +321,14 @@ func (s *Server) listen(ctx context.Context) error {
 		}
 		s.tlsAddr = ln.Addr().String()
 		s.serveListener(ln, modeDirectTLS)
+	}
+	if s.compAddr != "" {
+		ln, err := bind(s.compAddr)
+		if err != nil {
+			return fmt.Errorf("miniserver: listen component: %w", err)
+		}
+		s.compAddr = ln.Addr().String()
+		s.serveComponents(ctx, ln) // component.go
 	}
 	if s.httpAddr != "" {
 		ln, err := bind(s.httpAddr)

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"time"
 
@@ -430,4 +431,24 @@ func checkKey(key string) error {
 		return fmt.Errorf("%w: %d bytes, over %d", ErrBadKey, len(key), MaxKeyBytes)
 	}
 	return nil
+}
+
+// Namespaces lists the namespaces (Lister).
+func (s *boltStore) Namespaces() ([]string, error) {
+	if err := s.enter(); err != nil {
+		return nil, err
+	}
+	defer s.ops.Done()
+	var names []string
+	err := s.db.View(func(btx *bolt.Tx) error {
+		return btx.ForEach(func(name []byte, _ *bolt.Bucket) error {
+			names = append(names, string(name))
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("state: list namespaces of %s: %w", s.path, err)
+	}
+	slices.Sort(names)
+	return names, nil
 }

@@ -872,3 +872,34 @@ var (
 	_ Namespace = (*kvNamespace)(nil)
 	_ Tx        = (*kvTx)(nil)
 )
+
+// Namespaces lists the namespaces: the keys of their meta records
+// (Lister).
+func (s *kvStore) Namespaces() ([]string, error) {
+	if err := s.enter(); err != nil {
+		return nil, err
+	}
+	defer s.ops.Done()
+	ctx, cancel := s.ctx()
+	defer cancel()
+	lister, err := s.kv.ListKeysFiltered(ctx, "*"+kvMeta)
+	if errors.Is(err, jetstream.ErrNoKeysFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("state: list namespaces of bucket %q: %w", s.bucket, err)
+	}
+	var names []string
+	for k := range lister.Keys() {
+		name, err := unescape(strings.TrimSuffix(k, kvMeta))
+		if err != nil {
+			return nil, fmt.Errorf("%w: bucket %q: meta key %q: %v", ErrCorrupt, s.bucket, k, err)
+		}
+		names = append(names, name)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("state: list namespaces of bucket %q: %w", s.bucket, err)
+	}
+	slices.Sort(names)
+	return names, nil
+}

@@ -279,3 +279,18 @@ func (t *memTx) ForEach(prefix string, fn func(key string, value []byte) error) 
 	}
 	return nil
 }
+
+// Namespaces lists the namespaces (Lister).
+func (s *memStore) Namespaces() ([]string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, ErrClosed
+	}
+	names := make([]string, 0, len(s.ns))
+	for n := range s.ns {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names, nil
+}

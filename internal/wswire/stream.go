@@ -64,8 +64,9 @@ type StreamConn struct {
 	// declarations; an <open/>'s attributes are read again in full.
 	split     xmlsplit.Splitter
 	splitOpen bool
-	ended     atomic.Bool // <close/> received
-	header    bool        // a stream header was delivered since the last <open/>
+	ended     atomic.Bool  // <close/> received
+	seeOther  atomic.Value // string: the see-other-uri of that <close/>
+	header    bool         // a stream header was delivered since the last <open/>
 
 	// Write side.
 	wmu      sync.Mutex
@@ -226,6 +227,15 @@ func (c *StreamConn) translate(msg []byte) error {
 			c.header = true
 			return nil
 		case "close":
+			var full xmlsplit.Splitter
+			_, _ = full.Feed(streamPrefix)
+			if evs, err := full.Feed(ev.Raw); err == nil && len(evs) == 1 {
+				for _, a := range evs[0].Attr {
+					if a.Name.Space == "" && a.Name.Local == "see-other-uri" {
+						c.seeOther.Store(a.Value)
+					}
+				}
+			}
 			c.rbuf = append(c.rbuf, "</stream:stream>"...)
 			c.ended.Store(true)
 			return nil
@@ -395,6 +405,14 @@ func standalone(ev xmlsplit.Event) []byte {
 	out = append(out, ev.Raw[:at]...)
 	out = append(out, " xmlns:stream='"+nsStream+"'"...)
 	return append(out, ev.Raw[at:]...)
+}
+
+// SeeOtherURI returns the see-other-uri of the <close/> the server ended
+// the stream with (RFC 7395 §3.6.1: the client is to connect there
+// instead), or "".
+func (c *StreamConn) SeeOtherURI() string {
+	u, _ := c.seeOther.Load().(string)
+	return u
 }
 
 // Closed reports whether the XMPP stream was closed with <close/> in

@@ -77,6 +77,24 @@ var (
 	ErrSyntax = errors.New("xmlsplit: malformed XML")
 )
 
+// Limit names the limit err (from Feed) stands for, for a metric label:
+// "size", "depth", "attributes", "pending", "syntax", or "other".
+func Limit(err error) string {
+	switch {
+	case errors.Is(err, ErrTooLarge):
+		return "size"
+	case errors.Is(err, ErrTooDeep):
+		return "depth"
+	case errors.Is(err, ErrTooManyAttrs):
+		return "attributes"
+	case errors.Is(err, ErrPending):
+		return "pending"
+	case errors.Is(err, ErrSyntax):
+		return "syntax"
+	}
+	return "other"
+}
+
 // Splitter is a streaming cutter. The zero value is ready, with no limits.
 // It is not safe for concurrent use.
 type Splitter struct {

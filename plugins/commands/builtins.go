@@ -279,7 +279,7 @@ func (p *Plugin) runStatus(context.Context, *plugins.Call) (plugins.Reply, error
 			fmt.Fprintf(&b, ": %s", r.Error)
 		}
 	}
-	for _, l := range st.Plugins {
+	for _, l := range append(st.HA, st.Plugins...) {
 		b.WriteString("\n" + l)
 	}
 	return plugins.Reply{Text: b.String()}, nil

@@ -337,7 +337,8 @@ func TestReplies(t *testing.T) {
 	}
 	st := f.chat1(dm(stranger, "!status"))
 	for _, w := range []string{"connection: connected to example.org over tcp for 1h0m0s", "stream management: on, resumable",
-		"outbox: 2 queued", "rooms: 1", lobby + " joined (moderator/owner)", "nats: connected, relay lag 0"} {
+		"outbox: 2 queued", "rooms: 1", lobby + " joined (moderator/owner)", "nats: connected, relay lag 0",
+		"ha: leading as crier@example.org/a@h:1; standing by: none"} {
 		if !strings.Contains(st, w) {
 			t.Errorf("status lacks %q:\n%s", w, st)
 		}

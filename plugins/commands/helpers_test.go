@@ -68,7 +68,7 @@ func newFixture(t testing.TB, mod func(*Config), extra ...plugins.Command) *fixt
 	f.h.AddRoom(plugins.RoomInfo{JID: lobby, Nick: "crier", State: "joined", Role: "moderator", Affiliation: "owner", Configured: true, Occupants: 3})
 	f.h.StatusValue = plugins.Status{Connected: true, Transport: "tcp", Server: "example.org", StreamManagement: true, Resumable: true,
 		Version: "1.2.3", Started: f.clk.Now().Add(-2 * time.Hour), ConnectedSince: f.clk.Now().Add(-time.Hour), OutboxDepth: 2,
-		Plugins: []string{"nats: connected, relay lag 0"}}
+		Plugins: []string{"nats: connected, relay lag 0"}, HA: []string{"ha: leading as crier@example.org/a@h:1; standing by: none"}}
 	f.h.PluginList = []plugins.PluginInfo{
 		{Name: "commands", Configured: true, Running: true, InChain: true},
 		{Name: "natsrelay", Configured: true, Running: true},

@@ -103,6 +103,8 @@ func muteKey(room, target string) string { return "exp|unmute|" + safeKey(room+"
 
 func banKey(room, jid string) string { return "exp|unban|" + safeKey(room+"|"+strings.ToLower(jid)) }
 
+func bannedKey(room, jid string) string { return "ban|" + safeKey(room+"|"+strings.ToLower(jid)) }
+
 func lockKey(room, field string) string { return "exp|room|" + safeKey(room+"|"+field) }
 
 func permitKey(k string) string { return "permit|" + safeKey(k) }
@@ -354,13 +356,75 @@ func (p *Plugin) ban(room, nick, realJID string, c *Case, action string, dur tim
 	}
 	c.JID = realJID
 	var undo func()
+	var until time.Time
 	if action == ActTempban {
+		until = now.Add(dur)
 		pe := pending{Kind: "unban", Room: room, Nick: nick, JID: realJID, Case: c.ID}
 		b, _ := json.Marshal(pe)
-		p.write(func(tx state.Tx) error { return tx.PutExpiring(banKey(room, realJID), b, now.Add(dur)) })
+		p.write(func(tx state.Tx) error { return tx.PutExpiring(banKey(room, realJID), b, until) })
 		undo = func() { p.write(func(tx state.Tx) error { return tx.Delete(banKey(room, realJID)) }) }
 	}
-	p.do(c, plugins.Action{Kind: plugins.ActBan, Room: room, JID: realJID, Reason: reasonText(c)}, undo)
+	cp := *c
+	p.doThen(c, plugins.Action{Kind: plugins.ActBan, Room: room, JID: realJID, Reason: reasonText(c)}, undo, func() {
+		p.noteBan(room, realJID, until)
+		p.addToList(&cp, until)
+	})
+}
+
+// noteBan records a ban the server did, until until (zero: for good; a
+// tempban's end is its exp|unban key, written by the caller).
+func (p *Plugin) noteBan(room, j string, until time.Time) {
+	k := room + "|" + strings.ToLower(j)
+	p.mu.Lock()
+	p.bans[k] = until
+	p.mu.Unlock()
+	if until.IsZero() {
+		b, _ := json.Marshal(struct{ Room, JID string }{room, strings.ToLower(j)})
+		p.write(func(tx state.Tx) error { return tx.Put(bannedKey(room, j), b) })
+	}
+}
+
+// forgetBan forgets a ban lifted.
+func (p *Plugin) forgetBan(room, j string) {
+	p.mu.Lock()
+	delete(p.bans, room+"|"+strings.ToLower(j))
+	p.mu.Unlock()
+	p.write(func(tx state.Tx) error { return tx.Delete(bannedKey(room, j)) })
+}
+
+// banAgain bans at once an occupant the moderator banned from the room
+// who is in it anyway (a server that let them back in, a ban lifted by
+// hand on the server while the moderator's stands); it reports whether it
+// did.
+func (p *Plugin) banAgain(ev *plugins.Event) bool {
+	now := p.now()
+	p.mu.Lock()
+	until, ok := p.bans[ev.Room+"|"+strings.ToLower(ev.RealJID)]
+	p.mu.Unlock()
+	if !ok || !until.IsZero() && !now.Before(until) || p.observingRoom(p.engineFor(ev.Room), ev.Room) {
+		return false
+	}
+	p.log.Warn("a banned occupant is in the room: removing them and banning again", "room", ev.Room, "nick", ev.Nick, "jid", ev.RealJID)
+	// A kick removes them: a ban of a JID the server lists as an outcast
+	// already changes nothing there, so it removes nobody. The ban after it
+	// puts the affiliation back on a server that lost it.
+	for _, a := range []plugins.Action{
+		{Kind: plugins.ActKick, Room: ev.Room, Nick: ev.Nick, Reason: "banned"},
+		{Kind: plugins.ActBan, Room: ev.Room, JID: ev.RealJID, Reason: "banned"},
+	} {
+		err := p.host.Do(a, func(err error) {
+			if err != nil {
+				p.failed("ban_again", ev.Room, ev.Nick, err)
+				p.alert(ev.Room, fmt.Sprintf("moderator: %s is banned from %s but in it, and the %s failed: %v", ev.RealJID, ev.Room, a.Kind, err))
+				return
+			}
+			p.met.actions.WithLabelValues("ban_again", "done").Inc()
+		})
+		if err != nil {
+			p.failed("ban_again", ev.Room, ev.Nick, err)
+		}
+	}
+	return true
 }
 
 // retract asks the room to retract the message; it returns why it cannot
@@ -392,9 +456,15 @@ func (p *Plugin) retract(ev *plugins.Event, c *Case) string {
 
 // do carries out a room action for a case; undo runs when it was refused
 // or failed.
-func (p *Plugin) do(c *Case, a plugins.Action, undo func()) {
+func (p *Plugin) do(c *Case, a plugins.Action, undo func()) { p.doThen(c, a, undo, nil) }
+
+// doThen is do with ok, run once the server did the action.
+func (p *Plugin) doThen(c *Case, a plugins.Action, undo, ok func()) {
 	what := c.Action
 	err := p.host.Do(a, func(err error) {
+		if err == nil && ok != nil {
+			ok()
+		}
 		if err != nil {
 			p.failed(what, c.Room, c.Nick, err)
 			p.alert(c.Room, fmt.Sprintf("moderator: %s of %s in %s failed: %v [case %d]", what, c.Nick, c.Room, err, c.ID))
@@ -445,6 +515,8 @@ func (p *Plugin) failed(action, room, nick string, err error) {
 		reason = "not_room"
 	case errors.Is(err, plugins.ErrBusy), errors.Is(err, plugins.ErrStopped):
 		reason = "busy"
+	case errors.Is(err, errStore):
+		reason = "store"
 	case err != nil:
 		reason = "server"
 	}
@@ -493,6 +565,11 @@ func (p *Plugin) roomAction(e *engine, ev *plugins.Event, v *detect.Verdict, act
 	b, _ := json.Marshal(pe)
 	p.write(func(tx state.Tx) error { return tx.PutExpiring(lockKey(ev.Room, field), b, now.Add(dur)) })
 	p.alert(ev.Room, fmt.Sprintf("moderator: %s: %s is %s for %s [case %d]", v.Detail, ev.Room, strings.ReplaceAll(action, "_", "-"), shortDur(dur), c.ID))
+	if action == RoomSlowMode {
+		p.log.Info("slow mode for a while", "room", ev.Room, "interval", e.s.SlowMode.RaidInterval.Std(), "for", dur, "case", c.ID)
+		p.finish(c, nil)
+		return
+	}
 	p.do(c, plugins.Action{Kind: plugins.ActConfigure, Room: ev.Room, Fields: map[string]string{field: "1"}, Reason: v.Detail}, func() {
 		p.mu.Lock()
 		delete(p.locks, lk)
@@ -505,6 +582,10 @@ func (p *Plugin) roomAction(e *engine, ev *plugins.Event, v *detect.Verdict, act
 // room's configuration back. When the bot cannot act now (not in the
 // room, not connected), it tries again later.
 func (p *Plugin) expired(key string, val []byte) {
+	if strings.HasPrefix(key, "case|") {
+		p.met.pruned.Inc()
+		return
+	}
 	if !strings.HasPrefix(key, "exp|") {
 		return
 	}
@@ -526,11 +607,18 @@ func (p *Plugin) expired(key string, val []byte) {
 		}
 		a, what = plugins.Action{Kind: plugins.ActVoice, Room: pe.Room, Nick: nick, Reason: "mute ended"}, "unmute"
 	case "unban":
+		p.unmarkApplied(pe.JID, pe.Room)
+		p.forgetBan(pe.Room, pe.JID)
 		a, what = plugins.Action{Kind: plugins.ActUnban, Room: pe.Room, JID: pe.JID, Reason: "tempban ended"}, "unban"
 	case "room":
 		p.mu.Lock()
 		delete(p.locks, pe.Room+"|"+pe.Field)
 		p.mu.Unlock()
+		if pe.Field == RoomSlowMode {
+			p.met.actions.WithLabelValues("restore", "done").Inc()
+			p.log.Info("timed action ended", "action", "slowmode", "room", pe.Room, "case", pe.Case)
+			return
+		}
 		a, what = plugins.Action{Kind: plugins.ActConfigure, Room: pe.Room, Fields: map[string]string{pe.Field: pe.Restore}}, "restore"
 	default:
 		return
@@ -603,7 +691,74 @@ func (p *Plugin) saveCase(c *Case) {
 	if err != nil {
 		return
 	}
-	p.write(func(tx state.Tx) error { return tx.Put(caseKey(c.ID), b) })
+	keep := p.cfg.CaseRetention.Std()
+	p.write(func(tx state.Tx) error {
+		if keep > 0 {
+			return tx.PutExpiring(caseKey(c.ID), b, c.Time.Add(keep))
+		}
+		return tx.Put(caseKey(c.ID), b)
+	})
+}
+
+// retainCases gives every stored case the end case_retention gives it
+// (cases kept before retention was set or changed), or none when cases
+// are kept for good. Cases past their end go at once. The changes are
+// committed a few hundred at a time: a KV store takes at most a thousand
+// writes in one commit.
+func (p *Plugin) retainCases() error {
+	keep := p.cfg.CaseRetention.Std()
+	type change struct {
+		key string
+		at  time.Time // zero: no end
+	}
+	var todo []change
+	err := p.ns.View(func(tx state.Tx) error {
+		return tx.ForEach("case|", func(k string, v []byte) error {
+			var c Case
+			if json.Unmarshal(v, &c) != nil {
+				return nil
+			}
+			at, has := tx.Expiry(k)
+			switch {
+			case keep > 0 && (!has || !at.Equal(c.Time.Add(keep))):
+				todo = append(todo, change{k, c.Time.Add(keep)})
+			case keep <= 0 && has:
+				todo = append(todo, change{k, time.Time{}})
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		return err
+	}
+	const batch = 200
+	for len(todo) > 0 {
+		n := min(batch, len(todo))
+		part := todo[:n]
+		todo = todo[n:]
+		err := p.ns.Update(func(tx state.Tx) error {
+			for _, ch := range part {
+				v, ok := tx.Get(ch.key)
+				if !ok {
+					continue
+				}
+				var err error
+				if ch.at.IsZero() {
+					err = tx.Put(ch.key, v)
+				} else {
+					err = tx.PutExpiring(ch.key, v, ch.at)
+				}
+				if err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // updateCase changes a stored case.
@@ -621,6 +776,9 @@ func (p *Plugin) updateCase(id int64, fn func(*Case)) {
 		b, err := json.Marshal(&c)
 		if err != nil {
 			return nil
+		}
+		if at, ok := tx.Expiry(caseKey(id)); ok {
+			return tx.PutExpiring(caseKey(id), b, at)
 		}
 		return tx.Put(caseKey(id), b)
 	})

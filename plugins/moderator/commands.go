@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"crier/internal/config"
 	"crier/internal/state"
 	"crier/plugins"
 )
@@ -41,6 +42,14 @@ func (p *Plugin) Commands() []plugins.Command {
 			Args: []plugins.Arg{nick, {Name: "duration", Label: "Duration", Desc: "how long (10m, 2h)", Kind: plugins.ArgDuration, Required: true},
 				{Name: "reason", Label: "Reason", Desc: "why", Rest: true}, room},
 			Example: plugins.Example{Line: "tempban alice 1h spam", Want: "alice"}, Run: p.runTempban}),
+		mod(plugins.Command{Name: "ban", Summary: "ban an occupant or a JID (on the ban list when it is enabled)",
+			Args: []plugins.Arg{who, {Name: "reason", Label: "Reason", Desc: "why", Rest: true}, room}, Destructive: true,
+			Example: plugins.Example{Line: "ban alice@example.org spam", Want: "alice@example.org"}, Run: p.runBan}),
+		mod(plugins.Command{Name: "banlist", Summary: "list the shared ban list's entries and the cases that put them there",
+			Example: plugins.Example{Line: "banlist", Want: "ban list"}, Run: p.runBanList}),
+		mod(plugins.Command{Name: "slowmode", Summary: "slow mode in the room: one message per occupant per DURATION, off, or the config's (default)",
+			Args:    []plugins.Arg{{Name: "interval", Label: "Interval", Desc: "a duration (30s), off, or default; empty: show"}, room},
+			Example: plugins.Example{Line: "slowmode 30s", Want: "slow mode"}, Run: p.runSlowMode}),
 		mod(plugins.Command{Name: "observe", Summary: "observe mode in the room: report, do nothing (on|off)",
 			Args:    []plugins.Arg{{Name: "on", Label: "Observe", Desc: "on or off", Kind: plugins.ArgBool, Required: true}, room},
 			Example: plugins.Example{Line: "observe on", Want: "observe"}, Run: p.runObserve}),
@@ -286,12 +295,19 @@ func (p *Plugin) runUnban(ctx context.Context, call *plugins.Call) (plugins.Repl
 		return plugins.Reply{}, err
 	}
 	j := strings.ToLower(call.Arg("jid"))
+	p.forgetBan(room, j)
 	p.write(func(tx state.Tx) error { return tx.Delete(banKey(room, j)) })
 	c := p.manual(call, room, "", j, identity("", j, ""), "unban", "", time.Time{})
 	if err := p.wait(ctx, c, plugins.Action{Kind: plugins.ActUnban, Room: room, JID: j, Reason: "unban by " + c.By}); err != nil {
 		return plugins.Reply{}, err
 	}
-	return plugins.Reply{Text: fmt.Sprintf("unbanned %s in %s [case %d]", j, room, c.ID)}, nil
+	extra := ""
+	if on, err := p.removeFromList(j, room); err != nil {
+		return plugins.Reply{}, err
+	} else if on {
+		extra = "; off the ban list, lifted in every room"
+	}
+	return plugins.Reply{Text: fmt.Sprintf("unbanned %s in %s [case %d]%s", j, room, c.ID, extra)}, nil
 }
 
 func (p *Plugin) runUnmute(ctx context.Context, call *plugins.Call) (plugins.Reply, error) {
@@ -372,19 +388,34 @@ func (p *Plugin) runRevert(ctx context.Context, call *plugins.Call) (plugins.Rep
 		}
 		undone = "voice back, " + undone
 	case ActTempban, ActBan:
+		// Reverting the case that put a JID on the ban list takes it
+		// off (lifted everywhere); reverting the list's ban in one room
+		// lifts it there only: the room stays marked as applied, so the
+		// list does not ban again.
+		pre := ""
+		if en, ok := p.listed(c.JID); ok && en.Case == c.ID && en.Origin == p.core.BotJID && c.By != "banlist" {
+			if on, err := p.removeFromList(c.JID, c.Room); err != nil {
+				return plugins.Reply{}, err
+			} else if on {
+				pre = "off the ban list, "
+			}
+		}
 		if c.JID != "" {
+			p.forgetBan(c.Room, c.JID)
 			p.write(func(tx state.Tx) error { return tx.Delete(banKey(c.Room, c.JID)) })
 			a = &plugins.Action{Kind: plugins.ActUnban, Room: c.Room, JID: c.JID, Reason: fmt.Sprintf("case %d reverted", id)}
-			undone = "unbanned, " + undone
+			undone = pre + "unbanned, " + undone
 		}
-	case RoomMembersOnly, RoomModerated:
+	case RoomMembersOnly, RoomModerated, RoomSlowMode:
 		field := roomFields[c.Action]
 		p.mu.Lock()
 		delete(p.locks, c.Room+"|"+field)
 		p.mu.Unlock()
 		p.write(func(tx state.Tx) error { return tx.Delete(lockKey(c.Room, field)) })
-		a = &plugins.Action{Kind: plugins.ActConfigure, Room: c.Room, Fields: map[string]string{field: "0"}}
 		undone = "room setting back"
+		if c.Action != RoomSlowMode {
+			a = &plugins.Action{Kind: plugins.ActConfigure, Room: c.Room, Fields: map[string]string{field: "0"}}
+		}
 	}
 	if c.Target != "room" && c.Points > 0 {
 		p.pardon(c.Room, c.Target, c.Points)
@@ -425,7 +456,103 @@ func (p *Plugin) runTempban(ctx context.Context, call *plugins.Call) (plugins.Re
 		p.write(func(tx state.Tx) error { return tx.Delete(banKey(room, realJID)) })
 		return plugins.Reply{}, err
 	}
+	p.noteBan(room, realJID, until)
+	p.addToList(c, until)
 	return plugins.Reply{Text: fmt.Sprintf("%s banned from %s for %s [case %d]", nick, room, shortDur(d), c.ID)}, nil
+}
+
+func (p *Plugin) runBan(ctx context.Context, call *plugins.Call) (plugins.Reply, error) {
+	room, err := p.roomOf(call)
+	if err != nil {
+		return plugins.Reply{}, err
+	}
+	key, nick, realJID := p.target(room, call.Arg("who"))
+	if realJID == "" {
+		return plugins.Reply{}, fmt.Errorf("%w: %s in %s", plugins.ErrNoJID, call.Arg("who"), room)
+	}
+	reason := call.Arg("reason")
+	c := p.manual(call, room, nick, realJID, key, ActBan, reason, time.Time{})
+	if reason == "" {
+		reason = "ban by " + c.By
+	}
+	// A ban outlives any tempban's timer.
+	p.write(func(tx state.Tx) error { return tx.Delete(banKey(room, realJID)) })
+	if err := p.wait(ctx, c, plugins.Action{Kind: plugins.ActBan, Room: room, JID: realJID, Reason: fmt.Sprintf("%s [case %d]", reason, c.ID)}); err != nil {
+		return plugins.Reply{}, err
+	}
+	p.noteBan(room, realJID, time.Time{})
+	p.addToList(c, time.Time{})
+	extra := ""
+	if p.list != nil {
+		extra = "; on the ban list"
+	}
+	return plugins.Reply{Text: fmt.Sprintf("%s banned from %s [case %d]%s", realJID, room, c.ID, extra)}, nil
+}
+
+func (p *Plugin) runBanList(_ context.Context, _ *plugins.Call) (plugins.Reply, error) {
+	if p.list == nil {
+		return plugins.Reply{Text: "the ban list is off ([moderator.banlist] enabled = false)"}, nil
+	}
+	list := p.listEntries()
+	t := &plugins.Table{Columns: []string{"jid", "case", "room", "by", "since", "until", "reason"}}
+	for _, en := range list {
+		until := "-"
+		if !en.Expires.IsZero() {
+			until = en.Expires.UTC().Format(time.RFC3339)
+		}
+		c := strconv.FormatInt(en.Case, 10)
+		if en.Origin != "" && en.Origin != p.core.BotJID {
+			c += " of " + en.Origin
+		}
+		t.Rows = append(t.Rows, []string{en.JID, c, en.Room, en.By, en.Time.UTC().Format(time.RFC3339), until, en.Reason})
+	}
+	where := "this instance's"
+	if p.list.shared {
+		where = "shared in bucket " + p.cfg.BanList.Bucket
+	}
+	return plugins.Reply{Text: fmt.Sprintf("ban list (%s): %d entries", where, len(list)), Table: t}, nil
+}
+
+func (p *Plugin) runSlowMode(_ context.Context, call *plugins.Call) (plugins.Reply, error) {
+	room, err := p.roomOf(call)
+	if err != nil {
+		return plugins.Reply{}, err
+	}
+	arg := strings.TrimSpace(call.Arg("interval"))
+	switch arg {
+	case "":
+		iv := p.slowInterval(p.engineFor(room), room)
+		if iv <= 0 {
+			return plugins.Reply{Text: "slow mode is off in " + room}, nil
+		}
+		return plugins.Reply{Text: fmt.Sprintf("slow mode in %s: one message per %s", room, shortDur(iv))}, nil
+	case "default":
+		p.mu.Lock()
+		delete(p.slowRoom, room)
+		p.mu.Unlock()
+		p.write(func(tx state.Tx) error { return tx.Delete("slow|" + room) })
+		iv := p.engineFor(room).s.SlowMode.Interval.Std()
+		if iv <= 0 {
+			return plugins.Reply{Text: "slow mode in " + room + " as configured: off"}, nil
+		}
+		return plugins.Reply{Text: fmt.Sprintf("slow mode in %s as configured: one message per %s", room, shortDur(iv))}, nil
+	}
+	var d time.Duration
+	if arg != "off" {
+		cd, err := config.ParseDuration(arg)
+		if err != nil || cd.Std() <= 0 {
+			return plugins.Reply{}, fmt.Errorf("moderator: %q is not a positive duration, off or default", arg)
+		}
+		d = cd.Std()
+	}
+	p.mu.Lock()
+	p.slowRoom[room] = d
+	p.mu.Unlock()
+	p.write(func(tx state.Tx) error { return tx.Put("slow|"+room, []byte(d.String())) })
+	if d == 0 {
+		return plugins.Reply{Text: "slow mode off in " + room}, nil
+	}
+	return plugins.Reply{Text: fmt.Sprintf("slow mode on in %s: one message per %s", room, shortDur(d))}, nil
 }
 
 func (p *Plugin) runObserve(_ context.Context, call *plugins.Call) (plugins.Reply, error) {

@@ -28,6 +28,12 @@ type Config struct {
 	// Subject is the NATS subject each action is published on as JSON;
 	// empty: none.
 	Subject string `toml:"subject"`
+	// CaseRetention is how long a case is kept in the store; 0 keeps
+	// cases for good.
+	CaseRetention config.Duration `toml:"case_retention"`
+	// BanList is the ban list shared by the watched rooms and, with a
+	// bucket, by other crier instances.
+	BanList BanList `toml:"banlist"`
 	Settings
 	// Room holds per-room overrides: each [[moderator.room]] names a room
 	// (jid) and any of the keys of Settings; keys it does not write keep
@@ -91,6 +97,12 @@ type Settings struct {
 	Warn string `toml:"warn"`
 	// NickAction is what a blocked nick gets: none, warn, kick or ban.
 	NickAction string `toml:"nick_action"`
+	// GoOn lists detectors ("caps") or rules ("regex/spam") whose
+	// punishment lets the message go on down the chain (to commands and
+	// rules); by default a message acted on stops at the moderator.
+	GoOn []string `toml:"go_on"`
+
+	SlowMode SlowMode `toml:"slowmode"`
 
 	Flood     Flood     `toml:"flood"`
 	Raid      Raid      `toml:"raid"`
@@ -102,6 +114,32 @@ type Settings struct {
 	Links     Links     `toml:"links"`
 	Mentions  Mentions  `toml:"mentions"`
 	JoinWave  JoinWave  `toml:"joinwave"`
+}
+
+// BanList is [moderator.banlist]: bans the moderator makes (the ladder's
+// ban step, the ban command, and tempbans when Tempbans is set) go on a
+// list that every watched room applies, and with Bucket every crier
+// instance that names the same NATS JetStream KV bucket.
+type BanList struct {
+	Enabled  bool `toml:"enabled"`
+	Tempbans bool `toml:"tempbans"`
+	// Bucket is the KV bucket shared with other instances (needs [nats]
+	// or [ha]); empty: the list is this instance's own.
+	Bucket string `toml:"bucket"`
+	// Poll is how often the shared list is read for entries other
+	// instances added or removed.
+	Poll config.Duration `toml:"poll"`
+}
+
+// SlowMode is [moderator.slowmode]: one message per occupant per
+// Interval; a message sooner is a finding of the detector "slowmode".
+// The slowmode command changes the interval of a room at run time.
+type SlowMode struct {
+	Interval config.Duration `toml:"interval"`
+	Points   int             `toml:"points"`
+	// RaidInterval is the slow mode a raid or join wave with action
+	// "slowmode" sets for its duration (when longer than the room's own).
+	RaidInterval config.Duration `toml:"raid_interval"`
 }
 
 // WordList is one [[moderator.lists]] entry.
@@ -243,6 +281,9 @@ const (
 const (
 	RoomMembersOnly = "members_only"
 	RoomModerated   = "moderated"
+	// RoomSlowMode puts the room in slow mode ([moderator.slowmode]
+	// raid_interval), enforced by the moderator.
+	RoomSlowMode = "slowmode"
 )
 
 // exemptNames are the affiliations and roles exempt may list.
@@ -254,10 +295,10 @@ var ladderActions = []string{ActNone, ActAlert, ActWarn, ActRetract, ActMute, Ac
 // chat, where short shouting and "gg" floods are normal and raids come in
 // waves.
 func defaultConfig() *Config {
-	return &Config{Settings: Settings{
+	return &Config{CaseRetention: config.Duration(90 * 24 * time.Hour), BanList: BanList{Poll: config.Duration(5 * time.Second)}, Settings: Settings{
 		Exempt:          []string{"owner", "admin", "moderator"},
 		WordPoints:      3,
-		Retract:         []string{"words", "regex", "links"},
+		Retract:         []string{"words", "regex", "links", "slowmode"},
 		RetractFallback: ActWarn,
 		Threshold:       1,
 		Ladder: []Step{
@@ -280,6 +321,7 @@ func defaultConfig() *Config {
 		Zalgo:      Zalgo{Enabled: true, MaxPerBase: 3, Points: 2},
 		Links:      Links{Enabled: true, Loose: true, Points: 2, InvitePoints: 3, Newcomer: config.Duration(5 * time.Minute), NewcomerPoints: 2},
 		Mentions:   Mentions{Enabled: true, Max: 5, Points: 3},
+		SlowMode:   SlowMode{Points: 1, RaidInterval: config.Duration(10 * time.Second)},
 		JoinWave:   JoinWave{Enabled: true, Joins: 10, Window: config.Duration(10 * time.Second), Action: RoomMembersOnly, Duration: config.Duration(10 * time.Minute)},
 	}}
 }
@@ -297,6 +339,20 @@ func (c *Config) Check(ck plugins.Checker) {
 	}
 	if strings.ContainsAny(c.Subject, " \t\r\n") {
 		ck.Errorf("subject", "a NATS subject has no white space")
+	}
+	if c.CaseRetention.Std() < 0 {
+		ck.Errorf("case_retention", "must not be negative (0 keeps cases for good)")
+	}
+	if b := c.BanList; b.Bucket != "" && !validBucket(b.Bucket) {
+		ck.Errorf("banlist.bucket", "%q is not a KV bucket name (letters, digits, - and _)", b.Bucket)
+	} else if b.Bucket != "" && !ck.Core().NATS {
+		ck.Errorf("banlist.bucket", "a shared ban list needs NATS: [nats] url (or [embedded] nats)")
+	}
+	if c.BanList.Poll.Std() <= 0 {
+		ck.Errorf("banlist.poll", "must be positive")
+	}
+	if (c.BanList.Bucket != "" || c.BanList.Tempbans) && !c.BanList.Enabled {
+		ck.Errorf("banlist.enabled", "bucket and tempbans need enabled = true")
 	}
 	c.fileWords = map[string][]string{}
 	c.Settings.check(ck, "", c.fileWords)
@@ -362,6 +418,22 @@ func (s *Settings) check(ck plugins.Checker, pre string, files map[string][]stri
 			e("observe", "an empty rule name")
 		}
 	}
+	for _, n := range s.GoOn {
+		if n == "" {
+			e("go_on", "an empty rule name")
+		} else if d, _, _ := strings.Cut(n, "/"); !slices.Contains(detectorNames, d) {
+			e("go_on", "%q is not a detector or detector/rule (%s)", n, strings.Join(detectorNames, ", "))
+		}
+	}
+	if s.SlowMode.Interval.Std() < 0 {
+		e("slowmode.interval", "must not be negative (0: off)")
+	}
+	if s.SlowMode.RaidInterval.Std() <= 0 {
+		e("slowmode.raid_interval", "must be positive")
+	}
+	if s.SlowMode.Points < 1 {
+		e("slowmode.points", "must be at least 1")
+	}
 	for _, n := range s.Retract {
 		if !slices.Contains(detectorNames, n) {
 			e("retract", "%q is not a detector (%s)", n, strings.Join(detectorNames, ", "))
@@ -407,8 +479,8 @@ func (s *Settings) check(ck plugins.Checker, pre string, files map[string][]stri
 		key, action string
 		d           config.Duration
 	}{{"raid", s.Raid.Action, s.Raid.Duration}, {"joinwave", s.JoinWave.Action, s.JoinWave.Duration}} {
-		if ra.action != RoomMembersOnly && ra.action != RoomModerated && ra.action != ActAlert {
-			e(ra.key+".action", "%q is not members_only, moderated or alert", ra.action)
+		if ra.action != RoomMembersOnly && ra.action != RoomModerated && ra.action != RoomSlowMode && ra.action != ActAlert {
+			e(ra.key+".action", "%q is not members_only, moderated, slowmode or alert", ra.action)
 		}
 		if ra.d.Std() <= 0 && ra.action != ActAlert {
 			e(ra.key+".duration", "must be positive")
@@ -501,7 +573,17 @@ func (s *Settings) wordLists(files map[string][]string) []detect.WordList {
 }
 
 // detectorNames are the detectors' names as verdicts give them.
-var detectorNames = []string{"words", "regex", "caps", "symbols", "zalgo", "links", "mentions", "flood", "raid", "repeat", "copypasta", "joinwave", "nick"}
+var detectorNames = []string{"words", "regex", "caps", "symbols", "zalgo", "links", "mentions", "flood", "raid", "repeat", "copypasta", "joinwave", "nick", "slowmode"}
+
+// validBucket reports whether name is a JetStream KV bucket name.
+func validBucket(name string) bool {
+	for _, r := range name {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
+			return false
+		}
+	}
+	return name != "" && len(name) <= 64
+}
 
 // detectors returns the enabled message and join detectors with clock.
 func (s *Settings) detectors(clock detect.Clock) []detect.Detector {

@@ -21,6 +21,7 @@ type engine struct {
 	ladder     []Step
 	observe    map[string]bool
 	retract    map[string]bool
+	goOn       map[string]bool
 	exemptAny  map[string]bool
 	// names are the detectors run, in order.
 	names []string
@@ -50,7 +51,7 @@ func newEngine(s *Settings, files map[string][]string, clock detect.Clock) (*eng
 		}
 		dets, content = append(dets, w), append(content, w)
 	}
-	e := &engine{s: s, observe: map[string]bool{}, retract: map[string]bool{}, exemptAny: map[string]bool{}}
+	e := &engine{s: s, observe: map[string]bool{}, retract: map[string]bool{}, goOn: map[string]bool{}, exemptAny: map[string]bool{}}
 	if len(s.Patterns) > 0 {
 		rules := make([]detect.Pattern, 0, len(s.Patterns))
 		for _, p := range s.Patterns {
@@ -79,6 +80,9 @@ func newEngine(s *Settings, files map[string][]string, clock detect.Clock) (*eng
 	for _, r := range s.Retract {
 		e.retract[r] = true
 	}
+	for _, g := range s.GoOn {
+		e.goOn[g] = true
+	}
 	for _, x := range s.Exempt {
 		e.exemptAny[strings.ToLower(x)] = true
 	}
@@ -88,6 +92,21 @@ func newEngine(s *Settings, files map[string][]string, clock detect.Clock) (*eng
 // observed reports whether a verdict's rule is in observe mode.
 func (e *engine) observed(v *detect.Verdict) bool {
 	return e.observe[v.Detector] || e.observe[v.Detector+"/"+v.Rule]
+}
+
+// goesOn reports whether a message punished for hits goes on down the
+// chain: when every finding counted is of a rule in go_on.
+func (e *engine) goesOn(hits []detect.Verdict) bool {
+	if len(e.goOn) == 0 || len(hits) == 0 {
+		return false
+	}
+	for i := range hits {
+		v := &hits[i]
+		if !e.goOn[v.Detector] && !e.goOn[v.Detector+"/"+v.Rule] {
+			return false
+		}
+	}
+	return true
 }
 
 // exempt reports whether the occupant is exempt by affiliation, role or
@@ -137,7 +156,8 @@ func (e *engine) needs() (mod, admin, owner bool) {
 	if e.s.NickAction == ActBan {
 		admin = true
 	}
-	owner = e.s.Raid.Enabled && e.s.Raid.Action != ActAlert || e.s.JoinWave.Enabled && e.s.JoinWave.Action != ActAlert
+	changes := func(a string) bool { return a != ActAlert && a != RoomSlowMode }
+	owner = e.s.Raid.Enabled && changes(e.s.Raid.Action) || e.s.JoinWave.Enabled && changes(e.s.JoinWave.Action)
 	return mod, admin, owner
 }
 
@@ -183,6 +203,8 @@ func phrase(v *detect.Verdict) string {
 		return "mass mentions"
 	case "nick":
 		return "a blocked nick"
+	case "slowmode":
+		return "writing faster than the room's slow mode allows"
 	}
 	return v.Detector
 }
@@ -191,6 +213,8 @@ func phrase(v *detect.Verdict) string {
 var roomFields = map[string]string{
 	RoomMembersOnly: "muc#roomconfig_membersonly",
 	RoomModerated:   "muc#roomconfig_moderatedroom",
+	// Slow mode is the moderator's own: no room configuration changes.
+	RoomSlowMode: RoomSlowMode,
 }
 
 // rank orders actions by severity, for fallbacks and escalation.

@@ -74,6 +74,9 @@ func Explain(c *Config, room, nick, body string) (string, error) {
 			fmt.Fprintf(&b, "  %-10s -\n", name+":")
 		}
 	}
+	if iv := s.SlowMode.Interval.Std(); iv > 0 {
+		fmt.Fprintf(&b, "  %-10s one message per %s (+%d for one sooner; a first message passes)\n", "slowmode:", shortDur(iv), s.SlowMode.Points)
+	}
 	if nick != "" && s.NickAction != ActNone {
 		nv := e.nicks.Check(&detect.Message{Room: room, Body: nick}, nil)
 		if len(nv) > 0 {
@@ -102,5 +105,8 @@ func Explain(c *Config, room, nick, body string) (string, error) {
 		what = []string{"nothing (below the first ladder step)"}
 	}
 	fmt.Fprintf(&b, "would do (first offence): %s\n", strings.Join(what, " and "))
+	if e.goesOn(hits) {
+		b.WriteString("then the message goes on to commands and rules (go_on)\n")
+	}
 	return b.String(), nil
 }

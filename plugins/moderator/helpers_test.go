@@ -84,6 +84,7 @@ func (f *fixture) start() {
 		f.t.Fatal(err)
 	}
 	p.now = f.clk.Now
+	p.roomsEvery = time.Hour // tests call enteredRooms themselves
 	f.reg = prometheus.NewRegistry()
 	if err := p.Start(context.Background(), plugins.Env{Logger: slog.New(slog.DiscardHandler), Registerer: f.reg, Host: f.h}); err != nil {
 		f.t.Fatal(err)

@@ -13,6 +13,8 @@ type metrics struct {
 	failures     *prometheus.CounterVec
 	unidentified prometheus.Counter
 	exempt       prometheus.Counter
+	pruned       prometheus.Counter
+	listEntries  prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -37,10 +39,20 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "crier_moderator_exempt_total",
 			Help: "Messages not checked because the sender is exempt.",
 		}),
+		pruned: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "crier_moderator_cases_pruned_total",
+			Help: "Cases deleted from the store at the end of case_retention.",
+		}),
+		listEntries: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "crier_moderator_banlist_entries",
+			Help: "Entries of the shared ban list, as last read.",
+		}),
 	}
 	if reg == nil {
 		return m
 	}
+	m.pruned = register(reg, m.pruned)
+	m.listEntries = register(reg, m.listEntries)
 	m.hits = register(reg, m.hits)
 	m.actions = register(reg, m.actions)
 	m.failures = register(reg, m.failures)

@@ -84,6 +84,20 @@ type Plugin struct {
 	rights    map[string]string    // room to what the bot lacks there
 	seq       int64
 	alerts    []time.Time
+	// slowLast is when each occupant's last message passed slow mode
+	// (room|identity); slowRoom the intervals set by the slowmode command
+	// (kept in the store), which win over the config's.
+	slowLast map[string]time.Time
+	slowRoom map[string]time.Duration
+
+	// list is the shared ban list, nil when [moderator.banlist] is off.
+	list *banList
+	// bans are the bans the moderator made and has not lifted (room|JID
+	// to the end, zero for none), enforced again when a banned JID joins:
+	// ejabberd 23.01 lets an outcast back in once their role was changed.
+	bans map[string]time.Time
+	// roomsEvery is how often watchRooms looks for rooms just joined.
+	roomsEvery time.Duration
 
 	// nickMu guards nicks, each room's occupants as the chain saw them
 	// join, leave and change nick, for the mention and capitals
@@ -113,7 +127,7 @@ func New(c *Config, core plugins.Core) (*Plugin, error) {
 	if c.fileWords == nil {
 		c.fileWords = map[string][]string{}
 	}
-	p := &Plugin{cfg: c, core: core, room: map[string]*engine{}, now: time.Now}
+	p := &Plugin{cfg: c, core: core, room: map[string]*engine{}, now: time.Now, roomsEvery: time.Second}
 	clock := func() time.Time { return p.now() }
 	var err error
 	if p.def, err = newEngine(&c.Settings, c.fileWords, clock); err != nil {
@@ -144,6 +158,8 @@ func (p *Plugin) Start(ctx context.Context, env plugins.Env) error {
 	p.strikes, p.mutes, p.permits = map[string]*strike{}, map[string]time.Time{}, map[string]time.Time{}
 	p.observing, p.locks, p.rights = map[string]bool{}, map[string]time.Time{}, map[string]string{}
 	p.nicks = map[string]*roomNicks{}
+	p.slowLast, p.slowRoom = map[string]time.Time{}, map[string]time.Duration{}
+	p.bans = map[string]time.Time{}
 	ns, err := env.Host.State()
 	if errors.Is(err, plugins.ErrNoStore) {
 		// Without a store nothing survives a restart, but timed actions
@@ -158,11 +174,20 @@ func (p *Plugin) Start(ctx context.Context, env plugins.Env) error {
 	if err := p.load(); err != nil {
 		return fmt.Errorf("moderator: state: %w", err)
 	}
+	if err := p.retainCases(); err != nil {
+		return fmt.Errorf("moderator: state: %w", err)
+	}
 	p.writes = make(chan func(state.Tx) error, 1024)
 	p.stop = make(chan struct{})
-	p.wg.Add(2)
+	p.wg.Add(3)
 	go p.writer()
 	go p.watchRights()
+	go p.watchRooms()
+	if err := p.startBanList(); err != nil {
+		p.stopOnce.Do(func() { close(p.stop) })
+		p.wg.Wait()
+		return fmt.Errorf("moderator: %w", err)
+	}
 	// Expiries that came while crier was down fire now.
 	ns.OnExpire(p.expired)
 	return nil
@@ -187,17 +212,28 @@ func (p *Plugin) Stop(ctx context.Context) error {
 	}
 }
 
-// load reads what a previous run kept.
-func (p *Plugin) load() error {
+// memState is what the moderator keeps in memory of its namespace.
+type memState struct {
+	seq                         int64
+	strikes                     map[string]*strike
+	mutes, permits, locks, bans map[string]time.Time
+	observing                   map[string]bool
+	slowRoom                    map[string]time.Duration
+}
+
+// readState reads what a previous run (or, with [ha], the leader) kept.
+func (p *Plugin) readState() (memState, error) {
 	now := p.now()
-	return p.ns.View(func(tx state.Tx) error {
+	st := memState{strikes: map[string]*strike{}, mutes: map[string]time.Time{}, permits: map[string]time.Time{},
+		locks: map[string]time.Time{}, bans: map[string]time.Time{}, observing: map[string]bool{}, slowRoom: map[string]time.Duration{}}
+	err := p.ns.View(func(tx state.Tx) error {
 		if v, ok := tx.Get("seq"); ok {
-			p.seq, _ = strconv.ParseInt(string(v), 10, 64)
+			st.seq, _ = strconv.ParseInt(string(v), 10, 64)
 		}
 		if err := tx.ForEach("strike|", func(k string, v []byte) error {
 			var s strike
 			if json.Unmarshal(v, &s) == nil && s.Key != "" {
-				p.strikes[s.Key] = &s
+				st.strikes[s.Key] = &s
 			}
 			return nil
 		}); err != nil {
@@ -207,7 +243,7 @@ func (p *Plugin) load() error {
 			var pe pending
 			if json.Unmarshal(v, &pe) == nil {
 				if at, ok := tx.Expiry(k); ok && at.After(now) {
-					p.mutes[pe.Room+"|"+pe.Target] = at
+					st.mutes[pe.Room+"|"+pe.Target] = at
 				}
 			}
 			return nil
@@ -218,7 +254,7 @@ func (p *Plugin) load() error {
 			var pe pending
 			if json.Unmarshal(v, &pe) == nil {
 				if at, ok := tx.Expiry(k); ok {
-					p.locks[pe.Room+"|"+pe.Field] = at
+					st.locks[pe.Room+"|"+pe.Field] = at
 				}
 			}
 			return nil
@@ -227,16 +263,84 @@ func (p *Plugin) load() error {
 		}
 		if err := tx.ForEach("permit|", func(k string, v []byte) error {
 			if at, ok := tx.Expiry(k); ok && at.After(now) {
-				p.permits[string(v)] = at
+				st.permits[string(v)] = at
+			}
+			return nil
+		}); err != nil {
+			return err
+		}
+		if err := readBans(tx, st.bans); err != nil {
+			return err
+		}
+		if err := tx.ForEach("slow|", func(k string, v []byte) error {
+			if d, err := time.ParseDuration(string(v)); err == nil && d >= 0 {
+				st.slowRoom[strings.TrimPrefix(k, "slow|")] = d
 			}
 			return nil
 		}); err != nil {
 			return err
 		}
 		return tx.ForEach("observe|", func(k string, v []byte) error {
-			p.observing[strings.TrimPrefix(k, "observe|")] = string(v) == "on"
+			st.observing[strings.TrimPrefix(k, "observe|")] = string(v) == "on"
 			return nil
 		})
+	})
+	return st, err
+}
+
+// load reads what a previous run kept (at start).
+func (p *Plugin) load() error {
+	st, err := p.readState()
+	if err != nil {
+		return err
+	}
+	p.useState(st)
+	return nil
+}
+
+// useState puts st in memory; the case counter never goes back.
+func (p *Plugin) useState(st memState) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.seq = max(p.seq, st.seq)
+	p.strikes, p.mutes, p.permits, p.locks, p.bans = st.strikes, st.mutes, st.permits, st.locks, st.bans
+	p.observing, p.slowRoom = st.observing, st.slowRoom
+}
+
+// reloadState reads the namespace again once this instance comes to
+// lead: with [ha] it is shared, and the leader before this one counted
+// strikes, muted, banned and numbered cases this one did not hear of.
+func (p *Plugin) reloadState() {
+	p.flush()
+	st, err := p.readState()
+	if err != nil {
+		p.met.failures.WithLabelValues("reload", "store").Inc()
+		p.log.Warn("moderator state unreadable after taking the lead", "err", err)
+		return
+	}
+	p.useState(st)
+	p.log.Info("leading: moderator state read again", "strikes", len(st.strikes), "bans", len(st.bans), "last_case", st.seq)
+}
+
+// readBans reads the bans the moderator made and has not lifted into m.
+func readBans(tx state.Tx, m map[string]time.Time) error {
+	if err := tx.ForEach("exp|unban|", func(k string, v []byte) error {
+		var pe pending
+		if json.Unmarshal(v, &pe) == nil && pe.JID != "" {
+			if at, ok := tx.Expiry(k); ok {
+				m[pe.Room+"|"+strings.ToLower(pe.JID)] = at
+			}
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	return tx.ForEach("ban|", func(k string, v []byte) error {
+		var b struct{ Room, JID string }
+		if json.Unmarshal(v, &b) == nil && b.JID != "" {
+			m[b.Room+"|"+strings.ToLower(b.JID)] = time.Time{}
+		}
+		return nil
 	})
 }
 
@@ -288,6 +392,14 @@ func (p *Plugin) commit(batch []func(state.Tx) error) {
 		}
 		return nil
 	})
+	if errors.Is(err, state.ErrTooLarge) && len(batch) > 1 {
+		// More than a KV store takes in one commit: in halves. The
+		// functions only write in their transaction, so running them
+		// again is safe (a KV store runs them again on a conflict too).
+		p.commit(batch[:len(batch)/2])
+		p.commit(batch[len(batch)/2:])
+		return
+	}
 	if err != nil {
 		p.met.failures.WithLabelValues("store", "store").Inc()
 		p.log.Error("state write failed", "err", err)
@@ -313,9 +425,14 @@ func (p *Plugin) write(fn func(state.Tx) error) {
 // flush waits until every write queued so far is committed.
 func (p *Plugin) flush() {
 	done := make(chan struct{})
-	p.write(func(state.Tx) error { close(done); return nil })
+	var once sync.Once // a KV store may run the function more than once
+	p.write(func(state.Tx) error { once.Do(func() { close(done) }); return nil })
 	select {
 	case <-done:
+		// The function ran inside the writer's transaction; an empty one
+		// after it returns once that one is committed (a store runs one
+		// Update at a time).
+		_ = p.ns.Update(func(state.Tx) error { return nil })
 	case <-time.After(5 * time.Second):
 	}
 }
@@ -357,6 +474,12 @@ func (p *Plugin) Handle(_ context.Context, ev *plugins.Event) plugins.Verdict {
 		}
 	case plugins.EventJoin:
 		p.trackNick(ev.Room, "", ev.Nick)
+		if ev.RealJID != "" && !p.self(ev) {
+			if p.banAgain(ev) {
+				return plugins.Continue
+			}
+			p.listJoin(ev.Room, ev.RealJID)
+		}
 		p.join(ev, ev.Nick)
 	case plugins.EventLeave:
 		p.trackNick(ev.Room, ev.Nick, "")
@@ -462,6 +585,9 @@ func (p *Plugin) message(ev *plugins.Event) plugins.Verdict {
 	sc.msg = detect.Message{Room: ev.Room, Sender: key, Nick: ev.Nick, Body: ev.Body, Occupants: p.roomNickSet(ev.Room, now)}
 	vs := e.set.Check(&sc.msg, sc.vs[:0])
 	p.nickMu.Unlock()
+	if v, ok := p.slow(e, ev.Room, key, now); ok {
+		vs = append(vs, v)
+	}
 	sc.vs = vs
 	if len(vs) == 0 {
 		return plugins.Continue
@@ -498,10 +624,50 @@ func (p *Plugin) message(ev *plugins.Event) plugins.Verdict {
 		return plugins.Continue
 	}
 	p.punish(e, ev, key, hits, points, dry, now)
-	if dry {
+	if dry || e.goesOn(hits) {
 		return plugins.Continue
 	}
 	return plugins.Stop
+}
+
+// slowInterval is a room's slow mode: the slowmode command's, else the
+// config's; 0 is off.
+func (p *Plugin) slowInterval(e *engine, room string) time.Duration {
+	p.mu.Lock()
+	d, ok := p.slowRoom[room]
+	var raidUntil time.Time
+	raid := false
+	if len(p.locks) > 0 { // the key is built only when a room action is on
+		raidUntil, raid = p.locks[room+"|"+RoomSlowMode]
+	}
+	p.mu.Unlock()
+	if !ok {
+		d = e.s.SlowMode.Interval.Std()
+	}
+	if raid && p.now().Before(raidUntil) && e.s.SlowMode.RaidInterval.Std() > d {
+		d = e.s.SlowMode.RaidInterval.Std()
+	}
+	return d
+}
+
+// slow checks a message against the room's slow mode: a finding when the
+// sender's last message that passed came less than the interval ago. A
+// message that does not pass does not move the sender's time on.
+func (p *Plugin) slow(e *engine, room, key string, now time.Time) (detect.Verdict, bool) {
+	iv := p.slowInterval(e, room)
+	if iv <= 0 {
+		return detect.Verdict{}, false
+	}
+	k := room + "|" + key
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	last, ok := p.slowLast[k]
+	if ok && now.Sub(last) < iv && !now.Before(last) {
+		return detect.Verdict{Detector: "slowmode", Rule: "interval", Points: e.s.SlowMode.Points,
+			Detail: fmt.Sprintf("a message %s after the last (slow mode: one per %s)", shortDur(now.Sub(last)), shortDur(iv))}, true
+	}
+	p.slowLast[k] = now
+	return detect.Verdict{}, false
 }
 
 // join checks a joining occupant's nick, feeds the join-wave detector and
@@ -650,6 +816,77 @@ func (p *Plugin) sweep(now time.Time) {
 		for k, at := range m {
 			if !now.Before(at) {
 				delete(m, k)
+			}
+		}
+	}
+	for k, at := range p.bans {
+		if !at.IsZero() && !now.Before(at) {
+			delete(p.bans, k)
+		}
+	}
+	for k, at := range p.slowLast {
+		room, _, _ := strings.Cut(k, "|")
+		iv, ok := p.slowRoom[room]
+		if !ok {
+			iv = p.engineFor(room).s.SlowMode.Interval.Std()
+		}
+		iv = max(iv, p.engineFor(room).s.SlowMode.RaidInterval.Std())
+		if now.Sub(at) >= iv {
+			delete(p.slowLast, k)
+		}
+	}
+}
+
+// watchRooms looks every second for rooms the bot has just joined (the
+// chain hears of others' joins only): the ban list is applied there, and
+// occupants the moderator banned who are in the room anyway (they came
+// in while crier was away, on a server that let them) are removed.
+func (p *Plugin) watchRooms() {
+	defer p.wg.Done()
+	t := time.NewTicker(p.roomsEvery)
+	defer t.Stop()
+	known := map[string]bool{}
+	speaking := true
+	for {
+		select {
+		case <-p.stop:
+			return
+		case <-t.C:
+		}
+		// A standby that comes to lead reads what the leader kept.
+		if now := p.host.Speaking(); now && !speaking {
+			p.reloadState()
+			speaking = true
+		} else if !now {
+			speaking = false
+		}
+		p.enteredRooms(known)
+	}
+}
+
+// enteredRooms handles the rooms joined since the last call; known holds
+// the rooms joined then.
+func (p *Plugin) enteredRooms(known map[string]bool) {
+	now := map[string]bool{}
+	for _, r := range p.host.Rooms() {
+		if r.State == "joined" && p.watches(r.JID) {
+			now[r.JID] = true
+		}
+	}
+	for room := range known {
+		if !now[room] {
+			delete(known, room)
+		}
+	}
+	for room := range now {
+		if known[room] {
+			continue
+		}
+		known[room] = true
+		p.kickList()
+		for _, o := range p.host.Occupants(room) {
+			if o.RealJID != "" && o.Nick != "" {
+				p.banAgain(&plugins.Event{Kind: plugins.EventJoin, Room: room, Nick: o.Nick, RealJID: o.RealJID})
 			}
 		}
 	}

@@ -51,6 +51,10 @@ type Relay struct {
 	// groupchat whatever Type says, and Type "groupchat" makes every
 	// recipient a room.
 	Type string `toml:"type"`
+	// From, when the bot is a component, is the address on its domain
+	// the relayed messages come from (disk@alerts.example.org); empty is
+	// the bot's own. Rooms always hear the bot's occupant address.
+	From string `toml:"from"`
 	// Stream, when set, consumes from JetStream with at-least-once delivery.
 	Stream  string `toml:"stream"`
 	Durable string `toml:"durable"`
@@ -211,6 +215,13 @@ func (r *Relay) check(c plugins.Checker, p string) {
 	}
 	if r.Durable != "" && r.Stream == "" {
 		c.Errorf(p+".durable", "needs stream: durable consumers are JetStream only")
+	}
+	if r.From != "" {
+		if f, err := c.Core().CheckFrom(r.From); err != nil {
+			c.Errorf(p+".from", "%v", err)
+		} else {
+			r.From = f
+		}
 	}
 }
 

@@ -79,25 +79,53 @@ type fakeBot struct {
 	alwaysBusy bool
 	// hold keeps done callbacks in held instead of calling them.
 	hold bool
-	held []func(error)
+	// delay is how long a send takes to be acknowledged (1ms if zero).
+	delay time.Duration
+	held  []func(error)
 	// outcome gives the result of the n-th send (0-based) of a message;
 	// nil means success.
 	outcome  func(m plugins.Message, n int) error
 	attempts map[string]int
 	busyHits int
 	plugin   *Plugin
-	// standby makes Speaking false, as on an [ha] standby.
+	// standby makes Speaking false, as on an [ha] standby; offline makes
+	// Status say there is no XMPP session.
 	standby atomic.Bool
-	reg     *prometheus.Registry
+	offline atomic.Bool
+	// logs, when set, receives the plugin's log.
+	logs *syncBuffer
+	reg  *prometheus.Registry
 }
 
 func newFakeBot() *fakeBot {
 	return &fakeBot{attempts: map[string]int{}, reg: prometheus.NewRegistry()}
 }
 
+// syncBuffer is a log destination safe for concurrent writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
 func (f *fakeBot) env() plugins.Env {
+	log := slog.New(slog.DiscardHandler)
+	if f.logs != nil {
+		log = slog.New(slog.NewTextHandler(f.logs, nil))
+	}
 	return plugins.Env{
-		Logger:     slog.New(slog.DiscardHandler).With("plugin", Name),
+		Logger:     log.With("plugin", Name),
 		Registerer: f.reg,
 		Host:       fakeHost{f: f},
 	}
@@ -112,6 +140,8 @@ type fakeHost struct {
 func (h fakeHost) Send(m plugins.Message, done func(error)) error { return h.f.send(m, done) }
 
 func (h fakeHost) Speaking() bool { return !h.f.standby.Load() }
+
+func (h fakeHost) Status() plugins.Status { return plugins.Status{Connected: !h.f.offline.Load()} }
 
 func (f *fakeBot) send(m plugins.Message, done func(error)) error {
 	f.mu.Lock()
@@ -133,9 +163,10 @@ func (f *fakeBot) send(m plugins.Message, done func(error)) error {
 		f.mu.Unlock()
 		return nil
 	}
+	delay := max(f.delay, time.Millisecond)
 	f.mu.Unlock()
 	go func() {
-		time.Sleep(time.Millisecond)
+		time.Sleep(delay)
 		done(err)
 	}()
 	return nil
@@ -284,9 +315,5 @@ func bodies(msgs []plugins.Message) string {
 
 // pluginsCore is what the bot hands plugins of cfg.
 func pluginsCore(cfg *config.Config) plugins.Core {
-	c := plugins.Core{Path: cfg.Path, Dir: cfg.Dir(), BotJID: cfg.XMPP.JID, EmbeddedNATS: cfg.Embedded.NATS}
-	for _, r := range cfg.Rooms {
-		c.Rooms = append(c.Rooms, r.JID)
-	}
-	return c
+	return cfg.PluginCore()
 }

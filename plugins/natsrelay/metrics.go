@@ -20,6 +20,8 @@ type metrics struct {
 	deadLetters  *prometheus.CounterVec
 	events       *prometheus.CounterVec
 	requests     *prometheus.CounterVec
+	handovers    *prometheus.CounterVec
+	shared       *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -68,6 +70,14 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "crier_nats_requests_total",
 			Help: "NATS send requests, by result (ok, invalid, busy, failed).",
 		}, []string{"result"}),
+		handovers: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "crier_nats_relay_handovers_total",
+			Help: "JetStream messages an [ha] standby gave back for the leader (a room among the recipients).",
+		}, []string{"relay"}),
+		shared: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "crier_nats_relay_shared_window_total",
+			Help: "Uses of the [ha] shared seen-window, by result (hit, miss, recorded, error).",
+		}, []string{"relay", "result"}),
 	}
 	if reg == nil {
 		return m
@@ -83,5 +93,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	m.deadLetters = plugins.Collector(reg, m.deadLetters)
 	m.events = plugins.Collector(reg, m.events)
 	m.requests = plugins.Collector(reg, m.requests)
+	m.handovers = plugins.Collector(reg, m.handovers)
+	m.shared = plugins.Collector(reg, m.shared)
 	return m
 }

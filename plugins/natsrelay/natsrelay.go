@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"mellium.im/xmpp/jid"
 
 	"crier/internal/diag"
@@ -83,6 +84,12 @@ type Plugin struct {
 	rooms      map[string]bool // bare JIDs known to be rooms
 	pubTmpl    *template.Template
 	reqSubject string
+	// haBucket and haReplicas are [ha]'s: set, the relay shares its work
+	// and its seen-window with the other instances.
+	haBucket   string
+	haReplicas int
+	shared     atomic.Pointer[sharedWindow]
+	sharedMu   sync.Mutex
 
 	env    plugins.Env
 	log    *slog.Logger
@@ -112,7 +119,7 @@ func New(n Config, core plugins.Core) (plugins.Plugin, bool, error) {
 	if n.URL == "" || (len(n.Relay) == 0 && n.Publish == "" && n.Request == "") {
 		return nil, false, nil
 	}
-	p := &Plugin{cfg: n, rooms: map[string]bool{}, reqSubject: n.Request}
+	p := &Plugin{cfg: n, rooms: map[string]bool{}, reqSubject: n.Request, haBucket: core.HABucket, haReplicas: core.HAReplicas}
 	var errs diag.List
 	top := func(key, format string, args ...any) {
 		errs.Add(diag.Error{File: core.Path, Msg: "nats." + key + ": " + fmt.Sprintf(format, args...)})
@@ -269,6 +276,9 @@ func (p *Plugin) stop(ctx context.Context) error {
 	} else if !waitGroup(ctx, &p.inflight) {
 		err = fmt.Errorf("natsrelay: stop with messages in flight (they will be redelivered): %w", ctx.Err())
 	}
+	if sw := p.shared.Load(); sw != nil {
+		sw.close()
+	}
 	_ = p.nc.FlushTimeout(time.Second)
 	p.nc.Close()
 	return err
@@ -316,6 +326,43 @@ func (p *Plugin) Publish(subject string, data []byte) error {
 		return fmt.Errorf("natsrelay: %q is not a subject to publish to", subject)
 	}
 	return p.nc.Publish(subject, data)
+}
+
+// mayPull reports whether the JetStream relays take messages now: always
+// without [ha]; with it, while this instance has an XMPP session (leader
+// or standby: the work is shared).
+func (p *Plugin) mayPull() bool {
+	if p.haBucket == "" {
+		return true
+	}
+	return p.env.Host.Status().Connected
+}
+
+// openShared opens the shared seen-window once, with [ha].
+func (p *Plugin) openShared(ctx context.Context) error {
+	if p.haBucket == "" || p.shared.Load() != nil {
+		return nil
+	}
+	p.sharedMu.Lock()
+	defer p.sharedMu.Unlock()
+	if p.shared.Load() != nil {
+		return nil
+	}
+	js, err := jetstream.New(p.nc)
+	if err != nil {
+		return err
+	}
+	bucket := p.haBucket + SeenBucketSuffix
+	sw, ttl, err := openSharedWindow(ctx, js, bucket, p.haReplicas)
+	if err != nil {
+		return err
+	}
+	if ttl == 0 {
+		p.log.Warn("the shared seen-window's bucket has no TTL: its records are never removed", "bucket", bucket)
+	}
+	p.shared.Store(sw)
+	p.log.Info("relay work and seen-window shared with the other [ha] instances", "bucket", bucket, "ttl", ttl)
+	return nil
 }
 
 // isRoom reports whether to is a room: its bare JID is a [[rooms]] entry or

@@ -209,7 +209,11 @@ nak_delay = "50ms"
 	}
 }
 
-func TestJetStreamRedeliveryWhileInFlightIsNotSentTwice(t *testing.T) {
+// TestJetStreamSlowSendKeptInProgress: while the XMPP server is slow to
+// acknowledge a stanza, the relay tells JetStream the message is in
+// progress, so it is not redelivered (to this instance or another, which
+// would send it twice); it is acked once the server has it.
+func TestJetStreamSlowSendKeptInProgress(t *testing.T) {
 	srv := startNATS(t)
 	_, js := connect(t, srv)
 	bot := newFakeBot()
@@ -217,12 +221,12 @@ func TestJetStreamRedeliveryWhileInFlightIsNotSentTwice(t *testing.T) {
 	startPlugin(t, loadConfig(t, srv.ClientURL(), jsRelay+`ack_wait = "300ms"`+"\n"), bot)
 	jsPublish(t, js, "ev.slow", "slow", "")
 	waitFor(t, 5*time.Second, "sent", func() bool { return len(bot.messages()) == 1 })
-	// The XMPP server is slow: JetStream gives up waiting and redelivers.
-	waitFor(t, 5*time.Second, "redelivery", func() bool {
-		return metricValue(t, bot.reg, "crier_nats_relay_redeliveries_total", "relay", "ev.>") >= 1
-	})
-	if n := len(bot.messages()); n != 1 {
-		t.Fatalf("the redelivered copy was sent: %d sends", n)
+	time.Sleep(1500 * time.Millisecond) // five ack waits
+	if v := metricValue(t, bot.reg, "crier_nats_relay_redeliveries_total", "relay", "ev.>"); v != 0 {
+		t.Fatalf("redelivered %v times while the send was in flight", v)
+	}
+	if info := consumerInfo(t, js, "EV", "crier-ev"); info.NumRedelivered != 0 || info.NumAckPending != 1 {
+		t.Fatalf("consumer: %d redelivered, %d pending, want 0 and 1", info.NumRedelivered, info.NumAckPending)
 	}
 	bot.release(nil)
 	waitFor(t, 5*time.Second, "ack", func() bool {
@@ -232,9 +236,6 @@ func TestJetStreamRedeliveryWhileInFlightIsNotSentTwice(t *testing.T) {
 	time.Sleep(400 * time.Millisecond) // past another ack wait
 	if n := len(bot.messages()); n != 1 {
 		t.Fatalf("%d sends, want 1", n)
-	}
-	if v := metricValue(t, bot.reg, "crier_nats_relay_duplicates_total", "relay", "ev.>"); v < 1 {
-		t.Errorf("duplicates = %v, want ≥ 1", v)
 	}
 }
 
@@ -607,32 +608,5 @@ func TestStopIsSafeTwiceAndWaitsForInFlight(t *testing.T) {
 	}
 	if err := p.Publish("x", nil); !errors.Is(err, plugins.ErrStopped) {
 		t.Errorf("Publish after Stop = %v", err)
-	}
-}
-
-// TestJetStreamStandbyTakesNothing: while the host is an [ha] standby the
-// relay takes nothing from the shared consumer (it is all left for the
-// leader); once it leads, what waited is relayed.
-func TestJetStreamStandbyTakesNothing(t *testing.T) {
-	srv := startNATS(t)
-	_, js := connect(t, srv)
-	// The leader made the stream; a standby does not touch it.
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "EV", Subjects: []string{"ev.>"}}); err != nil {
-		t.Fatal(err)
-	}
-	bot := newFakeBot()
-	bot.standby.Store(true)
-	startPlugin(t, loadConfig(t, srv.ClientURL(), jsRelay), bot)
-	jsPublish(t, js, "ev.one", "while standing by", "")
-	time.Sleep(600 * time.Millisecond)
-	if n := len(bot.messages()); n != 0 {
-		t.Fatalf("a standby relayed %d messages", n)
-	}
-	bot.standby.Store(false)
-	waitFor(t, 10*time.Second, "relayed once leading", func() bool { return len(bot.messages()) == 1 })
-	if m := bot.messages()[0]; m.Body != "while standing by" {
-		t.Fatalf("message = %+v", m)
 	}
 }

@@ -128,19 +128,27 @@ func newRelay(p *Plugin, i int, rc Relay, deadLetter string) (*relay, diag.List)
 
 // inMsg is one delivery of a NATS message to a relay.
 type inMsg struct {
-	subject    string
-	header     nats.Header
-	data       []byte
-	key        string // the message id for the seen-window; "" for none
-	time       time.Time
-	d          delivery
-	js         bool
-	inProgress func()
+	subject string
+	header  nats.Header
+	data    []byte
+	key     string // the message id for the seen-window; "" for none
+	time    time.Time
+	d       delivery
+	js      bool
+	// redelivered is set for a JetStream message delivered before (here
+	// or to another instance): only those are looked up in the shared
+	// seen-window.
+	redelivered bool
+	inProgress  func()
 }
 
 // onCore handles a core NATS message: at most once, dropped when the
 // outbox is full.
 func (r *relay) onCore(msg *nats.Msg) {
+	if r.p.haBucket != "" && !r.p.env.Host.Speaking() {
+		// Every instance hears a core NATS message: the leader sends it.
+		return
+	}
 	key := ""
 	if id := msg.Header.Get(nats.MsgIdHdr); id != "" {
 		key = "id:" + id
@@ -152,26 +160,37 @@ func (r *relay) onCore(msg *nats.Msg) {
 	})
 }
 
-// standbyPoll is how often a standby relay asks whether it leads now.
+// standbyPoll is how often a relay that may not pull asks again.
 const standbyPoll = 200 * time.Millisecond
 
 // runJetStream consumes the relay's durable consumer until ctx ends. Each
 // round sets the consumer up (retrying with a growing pause) and reads from
 // it until the iterator breaks, for example because the consumer was
 // deleted.
+//
+// With [ha] every instance with an XMPP session pulls from the one durable
+// consumer, so JetStream spreads the messages over them (each goes to one
+// puller at a time, and what an instance took and never acked is
+// redelivered to another after ack_wait). A standby sends to users itself
+// and hands a message with a room among its recipients back to JetStream
+// (after the users' sends are recorded in the shared window), for the
+// leader, the one instance in the rooms.
 func (r *relay) runJetStream(ctx context.Context) {
 	defer r.p.loops.Done()
 	log := r.p.log.With("relay", r.cfg.Subject)
 	pause := 250 * time.Millisecond
 	for ctx.Err() == nil {
-		// An [ha] standby takes nothing from the shared consumer: what it
-		// took could only wait (it says nothing until it leads).
-		if !r.p.env.Host.Speaking() {
+		if !r.p.mayPull() {
+			// Without an XMPP session what this instance took could only
+			// wait: leave it to the others.
 			r.ready.Store(true) // standing by is ready
 			sleep(ctx, standbyPoll)
 			continue
 		}
 		cons, err := r.consumer(ctx)
+		if err == nil {
+			err = r.p.openShared(ctx)
+		}
 		if err != nil {
 			if ctx.Err() == nil {
 				log.Warn("JetStream consumer not ready, retrying", "stream", r.stream, "durable", r.durable, "err", err)
@@ -240,11 +259,15 @@ func (r *relay) consume(ctx context.Context, cons jetstream.Consumer) error {
 		return err
 	}
 	defer it.Stop()
+	checked := time.Now()
 	for ctx.Err() == nil {
-		if !r.p.env.Host.Speaking() {
-			// Leadership lost: stop pulling; what this consumer holds
-			// unacknowledged goes back to the leader after ack_wait.
-			return nil
+		if time.Since(checked) > standbyPoll {
+			checked = time.Now()
+			if !r.p.mayPull() {
+				// XMPP session lost: stop pulling; what this consumer
+				// holds unacknowledged goes to the others after ack_wait.
+				return nil
+			}
 		}
 		msg, err := it.Next(jetstream.NextContext(ctx))
 		if err != nil {
@@ -281,9 +304,11 @@ func (r *relay) onJetStream(ctx context.Context, msg jetstream.Msg) {
 	}
 	m.unacked.WithLabelValues(label).Inc()
 	r.p.inflight.Add(1)
+	keep := r.keepInProgress(msg)
 	var once sync.Once
 	finish := func(settle func() error, what string) {
 		once.Do(func() {
+			keep()
 			if err := settle(); err != nil && !r.p.stopped.Load() {
 				r.p.log.Warn("JetStream "+what+" failed", "relay", label, "seq", meta.Sequence.Stream, "err", err)
 			}
@@ -297,6 +322,9 @@ func (r *relay) onJetStream(ctx context.Context, msg jetstream.Msg) {
 			m.lag.WithLabelValues(label).Set(time.Since(meta.Timestamp).Seconds())
 		},
 		nak: func() { finish(func() error { return msg.NakWithDelay(r.nakDelay) }, "nak") },
+		handover: func() {
+			finish(func() error { return msg.NakWithDelay(handoverDelay(meta.NumDelivered)) }, "nak")
+		},
 	}
 	key := fmt.Sprintf("seq:%s:%d", meta.Stream, meta.Sequence.Stream)
 	if id := msg.Headers().Get(nats.MsgIdHdr); id != "" {
@@ -304,8 +332,55 @@ func (r *relay) onJetStream(ctx context.Context, msg jetstream.Msg) {
 	}
 	r.handle(ctx, inMsg{
 		subject: msg.Subject(), header: msg.Headers(), data: msg.Data(), key: key, time: meta.Timestamp,
-		d: d, js: true, inProgress: func() { _ = msg.InProgress() },
+		d: d, js: true, redelivered: meta.NumDelivered > 1, inProgress: func() { _ = msg.InProgress() },
 	})
+}
+
+// maxInProgress bounds how long a message taken by this instance is kept
+// from redelivery while its stanzas wait in the outbox.
+const maxInProgress = 5 * time.Minute
+
+// keepInProgress tells JetStream every third of ack_wait that msg is being
+// worked on, until the returned function is called (or maxInProgress
+// passed): a message accepted by the outbox but slow to be acknowledged
+// (a long queue, a reconnect) is not redelivered meanwhile, to this or
+// another instance, which would send it a second time. A dead instance
+// stops telling, and its messages are redelivered after ack_wait.
+func (r *relay) keepInProgress(msg jetstream.Msg) (stop func()) {
+	var mu sync.Mutex
+	stopped := false
+	every := r.ackWait / 3
+	until := time.Now().Add(maxInProgress)
+	var t *time.Timer
+	mu.Lock()
+	t = time.AfterFunc(every, func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if stopped || time.Now().After(until) {
+			return
+		}
+		_ = msg.InProgress()
+		t.Reset(every)
+	})
+	mu.Unlock()
+	return func() {
+		mu.Lock()
+		stopped = true
+		t.Stop()
+		mu.Unlock()
+	}
+}
+
+// handoverDelay is how long a message a standby handed back waits before
+// JetStream delivers it again: short, since the leader is there to take
+// it, and longer each time, since another standby may take it first (or
+// no instance leads, during a failover).
+func handoverDelay(delivered uint64) time.Duration {
+	d := 20 * time.Millisecond
+	for n := uint64(1); n < delivered && d < time.Second; n++ {
+		d *= 2
+	}
+	return min(d, time.Second)
 }
 
 // handle turns one delivery into stanzas and sends those the seen-window
@@ -327,7 +402,25 @@ func (r *relay) handle(ctx context.Context, in inMsg) {
 		byTo[m.To] = m
 		tos = append(tos, m.To)
 	}
-	e, todo, state := r.win.begin(in.key, tos, in.d)
+	var known []string
+	sw := r.p.shared.Load()
+	if in.redelivered && sw != nil && in.key != "" {
+		// Another instance may have sent it before it died or lost its
+		// ack: ask the shared window.
+		known, err = sw.lookup(ctx, r.durable, in.key)
+		if err != nil {
+			r.p.met.shared.WithLabelValues(r.cfg.Subject, "error").Inc()
+			r.p.log.Warn("shared seen-window unreadable; the message waits for a later delivery", "relay", r.cfg.Subject, "err", err)
+			in.d.nak()
+			return
+		}
+		if len(known) > 0 {
+			r.p.met.shared.WithLabelValues(r.cfg.Subject, "hit").Inc()
+		} else {
+			r.p.met.shared.WithLabelValues(r.cfg.Subject, "miss").Inc()
+		}
+	}
+	e, todo, state := r.win.begin(in.key, tos, in.d, known...)
 	switch state {
 	case beginAcked:
 		r.p.met.duplicates.WithLabelValues(r.cfg.Subject).Inc()
@@ -338,10 +431,34 @@ func (r *relay) handle(ctx context.Context, in inMsg) {
 		r.p.met.duplicates.WithLabelValues(r.cfg.Subject).Inc()
 		return
 	}
+	if in.js && r.p.haBucket != "" && !r.p.env.Host.Speaking() {
+		// A standby is in no room: the rooms are the leader's.
+		mine := todo[:0:0]
+		left := 0
+		for _, to := range todo {
+			if byTo[to].Type == "groupchat" {
+				left++
+				continue
+			}
+			mine = append(mine, to)
+		}
+		if left > 0 {
+			r.p.met.handovers.WithLabelValues(r.cfg.Subject).Inc()
+			for _, to := range todo {
+				if byTo[to].Type == "groupchat" {
+					r.settle(e, to, errHandover)
+				}
+			}
+		}
+		todo = mine
+	}
 	oid := originID(in.key)
 	for i, to := range todo {
 		m := byTo[to]
 		m.OriginID = oid
+		// Any instance may deliver a push to a user (shared work); the
+		// rooms stay the leader's.
+		m.Work = in.js && m.Type != "groupchat"
 		if err := r.send(ctx, in, m, e); err != nil {
 			for _, rest := range todo[i:] {
 				r.settle(e, rest, err)
@@ -382,7 +499,7 @@ func (r *relay) messages(in inMsg, pl Payload) ([]plugins.Message, error) {
 		}
 		seen[to] = true
 		typ := r.typeFor(to, pl.Type)
-		m := plugins.Message{To: to, Type: typ, Body: body}
+		m := plugins.Message{To: to, From: r.cfg.From, Type: typ, Body: body}
 		if typ == "headline" || typ == "normal" {
 			m.Subject = pl.Title
 		}
@@ -459,21 +576,49 @@ func (r *relay) send(ctx context.Context, in inMsg, m plugins.Message, e *entry)
 }
 
 // settle records the outcome of one send and, when it was the last of its
-// message, acks (all sent) or naks (some failed) every delivery of it.
+// message, acks (all sent) or naks (some failed) every delivery of it. With
+// the shared seen-window the recipients that have it are recorded first,
+// so that no instance sends it to them again whatever becomes of the ack.
 func (r *relay) settle(e *entry, to string, err error) {
-	if err == nil {
+	switch {
+	case err == nil:
 		r.p.met.relayed.WithLabelValues(r.cfg.Subject).Inc()
-	} else if !errors.Is(err, plugins.ErrBusy) {
+	case errors.Is(err, plugins.ErrBusy), errors.Is(err, errHandover):
+	default:
 		r.p.log.Warn("relayed message not delivered", "relay", r.cfg.Subject, "to", to, "err", err)
 	}
-	ds, ok := r.win.settle(e, to, err)
-	for _, d := range ds {
-		if ok {
-			d.ack()
-		} else {
-			d.nak()
+	res := r.win.settle(e, to, err)
+	if res.ds == nil {
+		return
+	}
+	finish := func() {
+		for _, d := range res.ds {
+			switch {
+			case res.ok:
+				d.ack()
+			case res.handover && d.handover != nil:
+				d.handover()
+			default:
+				d.nak()
+			}
 		}
 	}
+	sw := r.p.shared.Load()
+	if sw == nil || r.stream == "" || e.key == "" || len(res.sent) == 0 {
+		finish()
+		return
+	}
+	// Not on the caller's goroutine: settle runs on the bot's, which must
+	// not wait for NATS.
+	sw.recordAsync(r.durable, e.key, res.sent, func(err error) {
+		if err != nil {
+			r.p.met.shared.WithLabelValues(r.cfg.Subject, "error").Inc()
+			r.p.log.Warn("shared seen-window not written; a redelivery elsewhere could be sent twice", "relay", r.cfg.Subject, "err", err)
+		} else {
+			r.p.met.shared.WithLabelValues(r.cfg.Subject, "recorded").Inc()
+		}
+		finish()
+	})
 }
 
 // trySend calls send with a done callback that forwards the outcome to

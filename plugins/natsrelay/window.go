@@ -2,6 +2,7 @@ package natsrelay
 
 import (
 	"container/list"
+	"errors"
 	"sync"
 )
 
@@ -15,7 +16,16 @@ const SeenWindow = 10000
 type delivery struct {
 	ack func()
 	nak func()
+	// handover gives the message back at once (after a short pause) for
+	// the instance that can send what this one cannot: the leader, in the
+	// rooms. Nil means nak.
+	handover func()
 }
+
+// errHandover settles a recipient this instance does not send to (an [ha]
+// standby is in no room): the message goes back to JetStream for the
+// leader, and the recipients sent meanwhile are in the shared window.
+var errHandover = errors.New("natsrelay: left to the leader")
 
 // entry tracks one NATS message (by id) across its deliveries: which
 // recipients already have it and whether sends are in flight.
@@ -25,12 +35,13 @@ type entry struct {
 	// busy is true while a delivery's sends are in flight; deliveries that
 	// arrive meanwhile wait in waiters for the same outcome instead of
 	// sending a second copy.
-	busy    bool
-	pending int
-	failed  bool
-	current delivery
-	waiters []delivery
-	elem    *list.Element
+	busy     bool
+	pending  int
+	failed   bool
+	handover bool // a failure was errHandover
+	current  delivery
+	waiters  []delivery
+	elem     *list.Element
 }
 
 // window is a bounded, least-recently-used set of entries. It is what keeps
@@ -57,7 +68,10 @@ const (
 // begin registers delivery d of the message with id key for recipients.
 // It returns the entry and the recipients still to send to. An empty key
 // (no id) gives a fresh entry that is not remembered.
-func (w *window) begin(key string, recipients []string, d delivery) (*entry, []string, int) {
+//
+// known lists recipients another instance already sent the message to (from
+// the shared window): they count as sent.
+func (w *window) begin(key string, recipients []string, d delivery, known ...string) (*entry, []string, int) {
 	if key == "" {
 		e := &entry{sent: map[string]bool{}, busy: true, pending: len(recipients), current: d}
 		return e, recipients, beginSend
@@ -77,6 +91,9 @@ func (w *window) begin(key string, recipients []string, d delivery) (*entry, []s
 		e.waiters = append(e.waiters, d)
 		return e, nil, beginWaiting
 	}
+	for _, r := range known {
+		e.sent[r] = true
+	}
 	var todo []string
 	for _, r := range recipients {
 		if !e.sent[r] {
@@ -86,7 +103,7 @@ func (w *window) begin(key string, recipients []string, d delivery) (*entry, []s
 	if len(todo) == 0 {
 		return e, nil, beginAcked
 	}
-	e.busy, e.pending, e.failed, e.current = true, len(todo), false, d
+	e.busy, e.pending, e.failed, e.handover, e.current = true, len(todo), false, false, d
 	return e, todo, beginSend
 }
 
@@ -107,24 +124,38 @@ func (w *window) evict() {
 	}
 }
 
+// settled is the outcome of a message's sends, once the last one is known.
+type settled struct {
+	ds       []delivery // every delivery of the message waiting for it
+	ok       bool       // every send succeeded
+	handover bool       // some recipient was left to the leader
+	sent     []string   // every recipient known to have the message
+}
+
 // settle records the outcome of one send of e. When it was the last send
-// in flight it returns the deliveries to settle and whether all sends
-// succeeded; otherwise it returns nil.
-func (w *window) settle(e *entry, recipient string, err error) ([]delivery, bool) {
+// in flight it returns the deliveries to settle and what happened;
+// otherwise its ds is nil.
+func (w *window) settle(e *entry, recipient string, err error) settled {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if err == nil {
+	switch {
+	case err == nil:
 		e.sent[recipient] = true
-	} else {
+	case errors.Is(err, errHandover):
+		e.failed, e.handover = true, true
+	default:
 		e.failed = true
 	}
 	e.pending--
 	if e.pending > 0 {
-		return nil, false
+		return settled{}
 	}
-	out := append([]delivery{e.current}, e.waiters...)
+	out := settled{ds: append([]delivery{e.current}, e.waiters...), ok: !e.failed, handover: e.handover}
+	for r := range e.sent {
+		out.sent = append(out.sent, r)
+	}
 	e.busy, e.waiters, e.current = false, nil, delivery{}
-	return out, !e.failed
+	return out
 }
 
 // len returns the number of remembered ids.

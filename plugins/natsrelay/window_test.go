@@ -19,24 +19,47 @@ func TestWindowLifecycle(t *testing.T) {
 	if _, _, st := w.begin("k", []string{"a", "b"}, d); st != beginWaiting {
 		t.Fatalf("second copy while in flight: state %v", st)
 	}
-	if ds, _ := w.settle(e, "a", nil); ds != nil {
+	if r := w.settle(e, "a", nil); r.ds != nil {
 		t.Fatal("settled before the last send")
 	}
-	ds, ok := w.settle(e, "b", errLost)
-	if ok || len(ds) != 2 {
-		t.Fatalf("settle = %d deliveries, ok %v; want the copy and the waiter, failed", len(ds), ok)
+	r := w.settle(e, "b", errLost)
+	if r.ok || len(r.ds) != 2 || fmt.Sprint(r.sent) != "[a]" {
+		t.Fatalf("settle = %d deliveries, ok %v, sent %v; want the copy and the waiter, failed, a sent", len(r.ds), r.ok, r.sent)
 	}
 	_, todo, st = w.begin("k", []string{"a", "b"}, d)
 	if st != beginSend || fmt.Sprint(todo) != "[b]" {
 		t.Fatalf("after partial failure: %v %v, want only b", todo, st)
 	}
-	if ds, ok := w.settle(e, "b", nil); !ok || len(ds) != 1 {
-		t.Fatalf("settle = %d, %v", len(ds), ok)
+	if r := w.settle(e, "b", nil); !r.ok || len(r.ds) != 1 || len(r.sent) != 2 {
+		t.Fatalf("settle = %d, %v, sent %v", len(r.ds), r.ok, r.sent)
 	}
 	if _, _, st := w.begin("k", []string{"a", "b"}, d); st != beginAcked {
 		t.Fatalf("fully sent message: state %v, want acked", st)
 	}
 	_ = acks + naks
+}
+
+// Recipients another instance sent the message to (the shared window) are
+// not sent again; a recipient left to the leader makes the outcome a
+// handover, not a failure to retry later.
+func TestWindowKnownAndHandover(t *testing.T) {
+	w := newWindow(10)
+	d := delivery{ack: func() {}, nak: func() {}}
+	if _, _, st := w.begin("k", []string{"a", "b"}, d, "a", "b"); st != beginAcked {
+		t.Fatalf("every recipient known as sent elsewhere: state %v, want acked", st)
+	}
+	e, todo, st := w.begin("j", []string{"a", "room"}, d, "a")
+	if st != beginSend || fmt.Sprint(todo) != "[room]" {
+		t.Fatalf("begin with a known: %v %v, want only room", todo, st)
+	}
+	r := w.settle(e, "room", fmt.Errorf("standby: %w", errHandover))
+	if r.ok || !r.handover || fmt.Sprint(r.sent) != "[a]" {
+		t.Fatalf("handover settle: %+v", r)
+	}
+	e, _, _ = w.begin("j", []string{"a", "room"}, d)
+	if r := w.settle(e, "room", errLost); r.handover || r.ok {
+		t.Fatalf("a plain failure after a handover is still reported as one: %+v", r)
+	}
 }
 
 func TestWindowBounded(t *testing.T) {

@@ -68,6 +68,10 @@ type Host struct {
 	// Store is the state namespace; nil makes State return
 	// plugins.ErrNoStore.
 	Store *Namespace
+	// Shared answers SharedState; nil makes it return
+	// plugins.ErrUnsupported (no NATS). Tests hand it namespaces of a
+	// real KV store on an embedded NATS server.
+	Shared func(bucket string) (state.Namespace, error)
 }
 
 // New returns a Host with no rooms, an empty store and no publisher.
@@ -381,6 +385,18 @@ func (h *Host) State() (state.Namespace, error) {
 		return nil, plugins.ErrNoStore
 	}
 	return h.Store, nil
+}
+
+// SharedState calls Shared, or returns plugins.ErrUnsupported when it is
+// nil.
+func (h *Host) SharedState(bucket string) (state.Namespace, error) {
+	h.mu.Lock()
+	fn := h.Shared
+	h.mu.Unlock()
+	if fn == nil {
+		return nil, plugins.ErrUnsupported
+	}
+	return fn(bucket)
 }
 
 // Publish records the payload unless PublishErr is set.

@@ -74,6 +74,11 @@ type Webhook struct {
 	// Type is the message type for users: headline (the default), chat
 	// or normal; rooms get groupchat.
 	Type string `toml:"type"`
+	// From, when the bot is a component, is the address on its domain
+	// the notifications come from (alertmanager@alerts.example.org);
+	// empty is the bot's own. Rooms always hear the bot's occupant
+	// address.
+	From string `toml:"from"`
 	// Token, or the contents of TokenFile, is the bearer token a request
 	// must carry ("Authorization: Bearer TOKEN"); empty: no token.
 	Token     config.Secret `toml:"token"`
@@ -169,6 +174,13 @@ func (w *Webhook) check(ck plugins.Checker, p string) {
 		ck.Errorf(p+"format", `Grafana's webhook contact point sends Alertmanager's payload: use "alertmanager"`)
 	default:
 		ck.Errorf(p+"format", `must be "alertmanager", "json" or "text", not %q`, w.Format)
+	}
+	if w.From != "" {
+		if f, err := ck.Core().CheckFrom(w.From); err != nil {
+			ck.Errorf(p+"from", "%v", err)
+		} else {
+			w.From = f
+		}
 	}
 	if len(w.To) == 0 && len(w.Route) == 0 {
 		ck.Errorf(p+"to", "must name at least one JID (or add a [[webhooks.route]])")

@@ -287,7 +287,10 @@ func takeBatch(items *[]queued) []queued {
 // send hands a batch to the bot as one message; every flight in it
 // settles with the outcome.
 func (t *target) send(batch []queued) {
-	m := plugins.Message{To: batch[0].m.to, Type: batch[0].m.typ}
+	m := plugins.Message{To: batch[0].m.to, From: t.h.cfg.From, Type: batch[0].m.typ}
+	// A notification to a user is work any [ha] instance delivers, the one
+	// the webhook reached; a room's is the leader's.
+	m.Work = m.Type != "groupchat"
 	if len(batch) == 1 {
 		m.Body, m.Subject = batch[0].m.body, batch[0].m.subject
 	} else {

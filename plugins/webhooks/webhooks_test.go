@@ -381,11 +381,11 @@ to = ["never@example.org"]
 			t.Errorf("%s: %d alerts listed, want %d:\n%s", to, n, len(sums), m.Body)
 		}
 	}
-	if m := got["oncall@conference.example.org"]; m.Type != "groupchat" || m.Subject != "" {
-		t.Errorf("room got type %q subject %q, want groupchat without subject", m.Type, m.Subject)
+	if m := got["oncall@conference.example.org"]; m.Type != "groupchat" || m.Subject != "" || m.Work {
+		t.Errorf("room got type %q subject %q work %v, want groupchat without subject, the leader's", m.Type, m.Subject, m.Work)
 	}
-	if m := got["ops@example.org"]; m.Type != "headline" || !strings.Contains(m.Subject, "[FIRING:1] B") {
-		t.Errorf("user got type %q subject %q", m.Type, m.Subject)
+	if m := got["ops@example.org"]; m.Type != "headline" || !strings.Contains(m.Subject, "[FIRING:1] B") || !m.Work {
+		t.Errorf("user got type %q subject %q work %v, want shared work any [ha] instance delivers", m.Type, m.Subject, m.Work)
 	}
 }
 

@@ -4,7 +4,8 @@
 #
 # Usage: scripts/peers/ejabberd.sh start|stop|restart|status DIR
 #
-# start writes DIR/env (ports, URLs, CA file, accounts) and waits until the
+# start writes DIR/env (ports, URLs, CA file, accounts, the component port of
+# alerts.localhost and its secret) and waits until the
 # c2s port accepts connections. Ports are picked once and kept in DIR/env, so
 # restart keeps the same ports and data. The c2s shaper is off unless SHAPER=1
 # is in the environment (then 3000 B/s per client, ejabberd's usual default).
@@ -29,7 +30,7 @@ ctl=$dir/ejabberdctl
 # write_config writes the ejabberd and ejabberdctl configuration and a private
 # copy of ejabberdctl that runs as the current user.
 write_config() {
-	local c2s=$1 tls=$2 http=$3 dist=$4 shaper=$5 rule=none
+	local c2s=$1 tls=$2 http=$3 dist=$4 shaper=$5 https=$6 comp=$7 rule=none
 	if [[ $shaper == 1 ]]; then
 		rule=normal
 	fi
@@ -59,6 +60,23 @@ loglevel: info
 log_rotate_count: 0
 hosts:
   - localhost
+  - limits.localhost
+# limits.localhost has no accounts: it carries a chat service whose rooms
+# bounce a message sent less than 200 ms after the same occupant's previous
+# one (resource-constraint), for tests of a client that learns a room's
+# rate limit.
+host_config:
+  limits.localhost:
+    modules:
+      mod_muc:
+        host: limited.localhost
+        access:
+          - allow
+        access_create: all
+        min_message_interval: 0.2
+        default_room_options:
+          mam: false
+          persistent: false
 certfiles:
   - "$dir/cert.pem"
   - "$dir/key.pem"
@@ -93,6 +111,21 @@ listen:
       /http-bind: mod_bosh
       /xmpp-websocket: ejabberd_http_ws
       /api: mod_http_api
+  -
+    port: $https
+    ip: "127.0.0.1"
+    module: ejabberd_http
+    tls: true
+    request_handlers:
+      /http-bind: mod_bosh
+      /xmpp-websocket: ejabberd_http_ws
+  -
+    port: $comp
+    ip: "127.0.0.1"
+    module: ejabberd_service
+    hosts:
+      "$PEER_COMPONENT":
+        password: "$PEER_COMPONENT_SECRET"
 
 s2s_access: none
 
@@ -154,6 +187,8 @@ modules:
       - allow: admin
     access_create: muc_create
     access_persistent: muc_create
+    # A bot in a thousand rooms (the default is 100 rooms per account).
+    max_user_conferences: 2000
     default_room_options:
       mam: false
       persistent: false
@@ -195,10 +230,12 @@ register_accounts() {
 
 start() {
 	command -v ejabberdctl >/dev/null || die "ejabberd is not installed (run scripts/peers/install.sh)"
-	local c2s tls http dist shaper
+	local c2s tls http https dist comp shaper
 	c2s=$(port_of "$(env_get "$dir/env" C2S)")
+	comp=$(port_of "$(env_get "$dir/env" COMPONENT)")
 	tls=$(port_of "$(env_get "$dir/env" TLS_DIRECT)")
 	http=$(port_of "$(env_get "$dir/env" HTTP)")
+	https=$(port_of "$(env_get "$dir/env" HTTPS)")
 	dist=$(env_get "$dir/env" ERL_DIST_PORT)
 	shaper=${SHAPER:-$(env_get "$dir/env" SHAPER)}
 	shaper=${shaper:-0}
@@ -207,18 +244,19 @@ start() {
 		echo "ejabberd: already running in $dir (c2s 127.0.0.1:$c2s)"
 		return 0
 	fi
-	if [[ -z $c2s || -z $tls || -z $http || -z $dist ]]; then
-		read -r c2s tls http dist < <(pick_ports "$dir" 4)
+	if [[ -z $c2s || -z $tls || -z $http || -z $https || -z $dist || -z $comp ]]; then
+		read -r c2s tls http dist https comp < <(pick_ports "$dir" 6)
 	else
 		local p
-		for p in "$c2s" "$tls" "$http" "$dist"; do
+		for p in "$c2s" "$tls" "$http" "$https" "$dist" "$comp"; do
 			! port_busy "$p" || die "port $p (kept in $dir/env) is taken by another process"
 		done
 	fi
 
 	make_cert "$dir"
-	write_config "$c2s" "$tls" "$http" "$dist" "$shaper"
-	write_env "$dir" "$c2s" "$tls" "$http" "$here/ejabberd.sh" "$log" "$shaper"
+	write_config "$c2s" "$tls" "$http" "$dist" "$shaper" "$https" "$comp"
+	write_env "$dir" "$c2s" "$tls" "$http" "$here/ejabberd.sh" "$log" "$shaper" "$comp"
+	write_env_https "$dir" "$https"
 	echo "ERL_DIST_PORT=$dist" >>"$dir/env"
 	echo "CTL=$ctl" >>"$dir/env"
 
@@ -240,8 +278,10 @@ start() {
 	fi
 	wait_port "$tls" 10 "$pidfile" || die "direct TLS port 127.0.0.1:$tls is not up"
 	wait_port "$http" 10 "$pidfile" || die "http port 127.0.0.1:$http is not up"
+	wait_port "$https" 10 "$pidfile" || die "https port 127.0.0.1:$https is not up"
+	wait_port "$comp" 10 "$pidfile" || die "component port 127.0.0.1:$comp is not up"
 	register_accounts "$http"
-	echo "ejabberd: running in $dir (c2s 127.0.0.1:$c2s, tls 127.0.0.1:$tls, http 127.0.0.1:$http)"
+	echo "ejabberd: running in $dir (c2s 127.0.0.1:$c2s, tls 127.0.0.1:$tls, http 127.0.0.1:$http, https 127.0.0.1:$https, component $PEER_COMPONENT at 127.0.0.1:$comp)"
 }
 
 stop() {

@@ -6,6 +6,10 @@
 # localhost.
 PEER_ACCOUNTS=(crier:crierpw alice:alicepw bob:bobpw user1:user1pw user2:user2pw
 	user3:user3pw user4:user4pw user5:user5pw)
+# The external component (XEP-0114) each instance accepts on its component
+# port, and its shared secret.
+PEER_COMPONENT=alerts.localhost
+PEER_COMPONENT_SECRET=alertssecret
 
 # die prints its arguments to stderr and exits non-zero.
 die() {
@@ -135,7 +139,7 @@ stop_pid() {
 # write_env writes the instance description $dir/env that the Go side
 # (internal/peers) parses. Arguments: dir c2s tls http script log shaper.
 write_env() {
-	local dir=$1 c2s=$2 tls=$3 http=$4 script=$5 log=$6 shaper=$7 a list=""
+	local dir=$1 c2s=$2 tls=$3 http=$4 script=$5 log=$6 shaper=$7 comp=${8:-} a list=""
 	for a in "${PEER_ACCOUNTS[@]}"; do
 		list+="${a%%:*}@localhost:${a#*:} "
 	done
@@ -144,6 +148,7 @@ write_env() {
 PEER=$PEER_NAME
 DOMAIN=localhost
 MUC=conference.localhost
+MUC_LIMITED=limited.localhost
 C2S=127.0.0.1:$c2s
 TLS_DIRECT=127.0.0.1:$tls
 HTTP=127.0.0.1:$http
@@ -156,7 +161,26 @@ DIR=$dir
 SHAPER=$shaper
 ACCOUNTS="${list% }"
 EOT
+	if [[ -n $comp ]]; then
+		cat >>"$dir/env.tmp" <<EOT
+COMPONENT=127.0.0.1:$comp
+COMPONENT_DOMAIN=$PEER_COMPONENT
+COMPONENT_SECRET=$PEER_COMPONENT_SECRET
+EOT
+	fi
 	mv "$dir/env.tmp" "$dir/env"
+}
+
+# write_env_https adds the TLS HTTP listener (port $2) to $1/env: its
+# address and the BOSH and WebSocket URLs on it, named as the certificate
+# names the host (localhost).
+write_env_https() {
+	local dir=$1 https=$2
+	cat >>"$dir/env" <<EOT
+HTTPS=127.0.0.1:$https
+BOSH_TLS_URL=https://localhost:$https/http-bind
+WSS_URL=wss://localhost:$https/xmpp-websocket
+EOT
 }
 
 # usage_exit prints the usage line and exits 2.

@@ -4,7 +4,8 @@
 #
 # Usage: scripts/peers/prosody.sh start|stop|restart|status DIR
 #
-# start writes DIR/env (ports, URLs, CA file, accounts) and waits until the
+# start writes DIR/env (ports, URLs, CA file, accounts, the component port of
+# alerts.localhost and its secret) and waits until the
 # c2s port accepts connections. Ports are picked once and kept in DIR/env, so
 # restart keeps the same ports and data. SHAPER=1 in the environment loads
 # mod_limits with a 3 kB/s c2s rate. Every command is safe to repeat.
@@ -24,7 +25,7 @@ pidfile=$dir/prosody.pid
 log=$dir/prosody.log
 
 write_config() {
-	local c2s=$1 tls=$2 http=$3 shaper=$4 limits=""
+	local c2s=$1 tls=$2 http=$3 shaper=$4 https=$5 comp=$6 limits=""
 	if [[ $shaper == 1 ]]; then
 		limits='limits = { c2s = { rate = "3kb/s"; burst = "2s" } }'
 	fi
@@ -35,6 +36,7 @@ pidfile = "$pidfile"
 data_path = "$dir/data"
 log = { { levels = { min = "info" }, to = "file", filename = "$log" } }
 admin_socket = "$dir/admin.sock"
+plugin_paths = { "$here/modules" }
 
 interfaces = { "127.0.0.1" }
 local_interfaces = { "127.0.0.1" }
@@ -45,11 +47,13 @@ c2s_direct_tls_ports = { $tls }
 http_interfaces = { "127.0.0.1" }
 http_ports = { $http }
 https_interfaces = { "127.0.0.1" }
-https_ports = { }
+https_ports = { $https }
+https_ssl = { certificate = "$dir/cert.pem"; key = "$dir/key.pem" }
 s2s_interfaces = { "127.0.0.1" }
 s2s_ports = { }
 s2s_direct_tls_ports = { }
-component_ports = { }
+component_interfaces = { "127.0.0.1" }
+component_ports = { $comp }
 network_settings = { nagle = false }
 
 modules_enabled = {
@@ -76,7 +80,22 @@ Component "conference.localhost" "muc"
 	restrict_room_creation = "local"
 	muc_room_locking = false
 	muc_room_default_public = true
+	-- A bot in a thousand rooms: keep them all in memory (the default
+	-- cache of 100 swaps the rest to disk and back).
+	muc_room_cache_size = 2000
 $(muc_moderation)
+
+-- A chat service whose rooms bounce a message sent less than 200 ms after
+-- the same occupant's previous one (policy-violation), for tests of a
+-- client that learns a room's rate limit.
+Component "limited.localhost" "muc"
+	restrict_room_creation = "local"
+	muc_room_locking = false
+	modules_enabled = { "muc_rate" }
+	muc_rate_interval = 0.2
+
+Component "$PEER_COMPONENT"
+	component_secret = "$PEER_COMPONENT_SECRET"
 EOT
 }
 
@@ -107,10 +126,12 @@ register_accounts() {
 
 start() {
 	command -v prosody >/dev/null || die "prosody is not installed (run scripts/peers/install.sh)"
-	local c2s tls http shaper
+	local c2s tls http https comp shaper
 	c2s=$(port_of "$(env_get "$dir/env" C2S)")
+	comp=$(port_of "$(env_get "$dir/env" COMPONENT)")
 	tls=$(port_of "$(env_get "$dir/env" TLS_DIRECT)")
 	http=$(port_of "$(env_get "$dir/env" HTTP)")
+	https=$(port_of "$(env_get "$dir/env" HTTPS)")
 	shaper=${SHAPER:-$(env_get "$dir/env" SHAPER)}
 	shaper=${shaper:-0}
 
@@ -118,20 +139,21 @@ start() {
 		echo "prosody: already running in $dir (c2s 127.0.0.1:$c2s)"
 		return 0
 	fi
-	if [[ -z $c2s || -z $tls || -z $http ]]; then
-		read -r c2s tls http < <(pick_ports "$dir" 3)
+	if [[ -z $c2s || -z $tls || -z $http || -z $https || -z $comp ]]; then
+		read -r c2s tls http https comp < <(pick_ports "$dir" 5)
 	else
 		local p
-		for p in "$c2s" "$tls" "$http"; do
+		for p in "$c2s" "$tls" "$http" "$https" "$comp"; do
 			! port_busy "$p" || die "port $p (kept in $dir/env) is taken by another process"
 		done
 	fi
 
 	mkdir -p "$dir/data" "$dir/certs"
 	make_cert "$dir"
-	write_config "$c2s" "$tls" "$http" "$shaper"
+	write_config "$c2s" "$tls" "$http" "$shaper" "$https" "$comp"
 	register_accounts
-	write_env "$dir" "$c2s" "$tls" "$http" "$here/prosody.sh" "$log" "$shaper"
+	write_env "$dir" "$c2s" "$tls" "$http" "$here/prosody.sh" "$log" "$shaper" "$comp"
+	write_env_https "$dir" "$https"
 
 	rm -f "$pidfile"
 	: >>"$log"
@@ -151,7 +173,9 @@ start() {
 	fi
 	wait_port "$tls" 10 "$pidfile" || die "direct TLS port 127.0.0.1:$tls is not up"
 	wait_port "$http" 10 "$pidfile" || die "http port 127.0.0.1:$http is not up"
-	echo "prosody: running in $dir (c2s 127.0.0.1:$c2s, tls 127.0.0.1:$tls, http 127.0.0.1:$http)"
+	wait_port "$https" 10 "$pidfile" || die "https port 127.0.0.1:$https is not up"
+	wait_port "$comp" 10 "$pidfile" || die "component port 127.0.0.1:$comp is not up"
+	echo "prosody: running in $dir (c2s 127.0.0.1:$c2s, tls 127.0.0.1:$tls, http 127.0.0.1:$http, https 127.0.0.1:$https, component $PEER_COMPONENT at 127.0.0.1:$comp)"
 }
 
 stop() {

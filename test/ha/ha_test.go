@@ -1,11 +1,9 @@
-// Package ha runs two crier processes on one account and one NATS server
-// with the same [ha] bucket: one leads (joins the room, answers), the other
-// stands by; after the leader is SIGKILLed the standby leads within about
-// the lease time and answers.
 package ha
 
 import (
 	"fmt"
+	"io"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -16,6 +14,10 @@ import (
 
 const room = "lobby@conference.localhost"
 
+// TestFailover runs two crier processes on one account and one NATS server
+// with the same [ha] bucket: one leads (joins the room, answers), the other
+// stands by; after the leader is SIGKILLed the standby leads within about
+// the lease time and answers.
 func TestFailover(t *testing.T) {
 	srv := crierproc.StartMini(t, "alice")
 	ns := natstest.Start(t)
@@ -62,6 +64,18 @@ func TestFailover(t *testing.T) {
 	if occ := srv.Occupants(room); countPrefix(occ, "crier") != 1 {
 		t.Fatalf("room occupants %v: want exactly one crier (the standby joins no room)", occ)
 	}
+	// /-/ready says who leads, since when, and who stands by.
+	waitReadyLine(t, a, "ha: leading as crier@localhost/one@", "leader crier@localhost/one@", "standing by: crier@localhost/two@")
+	waitReadyLine(t, b, "ha: standing by as crier@localhost/two@", "leader crier@localhost/one@", " since ", "standing by: crier@localhost/two@")
+	if code := leaderStatus(t, a); code != http.StatusOK {
+		t.Errorf("GET /-/leader on the leader: %d, want 200", code)
+	}
+	if code := leaderStatus(t, b); code != http.StatusServiceUnavailable {
+		t.Errorf("GET /-/leader on the standby: %d, want 503", code)
+	}
+	if v := metric(t, a, "crier_ha_instances"); v != 2 {
+		t.Errorf("crier_ha_instances = %v on the leader, want 2", v)
+	}
 	// A room joined by command on the leader is in the shared state: the
 	// next leader joins it too.
 	const extra = "extra@conference.localhost"
@@ -91,6 +105,57 @@ func TestFailover(t *testing.T) {
 		t.Errorf("failover took %v, want under 10s with the default lease", answered)
 	}
 	waitMetric(t, b, "crier_rooms_joined", 2, 15*time.Second)
+	waitReadyLine(t, b, "ha: leading as crier@localhost/two@", "leader crier@localhost/two@", "standing by: none")
+	if code := leaderStatus(t, b); code != http.StatusOK {
+		t.Errorf("GET /-/leader on the new leader: %d, want 200", code)
+	}
+	renewed := false
+	for deadline := time.Now().Add(5 * time.Second); !renewed && time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		renewed = metric(t, b, "crier_ha_lease_renew_seconds_count") >= 1
+	}
+	if !renewed {
+		t.Error("no lease renewal observed on the new leader within a lease")
+	}
+}
+
+// leaderStatus is the status code of d's GET /-/leader.
+func leaderStatus(t *testing.T, d *crierproc.Daemon) int {
+	t.Helper()
+	resp, err := http.Get("http://" + d.HTTPAddr() + "/-/leader")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// waitReadyLine waits until the "ha:" line of d's /-/ready holds every
+// part (the view is refreshed every third of a lease).
+func waitReadyLine(t *testing.T, d *crierproc.Daemon, parts ...string) {
+	t.Helper()
+	line := ""
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		resp, err := http.Get("http://" + d.HTTPAddr() + "/-/ready")
+		if err != nil {
+			continue
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		line = ""
+		for l := range strings.SplitSeq(string(body), "\n") {
+			if strings.HasPrefix(l, "ha: ") {
+				line = l
+			}
+		}
+		ok := line != ""
+		for _, p := range parts {
+			ok = ok && strings.Contains(line, p)
+		}
+		if ok {
+			return
+		}
+	}
+	t.Fatalf("/-/ready's ha line is %q, want it to hold %q", line, parts)
 }
 
 func countPrefix(list []string, p string) int {
@@ -110,16 +175,4 @@ func metric(t *testing.T, d *crierproc.Daemon, name string) float64 {
 		t.Fatalf("%s: %v", name, err)
 	}
 	return v
-}
-
-func waitMetric(t *testing.T, d *crierproc.Daemon, name string, want float64, within time.Duration) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for time.Now().Before(deadline) {
-		if v, err := d.Metric(name); err == nil && v == want {
-			return
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("%s did not reach %v within %v\n%s", name, want, within, d.LogTail(40))
 }

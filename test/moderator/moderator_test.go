@@ -16,3 +16,10 @@ func TestModeratorOnMiniServer(t *testing.T) {
 		Domain: "localhost", MUC: "conference.localhost", XMPP: srv.XMPP("crier"), Dial: srv.Dial,
 	})
 }
+
+func TestModeratorListsOnMiniServer(t *testing.T) {
+	srv := crierproc.StartMini(t, "alice", "bob")
+	crierproc.RunModeratorListsScenario(t, crierproc.ModeratorEnv{
+		Domain: "localhost", MUC: "conference.localhost", XMPP: srv.XMPP("crier"), Dial: srv.Dial,
+	})
+}
