@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"runtime"
 	"runtime/debug"
 	"runtime/pprof"
 	"strings"
@@ -32,9 +33,23 @@ func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
 	return nil, usageErr("crier: -log-format %q: want text or json", format)
 }
 
+// singleProc runs Go code on one processor (GOMAXPROCS=1) unless the
+// environment sets GOMAXPROCS. The daemon waits on the network almost all
+// the time; with more processors each hand-off between its stages (the
+// reader, the chain, the outbox's writer) wakes another thread, which at
+// one message in flight costs about a fifth of its CPU per reply
+// (docs/BENCHMARKS.md). GOMAXPROCS=N gives a CPU-heavy setup (a moderator
+// with large lists in busy rooms) N processors again.
+func singleProc() {
+	if os.Getenv("GOMAXPROCS") == "" {
+		runtime.GOMAXPROCS(1)
+	}
+}
+
 // cmdRun is the daemon. Signals become a context (SIGINT, SIGTERM) and a
 // reload channel (SIGHUP); teardown runs in reverse order of start-up.
 func cmdRun(args []string, stdout, stderr io.Writer) error {
+	singleProc()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	hup := make(chan os.Signal, 1)

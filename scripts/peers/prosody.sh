@@ -103,8 +103,11 @@ EOT
 # Debian's prosody-modules is installed: mod_muc_moderation, which finds
 # messages in the room archive (mod_muc_mam, which also puts a stanza-id on
 # every room message). Without it the rooms stay as they were.
+# PROSODY_MAM=0 leaves them out (scripts/bench: the archive's cost per room
+# message grows with its size).
 muc_moderation() {
 	local m
+	[[ ${PROSODY_MAM:-1} == 0 ]] && return
 	for m in /usr/lib/prosody/modules/mod_muc_moderation.lua /usr/lib/prosody/modules/mod_muc_moderation/mod_muc_moderation.lua; do
 		if [[ -f $m ]]; then
 			printf '\tmodules_enabled = { "muc_mam"; "muc_moderation" }\n\tmuc_log_by_default = true\n'
