@@ -109,7 +109,14 @@ func TestPausedLeaderStaysSilent(t *testing.T) {
 			t.Fatalf("%d answers to %q after the thaw, want 1", n, p)
 		}
 	}
-	if v := metric(t, a, "crier_ha_standby_events_total"); v < 1 {
-		t.Errorf("crier_ha_standby_events_total = %v on the thawed instance: the pings it got while frozen should count as left to the leader", v)
+	// The pings that waited in the frozen leader's socket reach it after
+	// the thaw, unless the server gave up on that connection meanwhile (a
+	// busy machine): then its next session never sees them.
+	switch v, connects := metric(t, a, "crier_ha_standby_events_total"), metric(t, a, "crier_connects_total"); {
+	case v >= 1:
+	case connects > 1:
+		t.Logf("the thawed instance's connection was lost while frozen (%v connects): the pings sent meanwhile never reached it", connects)
+	default:
+		t.Errorf("crier_ha_standby_events_total = %v on the thawed instance, still on its first connection: the pings it got while frozen should count as left to the leader", v)
 	}
 }
