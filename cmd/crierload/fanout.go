@@ -17,8 +17,6 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -219,17 +217,9 @@ func (s *sinkTally) counts() (distinct, dups int) {
 }
 
 func measureFanout(o *fanoutOptions, res *FanoutResult) error {
-	tlsCfg := &tls.Config{MinVersion: tls.VersionTLS12}
-	if o.caFile != "" {
-		pem, err := os.ReadFile(o.caFile)
-		if err != nil {
-			return fmt.Errorf("-ca: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return fmt.Errorf("-ca %s: no PEM certificate in it", o.caFile)
-		}
-		tlsCfg.RootCAs = pool
+	tlsCfg, err := clientTLS(o.caFile)
+	if err != nil {
+		return err
 	}
 
 	// NATS with the backlog in place before the bot starts.

@@ -219,17 +219,9 @@ func run(args []string) (*Result, error) {
 }
 
 func measure(o *options, res *Result) error {
-	tlsCfg := &tls.Config{MinVersion: tls.VersionTLS12}
-	if o.caFile != "" {
-		pem, err := os.ReadFile(o.caFile)
-		if err != nil {
-			return fmt.Errorf("-ca: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return fmt.Errorf("-ca %s: no PEM certificate in it", o.caFile)
-		}
-		tlsCfg.RootCAs = pool
+	tlsCfg, err := clientTLS(o.caFile)
+	if err != nil {
+		return err
 	}
 	l := &load{o: o, botSeen: make(chan time.Time, 1), done: make(chan struct{})}
 	botOccupant := o.room + "/" + o.botNick
@@ -345,7 +337,7 @@ func measure(o *options, res *Result) error {
 	for i, c := range clients {
 		go l.send(c, per[i])
 	}
-	err := l.wait(clients, bot)
+	err = l.wait(clients, bot)
 	end := time.Unix(0, l.last.Load())
 	res.Replies = int(min(l.replies.Load(), int64(o.count)))
 	if bot != nil {
@@ -584,4 +576,23 @@ func (p *botProc) stop() {
 	if p.log != nil {
 		p.log.Close()
 	}
+}
+
+// clientTLS is the TLS configuration of the load clients: TLS 1.2 at
+// least, and the certificate of caFile trusted when it is set.
+func clientTLS(caFile string) (*tls.Config, error) {
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
+	if caFile == "" {
+		return cfg, nil
+	}
+	pem, err := os.ReadFile(caFile)
+	if err != nil {
+		return nil, fmt.Errorf("-ca: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("-ca %s: no PEM certificate in it", caFile)
+	}
+	cfg.RootCAs = pool
+	return cfg, nil
 }
