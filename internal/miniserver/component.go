@@ -69,22 +69,11 @@ func (s *Server) ComponentConnected(domain string) bool {
 
 // handleComponent runs one connection of the component listener.
 func (s *Server) handleComponent(raw net.Conn) {
-	tc, ok := s.track(raw)
-	if !ok {
-		s.stats.refused.Add(1)
-		_ = raw.Close()
-		return
-	}
-	defer s.untrack(tc)
-	defer func() {
-		if r := recover(); r != nil {
-			s.stats.panics.Add(1)
-			s.log.Error("component handler panicked", "err", r)
-		}
-	}()
-	if !s.waitHearing(tc) {
-		return
-	}
+	s.guard(raw, "component", s.serveComponent)
+}
+
+// serveComponent runs a component connection guard accepted.
+func (s *Server) serveComponent(tc *trackedConn) {
 	lc := &limitConn{Conn: tc, max: int64(s.maxStanza) + 64<<10}
 	_ = lc.SetDeadline(time.Now().Add(negotiateTimeout))
 	d := xml.NewDecoder(lc)
@@ -101,7 +90,7 @@ func (s *Server) handleComponent(raw net.Conn) {
 	}
 	domain, err := s.componentHandshake(lc, d, c)
 	if err != nil {
-		s.log.Info("component handshake failed", "remote", raw.RemoteAddr(), "err", err)
+		s.log.Info("component handshake failed", "remote", tc.RemoteAddr(), "err", err)
 		return
 	}
 	_ = lc.SetDeadline(time.Time{})

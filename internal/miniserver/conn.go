@@ -65,8 +65,11 @@ func (a *authState) getUser() string {
 	return a.user
 }
 
-// handle runs one accepted connection to its end.
-func (s *Server) handle(raw net.Conn, m mode) {
+// guard runs serve on raw, tracked (Close and the fault API reach it),
+// once the server hears (SetDeaf), with a panic of serve recovered and
+// counted: hostile input must never take the server down. what names the
+// handler in the log.
+func (s *Server) guard(raw net.Conn, what string, serve func(tc *trackedConn)) {
 	tc, ok := s.track(raw)
 	if !ok {
 		s.stats.refused.Add(1)
@@ -75,15 +78,24 @@ func (s *Server) handle(raw net.Conn, m mode) {
 	}
 	defer s.untrack(tc)
 	defer func() {
-		// Hostile input must never take the server down.
 		if r := recover(); r != nil {
 			s.stats.panics.Add(1)
-			s.log.Error("connection handler panicked", "err", r)
+			s.log.Error(what+" handler panicked", "err", r)
 		}
 	}()
 	if !s.waitHearing(tc) {
 		return
 	}
+	serve(tc)
+}
+
+// handle runs one accepted connection to its end.
+func (s *Server) handle(raw net.Conn, m mode) {
+	s.guard(raw, "connection", func(tc *trackedConn) { s.serveClient(tc, m) })
+}
+
+// serveClient runs a client connection guard accepted.
+func (s *Server) serveClient(tc *trackedConn, m mode) {
 	var base net.Conn = tc
 	if s.cfg.Shape > 0 {
 		base = &shapedConn{Conn: tc, rate: s.cfg.Shape}
@@ -148,7 +160,7 @@ func (s *Server) handle(raw net.Conn, m mode) {
 			s.stats.authFailures.Add(1)
 		}
 		cond := negotiationError(err, tried && c == nil, lc.exceeded.Load(), ctxErr)
-		s.log.Debug("negotiation failed", "remote", raw.RemoteAddr(), "err", err, "condition", cond)
+		s.log.Debug("negotiation failed", "remote", tc.RemoteAddr(), "err", err, "condition", cond)
 		// A stream error needs the server's stream header out first.
 		if cond != "" && sess != nil && sess.Out().ID != "" {
 			s.stats.streamErr.Add(1)
