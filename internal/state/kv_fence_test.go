@@ -1,0 +1,117 @@
+package state
+
+import (
+	"errors"
+	"sync/atomic"
+	"testing"
+
+	"crier/internal/natstest"
+)
+
+// TestKVFenceRefusesStaleLeader: instance A leads (fence token 5) and
+// writes; B wins a later term (token 9) and raises the fence; A, which
+// still believes it leads, has its next write refused by NATS with
+// ErrFenced, reported to its callback, and nothing of it lands.
+func TestKVFenceRefusesStaleLeader(t *testing.T) {
+	srv := natstest.Start(t)
+	_, jsA := natstest.Connect(t, srv.URL())
+	_, jsB := natstest.Connect(t, srv.URL())
+	a := openKV(t, jsA, "ha-state", KVOptions{})
+	b := openKV(t, jsB, "ha-state", KVOptions{})
+	fa, fb := a.(Fencer), b.(Fencer)
+
+	var refusedA atomic.Int64
+	if err := fa.Fence(5, func(error) { refusedA.Add(1) }); err != nil {
+		t.Fatal(err)
+	}
+	nsA := nsT(t, a, "rooms", 1)
+	put(t, nsA, "r1", "a-leading")
+	nsB := nsT(t, b, "rooms", 1)
+	if v, ok := get(t, nsB, "r1"); !ok || v != "a-leading" {
+		t.Fatalf("B reads r1 = %q, %v; want A's write", v, ok)
+	}
+
+	if err := fb.Fence(9, nil); err != nil {
+		t.Fatal(err)
+	}
+	put(t, nsB, "r2", "b-leading")
+
+	// A's write, in a transaction that also touches a key B wrote.
+	err := nsA.Update(func(tx Tx) error {
+		if err := tx.Put("r1", []byte("a-stale")); err != nil {
+			return err
+		}
+		return tx.Put("r3", []byte("a-stale"))
+	})
+	if !errors.Is(err, ErrFenced) {
+		t.Fatalf("stale leader's Update = %v, want ErrFenced", err)
+	}
+	if n := refusedA.Load(); n != 1 {
+		t.Fatalf("refusals reported = %d, want 1", n)
+	}
+	if v, ok := get(t, nsB, "r1"); !ok || v != "a-leading" {
+		t.Errorf("r1 = %q, %v after the refused write; want a-leading", v, ok)
+	}
+	if v, ok := get(t, nsB, "r3"); ok {
+		t.Errorf("r3 = %q: the refused batch landed in part", v)
+	}
+	// The expiry collector's and schema writes go through the same commit.
+	if err := nsA.SetSchema(2); !errors.Is(err, ErrFenced) {
+		t.Errorf("stale SetSchema = %v, want ErrFenced", err)
+	}
+	if nsB.Schema() != 1 {
+		t.Errorf("schema = %d after the refused SetSchema, want 1", nsB.Schema())
+	}
+	// A cannot raise the fence again with its old term.
+	if err := fa.Fence(5, nil); !errors.Is(err, ErrFenced) {
+		t.Errorf("Fence(5) after Fence(9) = %v, want ErrFenced", err)
+	}
+	// The new leader's writes go on.
+	put(t, nsB, "r2", "b-again")
+
+	// A steps down: its own writes as a standby are not fenced.
+	fa.Unfence(5)
+	put(t, nsA, "standby", "a")
+	if v, ok := get(t, nsB, "standby"); !ok || v != "a" {
+		t.Errorf("standby's write = %q, %v", v, ok)
+	}
+	// Unfence of another term leaves B's fence alone.
+	fb.Unfence(5)
+	if fb.(*kvStore).fence() == nil {
+		t.Error("Unfence(5) lifted term 9's fence")
+	}
+}
+
+// TestKVFenceKeepsConflicts: a fenced store's ordinary conflicts on a key
+// are still conflicts (run again), not fencing refusals.
+func TestKVFenceKeepsConflicts(t *testing.T) {
+	srv := natstest.Start(t)
+	_, jsA := natstest.Connect(t, srv.URL())
+	_, jsB := natstest.Connect(t, srv.URL())
+	a := openKV(t, jsA, "ha-state", KVOptions{})
+	b := openKV(t, jsB, "ha-state", KVOptions{})
+	var refused atomic.Int64
+	if err := a.(Fencer).Fence(3, func(error) { refused.Add(1) }); err != nil {
+		t.Fatal(err)
+	}
+	nsA, nsB := nsT(t, a, "n", 1), nsT(t, b, "n", 1)
+	put(t, nsA, "k", "0")
+	runs := 0
+	err := nsA.Update(func(tx Tx) error {
+		runs++
+		v, _ := tx.Get("k")
+		if runs == 1 {
+			put(t, nsB, "k", "b") // an unfenced standby's write in between
+		}
+		return tx.Put("k", append(v, '+'))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if runs != 2 || refused.Load() != 0 {
+		t.Fatalf("runs = %d, refusals = %d; want 2 runs (one conflict) and no refusal", runs, refused.Load())
+	}
+	if v, _ := get(t, nsB, "k"); v != "b+" {
+		t.Errorf("k = %q, want b+", v)
+	}
+}
