@@ -107,8 +107,10 @@ type Bot struct {
 	lastErr atomic.Pointer[string]
 	// ha is the leader election of [ha], while Run campaigns (nil
 	// without [ha]).
-	ha   atomic.Pointer[haRun]
-	haNC *nats.Conn // [ha]'s NATS connection (shared state and lease)
+	ha atomic.Pointer[haRun]
+	// fencedLogged is the last term whose fencing refusal was logged.
+	fencedLogged atomic.Uint64
+	haNC         *nats.Conn // [ha]'s NATS connection (shared state and lease)
 	// shared are the KV stores plugins share with other instances
 	// (Host.SharedState), by bucket, on haNC or sharedNC (made from
 	// [nats] for them); closed with the store.

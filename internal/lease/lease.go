@@ -141,6 +141,9 @@ type Lease struct {
 	rev      uint64    // the key's revision as last written by this instance
 	deadline time.Time // leadership ends then, by this clock (monotonic)
 	since    time.Time
+
+	// yield wakes hold when StepDown ended the term (capacity 1).
+	yield chan struct{}
 }
 
 // New prepares a lease on kv (a bucket made by Bucket, or one with the same
@@ -187,6 +190,7 @@ func New(ctx context.Context, js jetstream.JetStream, kv jetstream.KeyValue, opt
 		log:      opts.Logger.With("lease", kv.Bucket()+"/"+opts.Key, "id", opts.ID),
 		onChange: opts.OnChange,
 		onRenew:  opts.OnRenew,
+		yield:    make(chan struct{}, 1),
 	}
 	return l, nil
 }
@@ -393,6 +397,8 @@ func (l *Lease) hold(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
+		case <-l.yield:
+			return
 		case <-time.After(time.Until(deadline)):
 			l.stepDown(deadline, ErrRenewTimeout)
 			return
@@ -425,6 +431,9 @@ func (l *Lease) renewOnce(ctx context.Context, deadline time.Time) error {
 	l.mu.Lock()
 	token, rev, since := l.token, l.rev, l.since
 	l.mu.Unlock()
+	if token == 0 {
+		return nil // stepped down (StepDown): hold returns at its next look
+	}
 	start := time.Now()
 	rctx, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
@@ -460,6 +469,27 @@ func (l *Lease) stepDown(at time.Time, why error) {
 	}
 	l.log.Warn("lease: stepped down", "token", token, "err", why)
 	l.emit(Change{Leading: false, Token: token, At: at, Err: why})
+}
+
+// StepDown ends the term token at once, for why (e.g. a write the server
+// refused for a newer term's fence): Leading is false from now on and
+// OnChange is told, as for a lost lease. The key is left to expire (a
+// newer leader holds it, or will once it has). A token that is not the
+// current term's is ignored. The instance campaigns again afterwards.
+func (l *Lease) StepDown(token uint64, why error) {
+	l.mu.Lock()
+	if l.token != token || token == 0 {
+		l.mu.Unlock()
+		return
+	}
+	l.token = 0
+	l.mu.Unlock()
+	l.log.Warn("lease: stepped down", "token", token, "err", why)
+	l.emit(Change{Leading: false, Token: token, At: time.Now(), Err: why})
+	select {
+	case l.yield <- struct{}{}:
+	default:
+	}
 }
 
 // resign ends the term (if any) and deletes the key on its last revision,
