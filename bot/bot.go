@@ -313,6 +313,15 @@ func (b *Bot) nextID() string {
 	var buf [32]byte
 	out := append(buf[:0], b.idPrefix...)
 	out = append(out, '-')
+	// An [ha] leader's ids carry its term's fencing token, for audit:
+	// the server's logs then tell which term said what.
+	if h := b.ha.Load(); h != nil {
+		if token, ok := h.lease.Leading(); ok {
+			out = append(out, 't')
+			out = strconv.AppendUint(out, token, 10)
+			out = append(out, '-')
+		}
+	}
 	return string(strconv.AppendUint(out, b.idSeq.Add(1), 10))
 }
 

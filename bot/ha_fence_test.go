@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
@@ -88,6 +89,10 @@ func TestHAFencedStateWrites(t *testing.T) {
 	if !won.Leading {
 		t.Fatalf("first change %+v, want leading", won)
 	}
+	// The leader's stanza ids carry its token.
+	if id, want := a.nextID(), fmt.Sprintf("-t%d-", won.Token); !strings.Contains(id, want) {
+		t.Errorf("leader's id %q lacks %q", id, want)
+	}
 	nsA, err := storeA.Namespace("core", 1)
 	if err != nil {
 		t.Fatal(err)
@@ -144,6 +149,9 @@ func TestHAFencedStateWrites(t *testing.T) {
 		}
 		return nil
 	})
+	if id := a.nextID(); strings.Contains(id, "-t") {
+		t.Errorf("a standby's id %q carries a token", id)
+	}
 	// Stepped down, A's writes are a standby's: not fenced.
 	if err := write(nsA, "standby", "a"); err != nil {
 		t.Errorf("standby's write: %v", err)
