@@ -103,7 +103,7 @@ func TestClocksDisagree(t *testing.T) {
 		if err != nil || !ok {
 			t.Fatalf("Current: %v, %v", ok, err)
 		}
-		if off := h.Since.Sub(time.Now()) - skews[cur.who]; off < -time.Minute || off > time.Minute {
+		if off := time.Until(h.Since) - skews[cur.who]; off < -time.Minute || off > time.Minute {
 			t.Errorf("Since %v is not the leader's own (skewed %v) wall time", h.Since, skews[cur.who])
 		}
 		if h.Token != cur.Token {
