@@ -2,6 +2,8 @@ package state
 
 import (
 	"errors"
+	"fmt"
+	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -14,10 +16,23 @@ import (
 // ErrFenced, reported to its callback, and nothing of it lands.
 func TestKVFenceRefusesStaleLeader(t *testing.T) {
 	srv := natstest.Start(t)
-	_, jsA := natstest.Connect(t, srv.URL())
-	_, jsB := natstest.Connect(t, srv.URL())
-	a := openKV(t, jsA, "ha-state", KVOptions{})
-	b := openKV(t, jsB, "ha-state", KVOptions{})
+	fenceStale(t, srv.URL(), srv.URL(), 1)
+}
+
+// TestKVFenceRefusesStaleLeaderCluster: the same on a 3-node cluster with
+// the bucket replicated three times, A and B on different nodes, and the
+// fenced leader's concurrent commits (which check the same fence subject)
+// all succeeding.
+func TestKVFenceRefusesStaleLeaderCluster(t *testing.T) {
+	c := natstest.StartCluster(t, 3)
+	fenceStale(t, c.Servers[0].URL(), c.Servers[2].URL(), 3)
+}
+
+func fenceStale(t *testing.T, urlA, urlB string, replicas int) {
+	_, jsA := natstest.Connect(t, urlA)
+	_, jsB := natstest.Connect(t, urlB)
+	a := openKV(t, jsA, "ha-state", KVOptions{Replicas: replicas})
+	b := openKV(t, jsB, "ha-state", KVOptions{Replicas: replicas})
 	fa, fb := a.(Fencer), b.(Fencer)
 
 	var refusedA atomic.Int64
@@ -26,6 +41,30 @@ func TestKVFenceRefusesStaleLeader(t *testing.T) {
 	}
 	nsA := nsT(t, a, "rooms", 1)
 	put(t, nsA, "r1", "a-leading")
+	// Concurrent commits of the fenced leader, in several namespaces.
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for i := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ns, err := a.Namespace(fmt.Sprintf("p%d", i%4), 1)
+			if err == nil {
+				err = ns.Update(func(tx Tx) error { return tx.Put(fmt.Sprintf("k%d", i), []byte("v")) })
+			}
+			errs <- err
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatalf("a fenced leader's concurrent commit: %v", err)
+		}
+	}
+	if n := refusedA.Load(); n != 0 {
+		t.Fatalf("%d refusals before any other leader", n)
+	}
 	nsB := nsT(t, b, "rooms", 1)
 	if v, ok := get(t, nsB, "r1"); !ok || v != "a-leading" {
 		t.Fatalf("B reads r1 = %q, %v; want A's write", v, ok)
