@@ -91,8 +91,8 @@ type Change struct {
 	// the lease was won, or the end of the claim (its deadline when the
 	// lease ran out, the moment it was given up otherwise).
 	At time.Time
-	// Err is why leadership ended: ErrRenewTimeout, ErrTaken, or nil when
-	// Run returned (the lease was given up).
+	// Err is why leadership ended: ErrRenewTimeout, ErrTaken, the reason
+	// given to StepDown, or nil when Run returned (the lease was given up).
 	Err error
 }
 
