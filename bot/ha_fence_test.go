@@ -156,4 +156,19 @@ func TestHAFencedStateWrites(t *testing.T) {
 	if err := write(nsA, "standby", "a"); err != nil {
 		t.Errorf("standby's write: %v", err)
 	}
+	// A term that begins with a token older than the fence's (an instance
+	// paused between winning and fencing) is refused at once: counted, and
+	// it does not lead unfenced.
+	if a.fenceState(lease.Change{Leading: true, Token: won.Token}) {
+		t.Error("fenceState accepted a term older than the fence")
+	}
+	if err := a.hm.haFenced.Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	if n := m.GetCounter().GetValue(); n != 3 {
+		t.Errorf("crier_ha_fencing_refusals_total = %v after a stale term's fence, want 3", n)
+	}
+	if err := write(nsA, "standby2", "a"); err != nil {
+		t.Errorf("write after the refused fence: %v (a refused fence must leave the store unfenced)", err)
+	}
 }
