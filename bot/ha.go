@@ -33,6 +33,9 @@ import (
 type haRun struct {
 	lease *lease.Lease
 	kv    jetstream.KeyValue // the lease bucket: cron claims, member keys
+	// epoch is the lease bucket's creation time: the shared state's fence
+	// tells its tokens from those of an earlier bucket of the same name.
+	epoch string
 	done  chan struct{}
 	// view is the last look at the bucket: who leads, who stands by.
 	view atomic.Pointer[haView]
@@ -193,7 +196,11 @@ func (b *Bot) startHA(ctx context.Context) (stop func(), err error) {
 	if err != nil {
 		return nil, fmt.Errorf("bot: [ha]: %w", err)
 	}
-	h := &haRun{lease: l, kv: kv, done: make(chan struct{})}
+	epoch, err := leaseEpoch(cctx, kv)
+	if err != nil {
+		return nil, fmt.Errorf("bot: [ha] bucket %s: %w", cfg.HA.Bucket, err)
+	}
+	h := &haRun{lease: l, kv: kv, epoch: epoch, done: make(chan struct{})}
 	b.ha.Store(h)
 	runCtx, stopRun := context.WithCancel(context.WithoutCancel(ctx))
 	watched := make(chan struct{})
@@ -220,6 +227,20 @@ func (b *Bot) startHA(ctx context.Context) (stop func(), err error) {
 	}, nil
 }
 
+// leaseEpoch names the lease bucket's incarnation: its stream's creation
+// time.
+func leaseEpoch(ctx context.Context, kv jetstream.KeyValue) (string, error) {
+	st, err := kv.Status(ctx)
+	if err != nil {
+		return "", err
+	}
+	bs, ok := st.(*jetstream.KeyValueBucketStatus)
+	if !ok || bs.StreamInfo() == nil {
+		return "", fmt.Errorf("no stream information for bucket %s", kv.Bucket())
+	}
+	return bs.StreamInfo().Created.UTC().Format(time.RFC3339Nano), nil
+}
+
 // onRenew observes a renewal of the lease.
 func (b *Bot) onRenew(took time.Duration, err error) {
 	b.hm.haRenew.Observe(took.Seconds())
@@ -243,7 +264,11 @@ func (b *Bot) fenceState(c lease.Change) bool {
 		f.Unfence(c.Token)
 		return true
 	}
-	if err := f.Fence(c.Token, func(err error) { b.onFenced(c.Token, err) }); err != nil {
+	epoch := ""
+	if h := b.ha.Load(); h != nil {
+		epoch = h.epoch
+	}
+	if err := f.Fence(epoch, c.Token, func(err error) { b.onFenced(c.Token, err) }); err != nil {
 		if errors.Is(err, state.ErrFenced) {
 			b.hm.haFenced.Inc()
 		}

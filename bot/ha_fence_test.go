@@ -74,7 +74,11 @@ func TestHAFencedStateWrites(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a.ha.Store(&haRun{lease: l})
+	epoch, err := leaseEpoch(ctx, kv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.ha.Store(&haRun{lease: l, epoch: epoch})
 	rctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); _ = l.Run(rctx) }()
@@ -105,7 +109,7 @@ func TestHAFencedStateWrites(t *testing.T) {
 	}
 
 	// B leads a later term and fences the state.
-	if err := storeB.(state.Fencer).Fence(won.Token+1000, nil); err != nil {
+	if err := storeB.(state.Fencer).Fence(epoch, won.Token+1000, nil); err != nil {
 		t.Fatal(err)
 	}
 	if _, ok := l.Leading(); !ok {

@@ -71,7 +71,7 @@ func BenchmarkKVUpdatePut(b *testing.B) {
 			_, js := natstest.Connect(b, srv.URL())
 			st := openKV(b, js, "bench", KVOptions{})
 			if fenced {
-				if err := st.(Fencer).Fence(1, nil); err != nil {
+				if err := st.(Fencer).Fence("", 1, nil); err != nil {
 					b.Fatal(err)
 				}
 			}

@@ -89,7 +89,7 @@
 //
 // Fencing (Fencer): a leader calls Fence with its term's token, which
 // writes the bucket's key "fence" (refused with ErrFenced when it holds a
-// newer token). From then on each commit adds a message on "fence.w" (the
+// newer token of the same epoch, the lease bucket's incarnation). From then on each commit adds a message on "fence.w" (the
 // token) that expects the revision of "fence" this store wrote
 // (Nats-Expected-Last-Subject-Sequence with -Subject naming "fence"), so
 // the server refuses the whole batch once a newer leader rewrote the

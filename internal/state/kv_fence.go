@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 
 	"github.com/nats-io/nats.go"
@@ -22,11 +23,15 @@ var ErrFenced = errors.New("state: write fenced: a newer leader holds the fence"
 // refuses the stale leader's commits whatever its clock believes.
 type Fencer interface {
 	// Fence writes token into the fence key, unless the key holds a newer
-	// token already (ErrFenced: this instance's term is stale), and fences
-	// every write from then on. refused, when not nil, is called (on the
-	// writing goroutine: it must not block) for each write refused for
-	// the fence, with the error the write returns.
-	Fence(token uint64, refused func(error)) error
+	// token of the same epoch already (ErrFenced: this instance's term is
+	// stale), and fences every write from then on. The epoch names where
+	// the tokens come from (the lease bucket's creation): a fence of
+	// another epoch is replaced whatever its token, so that a lease bucket
+	// made anew, whose tokens start again from 1, does not lock every
+	// leader out. refused, when not nil, is called (on the writing
+	// goroutine: it must not block) for each write refused for the fence,
+	// with the error the write returns.
+	Fence(epoch string, token uint64, refused func(error)) error
 	// Unfence stops fencing the writes of the term token (a standby's own
 	// writes are not fenced); a later term's fence stays.
 	Unfence(token uint64)
@@ -61,9 +66,12 @@ type kvFencing struct {
 }
 
 // Fence raises the fence for token; see Fencer.
-func (s *kvStore) Fence(token uint64, refused func(error)) error {
+func (s *kvStore) Fence(epoch string, token uint64, refused func(error)) error {
 	if token == 0 {
 		return fmt.Errorf("%w: token 0 is no term", ErrFenced)
+	}
+	if strings.ContainsAny(epoch, " \n") {
+		return fmt.Errorf("state: fence: epoch %q has a space", epoch)
 	}
 	if err := s.enter(); err != nil {
 		return err
@@ -75,16 +83,22 @@ func (s *kvStore) Fence(token uint64, refused func(error)) error {
 			return fmt.Errorf("state: fence: %w", err)
 		}
 		if e.rev != 0 && !e.deleted {
-			seen, perr := strconv.ParseUint(string(e.data), 10, 64)
+			seen, seenEpoch, perr := parseFence(e.data)
 			switch {
 			case perr != nil:
 				return fmt.Errorf("%w: bucket %q: fence key holds %q", ErrCorrupt, s.bucket, e.data)
+			case seenEpoch != epoch:
+				s.log.Warn("state: replacing the fence of another lease bucket", "bucket", s.bucket, "fence", string(e.data), "epoch", epoch)
 			case seen > token:
 				return fmt.Errorf("%w: the fence holds token %d, this term's is %d", ErrFenced, seen, token)
 			}
 		}
 		rev := e.rev
-		m := s.putMsg(kvFence, []byte(strconv.FormatUint(token, 10)), &rev)
+		val := strconv.FormatUint(token, 10)
+		if epoch != "" {
+			val += " " + epoch
+		}
+		m := s.putMsg(kvFence, []byte(val), &rev)
 		seq, err := s.commitSeq([]*nats.Msg{m})
 		if errors.Is(err, errConflict) {
 			continue // raised by another meanwhile: look again
@@ -99,6 +113,14 @@ func (s *kvStore) Fence(token uint64, refused func(error)) error {
 		return nil
 	}
 	return fmt.Errorf("state: fence: %w", ErrConflict)
+}
+
+// parseFence reads the fence key's value: the token, then a space and the
+// epoch when there is one.
+func parseFence(b []byte) (token uint64, epoch string, err error) {
+	t, epoch, _ := strings.Cut(string(b), " ")
+	token, err = strconv.ParseUint(t, 10, 64)
+	return token, epoch, err
 }
 
 // Unfence lifts the fence of term token; see Fencer.
@@ -136,7 +158,7 @@ func (s *kvStore) fencedCommit(f *kvFenceState, msgs []*nats.Msg) error {
 	if rerr != nil || e.rev == f.rev {
 		return err // a key's conflict (or unknown: let Update run again)
 	}
-	ferr := fmt.Errorf("%w: the fence key is at revision %d (token %q), this term's (token %d) wrote %d: %v",
+	ferr := fmt.Errorf("%w: the fence key is at revision %d (%q), this term's (token %d) wrote %d: %v",
 		ErrFenced, e.rev, e.data, f.token, f.rev, err)
 	if f.refused != nil {
 		f.refused(ferr)

@@ -36,7 +36,7 @@ func fenceStale(t *testing.T, urlA, urlB string, replicas int) {
 	fa, fb := a.(Fencer), b.(Fencer)
 
 	var refusedA atomic.Int64
-	if err := fa.Fence(5, func(error) { refusedA.Add(1) }); err != nil {
+	if err := fa.Fence("e1", 5, func(error) { refusedA.Add(1) }); err != nil {
 		t.Fatal(err)
 	}
 	nsA := nsT(t, a, "rooms", 1)
@@ -70,7 +70,7 @@ func fenceStale(t *testing.T, urlA, urlB string, replicas int) {
 		t.Fatalf("B reads r1 = %q, %v; want A's write", v, ok)
 	}
 
-	if err := fb.Fence(9, nil); err != nil {
+	if err := fb.Fence("e1", 9, nil); err != nil {
 		t.Fatal(err)
 	}
 	put(t, nsB, "r2", "b-leading")
@@ -102,7 +102,7 @@ func fenceStale(t *testing.T, urlA, urlB string, replicas int) {
 		t.Errorf("schema = %d after the refused SetSchema, want 1", nsB.Schema())
 	}
 	// A cannot raise the fence again with its old term.
-	if err := fa.Fence(5, nil); !errors.Is(err, ErrFenced) {
+	if err := fa.Fence("e1", 5, nil); !errors.Is(err, ErrFenced) {
 		t.Errorf("Fence(5) after Fence(9) = %v, want ErrFenced", err)
 	}
 	// The new leader's writes go on.
@@ -130,7 +130,7 @@ func TestKVFenceKeepsConflicts(t *testing.T) {
 	a := openKV(t, jsA, "ha-state", KVOptions{})
 	b := openKV(t, jsB, "ha-state", KVOptions{})
 	var refused atomic.Int64
-	if err := a.(Fencer).Fence(3, func(error) { refused.Add(1) }); err != nil {
+	if err := a.(Fencer).Fence("e1", 3, func(error) { refused.Add(1) }); err != nil {
 		t.Fatal(err)
 	}
 	nsA, nsB := nsT(t, a, "n", 1), nsT(t, b, "n", 1)
@@ -152,5 +152,28 @@ func TestKVFenceKeepsConflicts(t *testing.T) {
 	}
 	if v, _ := get(t, nsB, "k"); v != "b+" {
 		t.Errorf("k = %q, want b+", v)
+	}
+}
+
+// TestKVFenceEpoch: a fence of another epoch (a lease bucket made anew,
+// its tokens counting from 1 again) is replaced whatever its token; within
+// an epoch an older token is refused.
+func TestKVFenceEpoch(t *testing.T) {
+	st, _ := kvSingle(t)
+	f := st.(Fencer)
+	if err := f.Fence("old", 500, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Fence("old", 7, nil); !errors.Is(err, ErrFenced) {
+		t.Fatalf("older token of the same epoch: %v, want ErrFenced", err)
+	}
+	if err := f.Fence("new", 7, nil); err != nil {
+		t.Fatalf("token 7 of a new epoch over 500 of the old: %v", err)
+	}
+	if err := f.Fence("new", 6, nil); !errors.Is(err, ErrFenced) {
+		t.Fatalf("older token of the new epoch: %v, want ErrFenced", err)
+	}
+	if err := f.Fence("a b", 8, nil); err == nil {
+		t.Error("an epoch with a space was taken")
 	}
 }

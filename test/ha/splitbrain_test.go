@@ -71,7 +71,8 @@ func (h *haTokens) fenceToken(t *testing.T) uint64 {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n, err := strconv.ParseUint(string(e.Value()), 10, 64)
+	tok, _, _ := strings.Cut(string(e.Value()), " ") // the token, then the lease bucket's epoch
+	n, err := strconv.ParseUint(tok, 10, 64)
 	if err != nil {
 		t.Fatalf("fence key holds %q", e.Value())
 	}
