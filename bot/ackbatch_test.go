@@ -1,11 +1,13 @@
 package bot
 
 import (
+	"errors"
 	"fmt"
 	"testing"
 	"time"
 
 	"crier/bot/outbox"
+	"crier/plugins"
 )
 
 // stanzaCount reads crier_stanzas_total{direction,kind}.
@@ -70,4 +72,59 @@ func TestAckRequestsBatchedAtOneInFlight(t *testing.T) {
 	if confirmed > outbox.DefaultAckDelay+2*time.Second {
 		t.Fatalf("replies confirmed %v after the last, want within about %v", confirmed, outbox.DefaultAckDelay)
 	}
+}
+
+// TestStormBoundedRepliesAccepted: a storm larger than the outbox (the
+// server stops acknowledging, so the ack window and then the queue fill)
+// is refused with ErrBusy beyond outbox_queue, which a JetStream relay
+// turns into a pause: memory stays bounded. An interactive answer is
+// still accepted, and after the connection is replaced every accepted
+// message arrives and is confirmed exactly once.
+func TestStormBoundedRepliesAccepted(t *testing.T) {
+	srv := startServerSM(t, false, 0)
+	h := startBot(t, srv, botConfig(t, srv, "[limits]\noutbox_queue = 50\n"), Options{})
+	h.waitReady(10 * time.Second)
+	waitFor(t, "stream management", func() bool {
+		st, ok := srv.SM(botFull)
+		return ok && st.Enabled
+	})
+	srv.SetDeaf(true)
+	d := &doneLog{ok: make(map[string]int)}
+	accepted, busy := 0, 0
+	for i := range 500 {
+		body := fmt.Sprint("storm-", i)
+		err := h.bot.pluginSend(plugins.Message{To: "alice@localhost", Type: "chat", Body: body}, func(err error) {
+			d.item(body, nil).Done(err)
+		})
+		switch {
+		case errors.Is(err, plugins.ErrBusy):
+			busy++
+		case err != nil:
+			t.Fatalf("send %d: %v", i, err)
+		default:
+			accepted++
+		}
+		if depth := h.bot.out.Depth(); depth > 50 {
+			t.Fatalf("outbox depth %d above outbox_queue 50", depth)
+		}
+		if busy == 0 {
+			time.Sleep(100 * time.Microsecond) // let the writer fill the window first
+		}
+	}
+	if busy == 0 || accepted > 50+outbox.DefaultAckWindow+outbox.DefaultAckWindow/4+16 {
+		t.Fatalf("%d accepted, %d refused busy: the storm was not bounded", accepted, busy)
+	}
+	reply := "storm-reply"
+	if err := h.bot.pluginSend(plugins.Message{To: "alice@localhost", Type: "chat", Body: reply, Interactive: true}, func(err error) {
+		d.item(reply, nil).Done(err)
+	}); err != nil {
+		t.Fatalf("an interactive answer refused by the storm: %v", err)
+	}
+	accepted++
+	t.Logf("%d accepted (interactive answer included), %d refused busy", accepted, busy)
+	srv.SetDeaf(false)
+	srv.DropAll()
+	d.wait(t, accepted, 20*time.Second)
+	dups := offlineBodies(t, srv, "storm-", accepted)
+	t.Logf("%d duplicates", dups)
 }

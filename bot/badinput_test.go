@@ -1,6 +1,7 @@
 package bot
 
 import (
+	"fmt"
 	"strconv"
 	"strings"
 	"testing"
@@ -194,5 +195,32 @@ body     = '{{.Time.Unix}}'
 	}
 	if !strings.Contains(h.logs.String(), "the server says the bot is not in it") {
 		t.Errorf("the bounce is not logged\n%s", h.logs.String())
+	}
+}
+
+// TestMessageErrorsCountedNotFlooded: a thousand-recipient fan-out to
+// addresses that do not exist answers an error for each. Each is counted
+// by condition; the log gets one line, not one per error.
+func TestMessageErrorsCountedNotFlooded(t *testing.T) {
+	h := readyBot(t, "")
+	var b strings.Builder
+	for i := range 200 {
+		fmt.Fprintf(&b, "<message from='nobody%d@localhost' to='%s' type='error' id='x%d'><error type='cancel'><service-unavailable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></message>", i, botFull, i)
+	}
+	if err := h.srv.SendRaw(botFull, []byte(b.String())); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for counterWith(t, h.bot.met.msgErrors, "service-unavailable") < 200 {
+		if time.Now().After(deadline) {
+			t.Fatalf("crier_message_errors_total{condition=service-unavailable} = %v, want 200", counterWith(t, h.bot.met.msgErrors, "service-unavailable"))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := strings.Count(h.logs.String(), "message error from server"); n != 1 {
+		t.Errorf("%d log lines for 200 errors, want 1", n)
+	}
+	if got := counter(t, h.bot, "crier_connects_total"); got != 1 {
+		t.Errorf("the errors cost a reconnect: connects = %v", got)
 	}
 }

@@ -62,19 +62,22 @@ type settings struct {
 
 // Bot is the daemon: one XMPP identity, its rooms, its rules.
 type Bot struct {
-	opts    Options
-	log     *slog.Logger
-	version string
-	jid     jid.JID
-	bare    string // the bot's bare JID as a string, made once
-	met     *metrics
-	out     *outbox.Outbox
-	rooms   *rooms
-	engine  atomic.Pointer[rules.Engine]
-	cron    *rules.Scheduler
-	cronMu  sync.Mutex
-	cfg     atomic.Pointer[settings]
-	tlsConf *tls.Config
+	// msgErrLog is when a message error was last logged (Unix
+	// nanoseconds), msgErrQuiet how many were not logged since.
+	msgErrLog, msgErrQuiet atomic.Int64
+	opts                   Options
+	log                    *slog.Logger
+	version                string
+	jid                    jid.JID
+	bare                   string // the bot's bare JID as a string, made once
+	met                    *metrics
+	out                    *outbox.Outbox
+	rooms                  *rooms
+	engine                 atomic.Pointer[rules.Engine]
+	cron                   *rules.Scheduler
+	cronMu                 sync.Mutex
+	cfg                    atomic.Pointer[settings]
+	tlsConf                *tls.Config
 
 	connMu sync.Mutex
 	conn   *transport.Conn

@@ -9,8 +9,11 @@ package bot
 // listed); the others are answered service-unavailable.
 
 import (
+	"bytes"
 	"encoding/xml"
 	"fmt"
+	"io"
+	"strings"
 	"sync"
 
 	"mellium.im/xmlstream"
@@ -38,6 +41,17 @@ func (b *Bot) ownAddr() string { return b.cfg.Load().cfg.XMPP.From }
 func (b *Bot) occupantAddr() string {
 	x := b.cfg.Load().cfg.XMPP
 	return x.From + "/" + x.Resource
+}
+
+// defaultNick is the nick of a room joined without one: the localpart of
+// the bot's JID, or of a component's own address.
+func (b *Bot) defaultNick() string {
+	if b.component() {
+		if j, err := jid.Parse(b.ownAddr()); err == nil {
+			return j.Localpart()
+		}
+	}
+	return b.jid.Localpart()
 }
 
 // serverAddr is where keepalive and delivery pings go: the bot's own
@@ -121,18 +135,23 @@ func (b *Bot) fromFilter() func(*xml.StartElement) {
 				from, fromAt = a.Value, i
 			}
 		}
+		// Split by hand: this runs for every stanza, and the addresses
+		// are the bot's own or the server's, already normalised.
+		bare := to
+		if i := strings.IndexByte(bare, '/'); i >= 0 {
+			bare = bare[:i]
+		}
 		want := from
-		tj, err := jid.Parse(to)
 		switch {
-		case err == nil && b.rooms.isRoom(tj.Bare().String()):
+		case bare != "" && b.rooms.isRoom(bare):
 			// A room knows the bot by its occupant address alone.
 			want = b.occupantAddr()
 		case from != "":
-		case err == nil && tj.Localpart() == "" && tj.Domainpart() != domain:
+		case bare != "" && !strings.Contains(bare, "@") && bare != domain:
 			// A server (the bot's own: pings): from the domain itself.
 			want = domain
-		case err == nil:
-			want = b.addressFor(tj.Bare().String())
+		case bare != "":
+			want = b.addressFor(bare)
 		default:
 			want = b.ownAddr()
 		}
@@ -181,22 +200,26 @@ func (b *Bot) checkFrom(from string) (string, error) {
 	return j.String(), nil
 }
 
-// firstStart calls f on the first start element of r.
-type firstStart struct {
-	r    xml.TokenReader
-	f    func(*xml.StartElement)
-	done bool
+// stanzaStarts calls f on the start element of each top-level element of
+// r (the outbox may write several stanzas in one Send).
+type stanzaStarts struct {
+	r     xml.TokenReader
+	f     func(*xml.StartElement)
+	depth int
 }
 
-func (s *firstStart) Token() (xml.Token, error) {
+func (s *stanzaStarts) Token() (xml.Token, error) {
 	tok, err := s.r.Token()
-	if !s.done {
-		if st, ok := tok.(xml.StartElement); ok {
-			s.done = true
-			st.Attr = append([]xml.Attr(nil), st.Attr...)
-			s.f(&st)
-			return st, err
+	switch t := tok.(type) {
+	case xml.StartElement:
+		s.depth++
+		if s.depth == 1 {
+			t.Attr = append([]xml.Attr(nil), t.Attr...)
+			s.f(&t)
+			return t, err
 		}
+	case xml.EndElement:
+		s.depth--
 	}
 	return tok, err
 }
@@ -236,4 +259,106 @@ func (b *Bot) refuseIQ(t xmlstream.TokenReadEncoder, start *xml.StartElement) bo
 		b.log.Warn("cannot answer an iq", "err", err)
 	}
 	return true
+}
+
+// answerWatch is the writer of a component's iq handlers: it puts the
+// address asked as the from of an answer that has none, and notes whether
+// an answer was written. mellium answers a request its handler left
+// unanswered with service-unavailable, but without a from, which ends a
+// component's stream (ejabberd: improper-addressing); answerIfSilent
+// writes that answer itself, from the address asked.
+type answerWatch struct {
+	xmlstream.TokenReadEncoder
+	id, to, from, typ string
+	depth             int
+	answered          bool
+}
+
+func newAnswerWatch(t xmlstream.TokenReadEncoder, start *xml.StartElement) *answerWatch {
+	w := &answerWatch{TokenReadEncoder: t}
+	for _, a := range start.Attr {
+		switch a.Name.Local {
+		case "id":
+			w.id = a.Value
+		case "to":
+			w.to = a.Value
+		case "from":
+			w.from = a.Value
+		case "type":
+			w.typ = a.Value
+		}
+	}
+	return w
+}
+
+// EncodeToken writes tok, with the from of a top-level element filled in.
+func (w *answerWatch) EncodeToken(tok xml.Token) error {
+	switch t := tok.(type) {
+	case xml.StartElement:
+		if w.depth == 0 {
+			hasFrom := false
+			for _, a := range t.Attr {
+				switch {
+				case a.Name.Local == "from":
+					hasFrom = true
+				case a.Name.Local == "id" && a.Value == w.id:
+					w.answered = true
+				}
+			}
+			if !hasFrom && w.to != "" {
+				t.Attr = append(append([]xml.Attr(nil), t.Attr...), xml.Attr{Name: xml.Name{Local: "from"}, Value: w.to})
+			}
+			tok = t
+		}
+		w.depth++
+	case xml.EndElement:
+		w.depth--
+	}
+	return w.TokenReadEncoder.EncodeToken(tok)
+}
+
+// Encode and EncodeElement go through EncodeToken.
+func (w *answerWatch) Encode(v any) error { return w.EncodeElement(v, xml.StartElement{}) }
+
+// EncodeElement marshals v as tokens through EncodeToken.
+func (w *answerWatch) EncodeElement(v any, start xml.StartElement) error {
+	var b bytes.Buffer
+	e := xml.NewEncoder(&b)
+	var err error
+	if start.Name.Local == "" {
+		err = e.Encode(v)
+	} else {
+		err = e.EncodeElement(v, start)
+	}
+	if err != nil {
+		return err
+	}
+	d := xml.NewDecoder(&b)
+	for {
+		tok, err := d.Token()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if err := w.EncodeToken(xml.CopyToken(tok)); err != nil {
+			return err
+		}
+	}
+}
+
+// answerIfSilent answers a get or set nothing answered.
+func (w *answerWatch) answerIfSilent(b *Bot) {
+	if w.answered || (w.typ != "get" && w.typ != "set") {
+		return
+	}
+	reply := xml.StartElement{Name: xml.Name{Local: "iq"}, Attr: []xml.Attr{
+		{Name: xml.Name{Local: "type"}, Value: "error"},
+		{Name: xml.Name{Local: "id"}, Value: w.id},
+		{Name: xml.Name{Local: "to"}, Value: w.from},
+	}}
+	if _, err := xmlstream.Copy(w, xmlstream.Wrap(serviceUnavailable(), reply)); err != nil {
+		b.log.Warn("cannot answer an iq", "err", err)
+	}
 }

@@ -2,6 +2,7 @@ package bot
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -22,9 +23,17 @@ const compDomain = "alerts.localhost"
 // startComponentBot runs the bot as a component of a mini server.
 func startComponentBot(t *testing.T, secret, extra string) (*harness, *miniserver.Server) {
 	t.Helper()
+	return startComponentBotWith(t, false, secret, extra)
+}
+
+// startComponentBotWith is startComponentBot against a server that
+// offers stream management to components when sm is set.
+func startComponentBotWith(t *testing.T, sm bool, secret, extra string) (*harness, *miniserver.Server) {
+	t.Helper()
 	srv := startMini(t, miniserver.Config{
 		ComponentAddr: "127.0.0.1:0",
 		Components:    map[string]string{compDomain: "s3cret"},
+		ComponentSM:   sm,
 	})
 	src := fmt.Sprintf(`
 [xmpp]
@@ -86,6 +95,20 @@ func TestComponentSession(t *testing.T) {
 		if s.Name == "presence" && strings.HasSuffix(s.From, compDomain) {
 			t.Errorf("the component sent presence outside the room: %s", s.Raw)
 		}
+	}
+
+	// A room joined by command without a nick takes the component's
+	// own address's localpart.
+	const other = "other@conference.localhost"
+	if err := h.bot.joinByCommand(other, "", ""); err != nil {
+		t.Fatal(err)
+	}
+	deadline = time.Now().Add(5 * time.Second)
+	for !slices.Contains(srv.Occupants(other), "bot") {
+		if time.Now().After(deadline) {
+			t.Fatalf("not in %s: %v", other, srv.Occupants(other))
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 
@@ -228,5 +251,94 @@ connect_timeout = "5s"
 	err = SendOnce(ctx, cfg, Options{}, OneShot{To: "alice@localhost", Type: "chat", Body: "x"})
 	if err == nil || !strings.Contains(err.Error(), "conflict") {
 		t.Fatalf("a second component connection: %v", err)
+	}
+}
+
+// TestComponentBurst: stanzas the outbox writes together each carry their
+// from (the mini server, like ejabberd, ends the stream of a component
+// that leaves it out); a burst arrives whole on one connection, confirmed
+// by pings, or by stream management where the server offers it to
+// components.
+func TestComponentBurst(t *testing.T) {
+	for _, sm := range []bool{false, true} {
+		t.Run(fmt.Sprintf("sm=%v", sm), func(t *testing.T) { componentBurst(t, sm) })
+	}
+}
+
+func componentBurst(t *testing.T, sm bool) {
+	h, _ := startComponentBotWith(t, sm, "s3cret", "")
+	h.waitReady(10 * time.Second)
+	alice := h.user("alice")
+	alice.Expect(t, 5*time.Second, func(s xmpptest.Stanza) bool { return s.Name == "presence" && s.From == s.To })
+	const n = 300
+	for i := range n {
+		if err := h.bot.pluginSend(plugins.Message{To: "alice@localhost", Type: "chat", Body: fmt.Sprint("ev ", i)}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range n {
+		alice.Expect(t, 10*time.Second, isBody("bot@"+compDomain, fmt.Sprint("ev ", i)))
+	}
+	if got := counter(t, h.bot, "crier_disconnects_total"); got != 0 {
+		t.Fatalf("%v disconnects during the burst\n%s", got, h.logs.String())
+	}
+	h.bot.connMu.Lock()
+	conn := h.bot.conn
+	h.bot.connMu.Unlock()
+	st := conn.SMStats()
+	// The last acknowledgements may come after the last message arrived.
+	for deadline := time.Now().Add(5 * time.Second); sm && st.Acked < n && time.Now().Before(deadline); st = conn.SMStats() {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if st.Enabled != sm || (sm && st.Acked < n) {
+		t.Fatalf("stream management %+v, want enabled=%v (and every stanza acknowledged)", st, sm)
+	}
+}
+
+// TestComponentUnknownIQ: an iq nothing handles is answered
+// service-unavailable from the address asked (a from-less answer would end
+// the component's stream on ejabberd and the mini server), and the
+// connection stays up.
+func TestComponentUnknownIQ(t *testing.T) {
+	h, _ := startComponentBot(t, "s3cret", "")
+	h.waitReady(10 * time.Second)
+	alice := h.user("alice")
+	for _, q := range []struct{ to, typ, payload string }{
+		{"bot@" + compDomain, "get", "<query xmlns='urn:example:nothing'/>"},
+		{"x@" + compDomain, "get", "<query xmlns='urn:example:nothing'/>"},
+		{compDomain, "get", "<query xmlns='urn:example:nothing'/>"},
+		// Handled, but not answered by its handler (a roster push from
+		// a stranger): mellium's own answer would have no from.
+		{"bot@" + compDomain, "set", "<query xmlns='jabber:iq:roster'><item jid='eve@localhost'/></query>"},
+	} {
+		to := q.to
+		_, err := alice.IQ(context.Background(), to, q.typ, q.payload)
+		var se *xmpptest.StanzaError
+		if !errors.As(err, &se) || se.Condition != "service-unavailable" || se.Stanza.From != to {
+			t.Fatalf("unknown iq to %s: %v", to, err)
+		}
+	}
+	_ = alice.SendMessage("bot@"+compDomain, "chat", "!ping")
+	alice.Expect(t, 5*time.Second, isBody("bot@"+compDomain, "pong alice"))
+	if got := counter(t, h.bot, "crier_disconnects_total"); got != 0 {
+		t.Fatalf("%v disconnects\n%s", got, h.logs.String())
+	}
+}
+
+// TestComponentAdHoc: an ad-hoc command (XEP-0050, answered by the
+// commands plugin through the plugin iq path) run at an address of the
+// component is answered from it, and the connection stays up.
+func TestComponentAdHoc(t *testing.T) {
+	h, _ := startComponentBot(t, "s3cret", "")
+	h.waitReady(10 * time.Second)
+	alice := h.user("alice")
+	for _, to := range []string{"bot@" + compDomain, "ops@" + compDomain} {
+		res, err := alice.IQ(context.Background(), to, "set", "<command xmlns='http://jabber.org/protocol/commands' node='version' action='execute'/>")
+		if err != nil || res.From != to || !strings.Contains(res.Raw, "crier") {
+			t.Fatalf("ad-hoc version at %s: %v %s", to, err, res.Raw)
+		}
+	}
+	if got := counter(t, h.bot, "crier_disconnects_total"); got != 0 {
+		t.Fatalf("%v disconnects\n%s", got, h.logs.String())
 	}
 }

@@ -229,8 +229,15 @@ func (h *handler) HandleXMPP(t xmlstream.TokenReadEncoder, start *xml.StartEleme
 			}
 			return nil // an answer nobody waits for (late, or not ours)
 		}
-		if h.b.component() && h.b.refuseIQ(t, start) {
-			return nil
+		if h.b.component() {
+			if h.b.refuseIQ(t, start) {
+				return nil
+			}
+			// Every answer goes from the address asked, the default
+			// one included (component.go).
+			w := newAnswerWatch(t, start)
+			defer w.answerIfSilent(h.b)
+			t = w
 		}
 		handled, rest := h.pluginIQ(t, start)
 		if handled {
@@ -327,7 +334,17 @@ func (b *Bot) onMessage(st *inStanza) {
 			cond = st.Error.Condition
 		}
 		if !b.out.HandleError(st.ID, stanza.Condition(cond)) {
-			b.log.Warn("message error from server", "from", st.From, "condition", cond)
+			// Counted each; logged at most once per 10 s, with how many
+			// went unlogged since (a fan-out to a thousand addresses that
+			// do not exist answers a thousand errors).
+			b.met.msgErrors.WithLabelValues(errorCondition(cond)).Inc()
+			now := time.Now().UnixNano()
+			if last := b.msgErrLog.Load(); now-last > int64(10*time.Second) && b.msgErrLog.CompareAndSwap(last, now) {
+				b.log.Warn("message error from server (counted in crier_message_errors_total; at most one such line per 10 s)",
+					"from", st.From, "condition", cond, "unlogged_before", b.msgErrQuiet.Swap(0))
+			} else {
+				b.msgErrQuiet.Add(1)
+			}
 		} else {
 			b.met.rateLimited.Inc()
 			b.log.Debug("message bounced as too fast; it goes out again later", "from", st.From, "id", st.ID, "condition", cond)

@@ -176,7 +176,7 @@ type sessionWriter struct {
 // Send writes the element r and flushes it.
 func (w sessionWriter) Send(_ context.Context, r xml.TokenReader) error {
 	if w.from != nil {
-		r = &firstStart{r: r, f: w.from}
+		r = &stanzaStarts{r: r, f: w.from}
 	}
 	tw := w.s.TokenWriter()
 	_, err := xmlstream.Copy(tw, r)

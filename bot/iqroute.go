@@ -281,13 +281,19 @@ func rewind(t xmlstream.TokenReadEncoder, pre []xml.Token) xmlstream.TokenReadEn
 // request handed to a plugin.
 func (b *Bot) answerIQ(w xmlstream.TokenWriter, req plugins.IQ, res []byte, err error) {
 	to, _ := jid.Parse(req.From)
+	// A component answers from the address asked: it has many, and its
+	// server refuses a stanza without one. A client's server sets it.
+	var from jid.JID
+	if b.component() {
+		from, _ = jid.Parse(req.To)
+	}
 	var out xml.TokenReader
 	var ie *plugins.IQError
 	if errors.As(err, &ie) {
 		raw := append(append([]byte(nil), ie.Payload...), ie.Element()...)
 		r, perr := rawElements(raw)
 		if perr == nil {
-			out = stanza.IQ{ID: req.ID, To: to, Type: stanza.ErrorIQ}.Wrap(r)
+			out = stanza.IQ{ID: req.ID, From: from, To: to, Type: stanza.ErrorIQ}.Wrap(r)
 			if _, werr := xmlstream.Copy(w, out); werr != nil {
 				b.log.Warn("could not answer an iq", "to", req.From, "err", werr)
 			}
@@ -302,7 +308,7 @@ func (b *Bot) answerIQ(w xmlstream.TokenWriter, req plugins.IQ, res []byte, err 
 			b.log.Warn("plugin iq handler failed", "from", req.From, "query", req.Name.Space, "err", err)
 			se = stanza.Error{Type: stanza.Wait, Condition: stanza.InternalServerError}
 		}
-		out = stanza.IQ{ID: req.ID, To: to, Type: stanza.ErrorIQ}.Wrap(se.TokenReader())
+		out = stanza.IQ{ID: req.ID, From: from, To: to, Type: stanza.ErrorIQ}.Wrap(se.TokenReader())
 	} else {
 		var inner xml.TokenReader
 		if len(res) > 0 {
@@ -310,13 +316,13 @@ func (b *Bot) answerIQ(w xmlstream.TokenWriter, req plugins.IQ, res []byte, err 
 			if perr != nil {
 				b.log.Error("plugin iq handler returned malformed XML; answering internal-server-error", "query", req.Name.Space, "err", perr)
 				se := stanza.Error{Type: stanza.Wait, Condition: stanza.InternalServerError}
-				out = stanza.IQ{ID: req.ID, To: to, Type: stanza.ErrorIQ}.Wrap(se.TokenReader())
+				out = stanza.IQ{ID: req.ID, From: from, To: to, Type: stanza.ErrorIQ}.Wrap(se.TokenReader())
 			} else {
 				inner = r
 			}
 		}
 		if out == nil {
-			out = stanza.IQ{ID: req.ID, To: to, Type: stanza.ResultIQ}.Wrap(inner)
+			out = stanza.IQ{ID: req.ID, From: from, To: to, Type: stanza.ResultIQ}.Wrap(inner)
 		}
 	}
 	if _, werr := xmlstream.Copy(w, out); werr != nil {

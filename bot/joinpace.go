@@ -163,6 +163,12 @@ func (r *rooms) pumpLocked() {
 		}
 		return
 	}
+	// Joins go out in groups of an eighth of the window: several in one
+	// write, not one small write per answer.
+	if free := int(p.window) - p.inflight; free < max(1, int(p.window)/8) && p.inflight > 0 {
+		p.gauges()
+		return
+	}
 	for p.inflight < int(p.window) && len(p.queue) > 0 {
 		key := p.queue[0]
 		p.queue[0] = ""

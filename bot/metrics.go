@@ -2,6 +2,7 @@ package bot
 
 import (
 	"github.com/prometheus/client_golang/prometheus"
+	"slices"
 
 	"crier/bot/outbox"
 	"crier/internal/buildinfo"
@@ -24,6 +25,7 @@ type metrics struct {
 	connects     prometheus.Counter
 	reconnects   *prometheus.CounterVec
 	streamLimits *prometheus.CounterVec
+	msgErrors    *prometheus.CounterVec
 	stanzas      *prometheus.CounterVec
 	roomsJoined  prometheus.Gauge
 	roomsWanted  prometheus.Gauge
@@ -66,6 +68,7 @@ func newMetrics(depth func() float64, ruleStats func() rules.Stats) *metrics {
 	m.connects = prometheus.NewCounter(prometheus.CounterOpts{Name: "crier_connects_total", Help: "XMPP sessions established."})
 	m.reconnects = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "crier_disconnects_total", Help: "XMPP sessions lost or failed to start, by reason."}, []string{"reason"})
 	m.streamLimits = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "crier_stream_limits_total", Help: "Times the stream could not be followed, by direction (in/out) and the limit passed: size, depth, attributes, pending, syntax. An incoming one ends the connection."}, []string{"direction", "limit"})
+	m.msgErrors = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "crier_message_errors_total", Help: "Error answers to messages the bot sent that it did not take back to send again, by stanza error condition (e.g. item-not-found, service-unavailable for an address that does not exist)."}, []string{"condition"})
 	m.stanzas = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "crier_stanzas_total", Help: "Top-level elements on the stream, by direction (in/out) and kind."}, []string{"direction", "kind"})
 	m.roomsJoined = prometheus.NewGauge(prometheus.GaugeOpts{Name: "crier_rooms_joined", Help: "Rooms the bot is in now."})
 	m.roomsWanted = prometheus.NewGauge(prometheus.GaugeOpts{Name: "crier_rooms_configured", Help: "Rooms the bot is configured to be in."})
@@ -79,7 +82,7 @@ func newMetrics(depth func() float64, ruleStats func() rules.Stats) *metrics {
 	m.resumed = prometheus.NewCounter(prometheus.CounterOpts{Name: "crier_sessions_resumed_total", Help: "Connections that resumed the previous session (XEP-0198) instead of starting a new one."})
 	m.unacked = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "crier_unacknowledged_after_loss_total", Help: "Stanzas of a lost connection not acknowledged when it was lost, by outcome: confirmed (the resumed session's server had them), sent_again, dropped_stale (presence and joins of a session that was not resumed)."}, []string{"outcome"})
 	m.rateLimited = prometheus.NewCounter(prometheus.CounterOpts{Name: "crier_rate_limited_total", Help: "Messages a room or server bounced as too fast (resource-constraint, policy-violation); each is sent again after a backoff, and the target's messages are spaced out."})
-	for _, c := range []prometheus.Collector{m.connected, m.connects, m.reconnects, m.stanzas, m.roomsJoined, m.roomsWanted, m.outboxDepth, m.dropped, m.ruleHits, m.rejected, m.reloads, m.reloadFailed, m.rejoins, m.resumed, m.unacked, m.streamLimits, m.rateLimited} {
+	for _, c := range []prometheus.Collector{m.connected, m.connects, m.reconnects, m.stanzas, m.roomsJoined, m.roomsWanted, m.outboxDepth, m.dropped, m.ruleHits, m.rejected, m.reloads, m.reloadFailed, m.rejoins, m.resumed, m.unacked, m.streamLimits, m.msgErrors, m.rateLimited} {
 		f(c)
 	}
 	// The engine's own counters survive reloads (Adopt carries them over).
@@ -109,6 +112,7 @@ func newMetrics(depth func() float64, ruleStats func() rules.Stats) *metrics {
 		m.reloads:    {"ok", "refused"},
 		m.rejoins:    rejoinReasons,
 		m.unacked:    {"confirmed", "sent_again", "dropped_stale"},
+		m.msgErrors:  errorConditions,
 	} {
 		for _, v := range values {
 			vec.WithLabelValues(v)
@@ -124,8 +128,15 @@ var (
 	disconnectReasons = []string{"auth", "tls", "dns", "connect", "timeout", "protocol", "insecure", "config", "canceled", "closed", "other"}
 	dropReasons       = []string{"queue_full", "room_queue_full", "refused", "room_left", "stale", "closed", "fenced", "other"}
 	rejectReasons     = []string{"malformed", "bad_iq", "bad_jid", "body_too_large", "unknown_room", "unknown_element", "not_moderator", "panic", "unserved_address"}
-	streamLimits      = []string{"size", "depth", "attributes", "pending", "syntax", "other"}
-	rejoinReasons     = []string{"kicked", "shutdown", "technical", "self_ping", "bounced", "timeout", "error", "other"}
+	// errorConditions are RFC 6120's stanza error conditions, and "other"
+	// for anything else (errorCondition).
+	errorConditions = []string{"bad-request", "conflict", "feature-not-implemented", "forbidden", "gone",
+		"internal-server-error", "item-not-found", "jid-malformed", "not-acceptable", "not-allowed",
+		"not-authorized", "policy-violation", "recipient-unavailable", "redirect", "registration-required",
+		"remote-server-not-found", "remote-server-timeout", "resource-constraint", "service-unavailable",
+		"subscription-required", "undefined-condition", "unexpected-request", "other"}
+	streamLimits  = []string{"size", "depth", "attributes", "pending", "syntax", "other"}
+	rejoinReasons = []string{"kicked", "shutdown", "technical", "self_ping", "bounced", "timeout", "error", "other"}
 )
 
 // primeRules makes the hit counter of each named rule or cron job exist,
@@ -151,4 +162,12 @@ func opsRegistry(version string, out *outbox.Outbox) *prometheus.Registry {
 		reg.MustRegister(out.Delivery(), out.Reply())
 	}
 	return reg
+}
+
+// errorCondition is cond as a label of crier_message_errors_total.
+func errorCondition(cond string) string {
+	if slices.Contains(errorConditions, cond) {
+		return cond
+	}
+	return "other"
 }

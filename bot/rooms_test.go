@@ -21,7 +21,7 @@ func manyRooms(n int) []string {
 }
 
 // roomsBot starts a bot on srv in the lobby and the rooms of jids.
-func roomsBot(t *testing.T, srv *miniserver.Server, jids []string, extra string, opts Options) *harness {
+func roomsBot(t testing.TB, srv *miniserver.Server, jids []string, extra string, opts Options) *harness {
 	t.Helper()
 	cfg := botConfig(t, srv, extra)
 	for _, j := range jids {
@@ -40,6 +40,10 @@ func joinedCount(t *testing.T, b *Bot) int { return int(gauge(t, b, "crier_rooms
 func TestJoinWindowRespected(t *testing.T) {
 	srv := startMini(t, miniserver.Config{JoinDelay: 200 * time.Millisecond})
 	h := roomsBot(t, srv, manyRooms(100), "", Options{SelfPing: -1})
+	deadline := time.Now().Add(10 * time.Second)
+	for srv.MUCStats().PendingPeak == 0 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
 	time.Sleep(100 * time.Millisecond) // the first round of joins is out, none answered
 	if st := srv.MUCStats(); st.PendingPeak > joinWindowStart {
 		t.Fatalf("%d joins outstanding before the first answer, want at most %d", st.PendingPeak, joinWindowStart)

@@ -330,7 +330,8 @@ func (b *Bot) pingAlive(ctx context.Context, conn *transport.Conn, timeout time.
 // interval. The pings of one round are spread evenly over the interval, in
 // a new random order each round and with a random offset within each slot,
 // so that a bot in a thousand rooms sends a steady trickle instead of a
-// burst of a thousand iqs (and the answers do not arrive in one either).
+// burst of a thousand iqs (and the answers do not arrive in one either):
+// at the default 5 minutes, one ping every 300 ms.
 // A few pings may wait for answers at once; a slow answer does not hold up
 // the next room's ping.
 func (b *Bot) selfPing(ctx context.Context, conn *transport.Conn) {
@@ -359,12 +360,18 @@ func (b *Bot) selfPing(ctx context.Context, conn *transport.Conn) {
 		round := time.Now()
 		targets := b.rooms.joinedTargets()
 		mrand.Shuffle(len(targets), func(i, j int) { targets[i], targets[j] = targets[j], targets[i] })
-		gap := every
-		if len(targets) > 0 {
-			gap = every / time.Duration(len(targets))
-		}
+		// Slots of at least selfPingMinGap: with many rooms, a few
+		// pings share a slot, so the process wakes up at most ten times a
+		// second for them (each wake-up from idle costs more CPU than a
+		// ping).
+		n := max(len(targets), 1)
+		per := max(1, int(selfPingMinGap*time.Duration(n)/every))
+		gap := every * time.Duration(per) / time.Duration(n)
+		var due time.Time
 		for i, tg := range targets {
-			due := round.Add(time.Duration(i)*gap + time.Duration(mrand.Int64N(int64(max(gap, 1)))))
+			if i%per == 0 {
+				due = round.Add(time.Duration(i/per)*gap + time.Duration(mrand.Int64N(int64(max(gap, 1)))))
+			}
 			if !wait(time.Until(due)) {
 				return
 			}
@@ -386,8 +393,12 @@ func (b *Bot) selfPing(ctx context.Context, conn *transport.Conn) {
 	}
 }
 
-// selfPingParallel bounds the self-pings waiting for answers at once.
-const selfPingParallel = 8
+// selfPingParallel bounds the self-pings waiting for answers at once;
+// selfPingMinGap is the shortest time between two slots of a round.
+const (
+	selfPingParallel = 16
+	selfPingMinGap   = 100 * time.Millisecond
+)
 
 // jitter returns d changed by up to a tenth either way, so that timers of
 // many bots (or many rooms) drift apart instead of firing together.

@@ -264,7 +264,7 @@ func (b *Bot) joinByCommand(room, nick, password string) error {
 		nick = b.rooms.nick(room)
 	}
 	if nick == "" {
-		nick = b.jid.Localpart()
+		nick = b.defaultNick()
 	}
 	if _, err := j.WithResource(nick); err != nil {
 		return fmt.Errorf("bot: %q is not a valid nickname: %w", nick, err)

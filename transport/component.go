@@ -21,14 +21,17 @@ package transport
 // WebSocket are) starts with a stream header in jabber:client: stanzas from
 // the server carry no namespace of their own (they are in the stream's
 // default one), so mellium, the tap and the bot read them as client
-// stanzas. What crier writes goes out qualified by jabber:client, which
-// XEP-0114 servers take as the component namespace (Prosody and ejabberd
-// both do).
+// stanzas. What mellium writes in jabber:client goes out with that
+// declaration taken off each stanza (outScan), so that it is in the
+// stream's own namespace.
 //
 // XEP-0114 has no stream features: no STARTTLS (TLS is "direct", from the
-// first byte, or "none" towards a loopback address) and no stream
+// first byte, or "none" towards a loopback address), and usually no stream
 // management, so deliveries are confirmed by a ping to the server (the
-// bot's barrier when Conn.Barrier returns ErrNoSM).
+// bot's barrier when Conn.Barrier returns ErrNoSM). A server that offers
+// stream management to components in stream features gets <enable/> as a
+// client's server does (the tap sees the features), and the barrier is
+// then <r/>; a lost component session is never resumed.
 
 import (
 	"bytes"
@@ -116,7 +119,7 @@ func componentHandshake(ctx context.Context, c net.Conn, domain, secret string) 
 		_ = c.SetDeadline(dl)
 	}
 	stop := context.AfterFunc(ctx, func() { _ = c.SetDeadline(aLongTimeAgo) })
-	rest, id, err := componentExchange(c, domain, secret)
+	rest, feats, id, err := componentExchange(c, domain, secret)
 	stop()
 	if err != nil {
 		return nil, classify(ctx, phaseNegotiate, err, nil)
@@ -128,21 +131,22 @@ func componentHandshake(ctx context.Context, c net.Conn, domain, secret string) 
 	_ = xml.EscapeText(sliceWriter{&escID}, []byte(id))
 	header := "<stream:stream xmlns='" + nsClient + "' xmlns:stream='" + nsStream +
 		"' from='" + string(esc) + "' id='" + string(escID) + "'>"
-	return &componentConn{Conn: c, pre: append([]byte(header), rest...), dropHeader: true}, nil
+	return &componentConn{Conn: c, pre: append([]byte(header), rest...), dropHeader: true, feats: feats}, nil
 }
 
 // componentExchange writes and reads the handshake. It returns the bytes
 // that came after the server's <handshake/> (the first stanzas, read
-// ahead) and the stream id.
-func componentExchange(c net.Conn, domain, secret string) (rest []byte, id string, err error) {
+// ahead), the stream features the server sent before it, if any, and the
+// stream id.
+func componentExchange(c net.Conn, domain, secret string) (rest, feats []byte, id string, err error) {
 	var to []byte
 	if err := xml.EscapeText(sliceWriter{&to}, []byte(domain)); err != nil {
-		return nil, "", err
+		return nil, nil, "", err
 	}
 	header := "<?xml version='1.0'?><stream:stream xmlns='" + NSComponent + "' xmlns:stream='" + nsStream +
 		"' to='" + string(to) + "'>"
 	if _, err := io.WriteString(c, header); err != nil {
-		return nil, "", err
+		return nil, nil, "", err
 	}
 	var (
 		sp     xmlsplit.Splitter
@@ -155,7 +159,7 @@ func componentExchange(c net.Conn, domain, secret string) (rest []byte, id strin
 		n, rerr := c.Read(buf[:])
 		total += n
 		if total > maxHandshake {
-			return nil, "", fmt.Errorf("%w: more than %d bytes before the handshake answer", ErrProtocol, maxHandshake)
+			return nil, nil, "", fmt.Errorf("%w: more than %d bytes before the handshake answer", ErrProtocol, maxHandshake)
 		}
 		p := buf[:n]
 		at := -sp.Buffered()
@@ -166,10 +170,10 @@ func componentExchange(c net.Conn, domain, secret string) (rest []byte, id strin
 			case xmlsplit.Space:
 			case xmlsplit.StreamStart:
 				if resolve(ev.Name, ev.Attr, "") != (xml.Name{Space: nsStream, Local: "stream"}) {
-					return nil, "", fmt.Errorf("%w: expected a stream header, got <%s>", ErrProtocol, ev.Name.Local)
+					return nil, nil, "", fmt.Errorf("%w: expected a stream header, got <%s>", ErrProtocol, ev.Name.Local)
 				}
 				if ns := defaultNS(ev.Attr); ns != NSComponent {
-					return nil, "", fmt.Errorf("%w: the server answered with a %s stream, not a component stream", ErrProtocol, ns)
+					return nil, nil, "", fmt.Errorf("%w: the server answered with a %s stream, not a component stream", ErrProtocol, ns)
 				}
 				for _, a := range ev.Attr {
 					if a.Name.Space == "" && a.Name.Local == "id" {
@@ -177,49 +181,48 @@ func componentExchange(c net.Conn, domain, secret string) (rest []byte, id strin
 					}
 				}
 				if id == "" {
-					return nil, "", fmt.Errorf("%w: the server's stream header has no id", ErrProtocol)
+					return nil, nil, "", fmt.Errorf("%w: the server's stream header has no id", ErrProtocol)
 				}
 				opened = true
 				h := sha1.Sum([]byte(id + secret)) // #nosec G401 -- XEP-0114
 				if _, err := io.WriteString(c, "<handshake>"+hex.EncodeToString(h[:])+"</handshake>"); err != nil {
-					return nil, "", err
+					return nil, nil, "", err
 				}
 			case xmlsplit.StreamEnd:
-				return nil, "", fmt.Errorf("%w: the server closed the stream during the handshake", ErrProtocol)
+				return nil, nil, "", fmt.Errorf("%w: the server closed the stream during the handshake", ErrProtocol)
 			case xmlsplit.Element:
 				name := resolve(ev.Name, ev.Attr, NSComponent)
 				switch {
 				case !opened:
-					return nil, "", fmt.Errorf("%w: element before the stream header", ErrProtocol)
+					return nil, nil, "", fmt.Errorf("%w: element before the stream header", ErrProtocol)
 				case name.Space == nsStream && name.Local == "error":
 					var se stream.Error
 					if xml.Unmarshal(ev.Raw, &se) == nil && se.Err == "not-authorized" {
-						return nil, "", fmt.Errorf("%w: the server refused the component secret for %s: %s", ErrAuth, domain, streamErrorText(se))
+						return nil, nil, "", fmt.Errorf("%w: the server refused the component secret for %s: %s", ErrAuth, domain, streamErrorText(se))
 					}
-					return nil, "", fmt.Errorf("%w: stream error from server: %s", ErrProtocol, streamErrorText(se))
+					return nil, nil, "", fmt.Errorf("%w: stream error from server: %s", ErrProtocol, streamErrorText(se))
 				case name.Space == NSComponent && name.Local == "handshake":
 					if at < 0 {
 						at = 0
 					}
-					return append([]byte(nil), p[at:]...), id, nil
+					return append([]byte(nil), p[at:]...), feats, id, nil
 				case name.Space == nsStream && name.Local == "features":
-					// A server that speaks stream features to components
-					// (none of XEP-0114's) offers nothing crier uses here.
+					feats = append(feats, ev.Raw...)
 				default:
-					return nil, "", fmt.Errorf("%w: expected <handshake/>, got <%s>", ErrProtocol, name.Local)
+					return nil, nil, "", fmt.Errorf("%w: expected <handshake/>, got <%s>", ErrProtocol, name.Local)
 				}
 			}
 		}
 		if ferr != nil {
-			return nil, "", fmt.Errorf("%w: %w", ErrProtocol, ferr)
+			return nil, nil, "", fmt.Errorf("%w: %w", ErrProtocol, ferr)
 		}
 		if rerr != nil {
 			if errors.Is(rerr, io.EOF) && opened {
 				// Some servers close the socket on a wrong secret
 				// without a stream error.
-				return nil, "", fmt.Errorf("%w: the server closed the connection after the handshake for %s (wrong secret?)", ErrAuth, domain)
+				return nil, nil, "", fmt.Errorf("%w: the server closed the connection after the handshake for %s (wrong secret?)", ErrAuth, domain)
 			}
-			return nil, "", rerr
+			return nil, nil, "", rerr
 		}
 	}
 }
@@ -235,10 +238,19 @@ type componentConn struct {
 	// side writes for the tap (componentNegotiator); the real one went
 	// out with the handshake.
 	dropHeader bool
+	// feats are the stream features the server sent before <handshake/>
+	// (XEP-0114 has none): shown to the tap and stream management, not
+	// to mellium, which ends an established session on them.
+	feats []byte
+	out   outScan
+	wbuf  []byte
 }
 
-// Write writes p, except the synthetic stream header.
+// Write writes p, except the synthetic stream header, with the stanzas
+// moved into the component stream's namespace (see outScan). Writes are
+// serialised by the tap above.
 func (c *componentConn) Write(p []byte) (int, error) {
+	n := len(p)
 	c.mu.Lock()
 	drop := c.dropHeader
 	c.dropHeader = false
@@ -247,14 +259,115 @@ func (c *componentConn) Write(p []byte) (int, error) {
 		if !bytes.HasPrefix(p, []byte(componentOutHeader)) {
 			return 0, fmt.Errorf("%w: expected the stream header first", ErrProtocol)
 		}
-		n := len(componentOutHeader)
-		if len(p) == n {
-			return n, nil
-		}
-		m, err := c.Conn.Write(p[n:])
-		return n + m, err
+		p = p[len(componentOutHeader):]
 	}
-	return c.Conn.Write(p)
+	c.wbuf = c.out.feed(p, c.wbuf[:0])
+	if len(c.wbuf) == 0 {
+		return n, nil
+	}
+	if _, err := c.Conn.Write(c.wbuf); err != nil {
+		return 0, err
+	}
+	if cap(c.wbuf) > 64<<10 {
+		c.wbuf = nil // do not keep a large stanza's buffer
+	}
+	return n, nil
+}
+
+// nsClientAttrs are the namespace declarations mellium's encoder puts on
+// each stanza, in both quotings.
+var nsClientAttrs = [][]byte{[]byte(` xmlns="` + nsClient + `"`), []byte(` xmlns='` + nsClient + `'`)}
+
+// outScan follows the outgoing bytes of a component stream and takes the
+// jabber:client declaration off each top-level element, so that stanzas
+// are in the stream's default namespace (jabber:component:accept), as
+// XEP-0114 has them. An explicit jabber:client is not the same to every
+// server: Prosody routes such stanzas as unknown elements and answers
+// service-unavailable. The bytes are the XML encoder's (markup characters
+// inside text and attribute values escaped), so the scanner only needs to
+// tell tags apart and follow their nesting.
+type outScan struct {
+	depth   int  // of the next byte, 0 between stanzas
+	inTag   bool // inside <...>
+	closing bool // the tag is an end tag
+	neutral bool // <?...?> or <!...>: no nesting
+	slash   bool // the previous byte of the tag was '/'
+	quote   byte // inside an attribute value quoted by it
+	hold    []byte
+}
+
+// feed appends to out the bytes of p ready to be written; a top-level start
+// tag cut short before its declaration is complete is held for the next
+// call.
+func (s *outScan) feed(p, out []byte) []byte {
+	if len(s.hold) > 0 {
+		p = append(s.hold, p...)
+		s.hold = nil
+	}
+	from := 0
+	for i := 0; i < len(p); i++ {
+		b := p[i]
+		if s.inTag {
+			if s.quote != 0 {
+				if b == s.quote {
+					s.quote = 0
+				}
+				s.slash = false
+				continue
+			}
+			switch b {
+			case '"', '\'':
+				s.quote = b
+			case '>':
+				s.inTag = false
+				switch {
+				case s.closing:
+					s.depth--
+				case s.neutral, s.slash:
+				default:
+					s.depth++
+				}
+			}
+			s.slash = b == '/'
+			continue
+		}
+		if b != '<' {
+			continue
+		}
+		if i+1 >= len(p) {
+			s.hold = append(s.hold, p[i:]...)
+			return append(out, p[from:i]...)
+		}
+		s.inTag, s.closing, s.neutral, s.slash = true, p[i+1] == '/', p[i+1] == '?' || p[i+1] == '!', false
+		if s.depth != 0 || s.closing || s.neutral {
+			continue
+		}
+		// A stanza starts: find the end of its name.
+		j := i + 1
+		for j < len(p) && p[j] != ' ' && p[j] != '>' && p[j] != '/' && p[j] != '\t' && p[j] != '\n' && p[j] != '\r' {
+			j++
+		}
+		rest := p[j:]
+		cut := 0
+		for _, a := range nsClientAttrs {
+			if bytes.HasPrefix(rest, a) {
+				cut = len(a)
+				break
+			}
+			if len(rest) < len(a) && bytes.HasPrefix(a, rest) {
+				// Cut short where the declaration may be: wait for more.
+				s.inTag = false
+				s.hold = append(s.hold, p[i:]...)
+				return append(out, p[from:i]...)
+			}
+		}
+		if cut > 0 {
+			out = append(out, p[from:j]...)
+			from = j + cut
+		}
+		i = j - 1
+	}
+	return append(out, p[from:]...)
 }
 
 // componentOutHeader is the stream header the tap sees going out: the
@@ -322,6 +435,16 @@ func componentNegotiator(domain jid.JID) xmpp.Negotiator {
 func negotiateComponent(ctx context.Context, o Options, raw net.Conn, secure bool) (*Conn, error) {
 	tc := newTapConn(raw, o.Tap, o.Logger)
 	tc.onStop = o.OnTapStop
+	if cc, ok := raw.(*componentConn); ok && len(cc.feats) > 0 {
+		// A server that offers stream management to components: the
+		// tap's state machine sees the offer as on a client stream, and
+		// Connect enables it.
+		name := xml.Name{Space: nsStream, Local: "features"}
+		tc.sm.seeIn(name, cc.feats)
+		if o.Tap != nil {
+			o.Tap.Element(In, name, cc.feats)
+		}
+	}
 	stop := context.AfterFunc(ctx, func() { tc.Close() })
 	domain := o.JID.Domain()
 	sess, err := xmpp.NewSession(ctx, domain, domain, tc, xmpp.Secure, componentNegotiator(domain))

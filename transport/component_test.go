@@ -176,3 +176,66 @@ func selfSigned(t *testing.T) tls.Certificate {
 func pingPayload() xml.TokenReader {
 	return xmlstream.Wrap(nil, xml.StartElement{Name: xml.Name{Space: "urn:xmpp:ping", Local: "ping"}})
 }
+
+// TestComponentOutScan: the jabber:client declaration comes off every
+// top-level element and nothing else changes, however the bytes are cut
+// into writes.
+func TestComponentOutScan(t *testing.T) {
+	in := `<message xmlns="jabber:client" to="a@b" from='x@alerts'><body>a &gt; b <![CDATA[no]]></body><x xmlns="jabber:client"/></message>` +
+		`<presence xmlns='jabber:client' to="r@c/n"><x xmlns="http://jabber.org/protocol/muc"/></presence>` +
+		`<iq xmlns="jabber:client" type="get" id="1"><ping xmlns="urn:xmpp:ping"></ping></iq>` +
+		`<r xmlns="urn:xmpp:sm:3"/><message xmlns="jabber:client"/>` + "\n" + `<iq xmlns="jabber:client" id="a&apos;>"/></stream:stream>`
+	want := `<message to="a@b" from='x@alerts'><body>a &gt; b <![CDATA[no]]></body><x xmlns="jabber:client"/></message>` +
+		`<presence to="r@c/n"><x xmlns="http://jabber.org/protocol/muc"/></presence>` +
+		`<iq type="get" id="1"><ping xmlns="urn:xmpp:ping"></ping></iq>` +
+		`<r xmlns="urn:xmpp:sm:3"/><message/>` + "\n" + `<iq id="a&apos;>"/></stream:stream>`
+	for step := 1; step <= len(in); step++ {
+		var s outScan
+		var out []byte
+		for i := 0; i < len(in); i += step {
+			out = s.feed([]byte(in[i:min(i+step, len(in))]), out)
+		}
+		if string(out) != want {
+			t.Fatalf("writes of %d bytes:\n got %s\nwant %s", step, out, want)
+		}
+	}
+}
+
+// TestComponentSM: a server that offers stream management to components
+// (the mini server with ComponentSM; XEP-0114 servers do not) gets it
+// enabled, and the barrier is <r/>/<a/> instead of a ping.
+func TestComponentSM(t *testing.T) {
+	s := startMiniWith(t, miniserver.Config{
+		Domain:        "localhost",
+		Addr:          "127.0.0.1:0",
+		ComponentAddr: "127.0.0.1:0",
+		Components:    map[string]string{"alerts.localhost": "s3cret"},
+		ComponentSM:   true,
+	})
+	rec := &recorder{}
+	o := componentOptions(s)
+	o.Tap = rec
+	c := connect(t, o)
+	serve(t, c)
+	msg := stanza.Message{From: jid.MustParse("disk@alerts.localhost"), To: jid.MustParse("nobody@localhost"), Type: stanza.HeadlineMessage}
+	if err := c.Session.Send(context.Background(), msg.Wrap(nil)); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := c.Barrier(ctx); err != nil {
+		for _, ev := range rec.events() {
+			t.Logf("%v %s", ev.dir, ev.raw)
+		}
+		t.Fatalf("Barrier: %v", err)
+	}
+	if st := c.SMStats(); !st.Enabled || st.Sent < 1 || st.Acked < 1 {
+		t.Errorf("stream management stats %+v, want enabled with the message acknowledged", st)
+	}
+	if _, ok := rec.find(In, nsSM, "a", ""); !ok {
+		t.Error("no <a/> from the server")
+	}
+	if c.ResumeState() != nil {
+		t.Error("a component session offers resumption here")
+	}
+}

@@ -38,3 +38,32 @@ func FuzzObserveIn(f *testing.F) {
 		_ = tc.obs.offered()
 	})
 }
+
+// FuzzComponentOutScan feeds written bytes, cut anywhere, to the scanner
+// that moves a component's stanzas into the stream's namespace: it must
+// not panic, only ever take bytes out, and give the same output however
+// the input is cut.
+func FuzzComponentOutScan(f *testing.F) {
+	f.Add([]byte(`<message xmlns="jabber:client" to="a@b"><body>x</body></message><iq xmlns='jabber:client' id="1"/>`), 7)
+	f.Add([]byte(`<presence xmlns="jabber:cl`), 3)
+	f.Fuzz(func(t *testing.T, b []byte, step int) {
+		if step <= 0 || step > len(b) {
+			step = len(b) + 1
+		}
+		var whole outScan
+		want := whole.feed(b, nil)
+		want = append(want, whole.hold...)
+		var cut outScan
+		var got []byte
+		for i := 0; i < len(b); i += step {
+			got = cut.feed(b[i:min(i+step, len(b))], got)
+		}
+		got = append(got, cut.hold...)
+		if string(got) != string(want) {
+			t.Fatalf("cut every %d bytes:\n got %q\nwant %q", step, got, want)
+		}
+		if len(got) > len(b) {
+			t.Fatalf("output %d bytes from %d", len(got), len(b))
+		}
+	})
+}

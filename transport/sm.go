@@ -69,9 +69,10 @@ const smEnableWait = 10 * time.Second
 // answerDelay and answerCount bound how long the answer to the server's
 // <r/> waits: at most answerDelay, and no longer than until answerCount
 // stanzas were read since the last answer. Servers keep what this side
-// has not acknowledged (Prosody up to 500 stanzas by default, ejabberd
-// 5000) and wait long for an answer (Prosody reports a delayed ack after
-// 30 s, ejabberd ends the stream after 60 s).
+// has not acknowledged (Prosody up to 500 stanzas by default, ejabberd up
+// to its max_ack_queue) and wait long for an answer (Prosody reports a
+// delayed ack after 30 s, ejabberd ends the stream after its ack_timeout,
+// 60 s by default).
 const (
 	answerDelay = 100 * time.Millisecond
 	answerCount = 64

@@ -200,3 +200,23 @@ func TestFailedWriteOfOlderSessionGoesToNewOne(t *testing.T) {
 		t.Fatalf("new session got %q, want only m0 (the old session's presence is stale)", got)
 	}
 }
+
+// TestConfigDefaults: zero limits take the documented defaults, and with
+// them a prompt write is not reported as stuck.
+func TestConfigDefaults(t *testing.T) {
+	stuck := 0
+	o := New(Config{}, Hooks{Stuck: func() { stuck++ }})
+	want := Config{Queue: 1000, RoomQueue: 100, Burst: 10, Write: 30 * time.Second, Window: DefaultAckWindow,
+		AckDelay: DefaultAckDelay, AckUrgent: DefaultAckUrgent}
+	if o.cfg != want {
+		t.Fatalf("defaults %+v, want %+v", o.cfg, want)
+	}
+	f := &fakeSender{}
+	o.Attach(f, nil)
+	_ = o.Enqueue(&Item{Kind: Message, To: "a@b", Body: "x"})
+	o.Drain(context.Background())
+	time.Sleep(20 * time.Millisecond)
+	if stuck != 0 || len(f.sent()) != 1 {
+		t.Fatalf("stuck reported %d times, %d written", stuck, len(f.sent()))
+	}
+}

@@ -174,9 +174,11 @@ func (o *Outbox) current(gen uint64) bool {
 }
 
 // Outbox is the one send path for everything the bot says: rule replies,
-// cron posts, relayed events, presence. It is a bounded queue drained by one
-// goroutine, so stanzas leave in order and a slow server (TCP pushback, a
-// shaper) makes items wait instead of being lost. Answers to iq requests are
+// cron posts, relayed events, presence. It is a set of bounded queues
+// drained by one goroutine: High items first, then Interactive, then Bulk,
+// the targets of each class in turn (fair.go); the stanzas to one target
+// leave in order, and a slow server (TCP pushback, a shaper) makes items
+// wait instead of being lost. Answers to iq requests are
 // the one exception: mellium requires them to be written by the handler that
 // read the request, inline on the stream, which also gives them priority over
 // everything queued here.

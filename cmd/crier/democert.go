@@ -21,7 +21,11 @@ const demoCertDir = ".crier"
 // and `crier send` with the same config trusts it: the demo's certificate
 // is the config's own, not one shared file that each start rewrites.
 func demoCertPath(cfg *config.Config) string {
-	return filepath.Join(cfg.Dir(), demoCertDir, "embedded-"+cfg.XMPP.Addr().Domainpart()+".pem")
+	domain := cfg.XMPP.Addr().Domainpart()
+	if cfg.XMPP.Component() {
+		domain = cfg.XMPP.ServerDomain // the server's, not the component's
+	}
+	return filepath.Join(cfg.Dir(), demoCertDir, "embedded-"+domain+".pem")
 }
 
 // demoRoots returns the system's certificates and the embedded server's

@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"runtime"
 	"runtime/debug"
 	"runtime/pprof"
 	"strings"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"crier/bot"
+	"crier/internal/memtrim"
 )
 
 func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
@@ -32,9 +34,23 @@ func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
 	return nil, usageErr("crier: -log-format %q: want text or json", format)
 }
 
+// singleProc runs Go code on one processor (GOMAXPROCS=1) unless the
+// environment sets GOMAXPROCS. The daemon waits on the network almost all
+// the time; with more processors each hand-off between its stages (the
+// reader, the chain, the outbox's writer) wakes another thread, which at
+// one message in flight costs about a fifth of its CPU per reply
+// (docs/BENCHMARKS.md). GOMAXPROCS=N gives a CPU-heavy setup (a moderator
+// with large lists in busy rooms) N processors again.
+func singleProc() {
+	if os.Getenv("GOMAXPROCS") == "" {
+		runtime.GOMAXPROCS(1)
+	}
+}
+
 // cmdRun is the daemon. Signals become a context (SIGINT, SIGTERM) and a
 // reload channel (SIGHUP); teardown runs in reverse order of start-up.
 func cmdRun(args []string, stdout, stderr io.Writer) error {
+	singleProc()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	hup := make(chan os.Signal, 1)
@@ -117,7 +133,7 @@ func runDaemon(ctx context.Context, args []string, stdout, stderr io.Writer, hup
 			}
 		}
 	}()
-	go releaseStartupMemory(ctx, b)
+	go releaseStartupMemory(ctx, b, log)
 	if err := b.Run(ctx); err != nil {
 		return &exitError{code: 1, err: err}
 	}
@@ -130,9 +146,20 @@ func runDaemon(ctx context.Context, args []string, stdout, stderr io.Writer, hup
 // Start-up allocates several megabytes that are dead right after (parsing
 // the system's CA certificates alone is about 3.7 MB); the runtime would
 // otherwise keep that heap resident for minutes before its scavenger gives
-// it back, although a bot at rest needs less than one.
-func releaseStartupMemory(ctx context.Context, b *bot.Bot) {
-	whenReady(ctx, func() bool { ok, _ := b.Ready(); return ok }, debug.FreeOSMemory, 50*time.Millisecond, time.Minute)
+// it back, although a bot at rest needs less than one. The pages of the
+// binary that start-up read in are given back too (internal/memtrim): most
+// of an idle crier's resident set is its own executable.
+func releaseStartupMemory(ctx context.Context, b *bot.Bot, log *slog.Logger) {
+	whenReady(ctx, func() bool { ok, _ := b.Ready(); return ok }, func() {
+		debug.FreeOSMemory()
+		st, err := memtrim.Release()
+		if err != nil {
+			log.Debug("the executable's resident pages were not given back", "err", err)
+			return
+		}
+		log.Debug("start-up memory given back", "rss_before", st.RSSBefore, "rss_after", st.RSSAfter,
+			"file_before", st.FileBefore, "file_after", st.FileAfter)
+	}, 50*time.Millisecond, time.Minute)
 }
 
 // whenReady polls ready every tick and calls do once, when ready first

@@ -68,17 +68,17 @@ type FanoutResult struct {
 }
 
 type fanoutOptions struct {
-	addr, caFile, domain   string
-	pinger, sink           account
-	room, botNick          string
-	natsURL, subject       string
-	stream                 string
-	events, fanout         int
-	gap, pingTimeout       time.Duration
-	limit                  time.Duration
-	botCmd, botLog, label  string
-	jsonFile, plot         string
-	fanoutDomain, fanoutTo string
+	addr, caFile, domain  string
+	pinger, sink          account
+	room, botNick         string
+	natsURL, subject      string
+	stream                string
+	events, fanout        int
+	gap, pingTimeout      time.Duration
+	limit                 time.Duration
+	botCmd, botLog, label string
+	jsonFile, plot        string
+	fanoutDomain          string
 }
 
 func fanoutMain(args []string) int {
@@ -311,8 +311,7 @@ func measureFanout(o *fanoutOptions, res *FanoutResult) error {
 		return err
 	}
 	defer bot.stop()
-	var rss *rssSampler
-	rss = sampleRSS(bot.pid(), 100*time.Millisecond)
+	rss := sampleRSS(bot.pid(), 100*time.Millisecond)
 	defer rss.stop()
 	var began time.Time
 	select {

@@ -53,7 +53,9 @@ type Result struct {
 	P99ms           float64 `json:"p99_ms"`
 	StartToJoinedMs float64 `json:"start_to_joined_ms,omitempty"`
 	IdleRSSMB       float64 `json:"idle_rss_mb,omitempty"`
-	CPUPer1000      float64 `json:"cpu_s_per_1000,omitempty"`
+	// LoadedRSSMB is the bot's RSS right after the measured replies.
+	LoadedRSSMB float64 `json:"loaded_rss_mb,omitempty"`
+	CPUPer1000  float64 `json:"cpu_s_per_1000,omitempty"`
 	// ServerCPUPer1000 is the XMPP server's CPU time per 1,000 replies
 	// (-server-pid): what serving this bot costs the server.
 	ServerCPUPer1000 float64 `json:"server_cpu_s_per_1000,omitempty"`
@@ -346,6 +348,11 @@ func measure(o *options, res *Result) error {
 	err := l.wait(clients, bot)
 	end := time.Unix(0, l.last.Load())
 	res.Replies = int(min(l.replies.Load(), int64(o.count)))
+	if bot != nil {
+		if rss, err := rssMB(bot.pid()); err == nil {
+			res.LoadedRSSMB = rss
+		}
+	}
 	if bot != nil && res.Replies > 0 {
 		cpu1, cerr := cpuSeconds(bot.pid())
 		if cerr == nil {

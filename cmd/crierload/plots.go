@@ -61,7 +61,7 @@ func (s *rssSampler) peak() float64 {
 
 // writePlots draws prefix-latency.png (the distribution of the round
 // trips: the fraction of replies, up the Y axis, that came within the
-// time along the X axis, up to the largest) and, when rss has samples,
+// time along the X axis, up to the 99.9th percentile) and, when rss has samples,
 // prefix-rss.png (the bot's RSS in MB over the run's seconds).
 func writePlots(prefix string, rtts []time.Duration, rss *rssSampler) error {
 	sorted := slices.Clone(rtts)
@@ -70,7 +70,13 @@ func writePlots(prefix string, rtts []time.Duration, rss *rssSampler) error {
 	for i, d := range sorted {
 		cdf = append(cdf, plot.Point{X: float64(d.Microseconds()) / 1000, Y: float64(i+1) / float64(len(sorted))})
 	}
-	if err := plot.Write(prefix+"-latency.png", []plot.Panel{{Points: cdf, Color: plot.Blue}}, 0); err != nil {
+	// The X axis ends at the 99.9th percentile: the slowest few would
+	// squeeze the rest into its first pixels.
+	xmax := 0.0
+	if len(sorted) > 0 {
+		xmax = float64(quantile(sorted, 0.999).Microseconds()) / 1000
+	}
+	if err := plot.Write(prefix+"-latency.png", []plot.Panel{{Points: cdf, Color: plot.Blue, XMax: xmax}}, 0); err != nil {
 		return err
 	}
 	if rss == nil {

@@ -11,9 +11,9 @@ package main
 //		-muc conference.localhost -rooms 10,100,1000 -runs 3 -idle 30s -self-ping 10s \
 //		-label prosody -json rooms.jsonl
 //
-// With -mini it starts the embedded mini server in-process instead (then
-// -addr and the account are its own; its rooms' heap counts too). With
-// -summary FILE it prints the medians of the runs kept in FILE.
+// With -summary FILE it prints the medians of the runs kept in FILE. (The
+// mini server's figures come from BenchmarkJoinRooms in bot/: this tool,
+// like the daemon, does not link the embedded server.)
 
 import (
 	"context"
@@ -22,9 +22,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -33,7 +33,6 @@ import (
 
 	"crier/bot"
 	"crier/internal/config"
-	"crier/internal/miniserver"
 )
 
 // RoomsResult is one run of the rooms scenario. Times in milliseconds.
@@ -80,7 +79,7 @@ func roomsMain(args []string) error {
 	timeout := fs.Duration("timeout", 2*time.Minute, "longest wait for every room joined")
 	label := fs.String("label", "crier", "label of the rows")
 	jsonOut := fs.String("json", "", "append one JSON object per run to this file")
-	mini := fs.Bool("mini", false, "run the embedded mini server in this process")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the idle periods to this file")
 	summary := fs.String("summary", "", "print the medians of the runs in this JSON lines file, and run nothing")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -99,27 +98,17 @@ func roomsMain(args []string) error {
 	if *runs < 1 || *runs > 100 {
 		return fmt.Errorf("-runs must be 1..100")
 	}
-	rc := roomsConfig{addr: *addr, ca: *caFile, jid: *jidS, password: *password, muc: *muc, selfPing: *selfPing, idle: *idle, timeout: *timeout, label: *label}
-	if *mini {
-		dir, err := os.MkdirTemp("", "crierload-rooms")
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
 		if err != nil {
 			return err
 		}
-		defer os.RemoveAll(dir)
-		srv, err := miniserver.Start(context.Background(), miniserver.Config{Domain: "localhost", Addr: "127.0.0.1:0",
-			Accounts: map[string]string{"crier@localhost": "botpw"}, Logger: slog.New(slog.DiscardHandler)})
-		if err != nil {
-			return err
-		}
-		defer srv.Close()
-		rc.addr, rc.jid, rc.password, rc.muc = srv.Addr(), "crier@localhost", "botpw", srv.MUCDomain()
-		rc.ca = dir + "/ca.pem"
-		if err := os.WriteFile(rc.ca, srv.CACertPEM(), 0o600); err != nil {
-			return err
-		}
+		defer f.Close()
+		idleProfile = f
 	}
+	rc := roomsConfig{addr: *addr, ca: *caFile, jid: *jidS, password: *password, muc: *muc, selfPing: *selfPing, idle: *idle, timeout: *timeout, label: *label}
 	if rc.addr == "" || rc.password == "" {
-		return errors.New("-addr and -password are needed (or -mini)")
+		return errors.New("-addr and -password are needed")
 	}
 	var out io.Writer = io.Discard
 	if *jsonOut != "" {
@@ -229,6 +218,10 @@ func printRoomsMedians(w io.Writer, ns []int, byN map[int][]*RoomsResult) {
 	}
 }
 
+// idleProfile, when set (-cpuprofile), receives a CPU profile of the idle
+// period of the first run.
+var idleProfile io.Writer
+
 type roomsConfig struct {
 	addr, ca, jid, password, muc string
 	selfPing, idle, timeout      time.Duration
@@ -319,6 +312,11 @@ func (rc roomsConfig) once(run, n int) *RoomsResult {
 		res.RSSMB = rss
 	}
 	// Idle: sample the CPU every second.
+	if idleProfile != nil {
+		if err := pprof.StartCPUProfile(idleProfile); err == nil {
+			defer pprof.StopCPUProfile()
+		}
+	}
 	var samples []float64
 	t0, c0 := time.Now(), selfCPU()
 	prevT, prevC := t0, c0

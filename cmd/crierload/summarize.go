@@ -15,8 +15,9 @@ import (
 // absolute.
 const (
 	minThroughputRatio = 0.9
-	maxCPURatio        = 1.5
-	maxIdleRSSMB       = 15
+	maxCPURatio        = 1.3
+	maxRSSRatio        = 1.5
+	maxP50ExtraMs      = 0.1
 	maxStartToJoinedMs = 150
 )
 
@@ -116,20 +117,20 @@ func summarize(args []string, w io.Writer) error {
 			StartToJoinedMs:  median(rs, func(r Result) float64 { return r.StartToJoinedMs }),
 		}
 		med[k] = m
-		fmt.Fprintf(w, "| %s | %s | %d | %.0f | %.1f | %.1f | %.3f | %s | %.1f | %.0f |\n", k.label, k.mode, len(rs),
+		fmt.Fprintf(w, "| %s | %s | %d | %.0f | %.2f | %.2f | %.3f | %s | %.1f | %.0f |\n", k.label, k.mode, len(rs),
 			m.RepliesPerSec, m.P50ms, m.P99ms, m.CPUPer1000, optf(m.ServerCPUPer1000, "%.3f"), m.IdleRSSMB, m.StartToJoinedMs)
 	}
 
-	fmt.Fprintf(w, "\n| bot | mode | replies/s ratio to %[1]s (>= %[2]g) | CPU per reply ratio (<= %[3]g) | server CPU per reply ratio | idle RSS MB (<= %[4]d) | start→joined ms (<= %[5]d) |\n",
-		*base, minThroughputRatio, maxCPURatio, maxIdleRSSMB, maxStartToJoinedMs)
-	fmt.Fprintln(w, "|---|---|---:|---:|---:|---:|---:|")
+	printWire(w, groups, order)
+	fmt.Fprintf(w, "\n| bot | mode | replies/s ratio to %[1]s (>= %[2]g) | CPU per reply ratio (<= %[3]g) | p50 ms minus %[1]s's (<= %[4]g) | server CPU per reply ratio | idle RSS ratio (<= %[5]g) | start→joined ms (<= %[6]d) |\n",
+		*base, minThroughputRatio, maxCPURatio, maxP50ExtraMs, maxRSSRatio, maxStartToJoinedMs)
+	fmt.Fprintln(w, "|---|---|---:|---:|---:|---:|---:|---:|")
 	verdict := func(ok bool) string {
 		if ok {
 			return "ok"
 		}
 		return "MISSED"
 	}
-	printWire(w, groups, order)
 	for _, subj := range strings.Split(*subject, ",") {
 		for _, mode := range []string{"room", "chat"} {
 			b, okB := med[key{*base, mode}]
@@ -139,11 +140,14 @@ func summarize(args []string, w io.Writer) error {
 			}
 			tp := ratio(s.RepliesPerSec, b.RepliesPerSec)
 			cpu := ratio(s.CPUPer1000, b.CPUPer1000)
-			fmt.Fprintf(w, "| %s | %s | %.2f %s | %.2f %s | %s | %.1f %s | %.0f %s |\n", subj, mode,
+			rss := ratio(s.IdleRSSMB, b.IdleRSSMB)
+			extra := s.P50ms - b.P50ms
+			fmt.Fprintf(w, "| %s | %s | %.2f %s | %.2f %s | %+.2f %s | %s | %.2f %s | %.0f %s |\n", subj, mode,
 				tp, verdict(tp >= minThroughputRatio),
 				cpu, verdict(cpu <= maxCPURatio),
+				extra, verdict(extra <= maxP50ExtraMs),
 				optf(ratio(s.ServerCPUPer1000, b.ServerCPUPer1000), "%.2f"),
-				s.IdleRSSMB, verdict(s.IdleRSSMB <= maxIdleRSSMB),
+				rss, verdict(rss <= maxRSSRatio),
 				s.StartToJoinedMs, verdict(s.StartToJoinedMs <= maxStartToJoinedMs))
 		}
 	}
@@ -186,15 +190,21 @@ func optf(v float64, format string) string {
 // runKey groups runs by bot and mode.
 type runKey struct{ label, mode string }
 
-// summarizeFanout prints the medians of the fan-out runs per bot.
+// summarizeFanout prints the medians of the fan-out runs per bot; the
+// unanswered column is the sum over the runs.
 func summarizeFanout(w io.Writer, runs map[string][]FanoutResult, order []string) {
 	fmt.Fprintln(w, strings.Replace(fanoutHeader, "| bot |", "| bot (median of runs) |", 1))
 	for _, label := range order {
 		rs := runs[label]
+		// Round trips: over the runs that timed any (a run whose only
+		// ping went unanswered has none); unanswered pings are summed.
 		med := func(f func(FanoutResult) float64) float64 {
 			v := make([]float64, 0, len(rs))
 			for _, r := range rs {
 				v = append(v, f(r))
+			}
+			if len(v) == 0 {
+				return 0
 			}
 			slices.Sort(v)
 			if len(v)%2 == 1 {
@@ -202,15 +212,29 @@ func summarizeFanout(w io.Writer, runs map[string][]FanoutResult, order []string
 			}
 			return (v[len(v)/2-1] + v[len(v)/2]) / 2
 		}
+		unanswered := 0
+		var withPings []FanoutResult
+		for _, r := range rs {
+			unanswered += r.Unanswerd
+			if r.Pings > 0 {
+				withPings = append(withPings, r)
+			}
+		}
+		timed := func(f func(FanoutResult) float64) float64 {
+			all := rs
+			rs = withPings
+			defer func() { rs = all }()
+			return med(f)
+		}
 		m := FanoutResult{
 			Label:        fmt.Sprintf("%s (%d)", label, len(rs)),
 			Events:       rs[0].Events,
 			FanOut:       rs[0].FanOut,
 			Pings:        int(med(func(r FanoutResult) float64 { return float64(r.Pings) })),
-			P50ms:        med(func(r FanoutResult) float64 { return r.P50ms }),
-			P99ms:        med(func(r FanoutResult) float64 { return r.P99ms }),
-			MaxMs:        med(func(r FanoutResult) float64 { return r.MaxMs }),
-			Unanswerd:    int(med(func(r FanoutResult) float64 { return float64(r.Unanswerd) })),
+			P50ms:        timed(func(r FanoutResult) float64 { return r.P50ms }),
+			P99ms:        timed(func(r FanoutResult) float64 { return r.P99ms }),
+			MaxMs:        timed(func(r FanoutResult) float64 { return r.MaxMs }),
+			Unanswerd:    unanswered,
 			DrainSeconds: med(func(r FanoutResult) float64 { return r.DrainSeconds }),
 			EventsPerSec: med(func(r FanoutResult) float64 { return r.EventsPerSec }),
 			Received:     int(med(func(r FanoutResult) float64 { return float64(r.Received) })),

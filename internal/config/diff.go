@@ -11,7 +11,7 @@ import (
 // changed field the daemon cannot change while it runs: the XMPP account
 // and server (jid, resource, transport, address, tls, bosh_url,
 // websocket_url, websocket_origin, ca_file, insecure_skip_verify,
-// stream_management), everything under [embedded], http.listen,
+// stream_management, a component's from), everything under [embedded], http.listen,
 // bot.state_dir and [ha].
 //
 // Rooms, rules, cron, limits, keepalive and timeouts, subscriptions, the
@@ -40,12 +40,15 @@ func Diff(prev, next *Config) error {
 	check("xmpp.ca_file", a.CAFile != b.CAFile)
 	check("xmpp.insecure_skip_verify", a.InsecureSkipVerify != b.InsecureSkipVerify)
 	check("xmpp.stream_management", a.StreamManagement != b.StreamManagement)
+	// A component's rooms know it by the occupant address under from.
+	check("xmpp.from", a.From != b.From)
 
 	e, f := prev.Embedded, next.Embedded
 	check("embedded.xmpp", e.XMPP != f.XMPP)
 	check("embedded.nats", e.NATS != f.NATS)
 	check("embedded.http", e.HTTP != f.HTTP)
 	check("embedded.tls_address", e.TLSAddress != f.TLSAddress)
+	check("embedded.address", e.Address != f.Address)
 	check("embedded.accounts", !slices.EqualFunc(e.Accounts, f.Accounts, func(x, y Account) bool {
 		return x.JID == y.JID && x.Password == y.Password
 	}))

@@ -50,7 +50,9 @@ type XMPP struct {
 	JID, Password string
 	// Resource is the resource crier binds.
 	Resource string
-	// Transport is "tcp" (the default), "bosh" or "websocket".
+	// Transport is "tcp" (the default), "bosh", "websocket" or
+	// "component" (JID the component's domain, Password its secret,
+	// Address its port).
 	Transport string
 	// Address and TLS are the TCP server address and TLS mode ("starttls"
 	// when empty); they are written for the TCP transport only.
@@ -66,6 +68,8 @@ type XMPP struct {
 	Keepalive, KeepaliveTimeout string
 	// NoSM writes stream_management = false.
 	NoSM bool
+	// From is the component's own address (Transport "component").
+	From string
 }
 
 // TOML returns x as an [xmpp] table, ending with a blank line.
@@ -91,7 +95,7 @@ func (x XMPP) TOML() string {
 		fmt.Fprintf(&b, "address = %q\ntls = %q\n", x.Address, x.TLS)
 	}
 	for _, kv := range []struct{ k, v string }{{"ca_file", x.CAFile}, {"keepalive", x.Keepalive},
-		{"keepalive_timeout", x.KeepaliveTimeout}} {
+		{"keepalive_timeout", x.KeepaliveTimeout}, {"from", x.From}} {
 		if kv.v != "" {
 			fmt.Fprintf(&b, "%s = %q\n", kv.k, kv.v)
 		}

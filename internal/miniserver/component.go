@@ -88,36 +88,24 @@ func (s *Server) handleComponent(raw net.Conn) {
 	lc := &limitConn{Conn: tc, max: int64(s.maxStanza) + 64<<10}
 	_ = lc.SetDeadline(time.Now().Add(negotiateTimeout))
 	d := xml.NewDecoder(lc)
-	domain, err := s.componentHandshake(lc, d)
-	if err != nil {
-		s.log.Info("component handshake failed", "remote", raw.RemoteAddr(), "err", err)
-		return
-	}
-	_ = lc.SetDeadline(time.Time{})
-	full, _ := jid.New("", domain, "")
 	c := &client{
 		srv:   s,
 		tc:    tc,
 		lc:    lc,
 		conn:  lc,
-		full:  full,
-		bare:  domain,
 		out:   make(chan []byte, outQueue),
 		quit:  make(chan struct{}),
 		wdone: make(chan struct{}),
 		comp:  &componentConn{addrs: make(map[string]*client)},
 		read:  d,
 	}
-	s.stats.logins.Add(1)
-	s.mu.Lock()
-	if s.components[domain] != nil {
-		// Another connection won the race since the handshake.
-		s.mu.Unlock()
-		_, _ = io.WriteString(lc, streamError("conflict"))
+	domain, err := s.componentHandshake(lc, d, c)
+	if err != nil {
+		s.log.Info("component handshake failed", "remote", raw.RemoteAddr(), "err", err)
 		return
 	}
-	s.components[domain] = c
-	s.mu.Unlock()
+	_ = lc.SetDeadline(time.Time{})
+	s.stats.logins.Add(1)
 	s.log.Debug("component connected", "domain", domain)
 	go c.writeLoop()
 	c.readLoop()
@@ -133,8 +121,10 @@ func (s *Server) handleComponent(raw net.Conn) {
 }
 
 // componentHandshake reads the component's stream header, answers it and
-// checks <handshake/>. It returns the component's domain.
-func (s *Server) componentHandshake(w io.Writer, d *xml.Decoder) (string, error) {
+// checks <handshake/>; on success c is the connected component of its
+// domain before <handshake/> goes out, so that stanzas for it are routed
+// from the moment it may send. It returns the component's domain.
+func (s *Server) componentHandshake(w io.Writer, d *xml.Decoder, c *client) (string, error) {
 	var start xml.StartElement
 	for range 8 {
 		tok, err := d.Token()
@@ -187,6 +177,11 @@ func (s *Server) componentHandshake(w io.Writer, d *xml.Decoder) (string, error)
 	if !known {
 		return fail("host-unknown", fmt.Errorf("miniserver: no component %q", to))
 	}
+	if s.cfg.ComponentSM && !s.cfg.NoSM {
+		// XEP-0114 has no features; a server may offer stream management
+		// to components all the same (without resumption here).
+		_, _ = io.WriteString(w, "<stream:features><sm xmlns='"+nsSM+"'/></stream:features>")
+	}
 	e, err := readElement(d, 1024)
 	if err != nil {
 		return "", err
@@ -203,6 +198,11 @@ func (s *Server) componentHandshake(w io.Writer, d *xml.Decoder) (string, error)
 	}
 	s.mu.Lock()
 	taken := s.components[domain] != nil
+	if !taken {
+		c.full, _ = jid.New("", domain, "")
+		c.bare = domain
+		s.components[domain] = c
+	}
 	s.mu.Unlock()
 	if taken {
 		// As Prosody does by default (component_conflict_resolve =
@@ -210,6 +210,9 @@ func (s *Server) componentHandshake(w io.Writer, d *xml.Decoder) (string, error)
 		return fail("conflict", fmt.Errorf("miniserver: component %s is already connected", domain))
 	}
 	if _, err := io.WriteString(w, "<handshake/>"); err != nil {
+		s.mu.Lock()
+		s.endComponentLocked(c)
+		s.mu.Unlock()
 		return "", err
 	}
 	return domain, nil
@@ -249,8 +252,11 @@ func toClientNS(e *el) {
 func (s *Server) componentSenderLocked(c *client, e *el) *client {
 	toClientNS(e)
 	from := e.attr("from")
-	if from == "" {
-		return c // the component's domain itself
+	if from == "" || e.attr("to") == "" {
+		// As ejabberd does (Prosody is lenient about the from).
+		s.log.Info("component sent a stanza without from or to", "domain", c.bare, "stanza", e.Name.Local)
+		c.closeStream("improper-addressing")
+		return nil
 	}
 	j, err := jid.Parse(from)
 	if err != nil || j.Domainpart() != c.bare {
@@ -304,7 +310,9 @@ func (s *Server) routeComponentLocked(c *client, e *el, to jid.JID) bool {
 		}
 		return true
 	}
-	comp.send(e.bytes())
+	b := e.bytes()
+	comp.smSentLocked(b) // stream management, when the component enabled it
+	comp.send(b)
 	return true
 }
 

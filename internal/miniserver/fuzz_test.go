@@ -1,7 +1,10 @@
 package miniserver
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha1"
+	"encoding/hex"
 	"io"
 	"net"
 	"testing"
@@ -74,6 +77,83 @@ func FuzzStanzas(f *testing.F) {
 		case <-served:
 		case <-time.After(waitFor):
 			t.Fatal("ServeConn did not return after the client left")
+		}
+		if n := s.stats.panics.Load(); n != 0 {
+			t.Fatalf("%d handler panics", n)
+		}
+	})
+}
+
+// componentLogin connects the component alerts.localhost (secret s3cret)
+// over an in-memory pipe and completes the XEP-0114 handshake.
+func componentLogin(t testing.TB, s *Server) (net.Conn, <-chan struct{}) {
+	t.Helper()
+	cli, srv := net.Pipe()
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		s.handleComponent(srv)
+	}()
+	_ = cli.SetDeadline(time.Now().Add(waitFor))
+	go func() {
+		_, _ = io.WriteString(cli, "<stream:stream xmlns='jabber:component:accept' xmlns:stream='http://etherx.jabber.org/streams' to='alerts.localhost'>")
+	}()
+	var got []byte
+	buf := make([]byte, 512)
+	for !bytes.Contains(got, []byte("id='")) || !bytes.Contains(got[bytes.Index(got, []byte("id='"))+4:], []byte("'")) {
+		n, err := cli.Read(buf)
+		if err != nil {
+			t.Fatalf("component header: %v (%q)", err, got)
+		}
+		got = append(got, buf[:n]...)
+	}
+	rest := got[bytes.Index(got, []byte("id='"))+4:]
+	id := string(rest[:bytes.IndexByte(rest, '\'')])
+	sum := sha1.Sum([]byte(id + "s3cret"))
+	go func() { _, _ = io.WriteString(cli, "<handshake>"+hex.EncodeToString(sum[:])+"</handshake>") }()
+	got = got[:0]
+	for !bytes.Contains(got, []byte("<handshake/>")) {
+		n, err := cli.Read(buf)
+		if err != nil {
+			t.Fatalf("component handshake: %v (%q)", err, got)
+		}
+		got = append(got, buf[:n]...)
+	}
+	return cli, served
+}
+
+// FuzzComponentStanzas: whatever a connected component sends, the server
+// neither panics nor hangs.
+func FuzzComponentStanzas(f *testing.F) {
+	for _, seed := range []string{
+		"<message from='bot@alerts.localhost' to='alice@localhost' type='chat'><body>hi</body></message>",
+		"<message to='alice@localhost'><body>no from</body></message>",
+		"<message from='bot@localhost' to='alice@localhost'/>",
+		"<presence from='bot@alerts.localhost/r' to='r@conference.localhost/bot'><x xmlns='http://jabber.org/protocol/muc'/></presence>",
+		"<iq from='alerts.localhost' to='localhost' type='get' id='1'><ping xmlns='urn:xmpp:ping'/></iq>",
+		"<message xmlns='jabber:client' from='x@alerts.localhost' to='x@alerts.localhost'><body>loop</body></message>",
+		"<handshake>again</handshake>",
+		"</stream:stream>",
+	} {
+		f.Add([]byte(seed))
+	}
+	s := startServer(f, func(c *Config) {
+		c.MaxStanza = 8 << 10
+		c.Components = map[string]string{"alerts.localhost": "s3cret"}
+	})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		cli, served := componentLogin(t, s)
+		go func() {
+			_, _ = cli.Write(data)
+			_, _ = cli.Write([]byte("<iq from='alerts.localhost' to='localhost' type='get' id='end'><ping xmlns='urn:xmpp:ping'/></iq>"))
+		}()
+		_ = cli.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+		_, _ = io.Copy(io.Discard, cli)
+		_ = cli.Close()
+		select {
+		case <-served:
+		case <-time.After(waitFor):
+			t.Fatal("the component connection did not end after the component left")
 		}
 		if n := s.stats.panics.Load(); n != 0 {
 			t.Fatalf("%d handler panics", n)

@@ -69,6 +69,10 @@ type Config struct {
 	// (AddComponent adds more).
 	ComponentAddr string
 	Components    map[string]string
+	// ComponentSM offers stream management (XEP-0198, without
+	// resumption) to components, in stream features before the
+	// handshake; XEP-0114 servers do not.
+	ComponentSM bool
 	// Web holds static files served at / on HTTPAddr (optional).
 	Web fs.FS
 	// Accounts maps a bare JID ("alice@localhost") or a localpart to its

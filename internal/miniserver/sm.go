@@ -379,7 +379,7 @@ func (s *Server) smElement(c *client, e *el) bool {
 			return true
 		}
 		*sm = smSession{enabled: true, id: randomID()}
-		if r := e.attr("resume"); (r == "true" || r == "1") && !s.cfg.NoResume {
+		if r := e.attr("resume"); (r == "true" || r == "1") && !s.cfg.NoResume && c.comp == nil {
 			sm.resumable = true
 			wait := s.cfg.ResumeTimeout
 			if wait <= 0 {
@@ -425,6 +425,9 @@ func smFailed(cond string) []byte {
 // smHandledLocked counts one stanza of c as handled. The caller holds
 // s.mu.
 func (c *client) smHandledLocked() {
+	if c.owner != nil {
+		c = c.owner // an address of a component: its connection counts
+	}
 	if c.sm.enabled {
 		c.sm.handled++
 	}
@@ -433,6 +436,9 @@ func (c *client) smHandledLocked() {
 // smSentLocked counts one stanza queued for c, and keeps it for a
 // resumption. The caller holds s.mu.
 func (c *client) smSentLocked(b []byte) {
+	if c.owner != nil {
+		c = c.owner
+	}
 	if !c.sm.enabled {
 		return
 	}

@@ -63,6 +63,10 @@ type Peer struct {
 	Script string
 	// Shaper tells whether the instance limits each client's input rate.
 	Shaper bool
+	// Component is the host:port of the XEP-0114 component listener,
+	// ComponentDomain the component's domain (alerts.localhost) and
+	// ComponentSecret its shared secret.
+	Component, ComponentDomain, ComponentSecret string
 	// Accounts maps the local part (crier, alice, bob, user1...) to the
 	// account.
 	Accounts map[string]Account
@@ -113,21 +117,24 @@ func Load(dir string) (*Peer, error) {
 		return nil, err
 	}
 	p := &Peer{
-		Name:      env["PEER"],
-		Dir:       dir,
-		Domain:    env["DOMAIN"],
-		MUC:       env["MUC"],
-		C2S:       env["C2S"],
-		TLSDirect: env["TLS_DIRECT"],
-		HTTP:      env["HTTP"],
-		BOSHURL:   env["BOSH_URL"],
-		WSURL:     env["WS_URL"],
-		CAFile:    env["CA_FILE"],
-		LogFile:   env["LOG_FILE"],
-		Script:    env["SCRIPT"],
-		Shaper:    env["SHAPER"] == "1",
-		Accounts:  map[string]Account{},
-		Env:       env,
+		Name:            env["PEER"],
+		Dir:             dir,
+		Domain:          env["DOMAIN"],
+		MUC:             env["MUC"],
+		C2S:             env["C2S"],
+		TLSDirect:       env["TLS_DIRECT"],
+		HTTP:            env["HTTP"],
+		BOSHURL:         env["BOSH_URL"],
+		WSURL:           env["WS_URL"],
+		CAFile:          env["CA_FILE"],
+		LogFile:         env["LOG_FILE"],
+		Script:          env["SCRIPT"],
+		Shaper:          env["SHAPER"] == "1",
+		Component:       env["COMPONENT"],
+		ComponentDomain: env["COMPONENT_DOMAIN"],
+		ComponentSecret: env["COMPONENT_SECRET"],
+		Accounts:        map[string]Account{},
+		Env:             env,
 	}
 	for _, f := range strings.Fields(env["ACCOUNTS"]) {
 		j, pw, ok := strings.Cut(f, ":")

@@ -527,13 +527,19 @@ func (c *Client) Join(room, nick string) error {
 }
 
 // JoinPresence is Join with extra XML (such as a <password/> element)
-// inside the MUC <x/> element.
+// inside the MUC <x/> element. Join asks for no history; extra with a
+// <history/> element of its own asks for that instead.
 func (c *Client) JoinPresence(room, nick, extra string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
 	defer cancel()
 	since := c.Seq()
-	raw := fmt.Sprintf("<presence to='%s/%s'><x xmlns='%s'><history maxstanzas='0'/>%s</x></presence>",
-		Escape(room), Escape(nick), nsMUC, extra)
+	// No history unless extra asks for some.
+	hist := "<history maxstanzas='0'/>"
+	if strings.Contains(extra, "<history") {
+		hist = ""
+	}
+	raw := fmt.Sprintf("<presence to='%s/%s'><x xmlns='%s'>%s%s</x></presence>",
+		Escape(room), Escape(nick), nsMUC, hist, extra)
 	if err := c.writeRaw(ctx, raw); err != nil {
 		return err
 	}

@@ -4,7 +4,8 @@
 #
 # Usage: scripts/peers/ejabberd.sh start|stop|restart|status DIR
 #
-# start writes DIR/env (ports, URLs, CA file, accounts) and waits until the
+# start writes DIR/env (ports, URLs, CA file, accounts, the component port of
+# alerts.localhost and its secret) and waits until the
 # c2s port accepts connections. Ports are picked once and kept in DIR/env, so
 # restart keeps the same ports and data. The c2s shaper is off unless SHAPER=1
 # is in the environment (then 3000 B/s per client, ejabberd's usual default).
@@ -29,7 +30,7 @@ ctl=$dir/ejabberdctl
 # write_config writes the ejabberd and ejabberdctl configuration and a private
 # copy of ejabberdctl that runs as the current user.
 write_config() {
-	local c2s=$1 tls=$2 http=$3 dist=$4 shaper=$5 https=$6 rule=none
+	local c2s=$1 tls=$2 http=$3 dist=$4 shaper=$5 https=$6 comp=$7 rule=none
 	if [[ $shaper == 1 ]]; then
 		rule=normal
 	fi
@@ -118,6 +119,13 @@ listen:
     request_handlers:
       /http-bind: mod_bosh
       /xmpp-websocket: ejabberd_http_ws
+  -
+    port: $comp
+    ip: "127.0.0.1"
+    module: ejabberd_service
+    hosts:
+      "$PEER_COMPONENT":
+        password: "$PEER_COMPONENT_SECRET"
 
 s2s_access: none
 
@@ -222,8 +230,9 @@ register_accounts() {
 
 start() {
 	command -v ejabberdctl >/dev/null || die "ejabberd is not installed (run scripts/peers/install.sh)"
-	local c2s tls http https dist shaper
+	local c2s tls http https dist comp shaper
 	c2s=$(port_of "$(env_get "$dir/env" C2S)")
+	comp=$(port_of "$(env_get "$dir/env" COMPONENT)")
 	tls=$(port_of "$(env_get "$dir/env" TLS_DIRECT)")
 	http=$(port_of "$(env_get "$dir/env" HTTP)")
 	https=$(port_of "$(env_get "$dir/env" HTTPS)")
@@ -235,18 +244,18 @@ start() {
 		echo "ejabberd: already running in $dir (c2s 127.0.0.1:$c2s)"
 		return 0
 	fi
-	if [[ -z $c2s || -z $tls || -z $http || -z $https || -z $dist ]]; then
-		read -r c2s tls http dist https < <(pick_ports "$dir" 5)
+	if [[ -z $c2s || -z $tls || -z $http || -z $https || -z $dist || -z $comp ]]; then
+		read -r c2s tls http dist https comp < <(pick_ports "$dir" 6)
 	else
 		local p
-		for p in "$c2s" "$tls" "$http" "$https" "$dist"; do
+		for p in "$c2s" "$tls" "$http" "$https" "$dist" "$comp"; do
 			! port_busy "$p" || die "port $p (kept in $dir/env) is taken by another process"
 		done
 	fi
 
 	make_cert "$dir"
-	write_config "$c2s" "$tls" "$http" "$dist" "$shaper" "$https"
-	write_env "$dir" "$c2s" "$tls" "$http" "$here/ejabberd.sh" "$log" "$shaper"
+	write_config "$c2s" "$tls" "$http" "$dist" "$shaper" "$https" "$comp"
+	write_env "$dir" "$c2s" "$tls" "$http" "$here/ejabberd.sh" "$log" "$shaper" "$comp"
 	write_env_https "$dir" "$https"
 	echo "ERL_DIST_PORT=$dist" >>"$dir/env"
 	echo "CTL=$ctl" >>"$dir/env"
@@ -270,8 +279,9 @@ start() {
 	wait_port "$tls" 10 "$pidfile" || die "direct TLS port 127.0.0.1:$tls is not up"
 	wait_port "$http" 10 "$pidfile" || die "http port 127.0.0.1:$http is not up"
 	wait_port "$https" 10 "$pidfile" || die "https port 127.0.0.1:$https is not up"
+	wait_port "$comp" 10 "$pidfile" || die "component port 127.0.0.1:$comp is not up"
 	register_accounts "$http"
-	echo "ejabberd: running in $dir (c2s 127.0.0.1:$c2s, tls 127.0.0.1:$tls, http 127.0.0.1:$http, https 127.0.0.1:$https)"
+	echo "ejabberd: running in $dir (c2s 127.0.0.1:$c2s, tls 127.0.0.1:$tls, http 127.0.0.1:$http, https 127.0.0.1:$https, component $PEER_COMPONENT at 127.0.0.1:$comp)"
 }
 
 stop() {

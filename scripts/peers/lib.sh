@@ -6,6 +6,10 @@
 # localhost.
 PEER_ACCOUNTS=(crier:crierpw alice:alicepw bob:bobpw user1:user1pw user2:user2pw
 	user3:user3pw user4:user4pw user5:user5pw)
+# The external component (XEP-0114) each instance accepts on its component
+# port, and its shared secret.
+PEER_COMPONENT=alerts.localhost
+PEER_COMPONENT_SECRET=alertssecret
 
 # die prints its arguments to stderr and exits non-zero.
 die() {
@@ -135,7 +139,7 @@ stop_pid() {
 # write_env writes the instance description $dir/env that the Go side
 # (internal/peers) parses. Arguments: dir c2s tls http script log shaper.
 write_env() {
-	local dir=$1 c2s=$2 tls=$3 http=$4 script=$5 log=$6 shaper=$7 a list=""
+	local dir=$1 c2s=$2 tls=$3 http=$4 script=$5 log=$6 shaper=$7 comp=${8:-} a list=""
 	for a in "${PEER_ACCOUNTS[@]}"; do
 		list+="${a%%:*}@localhost:${a#*:} "
 	done
@@ -157,6 +161,13 @@ DIR=$dir
 SHAPER=$shaper
 ACCOUNTS="${list% }"
 EOT
+	if [[ -n $comp ]]; then
+		cat >>"$dir/env.tmp" <<EOT
+COMPONENT=127.0.0.1:$comp
+COMPONENT_DOMAIN=$PEER_COMPONENT
+COMPONENT_SECRET=$PEER_COMPONENT_SECRET
+EOT
+	fi
 	mv "$dir/env.tmp" "$dir/env"
 }
 

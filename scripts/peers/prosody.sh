@@ -4,7 +4,8 @@
 #
 # Usage: scripts/peers/prosody.sh start|stop|restart|status DIR
 #
-# start writes DIR/env (ports, URLs, CA file, accounts) and waits until the
+# start writes DIR/env (ports, URLs, CA file, accounts, the component port of
+# alerts.localhost and its secret) and waits until the
 # c2s port accepts connections. Ports are picked once and kept in DIR/env, so
 # restart keeps the same ports and data. SHAPER=1 in the environment loads
 # mod_limits with a 3 kB/s c2s rate. Every command is safe to repeat.
@@ -24,7 +25,7 @@ pidfile=$dir/prosody.pid
 log=$dir/prosody.log
 
 write_config() {
-	local c2s=$1 tls=$2 http=$3 shaper=$4 https=$5 limits=""
+	local c2s=$1 tls=$2 http=$3 shaper=$4 https=$5 comp=$6 limits=""
 	if [[ $shaper == 1 ]]; then
 		limits='limits = { c2s = { rate = "3kb/s"; burst = "2s" } }'
 	fi
@@ -51,7 +52,8 @@ https_ssl = { certificate = "$dir/cert.pem"; key = "$dir/key.pem" }
 s2s_interfaces = { "127.0.0.1" }
 s2s_ports = { }
 s2s_direct_tls_ports = { }
-component_ports = { }
+component_interfaces = { "127.0.0.1" }
+component_ports = { $comp }
 network_settings = { nagle = false }
 
 modules_enabled = {
@@ -91,6 +93,9 @@ Component "limited.localhost" "muc"
 	muc_room_locking = false
 	modules_enabled = { "muc_rate" }
 	muc_rate_interval = 0.2
+
+Component "$PEER_COMPONENT"
+	component_secret = "$PEER_COMPONENT_SECRET"
 EOT
 }
 
@@ -98,8 +103,11 @@ EOT
 # Debian's prosody-modules is installed: mod_muc_moderation, which finds
 # messages in the room archive (mod_muc_mam, which also puts a stanza-id on
 # every room message). Without it the rooms stay as they were.
+# PROSODY_MAM=0 leaves them out (scripts/bench: the archive's cost per room
+# message grows with its size).
 muc_moderation() {
 	local m
+	[[ ${PROSODY_MAM:-1} == 0 ]] && return
 	for m in /usr/lib/prosody/modules/mod_muc_moderation.lua /usr/lib/prosody/modules/mod_muc_moderation/mod_muc_moderation.lua; do
 		if [[ -f $m ]]; then
 			printf '\tmodules_enabled = { "muc_mam"; "muc_moderation" }\n\tmuc_log_by_default = true\n'
@@ -118,8 +126,9 @@ register_accounts() {
 
 start() {
 	command -v prosody >/dev/null || die "prosody is not installed (run scripts/peers/install.sh)"
-	local c2s tls http https shaper
+	local c2s tls http https comp shaper
 	c2s=$(port_of "$(env_get "$dir/env" C2S)")
+	comp=$(port_of "$(env_get "$dir/env" COMPONENT)")
 	tls=$(port_of "$(env_get "$dir/env" TLS_DIRECT)")
 	http=$(port_of "$(env_get "$dir/env" HTTP)")
 	https=$(port_of "$(env_get "$dir/env" HTTPS)")
@@ -130,20 +139,20 @@ start() {
 		echo "prosody: already running in $dir (c2s 127.0.0.1:$c2s)"
 		return 0
 	fi
-	if [[ -z $c2s || -z $tls || -z $http || -z $https ]]; then
-		read -r c2s tls http https < <(pick_ports "$dir" 4)
+	if [[ -z $c2s || -z $tls || -z $http || -z $https || -z $comp ]]; then
+		read -r c2s tls http https comp < <(pick_ports "$dir" 5)
 	else
 		local p
-		for p in "$c2s" "$tls" "$http" "$https"; do
+		for p in "$c2s" "$tls" "$http" "$https" "$comp"; do
 			! port_busy "$p" || die "port $p (kept in $dir/env) is taken by another process"
 		done
 	fi
 
 	mkdir -p "$dir/data" "$dir/certs"
 	make_cert "$dir"
-	write_config "$c2s" "$tls" "$http" "$shaper" "$https"
+	write_config "$c2s" "$tls" "$http" "$shaper" "$https" "$comp"
 	register_accounts
-	write_env "$dir" "$c2s" "$tls" "$http" "$here/prosody.sh" "$log" "$shaper"
+	write_env "$dir" "$c2s" "$tls" "$http" "$here/prosody.sh" "$log" "$shaper" "$comp"
 	write_env_https "$dir" "$https"
 
 	rm -f "$pidfile"
@@ -165,7 +174,8 @@ start() {
 	wait_port "$tls" 10 "$pidfile" || die "direct TLS port 127.0.0.1:$tls is not up"
 	wait_port "$http" 10 "$pidfile" || die "http port 127.0.0.1:$http is not up"
 	wait_port "$https" 10 "$pidfile" || die "https port 127.0.0.1:$https is not up"
-	echo "prosody: running in $dir (c2s 127.0.0.1:$c2s, tls 127.0.0.1:$tls, http 127.0.0.1:$http, https 127.0.0.1:$https)"
+	wait_port "$comp" 10 "$pidfile" || die "component port 127.0.0.1:$comp is not up"
+	echo "prosody: running in $dir (c2s 127.0.0.1:$c2s, tls 127.0.0.1:$tls, http 127.0.0.1:$http, https 127.0.0.1:$https, component $PEER_COMPONENT at 127.0.0.1:$comp)"
 }
 
 stop() {

@@ -121,8 +121,7 @@ func TestImportTiers(t *testing.T) {
 
 // TestMiniServerStandsAlone: the embedded server imports only the
 // standard library, mellium and the stdlib-only leaves, and only the demo
-// command (and the load tool, for a run without an installed server) links
-// it into a binary.
+// command links it into production code.
 func TestMiniServerStandsAlone(t *testing.T) {
 	all := imports(t)
 	allowed := map[string]bool{module + "/internal/xmlsplit": true, module + "/internal/boshwire": true,
@@ -136,7 +135,7 @@ func TestMiniServerStandsAlone(t *testing.T) {
 			}
 			continue
 		}
-		if tier(pkg) == 3 || pkg == module+"/cmd/crier" || pkg == module+"/cmd/crierload" {
+		if tier(pkg) == 3 || pkg == module+"/cmd/crier" {
 			continue
 		}
 		for dep := range deps {

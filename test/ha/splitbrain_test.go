@@ -228,7 +228,23 @@ func TestPausedLeaderStaysSilent(t *testing.T) {
 		t.Errorf("the fence holds token %d after the thaw, want the new leader's %d", ft, tokenB)
 	}
 	t.Logf("fenced writes landed after the takeover, by token: %v; refusals on the old leader: %v", landed, metric(t, a, "crier_ha_fencing_refusals_total"))
-	if v := metric(t, a, "crier_ha_standby_events_total"); v < 1 {
-		t.Errorf("crier_ha_standby_events_total = %v on the thawed instance: the pings it got while frozen should count as left to the leader", v)
+	// The pings that waited in the frozen leader's socket reach it after
+	// the thaw, and none is answered (checked above). Where they stop
+	// depends on which goroutine runs first after SIGCONT: the lease's
+	// step-down leaves the room, and a room message then comes from a room
+	// the bot is not in (rejected, unknown_room); read before it, the chain
+	// leaves it to the leader (standby event); read before the lease check,
+	// the outbox's last check refuses the answer (fenced). Unless the server
+	// gave up on that connection meanwhile: then they never reach it.
+	left := metric(t, a, "crier_ha_standby_events_total")
+	fenced := a.ReadMetric(t, "crier_outbox_dropped_total", "reason", "fenced")
+	unknown := a.ReadMetric(t, "crier_rejected_total", "reason", "unknown_room")
+	switch connects := metric(t, a, "crier_connects_total"); {
+	case left+fenced+unknown >= 1:
+		t.Logf("the thawed instance left %v events to the leader, refused %v answers at the outbox and %v messages of a room it had left", left, fenced, unknown)
+	case connects > 1:
+		t.Logf("the thawed instance's connection was lost while frozen (%v connects): the pings sent meanwhile never reached it", connects)
+	default:
+		t.Errorf("the thawed instance, still on its first connection, did not account for the pings it got while frozen (standby events %v, fenced drops %v, unknown-room rejections %v)", left, fenced, unknown)
 	}
 }

@@ -282,7 +282,8 @@ retry_after = "1s"
 		d.WaitReady(t, 30*time.Second)
 		alice := s.user("alice")
 		bob := s.user("bob")
-		if err := bob.Join(room, "bob"); err != nil {
+		// With the room's history: crier may have posted before bob is in.
+		if err := bob.JoinPresence(room, "bob", "<history maxstanzas='20'/>"); err != nil {
 			t.Fatal(err)
 		}
 		alice.Expect(t, 60*time.Second, chat("[FIRING:1] PeerOutage (critical)"))

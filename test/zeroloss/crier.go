@@ -20,6 +20,7 @@ type Relay struct {
 	To            []string
 	Type          string
 	Format        string
+	From          string // as a component: the address on its domain
 	Stream        string
 	Durable       string
 	DeadLetter    string
@@ -62,7 +63,7 @@ func WriteConfig(t testing.TB, cfg Config) (path, httpAddr string) {
 			fmt.Fprintf(&b, "%q", to)
 		}
 		b.WriteString("]\n")
-		for _, kv := range []struct{ k, v string }{{"type", r.Type}, {"format", r.Format}, {"stream", r.Stream},
+		for _, kv := range []struct{ k, v string }{{"type", r.Type}, {"format", r.Format}, {"from", r.From}, {"stream", r.Stream},
 			{"durable", r.Durable}, {"dead_letter", r.DeadLetter}, {"ack_wait", r.AckWait}, {"nak_delay", r.NakDelay}} {
 			if kv.v != "" {
 				fmt.Fprintf(&b, "%s = %q\n", kv.k, kv.v)
