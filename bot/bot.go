@@ -110,8 +110,10 @@ type Bot struct {
 	lastErr atomic.Pointer[string]
 	// ha is the leader election of [ha], while Run campaigns (nil
 	// without [ha]).
-	ha   atomic.Pointer[haRun]
-	haNC *nats.Conn // [ha]'s NATS connection (shared state and lease)
+	ha atomic.Pointer[haRun]
+	// fencedLogged is the last term whose fencing refusal was logged.
+	fencedLogged atomic.Uint64
+	haNC         *nats.Conn // [ha]'s NATS connection (shared state and lease)
 	// shared are the KV stores plugins share with other instances
 	// (Host.SharedState), by bucket, on haNC or sharedNC (made from
 	// [nats] for them); closed with the store.
@@ -314,6 +316,15 @@ func (b *Bot) nextID() string {
 	var buf [32]byte
 	out := append(buf[:0], b.idPrefix...)
 	out = append(out, '-')
+	// An [ha] leader's ids carry its term's fencing token, for audit:
+	// the server's logs then tell which term said what.
+	if h := b.ha.Load(); h != nil {
+		if token, ok := h.lease.Leading(); ok {
+			out = append(out, 't')
+			out = strconv.AppendUint(out, token, 10)
+			out = append(out, '-')
+		}
+	}
 	return string(strconv.AppendUint(out, b.idSeq.Add(1), 10))
 }
 

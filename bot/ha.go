@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"os"
 	"slices"
@@ -16,6 +17,7 @@ import (
 
 	"crier/bot/outbox"
 	"crier/internal/lease"
+	"crier/internal/state"
 )
 
 // High availability ([ha]): instances that share a bucket elect one leader
@@ -31,6 +33,9 @@ import (
 type haRun struct {
 	lease *lease.Lease
 	kv    jetstream.KeyValue // the lease bucket: cron claims, member keys
+	// epoch is the lease bucket's creation time: the shared state's fence
+	// tells its tokens from those of an earlier bucket of the same name.
+	epoch string
 	done  chan struct{}
 	// view is the last look at the bucket: who leads, who stands by.
 	view atomic.Pointer[haView]
@@ -191,7 +196,11 @@ func (b *Bot) startHA(ctx context.Context) (stop func(), err error) {
 	if err != nil {
 		return nil, fmt.Errorf("bot: [ha]: %w", err)
 	}
-	h := &haRun{lease: l, kv: kv, done: make(chan struct{})}
+	epoch, err := leaseEpoch(cctx, kv)
+	if err != nil {
+		return nil, fmt.Errorf("bot: [ha] bucket %s: %w", cfg.HA.Bucket, err)
+	}
+	h := &haRun{lease: l, kv: kv, epoch: epoch, done: make(chan struct{})}
 	b.ha.Store(h)
 	runCtx, stopRun := context.WithCancel(context.WithoutCancel(ctx))
 	watched := make(chan struct{})
@@ -218,6 +227,20 @@ func (b *Bot) startHA(ctx context.Context) (stop func(), err error) {
 	}, nil
 }
 
+// leaseEpoch names the lease bucket's incarnation: its stream's creation
+// time.
+func leaseEpoch(ctx context.Context, kv jetstream.KeyValue) (string, error) {
+	st, err := kv.Status(ctx)
+	if err != nil {
+		return "", err
+	}
+	bs, ok := st.(*jetstream.KeyValueBucketStatus)
+	if !ok || bs.StreamInfo() == nil {
+		return "", fmt.Errorf("no stream information for bucket %s", kv.Bucket())
+	}
+	return bs.StreamInfo().Created.UTC().Format(time.RFC3339Nano), nil
+}
+
 // onRenew observes a renewal of the lease.
 func (b *Bot) onRenew(took time.Duration, err error) {
 	b.hm.haRenew.Observe(took.Seconds())
@@ -226,8 +249,57 @@ func (b *Bot) onRenew(took time.Duration, err error) {
 	}
 }
 
+// fenceState fences the shared state's writes with the term's token when
+// this instance starts leading, and lifts the fence when it stops: NATS
+// then refuses the writes of a term a newer leader has fenced off, whatever
+// this instance's clock says. It reports false when the term is stale
+// already (a newer leader raised the fence) or the fence could not be
+// raised: the instance steps down rather than lead unfenced.
+func (b *Bot) fenceState(c lease.Change) bool {
+	f, ok := b.store.(state.Fencer)
+	if !ok {
+		return true // no shared state to fence
+	}
+	if !c.Leading {
+		f.Unfence(c.Token)
+		return true
+	}
+	epoch := ""
+	if h := b.ha.Load(); h != nil {
+		epoch = h.epoch
+	}
+	if err := f.Fence(epoch, c.Token, func(err error) { b.onFenced(c.Token, err) }); err != nil {
+		if errors.Is(err, state.ErrFenced) {
+			b.hm.haFenced.Inc()
+		}
+		b.log.Error("shared state: cannot fence the writes of this term; stepping down", "token", c.Token, "err", err)
+		if h := b.ha.Load(); h != nil {
+			h.lease.StepDown(c.Token, err)
+		}
+		return false
+	}
+	return true
+}
+
+// onFenced is told of a write to the shared state that NATS refused for a
+// newer leader's fence: the term token is over, whatever the lease's own
+// clock says. Each refusal is counted, the first of a term logged, and the
+// instance steps down.
+func (b *Bot) onFenced(token uint64, err error) {
+	b.hm.haFenced.Inc()
+	if b.fencedLogged.Swap(token) != token {
+		b.log.Error("shared state: write refused, a newer leader holds the fence; stepping down", "token", token, "err", err)
+	}
+	if h := b.ha.Load(); h != nil {
+		h.lease.StepDown(token, err)
+	}
+}
+
 // onLeadership starts or stops what only the leader does.
 func (b *Bot) onLeadership(c lease.Change) {
+	if !b.fenceState(c) {
+		return // the step-down's change follows
+	}
 	if c.Leading {
 		b.hm.haLeader.Set(1)
 		b.log.Info("leading: joining rooms, answering and running cron", "token", c.Token)

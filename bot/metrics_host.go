@@ -23,6 +23,7 @@ type hostMetrics struct {
 	haRenew          prometheus.Histogram
 	haRenewFailures  prometheus.Counter
 	haInstances      prometheus.Gauge
+	haFenced         prometheus.Counter
 }
 
 func newHostMetrics(reg prometheus.Registerer) *hostMetrics {
@@ -41,6 +42,7 @@ func newHostMetrics(reg prometheus.Registerer) *hostMetrics {
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5}}),
 		haRenewFailures: prometheus.NewCounter(prometheus.CounterOpts{Name: "crier_ha_lease_renew_failures_total", Help: "Renewals of the leader's lease that failed ([ha]; the leader steps down when none succeeds in time)."}),
 		haInstances:     prometheus.NewGauge(prometheus.GaugeOpts{Name: "crier_ha_instances", Help: "Instances of this [ha] bucket seen alive, this one included (0 without [ha])."}),
+		haFenced:        prometheus.NewCounter(prometheus.CounterOpts{Name: "crier_ha_fencing_refusals_total", Help: "Writes of this instance's to the shared state that NATS refused because a newer leader raised the fence ([ha]; the instance steps down)."}),
 		storeErrors:     prometheus.NewCounterVec(prometheus.CounterOpts{Name: "crier_state_errors_total", Help: "State store operations that failed, by operation."}, []string{"op"}),
 	}
 	// Every series exists from the first scrape, at zero.
@@ -62,7 +64,7 @@ func newHostMetrics(reg prometheus.Registerer) *hostMetrics {
 	for _, op := range []string{"view", "update"} {
 		m.storeErrors.WithLabelValues(op)
 	}
-	for _, c := range []prometheus.Collector{m.chainDepth, m.chainDropped, m.chainStopped, m.pluginFailures, m.pluginIQ, m.pluginActions, m.pluginRunning, m.storeErrors, m.haLeader, m.haLostLeadership, m.haStandbyEvents, m.haRenew, m.haRenewFailures, m.haInstances} {
+	for _, c := range []prometheus.Collector{m.chainDepth, m.chainDropped, m.chainStopped, m.pluginFailures, m.pluginIQ, m.pluginActions, m.pluginRunning, m.storeErrors, m.haLeader, m.haLostLeadership, m.haStandbyEvents, m.haRenew, m.haRenewFailures, m.haInstances, m.haFenced} {
 		reg.MustRegister(c)
 	}
 	return m

@@ -44,6 +44,10 @@
 // Fence records the highest token that acted on a resource and refuses an
 // older one, for side effects outside the bucket.
 //
+// A store that fences its writes with the token on the server (the state
+// store's KV backend) tells the leader when a newer term has fenced it off;
+// StepDown then ends the term at once, whatever the clock says.
+//
 // # Cron ticks
 //
 // ClaimOnce creates a key per job and tick with ClaimTTL: the instance

@@ -91,8 +91,8 @@ type Change struct {
 	// the lease was won, or the end of the claim (its deadline when the
 	// lease ran out, the moment it was given up otherwise).
 	At time.Time
-	// Err is why leadership ended: ErrRenewTimeout, ErrTaken, or nil when
-	// Run returned (the lease was given up).
+	// Err is why leadership ended: ErrRenewTimeout, ErrTaken, the reason
+	// given to StepDown, or nil when Run returned (the lease was given up).
 	Err error
 }
 
@@ -141,6 +141,13 @@ type Lease struct {
 	rev      uint64    // the key's revision as last written by this instance
 	deadline time.Time // leadership ends then, by this clock (monotonic)
 	since    time.Time
+
+	// now is the clock: time.Now, whose readings carry the monotonic
+	// clock that every comparison here uses (a test skews it).
+	now func() time.Time
+
+	// yield wakes hold when StepDown ended the term (capacity 1).
+	yield chan struct{}
 }
 
 // New prepares a lease on kv (a bucket made by Bucket, or one with the same
@@ -187,6 +194,8 @@ func New(ctx context.Context, js jetstream.JetStream, kv jetstream.KeyValue, opt
 		log:      opts.Logger.With("lease", kv.Bucket()+"/"+opts.Key, "id", opts.ID),
 		onChange: opts.OnChange,
 		onRenew:  opts.OnRenew,
+		yield:    make(chan struct{}, 1),
+		now:      time.Now,
 	}
 	return l, nil
 }
@@ -213,7 +222,7 @@ func (l *Lease) TTL() time.Duration { return l.ttl }
 func (l *Lease) Leading() (token uint64, ok bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.token == 0 || !time.Now().Before(l.deadline) {
+	if l.token == 0 || !l.now().Before(l.deadline) {
 		return 0, false
 	}
 	return l.token, true
@@ -355,7 +364,7 @@ func (l *Lease) campaign(ctx context.Context) {
 
 // acquire creates the lease key with its TTL; it reports whether it won.
 func (l *Lease) acquire(ctx context.Context) bool {
-	start := time.Now()
+	start := l.now()
 	raw, _ := json.Marshal(value{ID: l.id, Since: start})
 	rctx, cancel := context.WithTimeout(ctx, l.ttl-l.margin)
 	defer cancel()
@@ -371,7 +380,7 @@ func (l *Lease) acquire(ctx context.Context) bool {
 	l.deadline = start.Add(l.ttl - l.margin)
 	l.mu.Unlock()
 	l.log.Info("lease: leading", "token", rev)
-	l.emit(Change{Leading: true, Token: rev, At: time.Now()})
+	l.emit(Change{Leading: true, Token: rev, At: l.now()})
 	return true
 }
 
@@ -381,7 +390,7 @@ func (l *Lease) hold(ctx context.Context) {
 	l.mu.Lock()
 	lastStart := l.deadline.Add(-(l.ttl - l.margin))
 	l.mu.Unlock()
-	timer := time.NewTimer(time.Until(lastStart.Add(l.renew)))
+	timer := time.NewTimer(lastStart.Add(l.renew).Sub(l.now()))
 	defer timer.Stop()
 	for {
 		l.mu.Lock()
@@ -393,28 +402,30 @@ func (l *Lease) hold(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
-		case <-time.After(time.Until(deadline)):
+		case <-l.yield:
+			return
+		case <-time.After(deadline.Sub(l.now())):
 			l.stepDown(deadline, ErrRenewTimeout)
 			return
 		case <-timer.C:
 		}
-		began := time.Now()
+		began := l.now()
 		err := l.renewOnce(ctx, deadline)
 		if l.onRenew != nil {
-			l.onRenew(time.Since(began), err)
+			l.onRenew(l.now().Sub(began), err)
 		}
 		switch {
 		case err == nil:
 			timer.Reset(l.renew)
 		case errors.Is(err, ErrTaken):
-			l.stepDown(time.Now(), err)
+			l.stepDown(l.now(), err)
 			return
 		default:
 			if ctx.Err() != nil {
 				return
 			}
 			// Try again soon: a few tries fit before the deadline.
-			l.log.Warn("lease: renewal failed; trying again", "err", err, "left", time.Until(deadline).Round(time.Millisecond))
+			l.log.Warn("lease: renewal failed; trying again", "err", err, "left", deadline.Sub(l.now()).Round(time.Millisecond))
 			timer.Reset(min(l.renew/4, 250*time.Millisecond))
 		}
 	}
@@ -425,8 +436,13 @@ func (l *Lease) renewOnce(ctx context.Context, deadline time.Time) error {
 	l.mu.Lock()
 	token, rev, since := l.token, l.rev, l.since
 	l.mu.Unlock()
-	start := time.Now()
-	rctx, cancel := context.WithDeadline(ctx, deadline)
+	if token == 0 {
+		return nil // stepped down (StepDown): hold returns at its next look
+	}
+	start := l.now()
+	// A duration from this clock's reading, not the deadline itself: the
+	// context's timer and the lease then agree whatever the clock.
+	rctx, cancel := context.WithTimeout(ctx, deadline.Sub(start))
 	defer cancel()
 	raw, _ := json.Marshal(value{ID: l.id, Term: token, Since: since})
 	m := nats.NewMsg(l.subject)
@@ -462,6 +478,27 @@ func (l *Lease) stepDown(at time.Time, why error) {
 	l.emit(Change{Leading: false, Token: token, At: at, Err: why})
 }
 
+// StepDown ends the term token at once, for why (e.g. a write the server
+// refused for a newer term's fence): Leading is false from now on and
+// OnChange is told, as for a lost lease. The key is left to expire (a
+// newer leader holds it, or will once it has). A token that is not the
+// current term's is ignored. The instance campaigns again afterwards.
+func (l *Lease) StepDown(token uint64, why error) {
+	l.mu.Lock()
+	if l.token != token || token == 0 {
+		l.mu.Unlock()
+		return
+	}
+	l.token = 0
+	l.mu.Unlock()
+	l.log.Warn("lease: stepped down", "token", token, "err", why)
+	l.emit(Change{Leading: false, Token: token, At: l.now(), Err: why})
+	select {
+	case l.yield <- struct{}{}:
+	default:
+	}
+}
+
 // resign ends the term (if any) and deletes the key on its last revision,
 // so that a standby need not wait for the TTL.
 func (l *Lease) resign() {
@@ -471,7 +508,7 @@ func (l *Lease) resign() {
 	if token == 0 {
 		return
 	}
-	l.stepDown(time.Now(), nil)
+	l.stepDown(l.now(), nil)
 	ctx, cancel := context.WithTimeout(context.Background(), min(requestTimeout, l.margin))
 	defer cancel()
 	if err := l.kv.Delete(ctx, l.key, jetstream.LastRevision(rev)); err != nil {

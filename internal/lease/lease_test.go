@@ -517,3 +517,43 @@ func TestOnRenew(t *testing.T) {
 		t.Fatal("no failed renewal reported while NATS was unreachable")
 	}
 }
+
+// TestStepDown: StepDown of the current term ends it at once with the
+// reason given, the instance stops renewing (the key expires on the server
+// before anyone leads again, with a greater token), and a StepDown of
+// another term is ignored.
+func TestStepDown(t *testing.T) {
+	srv := natstest.Start(t)
+	rec := newRecorder()
+	expired := watchExpiry(t, srv.URL())
+	cs := startContenders(t, []string{srv.URL()}, 2, false, rec)
+	first := rec.waitFor(t, 10*time.Second, 0, func(e event) bool { return e.Leading })
+	l := cs[first.who].l
+	l.StepDown(first.Token+1, errors.New("not this term"))
+	if tok, ok := l.Leading(); !ok || tok != first.Token {
+		t.Fatalf("after StepDown of another term: Leading = %d, %v; want %d, true", tok, ok, first.Token)
+	}
+	why := errors.New("fenced off")
+	skip := len(rec.all())
+	l.StepDown(first.Token, why)
+	if _, ok := l.Leading(); ok {
+		t.Fatal("Leading still true right after StepDown")
+	}
+	lost := rec.waitFor(t, time.Second, skip, func(e event) bool { return !e.Leading && e.who == first.who })
+	if !errors.Is(lost.Err, why) || lost.Token != first.Token {
+		t.Errorf("step-down change %+v, want term %d ended for %v", lost.Change, first.Token, why)
+	}
+	next := rec.waitFor(t, testTTL+5*time.Second, skip, func(e event) bool { return e.Leading })
+	select {
+	case at := <-expired:
+		if !at.Before(next.At) {
+			t.Errorf("the next term began at %v, before the stepped-down term's key expired at %v", next.At, at)
+		}
+	case <-time.After(time.Second):
+		t.Fatal("the stepped-down term's key did not expire: it was still renewed")
+	}
+	if next.Token <= first.Token {
+		t.Errorf("next term's token %d, want above %d", next.Token, first.Token)
+	}
+	checkExclusive(t, rec.all())
+}

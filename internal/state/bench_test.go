@@ -3,6 +3,8 @@ package state
 import (
 	"fmt"
 	"testing"
+
+	"crier/internal/natstest"
 )
 
 // BenchmarkUpdatePut is one committed write: bbolt fsyncs at each commit,
@@ -56,5 +58,34 @@ func BenchmarkViewGet(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// BenchmarkKVUpdatePut is one committed write to the KV backend (one
+// in-process NATS server, file storage), unfenced and fenced (the commit
+// carries the fence check).
+func BenchmarkKVUpdatePut(b *testing.B) {
+	for _, fenced := range []bool{false, true} {
+		b.Run(fmt.Sprintf("fenced=%v", fenced), func(b *testing.B) {
+			srv := natstest.Start(b)
+			_, js := natstest.Connect(b, srv.URL())
+			st := openKV(b, js, "bench", KVOptions{})
+			if fenced {
+				if err := st.(Fencer).Fence("", 1, nil); err != nil {
+					b.Fatal(err)
+				}
+			}
+			ns := nsT(b, st, "bench", 1)
+			value := []byte("a value of some tens of bytes, like an ACL entry")
+			i := 0
+			b.ReportAllocs()
+			for b.Loop() {
+				key := fmt.Sprintf("k/%06d", i%1000)
+				i++
+				if err := ns.Update(func(tx Tx) error { return tx.Put(key, value) }); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }

@@ -87,6 +87,15 @@
 //
 // Deleted keys leave a marker that the bucket drops after an hour.
 //
+// Fencing (Fencer): a leader calls Fence with its term's token, which
+// writes the bucket's key "fence" (refused with ErrFenced when it holds a
+// newer token of the same epoch, the lease bucket's incarnation). From then on each commit adds a message on "fence.w" (the
+// token) that expects the revision of "fence" this store wrote
+// (Nats-Expected-Last-Subject-Sequence with -Subject naming "fence"), so
+// the server refuses the whole batch once a newer leader rewrote the
+// fence: the write returns ErrFenced and Fence's callback is told. Fenced
+// commits of one store run one at a time. Unfence ends it for a standby.
+//
 // Expiries: each store runs a collector for the namespaces that called
 // OnExpire on it. It lists their expiry index entries at the earliest due
 // one or every KVOptions.SweepInterval (how late an expiry set by another

@@ -101,6 +101,8 @@ type kvStore struct {
 	locksMu sync.Mutex
 	locks   map[string]*sync.Mutex
 
+	fencing kvFencing // see Fence
+
 	life // open or closed, and the calls under way
 }
 
@@ -358,13 +360,25 @@ func (s *kvStore) purgeMsg(key string, rev *uint64) *nats.Msg {
 // commit publishes msgs as one JetStream atomic batch: the stream stores
 // all of them or none, and none when one's expected revision is not the
 // key's. A refusal for a revision is errConflict. A commit whose answer did
-// not come is reported as such: it may have happened.
+// not come is reported as such: it may have happened. While the store is
+// fenced (Fence), the batch also checks the fence, and a commit refused
+// for it is ErrFenced.
 func (s *kvStore) commit(msgs []*nats.Msg) error {
 	if len(msgs) == 0 {
 		return nil
 	}
+	if f := s.fence(); f != nil {
+		return s.fencedCommit(f, msgs)
+	}
+	_, err := s.commitSeq(msgs)
+	return err
+}
+
+// commitSeq is commit without the fence; it returns the sequence of the
+// batch's last message.
+func (s *kvStore) commitSeq(msgs []*nats.Msg) (uint64, error) {
 	if len(msgs) > kvMaxBatch {
-		return fmt.Errorf("%w: a transaction writes %d keys and expiry entries, over the %d one commit can hold",
+		return 0, fmt.Errorf("%w: a transaction writes %d keys and expiry entries, over the %d one commit can hold",
 			ErrTooLarge, len(msgs), kvMaxBatch)
 	}
 	nc := s.js.Conn()
@@ -373,7 +387,7 @@ func (s *kvStore) commit(msgs []*nats.Msg) error {
 		m.Header.Set(hdrBatchID, id)
 		m.Header.Set(hdrBatchSeq, strconv.Itoa(i+1))
 		if err := nc.PublishMsg(m); err != nil {
-			return fmt.Errorf("state: commit: %w", err)
+			return 0, fmt.Errorf("state: commit: %w", err)
 		}
 	}
 	last := msgs[len(msgs)-1]
@@ -385,24 +399,24 @@ func (s *kvStore) commit(msgs []*nats.Msg) error {
 	reply, err := nc.RequestMsgWithContext(ctx, last)
 	switch {
 	case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout):
-		return fmt.Errorf("%w: no answer in %v", ErrUnknownOutcome, s.timeout)
+		return 0, fmt.Errorf("%w: no answer in %v", ErrUnknownOutcome, s.timeout)
 	case err != nil:
-		return fmt.Errorf("state: commit: %w", err)
+		return 0, fmt.Errorf("state: commit: %w", err)
 	}
 	var ack struct {
 		Error *apiError `json:"error"`
 		Seq   uint64    `json:"seq"`
 	}
 	if err := json.Unmarshal(reply.Data, &ack); err != nil {
-		return fmt.Errorf("%w: answer %q: %v", ErrUnknownOutcome, reply.Data, err)
+		return 0, fmt.Errorf("%w: answer %q: %v", ErrUnknownOutcome, reply.Data, err)
 	}
 	if ack.Error != nil {
 		if ack.Error.ErrCode == jsWrongLastSeq || ack.Error.ErrCode == jsWrongLastSeqConstant {
-			return fmt.Errorf("%w: %w", errConflict, ack.Error)
+			return 0, fmt.Errorf("%w: %w", errConflict, ack.Error)
 		}
-		return fmt.Errorf("state: commit: %w", ack.Error)
+		return 0, fmt.Errorf("state: commit: %w", ack.Error)
 	}
-	return nil
+	return ack.Seq, nil
 }
 
 // kvNamespace is a handle on one namespace of a kvStore.

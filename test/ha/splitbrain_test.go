@@ -1,15 +1,97 @@
 package ha
 
 import (
+	"encoding/json"
+	"errors"
 	"fmt"
+	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"crier/internal/crierproc"
 	"crier/internal/natstest"
 )
+
+// haTokens reads, from the buckets of [ha] bucket "crier-ha", the token of
+// the term that holds the lease and the token the shared state's fence
+// holds.
+type haTokens struct {
+	lease, state jetstream.KeyValue
+}
+
+func newHATokens(t *testing.T, url string) (*haTokens, jetstream.JetStream) {
+	t.Helper()
+	_, js := natstest.Connect(t, url)
+	ctx := natstest.Context(t, 10*time.Second)
+	l, err := js.KeyValue(ctx, "crier-ha")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := js.KeyValue(ctx, "crier-ha-state")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &haTokens{lease: l, state: s}, js
+}
+
+// leaseToken is the term's token of the lease's holder (0 when none).
+func (h *haTokens) leaseToken(t *testing.T) uint64 {
+	t.Helper()
+	e, err := h.lease.Get(natstest.Context(t, 5*time.Second), "leader")
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return 0
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v struct {
+		Term uint64 `json:"term"`
+	}
+	if err := json.Unmarshal(e.Value(), &v); err != nil {
+		t.Fatal(err)
+	}
+	if v.Term == 0 {
+		return e.Revision()
+	}
+	return v.Term
+}
+
+// fenceToken is the token in the shared state's fence key (0 when none).
+func (h *haTokens) fenceToken(t *testing.T) uint64 {
+	t.Helper()
+	e, err := h.state.Get(natstest.Context(t, 5*time.Second), "fence")
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return 0
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, _, _ := strings.Cut(string(e.Value()), " ") // the token, then the lease bucket's epoch
+	n, err := strconv.ParseUint(tok, 10, 64)
+	if err != nil {
+		t.Fatalf("fence key holds %q", e.Value())
+	}
+	return n
+}
+
+// waitFence waits until the fence holds the lease holder's token.
+func (h *haTokens) waitFence(t *testing.T, within time.Duration) uint64 {
+	t.Helper()
+	var lt, ft uint64
+	for end := time.Now().Add(within); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+		lt, ft = h.leaseToken(t), h.fenceToken(t)
+		if lt != 0 && lt == ft {
+			return ft
+		}
+	}
+	t.Fatalf("the shared state's fence holds token %d, the lease's term is %d: the leader did not fence its writes", ft, lt)
+	return 0
+}
 
 // TestPausedLeaderStaysSilent is a split-brain attempt: the leader is
 // frozen (SIGSTOP) for longer than its lease, the other instance takes
@@ -17,6 +99,8 @@ import (
 // instant, that it leads, with the !pings it was sent while frozen waiting
 // in its socket. By its own clock its lease is over: it answers none of
 // them and writes nothing it had queued; every !ping is answered once.
+// Each leader fences the shared state with its term's token, and no state
+// write of the old term lands after the new leader raised its fence.
 func TestPausedLeaderStaysSilent(t *testing.T) {
 	srv := crierproc.StartMini(t, "alice")
 	ns := natstest.Start(t)
@@ -25,6 +109,8 @@ func TestPausedLeaderStaysSilent(t *testing.T) {
 	a := crierproc.Run(t, srv.XMPP("one"), tables)
 	a.WaitReady(t, 30*time.Second)
 	waitMetric(t, a, "crier_ha_leader", 1, 15*time.Second)
+	tokens, js := newHATokens(t, ns.URL())
+	tokenA := tokens.waitFence(t, 10*time.Second)
 	b := crierproc.Run(t, srv.XMPP("two"), tables)
 	b.WaitReady(t, 30*time.Second)
 	alice := srv.Dial(t, "alice")
@@ -75,7 +161,31 @@ func TestPausedLeaderStaysSilent(t *testing.T) {
 		wait(300 * time.Millisecond)
 	}
 	waitMetric(t, b, "crier_ha_leader", 1, 15*time.Second)
-	t.Logf("the other instance leads; thawing the old leader")
+	tokenB := tokens.waitFence(t, 10*time.Second)
+	if tokenB <= tokenA {
+		t.Fatalf("the new leader's fence token %d is not above the old one's %d", tokenB, tokenA)
+	}
+	// Every fenced commit stores a check message with its writer's token:
+	// from now on, only the new term's may land.
+	var (
+		landedMu sync.Mutex
+		landed   = map[string]int{}
+	)
+	cons, err := js.OrderedConsumer(natstest.Context(t, 5*time.Second), "KV_crier-ha-state", jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{"$KV.crier-ha-state.fence.w"}, DeliverPolicy: jetstream.DeliverNewPolicy})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cc, err := cons.Consume(func(m jetstream.Msg) {
+		landedMu.Lock()
+		landed[string(m.Data())]++
+		landedMu.Unlock()
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Stop()
+	t.Logf("the other instance leads (token %d, the old leader's %d); thawing the old leader", tokenB, tokenA)
 	if err := a.Signal(syscall.SIGCONT); err != nil {
 		t.Fatal(err)
 	}
@@ -109,6 +219,15 @@ func TestPausedLeaderStaysSilent(t *testing.T) {
 			t.Fatalf("%d answers to %q after the thaw, want 1", n, p)
 		}
 	}
+	landedMu.Lock()
+	if n := landed[strconv.FormatUint(tokenA, 10)]; n > 0 {
+		t.Errorf("%d state writes of the old term (token %d) landed after the new leader's fence: %v", n, tokenA, landed)
+	}
+	landedMu.Unlock()
+	if ft := tokens.fenceToken(t); ft != tokenB {
+		t.Errorf("the fence holds token %d after the thaw, want the new leader's %d", ft, tokenB)
+	}
+	t.Logf("fenced writes landed after the takeover, by token: %v; refusals on the old leader: %v", landed, metric(t, a, "crier_ha_fencing_refusals_total"))
 	// The pings that waited in the frozen leader's socket reach it after
 	// the thaw, and none is answered (checked above). Where they stop
 	// depends on which goroutine runs first after SIGCONT: the lease's
