@@ -43,7 +43,7 @@ func (b *Bot) openStore(cfg *config.Config) error {
 		// the old one was.
 		nc, err := natsrelay.Connect(*natsrelay.ConfigOf(cfg.Plugins))
 		if err != nil {
-			return fmt.Errorf("bot: [ha] needs NATS for the shared state: %w", err)
+			return unavailable(fmt.Errorf("bot: [ha] needs NATS for the shared state: %w", err))
 		}
 		js, err := jetstream.New(nc)
 		if err == nil {
@@ -68,7 +68,7 @@ func (b *Bot) openStore(cfg *config.Config) error {
 	default:
 		st, err := openStateFile(filepath.Join(cfg.Bot.StateDir, StoreFile), b.log)
 		if err != nil {
-			return fmt.Errorf("bot: state store: %w", err)
+			return unavailable(fmt.Errorf("bot: state store: %w", err))
 		}
 		b.store = st
 	}
@@ -446,4 +446,21 @@ func (h cronHistory) Ran(job string, at time.Time) {
 		h.b.log.Warn("state store: cannot record a cron job's run", "cron", job, "err", err)
 		h.b.hm.storeErrors.WithLabelValues("update").Inc()
 	}
+}
+
+// unavailableError marks a failure of New that is not the config's fault:
+// something it needs (NATS for [ha], the state file another process holds)
+// cannot be had now. crier run exits 1 for it rather than 2.
+type unavailableError struct{ err error }
+
+func (e unavailableError) Error() string { return e.err.Error() }
+func (e unavailableError) Unwrap() error { return e.err }
+
+func unavailable(err error) error { return unavailableError{err} }
+
+// Unavailable reports whether New failed for want of something it needs
+// now (a runtime failure, exit 1) rather than because of the config (exit 2).
+func Unavailable(err error) bool {
+	var u unavailableError
+	return errors.As(err, &u)
 }

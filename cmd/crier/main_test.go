@@ -8,7 +8,10 @@ import (
 	"strings"
 	"testing"
 
+	"crier/bot"
 	"crier/internal/config"
+	"crier/internal/crierproc"
+	"crier/internal/state"
 )
 
 func write(t *testing.T, body string) string {
@@ -197,5 +200,41 @@ tls = "none"
 	l := refusedByBuild(cfg, false)
 	if len(l) != 1 || l[0].Line != tableLine(cfg.Path, "embedded") || l[0].Line == 0 || !strings.Contains(l[0].Msg, "noembed") {
 		t.Errorf("a noembed build does not refuse [embedded] at its line: %v", l)
+	}
+}
+
+// TestRunUnavailableExitsOne: a start that fails for want of something
+// the bot needs now (NATS for [ha], a state file another crier holds) is a
+// runtime failure, exit 1, not a bad config (2); the message says what.
+func TestRunUnavailableExitsOne(t *testing.T) {
+	base := `[xmpp]
+jid = "crier@localhost"
+password = "x"
+address = "127.0.0.1:1"
+tls = "none"
+`
+	p := write(t, base+`[nats]
+url = "nats://`+crierproc.FreePort(t)+`"
+[ha]
+bucket = "crier-ha"
+`)
+	if code, _, errs := runCLI("run", "-c", p); code != 1 || !strings.Contains(errs, "needs NATS") {
+		t.Errorf("crier run with NATS unreachable: exit %d, want 1 naming NATS:\n%s", code, errs)
+	}
+
+	p = write(t, base+`[bot]
+state_dir = "data"
+`)
+	dir := filepath.Join(filepath.Dir(p), "data")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	held, err := state.Open(filepath.Join(dir, bot.StoreFile), state.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	if code, _, errs := runCLI("run", "-c", p); code != 1 || !strings.Contains(errs, "held by another crier") {
+		t.Errorf("crier run with its state file held: exit %d, want 1 saying so:\n%s", code, errs)
 	}
 }

@@ -115,7 +115,11 @@ func runDaemon(ctx context.Context, args []string, stdout, stderr io.Writer, hup
 
 	b, err := bot.New(cfg, bot.Options{Logger: log, Version: buildVersion(), RootCAs: roots})
 	if err != nil {
-		return &exitError{code: 2, err: err}
+		code := 2 // the config's fault
+		if bot.Unavailable(err) {
+			code = 1 // NATS unreachable, the state file held by another process
+		}
+		return &exitError{code: code, err: err}
 	}
 	reload := func() error { return b.ReloadFile(*path) }
 	if opsLn != nil {
