@@ -332,8 +332,10 @@ func failover(t *testing.T, urls []string, n int) (total, expiry time.Duration) 
 	select {
 	case at := <-expired:
 		expiry = at.Sub(killed)
-	case <-time.After(time.Second):
-		t.Error("no expiry marker seen")
+	case <-time.After(5 * time.Second):
+		// The marker reaches the watcher on another node of a loaded
+		// cluster some time after the takeover itself.
+		t.Error("no expiry marker seen within 5 s of the takeover")
 	}
 	// The cut-off leader stepped down on its own, before the takeover.
 	lost := rec.waitFor(t, testTTL, skip, func(e event) bool { return !e.Leading && e.who == first.who })
