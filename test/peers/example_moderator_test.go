@@ -65,10 +65,6 @@ func TestModeratorExample(t *testing.T) {
 	accounts := map[string]string{"alice": "alice", "bob": "bob", "carol": "user1", "dave": "user2"}
 	crierproc.RunModeratorExample(t, crierproc.ModeratorExampleEnv{
 		Daemon: d, Lobby: lobby, BotNick: rooms[0]["nick"].(string), BotBare: crier.JID,
-		Dial: func(t *testing.T, name string) *xmpptest.Client {
-			a := p.Account(t, accounts[name])
-			return xmpptest.Dial(t, xmpptest.Options{Addr: p.C2S, JID: a.JID, Password: a.Password,
-				RootCAs: p.CertPool(), Timeout: 15 * time.Second})
-		},
+		Dial: func(t *testing.T, name string) *xmpptest.Client { return dialPlayer(t, p, accounts[name]) },
 	})
 }

@@ -18,15 +18,7 @@ import (
 // restart; a clean player gets nothing.
 func TestModerator(t *testing.T) {
 	p := peers.Get(t, "prosody")
-	crierproc.RunModeratorScenario(t, crierproc.ModeratorEnv{
-		Domain: p.Domain, MUC: "conference." + p.Domain,
-		XMPP: tcpXMPP(p, "starttls", p.Account(t, "crier").Password),
-		Dial: func(t *testing.T, local string) *xmpptest.Client {
-			a := p.Account(t, local)
-			return xmpptest.Dial(t, xmpptest.Options{Addr: p.C2S, JID: a.JID, Password: a.Password,
-				RootCAs: p.CertPool(), Timeout: 15 * time.Second})
-		},
-	})
+	crierproc.RunModeratorScenario(t, moderatorEnv(t, p))
 }
 
 // TestModeratorEjabberd runs the acceptance scenario against ejabberd
@@ -37,16 +29,9 @@ func TestModerator(t *testing.T) {
 // again as she joins, so only while crier is down does she get in.
 func TestModeratorEjabberd(t *testing.T) {
 	p := peers.Get(t, "ejabberd")
-	crierproc.RunModeratorScenario(t, crierproc.ModeratorEnv{
-		Domain: p.Domain, MUC: "conference." + p.Domain,
-		XMPP: tcpXMPP(p, "starttls", p.Account(t, "crier").Password),
-		Dial: func(t *testing.T, local string) *xmpptest.Client {
-			a := p.Account(t, local)
-			return xmpptest.Dial(t, xmpptest.Options{Addr: p.C2S, JID: a.JID, Password: a.Password,
-				RootCAs: p.CertPool(), Timeout: 15 * time.Second})
-		},
-		NoRetract: true, OutcastRejoins: true,
-	})
+	env := moderatorEnv(t, p)
+	env.NoRetract, env.OutcastRejoins = true, true
+	crierproc.RunModeratorScenario(t, env)
 }
 
 // TestModeratorLists runs the moderator's room-wide scenario (go_on, slow
@@ -61,16 +46,26 @@ func TestModeratorLists(t *testing.T) {
 	}{{"prosody", false, false}, {"ejabberd", true, true}} {
 		t.Run(c.name, func(t *testing.T) {
 			p := peers.Get(t, c.name)
-			crierproc.RunModeratorListsScenario(t, crierproc.ModeratorEnv{
-				Domain: p.Domain, MUC: "conference." + p.Domain,
-				XMPP: tcpXMPP(p, "starttls", p.Account(t, "crier").Password),
-				Dial: func(t *testing.T, local string) *xmpptest.Client {
-					a := p.Account(t, local)
-					return xmpptest.Dial(t, xmpptest.Options{Addr: p.C2S, JID: a.JID, Password: a.Password,
-						RootCAs: p.CertPool(), Timeout: 15 * time.Second})
-				},
-				NoRetract: c.noRetract, NoOccupantID: c.noOccID,
-			})
+			env := moderatorEnv(t, p)
+			env.NoRetract, env.NoOccupantID = c.noRetract, c.noOccID
+			crierproc.RunModeratorListsScenario(t, env)
 		})
 	}
+}
+
+// moderatorEnv is where the moderator scenarios find p: crier's account
+// over STARTTLS, the players dialled as p's accounts.
+func moderatorEnv(t *testing.T, p *peers.Peer) crierproc.ModeratorEnv {
+	return crierproc.ModeratorEnv{
+		Domain: p.Domain, MUC: "conference." + p.Domain,
+		XMPP: tcpXMPP(p, "starttls", p.Account(t, "crier").Password),
+		Dial: func(t *testing.T, local string) *xmpptest.Client { return dialPlayer(t, p, local) },
+	}
+}
+
+// dialPlayer signs p's account local in (no room yet).
+func dialPlayer(t *testing.T, p *peers.Peer, local string) *xmpptest.Client {
+	a := p.Account(t, local)
+	return xmpptest.Dial(t, xmpptest.Options{Addr: p.C2S, JID: a.JID, Password: a.Password,
+		RootCAs: p.CertPool(), Timeout: 15 * time.Second})
 }
